@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from .models import Assignment, Comparison, Completion, Prompt, Vote
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "__str__", "source", "split", "created_at"]
+    list_filter = ["split", "source"]
+    search_fields = ["messages"]
+    readonly_fields = ["messages_sha256", "created_at"]
+
+
+@admin.register(Completion)
+class CompletionAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "model_name", "is_truncated", "is_empty", "created_at"]
+    list_filter = ["model_name", "is_truncated", "is_empty"]
+    raw_id_fields = ["prompt"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "status", "votes_required", "vote_count", "priority", "gold_choice", "created_at"]
+    list_filter = ["status", "gold_choice"]
+    raw_id_fields = ["prompt", "completion_a", "completion_b"]
+    readonly_fields = ["vote_count", "created_at"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "annotator", "choice", "strength", "shown_left", "ms_on_item", "created_at"]
+    list_filter = ["choice", "strength", "source"]
+    raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "annotator", "status", "shown_left", "leased_at", "expires_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["comparison", "annotator"]

@@ -1,0 +1,24 @@
+"""Map service errors to HTTP answers: ValidationError -> 400 with field messages, FeedbackError -> its status."""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status as http
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from feedback.errors import FeedbackError, VoteConflict
+
+
+def exception_handler(exc, context):
+    """DRF exception handler that also answers Django ``ValidationError`` and ``FeedbackError``."""
+    if isinstance(exc, DjangoValidationError):
+        body = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response(body, status=http.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, FeedbackError):
+        body = {"detail": str(exc), "code": exc.code}
+        if isinstance(exc, VoteConflict) and exc.vote is not None:
+            from .serializers import VoteSerializer
+
+            body["vote"] = VoteSerializer(exc.vote).data
+        return Response(body, status=exc.status)
+    return drf_exception_handler(exc, context)

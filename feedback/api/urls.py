@@ -1,0 +1,21 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("prompts", views.PromptViewSet, basename="prompt")
+router.register("completions", views.CompletionViewSet, basename="completion")
+router.register("comparisons", views.ComparisonViewSet, basename="comparison")
+router.register("votes", views.VoteViewSet, basename="vote")
+
+urlpatterns = [
+    path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("", include(router.urls)),
+]

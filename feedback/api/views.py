@@ -1,0 +1,217 @@
+"""REST API views: parse, call one service or selector, answer. Every queryset is scoped to the caller."""
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feedback import selectors, services
+from feedback.models import Comparison, Completion, Prompt, Vote
+from feedback.roles import is_feedback_admin
+
+from .permissions import IsAnnotator, IsFeedbackAdmin
+from .serializers import (
+    MAX_BULK,
+    AdminComparisonSerializer,
+    AnnotatorComparisonSerializer,
+    AssignmentSerializer,
+    ComparisonCreateSerializer,
+    ComparisonStatusFilter,
+    CompletionSerializer,
+    PromptSerializer,
+    SkipSerializer,
+    VoteFilter,
+    VoteSerializer,
+    VoteSubmitSerializer,
+)
+
+
+def _items(data) -> tuple[list, bool]:
+    """A request body that is one object or a list of up to MAX_BULK objects -> (items, was_list)."""
+    if isinstance(data, list):
+        if not data:
+            raise ValidationError({"non_field_errors": ["the list is empty"]})
+        if len(data) > MAX_BULK:
+            raise ValidationError({"non_field_errors": [f"{len(data)} items; at most {MAX_BULK} per request"]})
+        return data, True
+    if isinstance(data, dict):
+        return [data], False
+    raise ValidationError({"non_field_errors": ["expected an object or a list of objects"]})
+
+
+def _validated(serializer_class, items: list, was_list: bool, **kwargs) -> list[dict]:
+    serializer = serializer_class(data=items, many=True, **kwargs)
+    if not serializer.is_valid():
+        errors = serializer.errors
+        if was_list:
+            raise ValidationError({str(i): e for i, e in enumerate(errors) if e})
+        raise ValidationError(errors[0])
+    return serializer.validated_data
+
+
+def _filters(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class PromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Prompts (admins). POST takes one prompt or a list of up to 1000; all are stored or none."""
+
+    serializer_class = PromptSerializer
+    permission_classes = [IsFeedbackAdmin]
+
+    def get_queryset(self):
+        qs = Prompt.objects.all()
+        for field in ("split", "source"):
+            if self.request.query_params.get(field):
+                qs = qs.filter(**{field: self.request.query_params[field]})
+        if self.request.query_params.get("tag"):
+            qs = qs.filter(pk__in=selectors.prompts_with_tag(self.request.query_params["tag"]).values("pk"))
+        return qs
+
+    @extend_schema(request=PromptSerializer(many=True), responses={201: PromptSerializer(many=True)})
+    def create(self, request):
+        items, was_list = _items(request.data)
+        data = _validated(PromptSerializer, items, was_list)
+        prompts = services.prompt_create_bulk(
+            prompts=[{**item, "messages": [dict(m) for m in item["messages"]]} for item in data]
+        )
+        body = PromptSerializer(prompts, many=True).data
+        return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
+
+
+class CompletionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Completions (admins). POST takes one or a list; ``is_empty`` is derived from the text."""
+
+    serializer_class = CompletionSerializer
+    permission_classes = [IsFeedbackAdmin]
+
+    def get_queryset(self):
+        qs = Completion.objects.all()
+        if self.request.query_params.get("prompt", "").isdigit():
+            qs = qs.filter(prompt_id=int(self.request.query_params["prompt"]))
+        if self.request.query_params.get("model_name"):
+            qs = qs.filter(model_name=self.request.query_params["model_name"])
+        return qs
+
+    @extend_schema(request=CompletionSerializer(many=True), responses={201: CompletionSerializer(many=True)})
+    def create(self, request):
+        items, was_list = _items(request.data)
+        data = _validated(CompletionSerializer, items, was_list)
+        completions = services.completion_create_bulk(
+            completions=[{**item, "prompt": item["prompt"]} for item in data]
+        )
+        body = CompletionSerializer(completions, many=True).data
+        return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
+
+
+class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Comparisons: admins see all (with model names); annotators see only those assigned to them."""
+
+    queryset = Comparison.objects.none()  # for the schema; get_queryset scopes real requests
+
+    def get_permissions(self):
+        if self.action == "create":
+            return [IsFeedbackAdmin()]
+        if self.action == "skip":
+            return [IsAnnotator()]
+        return [IsAuthenticated()]
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return ComparisonCreateSerializer
+        if self.action == "skip":
+            return SkipSerializer
+        return AdminComparisonSerializer if is_feedback_admin(self.request.user) else AnnotatorComparisonSerializer
+
+    def get_queryset(self):
+        filters = _filters(ComparisonStatusFilter, self.request) if self.action == "list" else {}
+        return selectors.comparison_list(user=self.request.user, filters=filters)
+
+    @extend_schema(
+        request=ComparisonCreateSerializer(many=True), responses={201: AdminComparisonSerializer(many=True)}
+    )
+    def create(self, request):
+        items, was_list = _items(request.data)
+        data = _validated(ComparisonCreateSerializer, items, was_list)
+        created = []
+        with transaction.atomic():
+            for index, item in enumerate(data):
+                try:
+                    if "prompt" in item and not isinstance(item["completion_a"], Completion):
+                        created.append(services.comparison_create_inline(**item))
+                    else:
+                        item.pop("prompt", None)
+                        created.append(services.comparison_create(**item))
+                except Exception as error:  # name the failing item, then let the handler answer
+                    if was_list and hasattr(error, "message_dict"):
+                        raise ValidationError({str(index): error.message_dict}) from None
+                    raise
+        body = AdminComparisonSerializer(created, many=True).data
+        return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: SkipSerializer})
+    @action(detail=True, methods=["post"])
+    def skip(self, request, pk=None):
+        """Skip a comparison assigned to you; it is not served to you again."""
+        assignment = services.assignment_skip(annotator=request.user, comparison_id=int(pk))
+        return Response(SkipSerializer(assignment).data)
+
+
+class NextAssignmentView(APIView):
+    """Lease the next comparison to the caller (200), or 204 when nothing is left for them."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Queue empty")})
+    def post(self, request):
+        assignment = services.assignment_claim(annotator=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        display = selectors.assignment_display(assignment=assignment)
+        return Response(AssignmentSerializer(display).data)
+
+
+class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Votes: admins see all, annotators their own. POST stores a vote on a comparison assigned to you:
+    201 when stored, 200 when the identical vote was already stored, 409 for a different one."""
+
+    serializer_class = VoteSerializer
+    queryset = Vote.objects.none()  # for the schema; get_queryset scopes real requests
+
+    def get_permissions(self):
+        return [IsAnnotator()] if self.action == "create" else [IsAuthenticated()]
+
+    def get_queryset(self):
+        filters = _filters(VoteFilter, self.request) if self.action == "list" else {}
+        return selectors.vote_list(user=self.request.user, filters=filters)
+
+    @extend_schema(
+        request=VoteSubmitSerializer,
+        responses={
+            201: VoteSerializer,
+            200: VoteSerializer,
+            409: inline_serializer("VoteConflict", {"detail": serializers.CharField(), "code": serializers.CharField()}),
+        },
+    )
+    def create(self, request):
+        serializer = VoteSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        vote, created = services.vote_submit(
+            annotator=request.user,
+            comparison_id=data["comparison"],
+            choice=data["choice"],
+            strength=data["strength"],
+            rationale=data["rationale"],
+            aspects={k: data[k] for k in ("helpfulness", "harmlessness", "honesty")},
+            ms_on_item=data.get("ms_on_item"),
+        )
+        return Response(VoteSerializer(vote).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,0 +1,44 @@
+"""Errors the feedback services raise. Views and the API map each to one HTTP status.
+
+Validation problems use Django's ``ValidationError`` with a dict of field -> messages (HTTP 400).
+"""
+from __future__ import annotations
+
+
+class FeedbackError(Exception):
+    """Base class: ``status`` is the HTTP status the API answers with, ``str()`` a readable reason."""
+
+    status = 400
+    code = "invalid"
+
+
+class NotAssigned(FeedbackError):
+    """The caller holds no assignment for that comparison (or skipped it)."""
+
+    status = 403
+    code = "not_assigned"
+
+
+class VoteConflict(FeedbackError):
+    """The caller already voted on that comparison, differently."""
+
+    status = 409
+    code = "vote_conflict"
+
+    def __init__(self, message: str, vote=None):
+        super().__init__(message)
+        self.vote = vote
+
+
+class LeaseExpired(FeedbackError):
+    """The caller's lease ran out and its slot went to another annotator."""
+
+    status = 409
+    code = "lease_expired"
+
+
+class ComparisonClosed(FeedbackError):
+    """The comparison was retired (or already has all its votes) and takes no more."""
+
+    status = 409
+    code = "comparison_closed"

@@ -1,0 +1,206 @@
+"""Human preference data: prompts, completions, comparisons, votes and assignments (leases).
+
+Invariants that matter for training data are enforced by the database (check and unique
+constraints), not only by Python, so a bulk insert or a second code path cannot break them.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "train"
+    EVAL = "eval", "eval"
+
+
+class Choice(models.TextChoices):
+    """A preference between completion A and completion B of a comparison."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class Strength(models.TextChoices):
+    SLIGHT = "slight", "slightly"
+    CLEAR = "clear", "clearly"
+    STRONG = "strong", "strongly"
+
+
+class AspectChoice(models.TextChoices):
+    A = "a", "A"
+    B = "b", "B"
+    TIE = "tie", "Same"
+
+
+class Side(models.TextChoices):
+    """Which completion (A or B) was shown on the left."""
+
+    A = "a", "A"
+    B = "b", "B"
+
+
+class Prompt(models.Model):
+    """The conversation so far: a list of ``{"role": ..., "content": ...}`` messages ending with a user turn."""
+
+    messages = models.JSONField()
+    messages_sha256 = models.CharField(max_length=64, db_index=True, editable=False)
+    source = models.CharField(max_length=100, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="prompt_split_valid"),
+            models.CheckConstraint(condition=~Q(messages_sha256=""), name="prompt_hash_set"),
+        ]
+        indexes = [models.Index(fields=["split", "source"])]
+
+    def __str__(self) -> str:
+        last = self.messages[-1]["content"] if self.messages else ""
+        return f"Prompt {self.pk}: {last[:60]}"
+
+
+class Completion(models.Model):
+    """One response to a prompt, written by the model named ``model_name`` (a checkpoint name or external model)."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="completions")
+    model_name = models.CharField(max_length=200, db_index=True)
+    text = models.TextField(blank=True)
+    generation_params = models.JSONField(default=dict, blank=True)
+    is_truncated = models.BooleanField(default=False)
+    is_empty = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(model_name=""), name="completion_model_name_set"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Completion {self.pk} by {self.model_name}"
+
+
+class ComparisonStatus(models.TextChoices):
+    OPEN = "open", "open"
+    COMPLETE = "complete", "complete"
+    RETIRED = "retired", "retired"
+
+
+class Comparison(models.Model):
+    """Two completions of the same prompt, to be judged by ``votes_required`` annotators."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    completion_a = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
+    completion_b = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
+    votes_required = models.PositiveSmallIntegerField(default=1)
+    vote_count = models.PositiveIntegerField(default=0, editable=False)
+    priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    status = models.CharField(max_length=10, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
+    gold_choice = models.CharField(max_length=10, choices=Choice.choices, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(completion_a=F("completion_b")), name="comparison_distinct_completions"),
+            models.UniqueConstraint(fields=["completion_a", "completion_b"], name="comparison_unique_pair"),
+            models.CheckConstraint(condition=Q(votes_required__gte=1), name="comparison_votes_required_positive"),
+            models.CheckConstraint(condition=Q(status__in=ComparisonStatus.values), name="comparison_status_valid"),
+            models.CheckConstraint(
+                condition=Q(gold_choice="") | Q(gold_choice__in=Choice.values), name="comparison_gold_valid"
+            ),
+        ]
+        indexes = [
+            # The queue walks open comparisons by priority, then age.
+            models.Index(fields=["status", "-priority", "created_at", "id"], name="comparison_queue_order"),
+        ]
+        permissions = [
+            ("annotate", "Can be served comparisons and vote on them"),
+            ("manage_feedback", "Can see model names and every comparison, and create data"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Comparison {self.pk}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == ComparisonStatus.OPEN
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "leased"
+    VOTED = "voted", "voted"
+    SKIPPED = "skipped", "skipped"
+
+
+class Assignment(models.Model):
+    """A lease of one comparison slot to one annotator, and what became of it (voted or skipped).
+
+    A lease whose ``expires_at`` has passed no longer holds a slot: the queue may give the slot to
+    someone else. The side shown on the left is drawn once per assignment and kept with the vote.
+    """
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(max_length=10, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_one_per_annotator"),
+            models.CheckConstraint(condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"),
+            models.CheckConstraint(condition=Q(shown_left__in=Side.values), name="assignment_side_valid"),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("leased_at")), name="assignment_lease_positive"),
+        ]
+        indexes = [models.Index(fields=["comparison", "status", "expires_at"], name="assignment_slot_lookup")]
+
+    def __str__(self) -> str:
+        return f"Assignment {self.pk} ({self.status})"
+
+
+class Vote(models.Model):
+    """One annotator's preference on one comparison (at most one per pair, enforced by the database)."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="votes")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="votes")
+    choice = models.CharField(max_length=10, choices=Choice.choices)
+    strength = models.CharField(max_length=10, choices=Strength.choices, blank=True, default="")
+    rationale = models.TextField(blank=True, default="")
+    helpfulness = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
+    harmlessness = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
+    honesty = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
+    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    ms_on_item = models.PositiveIntegerField(null=True, blank=True, help_text="Milliseconds the item was on screen.")
+    source = models.CharField(max_length=100, default="annotator")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    ASPECTS = ("helpfulness", "harmlessness", "honesty")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="vote_one_per_annotator"),
+            models.CheckConstraint(condition=Q(choice__in=Choice.values), name="vote_choice_valid"),
+            # Strength grades a preference; a tie or both-bad has none.
+            models.CheckConstraint(
+                condition=Q(strength="") | (Q(strength__in=Strength.values) & Q(choice__in=[Choice.A, Choice.B])),
+                name="vote_strength_valid",
+            ),
+            models.CheckConstraint(condition=Q(shown_left__in=Side.values), name="vote_side_valid"),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{aspect: ""}) | Q(**{f"{aspect}__in": AspectChoice.values}),
+                    name=f"vote_{aspect}_valid",
+                )
+                for aspect in ("helpfulness", "harmlessness", "honesty")
+            ],
+        ]
+
+    def __str__(self) -> str:
+        return f"Vote {self.pk}: {self.choice}"

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("annotate/", views.annotate, name="annotate"),
+    path("annotate/vote/", views.annotate_vote, name="annotate-vote"),
+    path("annotate/skip/", views.annotate_skip, name="annotate-skip"),
+    path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
+    path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
+]

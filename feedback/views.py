@@ -1,0 +1,129 @@
+"""Browser pages: the annotator's comparison page and the admins' comparison list.
+
+Each view renders the full page, or for an htmx request the named partial of the same
+template; every action also works as a plain form POST.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services
+from .errors import FeedbackError, LeaseExpired, NotAssigned, VoteConflict
+from .forms import ComparisonFilterForm, SkipForm, VoteForm
+from .models import Vote
+from .roles import is_annotator, is_feedback_admin
+
+ANNOTATE_TEMPLATE = "feedback/annotate.html"
+
+
+def _require(request: HttpRequest, check) -> None:
+    if not check(request.user):
+        raise PermissionDenied("Your account does not have this role.")
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    if is_feedback_admin(request.user):
+        return redirect("manage-comparisons")
+    return redirect("annotate")
+
+
+def _item_context(request: HttpRequest, *, error: str = "", form_errors=None) -> dict:
+    assignment = services.assignment_claim(annotator=request.user)
+    display = selectors.assignment_display(assignment=assignment) if assignment else None
+    return {
+        "display": display,
+        "progress": selectors.annotator_progress(annotator=request.user),
+        "error": error,
+        "form_errors": form_errors or {},
+    }
+
+
+def _render_item(request: HttpRequest, status: int = 200, **kwargs) -> HttpResponse:
+    template = f"{ANNOTATE_TEMPLATE}#item" if request.htmx else ANNOTATE_TEMPLATE
+    return render(request, template, _item_context(request, **kwargs), status=status)
+
+
+@login_required
+@require_GET
+def annotate(request: HttpRequest) -> HttpResponse:
+    """The annotator page: the current (or next) comparison, with the prompt and two responses."""
+    _require(request, is_annotator)
+    return _render_item(request)
+
+
+@login_required
+@require_POST
+def annotate_vote(request: HttpRequest) -> HttpResponse:
+    """Store a vote, then show the next comparison (htmx swap) or redirect to it (plain POST)."""
+    _require(request, is_annotator)
+    form = VoteForm(request.POST)
+    if not form.is_valid():
+        return _render_item(request, status=400, error="The vote was not saved.", form_errors=form.errors)
+    data = form.cleaned_data
+    try:
+        services.vote_submit(
+            annotator=request.user,
+            comparison_id=data["comparison"],
+            choice=data["choice"],
+            strength=data["strength"],
+            rationale=data["rationale"],
+            aspects={aspect: data[aspect] for aspect in Vote.ASPECTS},
+            ms_on_item=data["ms_on_item"],
+        )
+    except ValidationError as error:
+        return _render_item(request, status=400, error="The vote was not saved.", form_errors=error.message_dict)
+    except (VoteConflict, LeaseExpired, NotAssigned) as error:
+        return _render_item(request, status=error.status, error=str(error))
+    if request.htmx:
+        return _render_item(request)
+    messages.success(request, "Vote saved.")
+    return redirect("annotate")
+
+
+@login_required
+@require_POST
+def annotate_skip(request: HttpRequest) -> HttpResponse:
+    """Skip the current comparison; it is never served to this annotator again."""
+    _require(request, is_annotator)
+    form = SkipForm(request.POST)
+    if not form.is_valid():
+        return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")
+    try:
+        services.assignment_skip(annotator=request.user, comparison_id=form.cleaned_data["comparison"])
+    except FeedbackError as error:
+        return _render_item(request, status=error.status, error=str(error))
+    if request.htmx:
+        return _render_item(request)
+    return redirect("annotate")
+
+
+@login_required
+@require_GET
+def manage_comparisons(request: HttpRequest) -> HttpResponse:
+    """Admins: every comparison with model names, status and vote counts; filters and pages."""
+    _require(request, is_feedback_admin)
+    form = ComparisonFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    queryset = selectors.comparison_list(user=request.user, filters=filters).order_by("-id")
+    page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+    template = "feedback/manage_comparisons.html"
+    if request.htmx and request.htmx.target == "comparison-table":
+        template += "#table"
+    return render(request, template, {"form": form, "page": page})
+
+
+@login_required
+@require_GET
+def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: one comparison with both completions, model names, gold answer and every vote."""
+    _require(request, is_feedback_admin)
+    comparison = get_object_or_404(selectors.comparison_list(user=request.user), pk=pk)
+    votes = comparison.votes.select_related("annotator").order_by("created_at")
+    return render(request, "feedback/manage_comparison_detail.html", {"comparison": comparison, "votes": votes})

@@ -1,0 +1,30 @@
+// Keyboard shortcuts and time-on-item for the annotator page. Works with or without htmx:
+// each key clicks the matching submit button, so the form posts exactly as a click would.
+(function () {
+  "use strict";
+  var shownAt = performance.now();
+
+  function resetTimer() { shownAt = performance.now(); }
+  document.addEventListener("htmx:afterSwap", resetTimer);
+
+  document.addEventListener("submit", function (event) {
+    var timer = event.target.querySelector("input[data-role=timer]");
+    if (timer) timer.value = String(Math.round(performance.now() - shownAt));
+  }, true);
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.parameters && "ms_on_item" in event.detail.parameters) {
+      event.detail.parameters.ms_on_item = String(Math.round(performance.now() - shownAt));
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    var target = event.target;
+    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    var key = event.key.toLowerCase();
+    var button = document.querySelector('.vote-form button[data-key="' + key + '"]');
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    button.click();
+  });
+})();
