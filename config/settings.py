@@ -121,8 +121,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA busy_timeout=20000; PRAGMA cache_size=-32000;"
         ),
     }
-    # Tests use a real file (not :memory:) so threads and processes share one database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-arbiter.sqlite3")}
+    # Tests use a real file (not :memory:) so threads and processes share one database; one file
+    # per test process, so two test runs on one machine never share (or delete) each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-arbiter-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth -------------------------------------------------------------------------------------

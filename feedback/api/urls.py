@@ -1,9 +1,9 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .auth import ObtainThrottledAuthToken
 
 router = DefaultRouter()
 router.register("prompts", views.PromptViewSet, basename="prompt")
@@ -13,7 +13,7 @@ router.register("votes", views.VoteViewSet, basename="vote")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", ObtainThrottledAuthToken.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
