@@ -175,7 +175,8 @@ def completion_create_bulk(*, completions: Iterable[Mapping[str, Any]]) -> list[
 def _comparison_check(
     completion_a: Completion, completion_b: Completion, votes_required: int, priority: int, gold_choice: str
 ) -> None:
-    if completion_a.pk == completion_b.pk:
+    # Model equality: the same row (same pk), or the same object while both are still unsaved.
+    if completion_a == completion_b:
         raise ValidationError({"completion_b": "must differ from completion_a"})
     if completion_a.prompt_id != completion_b.prompt_id:
         raise ValidationError({"completion_b": "must answer the same prompt as completion_a"})

@@ -10,6 +10,12 @@ def _no_login_lockouts(settings):
     settings.AXES_ENABLED = False
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Factories set a password on every user; the production hasher's 1M PBKDF2 rounds would dominate run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def annotator(db):
     return UserFactory(role="annotator")

@@ -12,8 +12,10 @@
     if (timer) timer.value = String(Math.round(performance.now() - shownAt));
   }, true);
   document.addEventListener("htmx:configRequest", function (event) {
-    if (event.detail.parameters && "ms_on_item" in event.detail.parameters) {
-      event.detail.parameters.ms_on_item = String(Math.round(performance.now() - shownAt));
+    // htmx 2 passes the form data as a FormData proxy: reading a name works, `in` does not.
+    var parameters = event.detail.parameters;
+    if (parameters && parameters.ms_on_item !== undefined) {
+      parameters.ms_on_item = String(Math.round(performance.now() - shownAt));
     }
   });
 
