@@ -5,7 +5,8 @@
 set -euo pipefail
 
 need_apt=()
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The browser tests launch exactly /usr/bin/chromium (Debian's package), so that is what is checked.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then need_apt+=(postgresql); fi
 fi

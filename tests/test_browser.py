@@ -1,0 +1,340 @@
+"""The annotator page in a real browser: Debian's Chromium driven by Playwright's sync API.
+
+What a person at the keyboard would check: keys 1/2/3/s vote or skip and the next comparison is
+swapped in without a page load; each stored vote names the completion that was on the side the
+key meant, whichever side the queue drew; model output with HTML in it is shown as text and never
+runs; long words wrap, right-to-left text reads right to left; the page works with JavaScript off;
+and the browser logs no errors (a CSP violation is a console error).
+
+Runs against pytest-django's ``live_server`` (a real HTTP server in a thread, transactional
+database). Needs /usr/bin/chromium (``scripts/ensure-system-deps.sh`` installs it); without it
+these tests skip, except under CI, where they fail. No browser is ever downloaded.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from feedback import services
+from feedback.models import Assignment, AssignmentStatus, Comparison, Side, Vote
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "annotate.png"
+VIEWPORT = {"width": 1280, "height": 800}
+
+SCRIPT_TAG = "<script>window.__pwned=1</script>"
+IMG_TAG = '<img src=x onerror="window.__pwned=2">'
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def _async_unsafe_allowed() -> Iterator[None]:
+    """Playwright's sync API keeps an asyncio loop running in this thread while it is started, and
+    Django refuses ORM calls from a thread with a running loop. Allowed for this module only."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
+
+@pytest.fixture(scope="module")
+def chromium_browser(_async_unsafe_allowed):
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is not installed (run scripts/ensure-system-deps.sh, or apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set and {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Tab:
+    """A browser page plus everything it reported that would mean something went wrong."""
+
+    page: object
+    javascript: bool = True
+    errors: list[str] = field(default_factory=list)
+    main_frame_navigations: list[str] = field(default_factory=list)
+
+    def assert_no_errors(self) -> None:
+        csp = self.page.evaluate("window.__cspViolations") if self.javascript else []
+        assert self.errors == [] and csp == [], f"browser errors: {self.errors}; CSP violations: {csp}"
+
+
+def _open_tab(browser, base_url: str, *, javascript: bool = True) -> Tab:
+    context = browser.new_context(base_url=base_url, viewport=VIEWPORT, java_script_enabled=javascript)
+    context.set_default_timeout(10_000)
+    # Runs before any page script and is not subject to the page's CSP.
+    context.add_init_script(
+        "window.__cspViolations = [];"
+        "document.addEventListener('securitypolicyviolation',"
+        " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
+    page = context.new_page()
+    tab = Tab(page=page, javascript=javascript)
+    page.on("console", lambda message: message.type == "error" and tab.errors.append(f"console: {message.text}"))
+    page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: tab.errors.append(f"request failed: {request.url} {request.failure}"))
+    page.on(
+        "framenavigated",
+        lambda frame: frame == page.main_frame and tab.main_frame_navigations.append(frame.url),
+    )
+    return tab
+
+
+@pytest.fixture
+def tab(chromium_browser, live_server) -> Iterator[Tab]:
+    tab = _open_tab(chromium_browser, live_server.url)
+    yield tab
+    tab.page.context.close()
+
+
+@pytest.fixture
+def tab_without_js(chromium_browser, live_server) -> Iterator[Tab]:
+    tab = _open_tab(chromium_browser, live_server.url, javascript=False)
+    yield tab
+    tab.page.context.close()
+
+
+@pytest.fixture
+def alternating_sides(monkeypatch) -> list[str]:
+    """The queue draws the left side at random; here it alternates b, a, b, ... so one run sees both."""
+    drawn: list[str] = []
+    sides = itertools.cycle([Side.B, Side.A])
+
+    def draw(rng=None) -> str:
+        drawn.append(next(sides))
+        return drawn[-1]
+
+    monkeypatch.setattr(services, "side_draw", draw)
+    return drawn
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _comparison(question: str, text_a: str, text_b: str, *, priority: int = 0) -> Comparison:
+    return services.comparison_create_inline(
+        prompt={"messages": [{"role": "user", "content": question}], "source": "browser-test"},
+        completion_a={"model_name": "model-a", "text": text_a},
+        completion_b={"model_name": "model-b", "text": text_b},
+        priority=priority,
+    )
+
+
+def _log_in(tab: Tab, username: str) -> None:
+    page = tab.page
+    page.goto("/annotate/")
+    assert "/accounts/login/" in page.url, page.url
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/annotate/$"))
+
+
+def _shown_comparison_id(tab: Tab) -> int:
+    return int(tab.page.locator("form.vote-form").get_attribute("data-comparison"))
+
+
+def _visible_texts(tab: Tab) -> tuple[str, str]:
+    page = tab.page
+    return page.get_by_test_id("left-text").inner_text(), page.get_by_test_id("right-text").inner_text()
+
+
+def _letter_on_screen(comparison: Comparison, visible_text: str) -> str:
+    """Which completion ("a" or "b") a response box shows, told by its first line of text."""
+    comparison.refresh_from_db()
+    shown = [
+        letter
+        for letter, completion in (("a", comparison.completion_a), ("b", comparison.completion_b))
+        if completion.text.splitlines()[0] in visible_text
+    ]
+    assert len(shown) == 1, (visible_text, shown)
+    return shown[0]
+
+
+def _wait_until_item_changes(tab: Tab, previous_id: int) -> None:
+    tab.page.wait_for_function(
+        """previous => {
+            const form = document.querySelector('form.vote-form');
+            return document.querySelector('#item') && (!form || form.dataset.comparison !== previous);
+        }""",
+        arg=str(previous_id),
+    )
+
+
+# --- tests --------------------------------------------------------------------------------------
+def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(tab, alternating_sides):
+    annotator = UserFactory(username="annotator1", role="annotator")  # a fixed name: it is in the screenshot
+    first = _comparison(
+        "Explain what a **reward model** is, in two sentences.",
+        "A reward model scores a response to a prompt with one number.\n\nIt is trained on human "
+        "preferences (chosen vs. rejected) and then guides a policy during RL fine-tuning.",
+        "It is a model that gives rewards.\n\n```python\nreward = model(prompt, response)\n```",
+        priority=4,
+    )
+    hostile = _comparison(
+        "Say hello.",
+        f"Hello! {SCRIPT_TAG} and {IMG_TAG} end of hostile answer",
+        "Hello there, a plain answer.",
+        priority=3,
+    )
+    third = _comparison("Name a prime number.", "Seven is prime.", "Nine is prime.", priority=2)
+    to_skip = _comparison("Is this one worth judging?", "Skip me, first answer.", "Skip me, second answer.", priority=1)
+
+    _log_in(tab, annotator.username)
+    page = tab.page
+    page.evaluate("window.__sameDocument = 'still here'")
+    navigations_after_login = len(tab.main_frame_navigations)
+    vote_posts: list[dict[str, str]] = []
+    page.on(
+        "request",
+        lambda request: request.url.endswith("/annotate/vote/")
+        and vote_posts.append({"htmx": request.headers.get("hx-request", ""), "body": request.post_data or ""}),
+    )
+
+    assert _shown_comparison_id(tab) == first.pk
+    page.screenshot(path=str(_screenshot_path()))
+
+    expected: dict[int, str] = {}  # comparison id -> the letter of the completion on the side the key meant
+    for key, comparison in (("1", first), ("2", hostile), ("3", third)):
+        assert _shown_comparison_id(tab) == comparison.pk
+        left, right = _visible_texts(tab)
+        expected[comparison.pk] = {
+            "1": _letter_on_screen(comparison, left),
+            "2": _letter_on_screen(comparison, right),
+            "3": "tie",
+        }[key]
+        if comparison == hostile:
+            # The hostile markup is on screen as literal characters, not as elements.
+            assert SCRIPT_TAG in left + right and IMG_TAG in left + right
+            assert page.locator("#item script, #item img").count() == 0
+        page.keyboard.press(key)
+        _wait_until_item_changes(tab, comparison.pk)
+
+    assert page.evaluate("window.__sameDocument") == "still here", "a vote reloaded the page"
+    assert len(tab.main_frame_navigations) == navigations_after_login
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    # Three htmx requests, each carrying the time on item the page measured.
+    assert [post["htmx"] for post in vote_posts] == ["true"] * 3
+    assert all(re.search(r"(^|&)ms_on_item=\d+(&|$)", post["body"]) for post in vote_posts), vote_posts
+
+    votes = {vote.comparison_id: vote for vote in Vote.objects.filter(annotator=annotator).select_related("comparison")}
+    assert set(votes) == {first.pk, hostile.pk, third.pk}
+    assert [votes[c.pk].shown_left for c in (first, hostile, third)] == alternating_sides[:3] == ["b", "a", "b"]
+    for comparison_id, vote in votes.items():
+        assigned = Assignment.objects.get(comparison_id=comparison_id, annotator=annotator)
+        assert vote.shown_left == assigned.shown_left
+        assert assigned.status == AssignmentStatus.VOTED
+        assert vote.ms_on_item is not None
+    # Each stored choice names the completion that was on the side the key meant ...
+    assert {pk: vote.choice for pk, vote in votes.items()} == expected
+    # ... which, in letters: B was on the left of the first (key 1 -> "b"); A was on the left of the
+    # second, so B on its right (key 2 -> "b"). A page that ignored the draw would store "a" for one.
+    assert (votes[first.pk].choice, votes[hostile.pk].choice, votes[third.pk].choice) == ("b", "b", "tie")
+
+    # Skip the last one with "s": no vote, the assignment says skipped, and the queue is empty.
+    assert _shown_comparison_id(tab) == to_skip.pk
+    page.keyboard.press("s")
+    page.get_by_test_id("queue-empty").wait_for()
+    assert Assignment.objects.get(comparison=to_skip, annotator=annotator).status == AssignmentStatus.SKIPPED
+    assert not Vote.objects.filter(comparison=to_skip).exists()
+    assert Vote.objects.filter(annotator=annotator).count() == 3
+    progress = page.get_by_test_id("progress").inner_text()
+    assert re.search(r"Voted 3 · skipped 1 · 0 left", progress), progress
+    assert page.evaluate("window.__sameDocument") == "still here"
+    assert len(tab.main_frame_navigations) == navigations_after_login
+    tab.assert_no_errors()
+
+
+def test_hostile_markup_in_the_first_page_load_stays_text(tab):
+    annotator = UserFactory(role="annotator")
+    _comparison("Say hello.", f"{SCRIPT_TAG}{IMG_TAG}", "Plain hello.")
+    _log_in(tab, annotator.username)
+    page = tab.page
+    left, right = _visible_texts(tab)
+    assert f"{SCRIPT_TAG}{IMG_TAG}" in left + right
+    assert page.locator("#item script, #item img").count() == 0
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    tab.assert_no_errors()
+
+
+def test_a_plain_form_post_votes_without_javascript(tab_without_js):
+    tab = tab_without_js
+    annotator = UserFactory(role="annotator")
+    first = _comparison("First question?", "First, answer one.", "First, answer two.", priority=2)
+    second = _comparison("Second question?", "Second, answer one.", "Second, answer two.", priority=1)
+
+    _log_in(tab, annotator.username)
+    page = tab.page
+    assert _shown_comparison_id(tab) == first.pk
+    left, _ = _visible_texts(tab)
+    expected = _letter_on_screen(first, left)
+    navigations = len(tab.main_frame_navigations)
+    with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
+        page.get_by_role("button", name="Left is better").click()
+
+    assert len(tab.main_frame_navigations) > navigations  # a real POST and redirect, no script involved
+    vote = Vote.objects.select_related("comparison").get(annotator=annotator)
+    assert vote.comparison_id == first.pk
+    assert vote.choice == expected
+    assert page.get_by_text("Vote saved.").is_visible()
+    assert _shown_comparison_id(tab) == second.pk
+    tab.assert_no_errors()
+
+
+def test_long_words_wrap_inside_their_box_and_rtl_text_reads_right_to_left(tab, alternating_sides):
+    annotator = UserFactory(role="annotator")
+    long_word = "x" * 5000
+    hebrew = "שלום עולם, זו תשובה בעברית."
+    _comparison("Write something long, then something in Hebrew.", long_word, hebrew)
+    _log_in(tab, annotator.username)
+    page = tab.page
+
+    # b is drawn on the left: the Hebrew answer is on the left, the long word on the right.
+    viewport_width = page.viewport_size["width"]
+    column = page.locator(".responses").bounding_box()
+    assert column["x"] + column["width"] <= viewport_width
+    for side in ("left", "right"):
+        box = page.locator(f'.response[data-side="{side}"]').bounding_box()
+        assert box["x"] >= column["x"] - 1 and box["x"] + box["width"] <= column["x"] + column["width"] + 1, side
+        assert box["width"] <= column["width"] / 2 + 1, side
+    text_box = page.get_by_test_id("right-text")
+    assert text_box.inner_text().strip() == long_word
+    assert text_box.evaluate("el => el.scrollWidth <= el.clientWidth"), "the long word overflows its box"
+    assert page.evaluate("document.documentElement.scrollWidth") <= viewport_width, "the page scrolls sideways"
+
+    hebrew_box = page.get_by_test_id("left-text")
+    assert hebrew_box.inner_text().strip() == hebrew
+    assert hebrew_box.evaluate("el => el.matches(':dir(rtl)')")
+    assert hebrew_box.evaluate("el => getComputedStyle(el.querySelector('p')).direction") == "rtl"
+    assert page.get_by_test_id("right-text").evaluate("el => el.matches(':dir(ltr)')")
+    tab.assert_no_errors()
+
+
+def _screenshot_path() -> Path:
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOT
