@@ -16,4 +16,5 @@ class FeedbackConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_migrate.connect(_roles_after_migrate, sender=self, dispatch_uid="feedback_roles")
+        # After every app (training's permissions come after feedback's); cheap and idempotent.
+        post_migrate.connect(_roles_after_migrate, dispatch_uid="feedback_roles")

@@ -159,7 +159,11 @@ class Assignment(models.Model):
             models.CheckConstraint(condition=Q(shown_left__in=Side.values), name="assignment_side_valid"),
             models.CheckConstraint(condition=Q(expires_at__gt=F("leased_at")), name="assignment_lease_positive"),
         ]
-        indexes = [models.Index(fields=["comparison", "status", "expires_at"], name="assignment_slot_lookup")]
+        indexes = [
+            models.Index(fields=["comparison", "status", "expires_at"], name="assignment_slot_lookup"),
+            # An annotator's live lease, looked up on every claim without reading all their past assignments.
+            models.Index(fields=["annotator", "status", "expires_at"], name="assignment_annotator_lease"),
+        ]
 
     def __str__(self) -> str:
         return f"Assignment {self.pk} ({self.status})"

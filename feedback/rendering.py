@@ -17,9 +17,9 @@ def _markdown() -> MarkdownIt:
     md.enable("table").enable("strikethrough")
     md.disable("image")
 
-    def link_open(tokens, idx, options, env):
+    def link_open(renderer, tokens, idx, options, env):  # markdown-it-py passes the renderer first
         tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
-        return md.renderer.renderToken(tokens, idx, options, env)
+        return renderer.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("link_open", link_open)
     return md

@@ -61,7 +61,8 @@ def annotator_progress(*, annotator) -> dict[str, int]:
 def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Comparison]:
     """Comparisons the user may see: all for admins, those assigned to them for annotators.
 
-    Filters (all optional): ``status``, ``prompt``, ``model_name`` (either side), ``tag``, ``split``,
+    Filters (all optional): ``status``, ``prompt``, ``model_name`` (either side; admins only, since
+    it would tell an annotator which model wrote a response), ``tag``, ``split``,
     ``created_after``/``created_before`` (datetimes).
     """
     filters = filters or {}
@@ -74,7 +75,7 @@ def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[
         qs = qs.filter(prompt_id=filters["prompt"])
     if filters.get("split"):
         qs = qs.filter(prompt__split=filters["split"])
-    if filters.get("model_name"):
+    if filters.get("model_name") and is_feedback_admin(user):
         name = filters["model_name"]
         qs = qs.filter(Exists(Completion.objects.filter(pk=OuterRef("completion_a"), model_name=name))) | qs.filter(
             Exists(Completion.objects.filter(pk=OuterRef("completion_b"), model_name=name))

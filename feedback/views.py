@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
-from .errors import FeedbackError, LeaseExpired, NotAssigned, VoteConflict
+from .errors import FeedbackError
 from .forms import ComparisonFilterForm, SkipForm, VoteForm
 from .models import Vote
 from .roles import is_annotator, is_feedback_admin
@@ -79,7 +79,7 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
         )
     except ValidationError as error:
         return _render_item(request, status=400, error="The vote was not saved.", form_errors=error.message_dict)
-    except (VoteConflict, LeaseExpired, NotAssigned) as error:
+    except FeedbackError as error:  # not assigned, conflict, lease expired, comparison retired
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:
         return _render_item(request)

@@ -3,6 +3,9 @@ from rest_framework.test import APIClient
 
 from tests.factories import ComparisonFactory, UserFactory
 
+# Model and child-process fixtures for the training tests (session-scoped model store).
+pytest_plugins = ["tests.model_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _no_login_lockouts(settings):

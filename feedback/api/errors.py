@@ -1,6 +1,8 @@
 """Map service errors to HTTP answers: ValidationError -> 400 with field messages, FeedbackError -> its status."""
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status as http
 from rest_framework.response import Response
@@ -11,6 +13,13 @@ from feedback.errors import FeedbackError, VoteConflict
 
 def exception_handler(exc, context):
     """DRF exception handler that also answers Django ``ValidationError`` and ``FeedbackError``."""
+    if isinstance(exc, RequestDataTooBig):
+        # DRF >= 3.16 reads request.body for JSON, so Django's size check fires before LimitedJSONParser's.
+        request = context.get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else "?"
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        detail = f"Request body is {declared} bytes; at most {limit} bytes are accepted."
+        return Response({"detail": detail}, status=http.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
         body = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(body, status=http.HTTP_400_BAD_REQUEST)

@@ -16,4 +16,7 @@ class LimitedJSONParser(JSONParser):
         declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
         if declared > limit:
             raise ParseError(f"Request body is {declared} bytes; at most {limit} bytes are accepted.")
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:  # json.loads on thousands of nested brackets; not a ValueError, so DRF lets it through
+            raise ParseError("JSON parse error - nested too deeply") from None

@@ -4,6 +4,8 @@ Annotator-facing shapes never carry model names or gold answers.
 """
 from __future__ import annotations
 
+import copy
+
 from rest_framework import serializers
 
 from feedback.messages import MAX_COMPLETION_CHARS
@@ -194,6 +196,15 @@ class VoteSerializer(serializers.ModelSerializer):
             "honesty", "shown_left", "ms_on_item", "source", "created_at",
         ]
         read_only_fields = fields
+
+    def get_fields(self):
+        # ModelSerializer builds every field from the model again for each instance, about 7% of a
+        # worker's CPU under bench/annotate_load.py since every vote is answered with this one. Build
+        # them once per class and hand each instance copies, as DRF does with declared fields.
+        cls = type(self)
+        if "_built_fields" not in cls.__dict__:
+            cls._built_fields = super().get_fields()
+        return copy.deepcopy(cls._built_fields)
 
 
 class SkipSerializer(serializers.ModelSerializer):

@@ -49,9 +49,12 @@ def _validated(serializer_class, items: list, was_list: bool, **kwargs) -> list[
     serializer = serializer_class(data=items, many=True, **kwargs)
     if not serializer.is_valid():
         errors = serializer.errors
+        # DRF gives a list with one entry per item, or (LIST_SERIALIZER_ERRORS_AS_DICT, the default
+        # from 3.16) a dict {index: errors} of the bad items only.
+        by_index = {str(i): e for i, e in (errors.items() if isinstance(errors, dict) else enumerate(errors)) if e}
         if was_list:
-            raise ValidationError({str(i): e for i, e in enumerate(errors) if e})
-        raise ValidationError(errors[0])
+            raise ValidationError(by_index)
+        raise ValidationError(by_index["0"])
     return serializer.validated_data
 
 
@@ -116,6 +119,7 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     """Comparisons: admins see all (with model names); annotators see only those assigned to them."""
 
     queryset = Comparison.objects.none()  # for the schema; get_queryset scopes real requests
+    lookup_value_regex = "[0-9]+"  # ``skip`` turns the id into an int; anything else is a 404
 
     def get_permissions(self):
         if self.action == "create":

@@ -30,3 +30,16 @@
     button.click();
   });
 })();
+
+// 4xx answers carry a readable message and are swapped in (htmx-config in base.html); a 5xx or a
+// network failure has no page to show, so say so instead of doing nothing.
+(function () {
+  "use strict";
+  function show(visible) {
+    var banner = document.getElementById("connection-error");
+    if (banner) banner.hidden = !visible;
+  }
+  document.addEventListener("htmx:responseError", function () { show(true); });
+  document.addEventListener("htmx:sendError", function () { show(true); });
+  document.addEventListener("htmx:afterSwap", function () { show(false); });
+})();
