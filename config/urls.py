@@ -12,7 +12,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("training.api.urls")),
     path("api/", include("feedback.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("", include("training.urls")),
     path("", include("feedback.urls")),
 ]

@@ -13,6 +13,13 @@ export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1,$HOST}
 "$PY" manage.py migrate --no-input -v 0
 "$PY" manage.py collectstatic --no-input -v 0
 "$PY" manage.py load_demo
+echo "importing the bundled SmolLM2-135M-Instruct (the first time takes about half a minute)"
+"$PY" manage.py import_model
+# SmolLM2 writes two answers to every demo prompt that has fewer than two open comparisons; the
+# task worker below runs the job and the comparisons reach the queue batch by batch.
+"$PY" manage.py generate --checkpoint SmolLM2-135M-Instruct --max-open-comparisons 2 \
+  --max-new-tokens 160 --batch-size 8 --votes-required 2 --priority 10 \
+  || echo "every demo prompt already has its SmolLM2 comparisons"
 
 "$PY" manage.py db_worker &
 worker=$!
@@ -25,6 +32,8 @@ cat <<MSG
   Arbiter is running at http://$HOST:$PORT/
   Log in as an annotator: annotator1 / arbiter-demo   (or annotator2 / arbiter-demo)
   Log in as an admin:     admin / arbiter-demo
+  SmolLM2's first comparisons reach the annotators' queue within a few minutes;
+  admins watch the generation job at http://$HOST:$PORT/manage/jobs/
   API docs: http://$HOST:$PORT/api/docs/   Django admin: http://$HOST:$PORT/admin/
   Press Ctrl-C to stop the web server and the worker.
 

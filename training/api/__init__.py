@@ -1,0 +1,1 @@
+"""REST API for checkpoints and jobs (admins holding ``training.run_jobs``), mounted under /api/."""

@@ -1,0 +1,11 @@
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+# SimpleRouter: no API root view here, so feedback's router keeps answering /api/.
+router = SimpleRouter()
+router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
+router.register("jobs", views.JobViewSet, basename="job")
+
+urlpatterns = [path("", include(router.urls))]

@@ -1,0 +1,89 @@
+"""REST API views for checkpoints and jobs: parse, call one service or selector, answer.
+
+Admins only (``training.run_jobs``). Service ``ValidationError``s become 400 with field messages
+(``feedback.api.errors.exception_handler``). Job lists and details reap dead jobs first.
+"""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from training import selectors, services
+from training.models import JobKind
+
+from .permissions import CanRunJobs
+from .serializers import CheckpointFilter, CheckpointSerializer, JobCreateSerializer, JobFilter, JobSerializer
+
+# One create service per job kind; each takes ``config=`` and ``created_by=`` and raises ValidationError.
+JOB_CREATORS = {JobKind.GENERATION: services.generation_job_create}
+
+
+def _filters(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The checkpoint registry: policies and reward models, with metadata, location and lineage."""
+
+    serializer_class = CheckpointSerializer
+    permission_classes = [CanRunJobs]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        qs = selectors.checkpoint_list().prefetch_related("children")
+        kind = _filters(CheckpointFilter, self.request).get("kind") if self.action == "list" else None
+        return qs.filter(kind=kind) if kind else qs
+
+    @extend_schema(parameters=[CheckpointFilter])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Background jobs with their status, progress, heartbeat, summary and errors.
+
+    POST queues a job after validating its config (400 with field messages, and nothing queued,
+    when a setting is bad); ``cancel`` stops a queued job at once and a running one after its batch.
+    """
+
+    serializer_class = JobSerializer
+    permission_classes = [CanRunJobs]
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self):
+        filters = _filters(JobFilter, self.request) if self.action == "list" else {}
+        return selectors.job_list(**filters)
+
+    @extend_schema(parameters=[JobFilter])
+    def list(self, request, *args, **kwargs):
+        services.jobs_reap()
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        services.jobs_reap()
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        request=JobCreateSerializer,
+        responses={
+            201: JobSerializer,
+            400: OpenApiResponse(description="A bad kind or setting: an object mapping each field to its messages; nothing is queued."),
+        },
+    )
+    def create(self, request):
+        serializer = JobCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = JOB_CREATORS[data["kind"]](config=data["config"], created_by=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued job, or ask a running one to stop after its current batch; a finished job is left as it is."""
+        job = services.job_cancel(job=self.get_object())
+        return Response(JobSerializer(job).data)

@@ -1,0 +1,57 @@
+"""manage.py generate --checkpoint NAME [--checkpoint NAME2] [options] [--wait]"""
+import json
+import time
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from training.config import GenerationConfig
+
+
+class Command(BaseCommand):
+    help = "Queue a generation job (sample completions and pair them into comparisons); --wait runs it here."
+
+    def add_arguments(self, parser):
+        d = GenerationConfig(checkpoints=[])
+        parser.add_argument("--checkpoint", action="append", required=True, dest="checkpoints",
+                            help="policy checkpoint name; twice for head_to_head")
+        parser.add_argument("--strategy", choices=["two_samples", "head_to_head"], default=None)
+        parser.add_argument("--prompt-id", type=int, action="append", dest="prompt_ids")
+        parser.add_argument("--tag")
+        parser.add_argument("--split", choices=["train", "eval"])
+        parser.add_argument("--max-open-comparisons", type=int, help="only prompts with fewer open comparisons")
+        parser.add_argument("--limit", type=int)
+        parser.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+        parser.add_argument("--temperature", type=float, default=d.temperature)
+        parser.add_argument("--top-p", type=float, default=d.top_p)
+        parser.add_argument("--batch-size", type=int, default=d.batch_size)
+        parser.add_argument("--seed", type=int, default=d.seed)
+        parser.add_argument("--votes-required", type=int, default=d.votes_required)
+        parser.add_argument("--priority", type=int, default=d.priority)
+        parser.add_argument("--wait", action="store_true", help="run the job in this process's child and wait for it")
+
+    def handle(self, *args, **o):
+        from training.services import generation_job_create
+        from training.supervisor import job_supervise
+
+        strategy = o["strategy"] or ("head_to_head" if len(o["checkpoints"]) == 2 else "two_samples")
+        config = {
+            "checkpoints": o["checkpoints"], "strategy": strategy, "prompt_ids": o["prompt_ids"], "tag": o["tag"],
+            "split": o["split"], "max_open_comparisons": o["max_open_comparisons"], "limit": o["limit"],
+            "max_new_tokens": o["max_new_tokens"], "temperature": o["temperature"], "top_p": o["top_p"],
+            "batch_size": o["batch_size"], "seed": o["seed"], "votes_required": o["votes_required"],
+            "priority": o["priority"],
+        }
+        try:
+            job = generation_job_create(config=config)
+        except ValidationError as error:
+            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from None
+        self.stdout.write(f"queued generation job {job.pk} over {job.progress_total} prompts")
+        if not o["wait"]:
+            return
+        started = time.monotonic()
+        status = job_supervise(job_id=job.pk)
+        job.refresh_from_db()
+        self.stdout.write(f"job {job.pk} {status} in {time.monotonic() - started:.1f} s: {json.dumps(job.summary)}")
+        if status != "succeeded":
+            raise CommandError(job.error or f"job {job.pk} {status}")

@@ -1,0 +1,31 @@
+"""manage.py import_model [--path DIR | --hf-id ID] [--name NAME]"""
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a causal LM as a policy checkpoint. With no arguments: the bundled SmolLM2-135M-Instruct "
+        "(cached; a second call is instant)."
+    )
+
+    def add_arguments(self, parser):
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument("--path", type=Path, help="a local Hugging Face model directory")
+        source.add_argument("--hf-id", help="a model id on the Hugging Face hub (needs network access)")
+        parser.add_argument("--name", help="checkpoint name (default: the model's name)")
+
+    def handle(self, *args, path, hf_id, name, **options):
+        from training.registry import model_import
+        from training.runners.model_import import ImportFailed
+
+        try:
+            checkpoint, created = model_import(name=name, path=path, hf_id=hf_id)
+        except ImportFailed as error:
+            raise CommandError(str(error)) from None
+        except ValidationError as error:
+            raise CommandError("; ".join(error.messages)) from None
+        verb = "imported" if created else "already imported"
+        self.stdout.write(f"{verb}: {checkpoint.name} ({checkpoint.location})")

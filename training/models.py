@@ -1,0 +1,115 @@
+"""Checkpoints (the model registry) and jobs (generation now; training runs next).
+
+A checkpoint row exists only once its files are complete: importers and runners write to a
+temporary directory, flush, rename, and only then register the row.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class CheckpointKind(models.TextChoices):
+    POLICY = "policy", "policy"
+    REWARD = "reward", "reward model"
+
+
+class Checkpoint(models.Model):
+    """A model the platform can sample from or score with.
+
+    ``name`` is stable and unique: completions carry it as their ``model_name``. Weights live in
+    ``weights_dir`` (relative to ``ARBITER_DATA_DIR``, a safetensors directory) or on a hub
+    (``hub_id``), never both.
+    """
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=10, choices=CheckpointKind.choices, default=CheckpointKind.POLICY)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    weights_dir = models.CharField(max_length=500, blank=True, default="")
+    hub_id = models.CharField(max_length=200, blank=True, default="")
+    is_adapter = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(name=""), name="checkpoint_name_set"),
+            models.CheckConstraint(condition=Q(kind__in=CheckpointKind.values), name="checkpoint_kind_valid"),
+            models.CheckConstraint(
+                condition=(Q(weights_dir="") & ~Q(hub_id="")) | (~Q(weights_dir="") & Q(hub_id="")),
+                name="checkpoint_one_location",
+            ),
+        ]
+        permissions = [("run_jobs", "Can launch and cancel generation and training jobs")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def location(self) -> str:
+        """The weights' directory (absolute) or hub id, for loading with ``from_pretrained``."""
+        if self.weights_dir:
+            return str(settings.ARBITER_DATA_DIR / self.weights_dir)
+        return self.hub_id
+
+
+class JobKind(models.TextChoices):
+    GENERATION = "generation", "generation"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    """One unit of background work and everything an admin needs to follow it.
+
+    The queue backend only carries the id; status, progress, heartbeat and errors live here.
+    ``progress_done``/``progress_total`` count the job's own units (prompts for generation).
+    """
+
+    kind = models.CharField(max_length=20, choices=JobKind.choices)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    config = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=JobStatus.values), name="job_status_valid"),
+            models.CheckConstraint(condition=Q(kind__in=JobKind.values), name="job_kind_valid"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_reaper_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.progress_done / self.progress_total) if self.progress_total else 0

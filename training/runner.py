@@ -1,0 +1,53 @@
+"""Entry point of a job's child process: ``python -m training.runner JOB_ID``.
+
+The same module runs under ``accelerate launch -m training.runner JOB_ID``. It records the job's
+outcome (succeeded, cancelled, or failed with a readable error and the traceback) on the job row.
+Exit code 0 on success or cancellation, 1 on failure, 2 for a bad command line.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not argv[1].isdigit():
+        print("usage: python -m training.runner JOB_ID", file=sys.stderr)
+        return 2
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.utils import timezone
+
+    from training.models import Job, JobStatus
+    from training.runners import RUNNERS
+    from training.runners.progress import Reporter
+    from training.services import job_fail
+
+    job_id = int(argv[1])
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        print(f"error: no job {job_id}", file=sys.stderr)
+        return 2
+    reporter = Reporter(job_id)
+    reporter.start()
+    try:
+        summary = RUNNERS[job.kind](job, reporter)
+    except Exception as error:  # any failure is recorded on the row, readable first, traceback after
+        reporter.stop()
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr)
+        job_fail(job_id=job_id, error=f"{type(error).__name__}: {error}", traceback=trace)
+        return 1
+    reporter.stop()
+    status = JobStatus.CANCELLED if reporter.halted else JobStatus.SUCCEEDED
+    Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        status=status, summary=summary, finished_at=timezone.now(), heartbeat_at=timezone.now()
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,65 @@
+"""Load a registered checkpoint for inference (torch and transformers imported here only)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class LoadedPolicy:
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    eos_token_ids: list[int]
+
+
+def device_pick() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> list[int]:
+    """Token ids that end an assistant turn: the tokenizer's EOS, the model's generation EOS(s),
+    and ``<|im_end|>``/``<|eot_id|>``/``<end_of_turn>`` where the vocabulary has them."""
+    ids: set[int] = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    generation_eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(generation_eos, int):
+        ids.add(generation_eos)
+    elif isinstance(generation_eos, (list, tuple)):
+        ids.update(int(i) for i in generation_eos)
+    vocab = tokenizer.get_vocab()
+    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+        if marker in vocab:
+            ids.add(int(vocab[marker]))
+    return sorted(ids)
+
+
+def policy_load(name: str, location: str, *, is_adapter: bool = False) -> LoadedPolicy:
+    """Load a causal LM and its tokenizer for batched generation (left padding, eval mode).
+
+    Args:
+        name: the checkpoint name (recorded on completions).
+        location: a local directory or a hub id (``Checkpoint.location``).
+        is_adapter: a peft adapter directory; loaded with ``AutoPeftModelForCausalLM`` and merged.
+    Returns: the model in float32 on CPU (bfloat16 on CUDA), eval mode.
+    Raises:
+        OSError / ValueError from transformers when the location holds no loadable model.
+    """
+    device = device_pick()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if is_adapter:
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(location, dtype=dtype).merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype)
+    model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedPolicy(name, model, tokenizer, end_of_turn_ids(tokenizer, model))

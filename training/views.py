@@ -1,0 +1,156 @@
+"""Admin pages: the checkpoint registry, the generation launcher, and jobs with live progress.
+
+Each view renders the full page or, for an htmx request, the named partial of the same template.
+Live regions poll every 2 s and are answered with 286 (htmx: stop polling) once nothing shown is
+queued or running. Every action also works as a plain form POST.
+"""
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from feedback import interface as feedback
+
+from . import selectors, services
+from .forms import GenerationForm
+from .models import Job, JobStatus
+from .permissions import can_run_jobs
+from .supervisor import log_tail
+
+SUMMARY_FIELDS = [
+    ("paired", "comparisons made"),
+    ("completions", "completions written"),
+    ("skipped_empty", "pairs skipped: an empty completion"),
+    ("skipped_identical", "pairs skipped: identical completions"),
+    ("new_tokens", "new tokens"),
+    ("seconds", "seconds"),
+]
+STOP_POLLING = 286  # htmx: swap this answer in, then stop polling
+JOB_CHANGED = "job-changed"  # htmx event a cancel sends; live regions refresh on it
+
+
+def _require_run_jobs(request: HttpRequest) -> None:
+    if not can_run_jobs(request.user):
+        raise PermissionDenied("Only admins may see checkpoints and jobs.")
+
+
+@login_required
+@require_GET
+def checkpoint_list(request: HttpRequest) -> HttpResponse:
+    """Admins: every checkpoint with kind, parent, size, dtype, licence and chat template."""
+    _require_run_jobs(request)
+    page = Paginator(selectors.checkpoint_list(), 50).get_page(request.GET.get("page"))
+    return render(request, "training/checkpoints.html", {"page": page})
+
+
+@login_required
+@require_GET
+def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: one checkpoint's metadata, location, lineage and how many completions it wrote."""
+    _require_run_jobs(request)
+    checkpoint = get_object_or_404(selectors.checkpoint_list(), pk=pk)
+    context = {
+        "checkpoint": checkpoint,
+        "children": checkpoint.children.order_by("name"),
+        "completion_count": feedback.completion_count(model_name=checkpoint.name),
+    }
+    return render(request, "training/checkpoint_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def generate(request: HttpRequest) -> HttpResponse:
+    """Admins: launch a generation job. Errors show next to their fields (400) and nothing is queued."""
+    _require_run_jobs(request)
+    names = selectors.policy_checkpoint_names()
+    if request.method == "GET":
+        initial = {"checkpoint": request.GET["checkpoint"]} if request.GET.get("checkpoint") in names else {}
+        form = GenerationForm(initial=initial, checkpoint_names=names)
+        return render(request, "training/generate.html", {"form": form})
+    form = GenerationForm(request.POST, checkpoint_names=names)
+    if form.is_valid():
+        try:
+            job = services.generation_job_create(config=form.config(), created_by=request.user)
+        except ValidationError as error:
+            form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
+        else:
+            messages.success(request, f"Generation job {job.pk} queued over {job.progress_total} prompts.")
+            return redirect("manage-job-detail", pk=job.pk)
+    return render(request, "training/generate.html", {"form": form}, status=400)
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    """Admins: jobs, newest first, with live progress. Dead running jobs are reaped first.
+
+    For an htmx poll of ``#job-table``: the table alone, 286 once no job on the page is active.
+    """
+    _require_run_jobs(request)
+    services.jobs_reap()
+    status = request.GET.get("status") if request.GET.get("status") in JobStatus.values else None
+    page = Paginator(selectors.job_list(status=status), 50).get_page(request.GET.get("page"))
+    active = selectors.jobs_any_active(page)
+    context = {"page": page, "active": active, "status": status or "", "statuses": JobStatus.choices}
+    if request.htmx and request.htmx.target == "job-table":
+        return render(request, "training/jobs.html#table", context, status=200 if active else STOP_POLLING)
+    return render(request, "training/jobs.html", context)
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: one job's config, progress, summary, heartbeat, error, traceback and log tail.
+
+    For an htmx poll of ``#job-live``: the live part alone, 286 once the job has finished.
+    """
+    _require_run_jobs(request)
+    services.jobs_reap()
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    context = {"job": job, "log": log_tail(job.pk), **_job_tables(job)}
+    if request.htmx and request.htmx.target == "job-live":
+        return render(request, "training/job_detail.html#live", context, status=STOP_POLLING if job.is_finished else 200)
+    return render(request, "training/job_detail.html", context)
+
+
+def _job_tables(job: Job) -> dict:
+    """The job's summary (known counts first, then anything else it recorded) and config as rows."""
+    known = dict(SUMMARY_FIELDS)
+    summary = [(label, job.summary.get(key)) for key, label in SUMMARY_FIELDS]
+    summary += [(key.replace("_", " "), value) for key, value in job.summary.items() if key not in known]
+    config = [(key, json.dumps(value)) for key, value in job.config.items()]
+    return {"summary_rows": summary, "config_rows": config}
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: cancel a queued job, or ask a running one to stop at its next batch.
+
+    htmx: 204 plus an ``HX-Trigger: job-changed`` event, on which the page's live region refreshes.
+    Plain POST: back to ``next`` (a local URL) or the job's page, with a message.
+    """
+    _require_run_jobs(request)
+    job = get_object_or_404(selectors.job_list(), pk=pk)
+    was = job.status
+    job = services.job_cancel(job=job)
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Trigger": JOB_CHANGED})
+    if job.status == JobStatus.CANCELLED and was == JobStatus.QUEUED:
+        messages.success(request, f"Job {job.pk} cancelled.")
+    elif job.status == JobStatus.RUNNING:
+        messages.success(request, f"Job {job.pk} will stop after its current batch.")
+    else:
+        messages.info(request, f"Job {job.pk} had already finished ({job.status}).")
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect("manage-job-detail", pk=job.pk)
