@@ -4,7 +4,7 @@ from rest_framework.test import APIClient
 from tests.factories import ComparisonFactory, UserFactory
 
 # Model and child-process fixtures for the training tests (session-scoped model store).
-pytest_plugins = ["tests.model_fixtures"]
+pytest_plugins = ["tests.model_fixtures", "tests.browser_support"]
 
 
 @pytest.fixture(autouse=True)

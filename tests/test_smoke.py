@@ -1,6 +1,5 @@
 import pytest
 
-from feedback import services
 from tests.conftest import api_as
 
 pytestmark = pytest.mark.django_db

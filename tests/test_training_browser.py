@@ -6,11 +6,8 @@ Skips without /usr/bin/chromium, except under CI, where it fails.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -20,34 +17,13 @@ from training.models import Job, JobKind, JobStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is not installed (run scripts/ensure-system-deps.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and {reason}", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with pytest.MonkeyPatch.context() as patch:  # Playwright's loop runs in this thread; the ORM calls are ours
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-            try:
-                yield browser
-            finally:
-                browser.close()
 
 
 @pytest.fixture
-def admin_page(chromium, live_server):
+def admin_page(chromium_browser, live_server):
     """A logged-in admin's page, recording errors, CSP violations, page loads and polls of /manage/jobs/."""
     UserFactory(username="admin1", role="admin")
-    context = chromium.new_context(base_url=live_server.url)
+    context = chromium_browser.new_context(base_url=live_server.url)
     context.set_default_timeout(10_000)
     context.add_init_script(
         "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective));"
