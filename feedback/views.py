@@ -29,6 +29,7 @@ def _require(request: HttpRequest, check) -> None:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """Send admins to the comparison list and annotators to their queue."""
     if is_feedback_admin(request.user):
         return redirect("manage-comparisons")
     return redirect("annotate")

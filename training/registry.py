@@ -26,6 +26,7 @@ METADATA_FILE = "arbiter-metadata.json"
 
 
 def model_cache_dir() -> Path:
+    """Machine-wide folder where the bundled model is converted once (``ARBITER_MODEL_CACHE``)."""
     return Path(os.environ.get("ARBITER_MODEL_CACHE", settings.VAR_DIR / "model-cache"))
 
 

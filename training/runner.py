@@ -12,6 +12,7 @@ import traceback
 
 
 def main(argv: list[str]) -> int:
+    """Run the job named by ``argv[1]`` and record its outcome; returns the process exit code (0, 1 or 2)."""
     if len(argv) != 2 or not argv[1].isdigit():
         print("usage: python -m training.runner JOB_ID", file=sys.stderr)
         return 2
