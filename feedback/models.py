@@ -102,11 +102,18 @@ class Comparison(models.Model):
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     status = models.CharField(max_length=10, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
     gold_choice = models.CharField(max_length=10, choices=Choice.choices, blank=True, default="")
+    external_id = models.CharField(
+        max_length=128, blank=True, default="",
+        help_text="Stable key of an imported pair (e.g. 'hh-rlhf:<sha256>'); re-importing it adds nothing.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=~Q(completion_a=F("completion_b")), name="comparison_distinct_completions"),
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="comparison_external_id_unique"
+            ),
             models.UniqueConstraint(fields=["completion_a", "completion_b"], name="comparison_unique_pair"),
             models.CheckConstraint(condition=Q(votes_required__gte=1), name="comparison_votes_required_positive"),
             models.CheckConstraint(condition=Q(status__in=ComparisonStatus.values), name="comparison_status_valid"),
@@ -208,3 +215,58 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"Vote {self.pk}: {self.choice}"
+
+
+class DatasetSnapshot(models.Model):
+    """A frozen preference dataset: exactly which votes it used, the aggregation rules, its row
+    counts and a content hash, with the rows written to ``files_dir`` (relative to
+    ``ARBITER_DATA_DIR``) as ``train.jsonl`` and ``eval.jsonl`` in TRL's conversational format.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    rules = models.JSONField(default=dict)
+    counts = models.JSONField(default=dict, blank=True)
+    train_rows = models.PositiveIntegerField(default=0)
+    eval_rows = models.PositiveIntegerField(default=0)
+    annotator_count = models.PositiveIntegerField(default=0)
+    content_hash = models.CharField(max_length=64)
+    files_dir = models.CharField(max_length=500)
+    votes = models.ManyToManyField(Vote, through="SnapshotVote", related_name="snapshots")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=~Q(content_hash=""), name="snapshot_hash_set")]
+
+    def __str__(self) -> str:
+        return f"Snapshot {self.pk} ({self.train_rows}+{self.eval_rows} rows)"
+
+
+class SnapshotVote(models.Model):
+    """One vote used by one snapshot. Votes in a snapshot cannot be deleted (PROTECT): lineage stays whole."""
+
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="+")
+    vote = models.ForeignKey(Vote, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "vote"], name="snapshot_vote_unique")]
+
+
+class CompletionScore(models.Model):
+    """A reward model's scalar score for one completion (higher is better), named by the reward
+    checkpoint's name as completions name their writer."""
+
+    completion = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="scores")
+    reward_model = models.CharField(max_length=200)
+    score = models.FloatField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["completion", "reward_model"], name="score_one_per_reward_model"),
+            models.CheckConstraint(condition=~Q(reward_model=""), name="score_reward_model_set"),
+        ]
+        indexes = [models.Index(fields=["reward_model", "completion"], name="score_by_reward_model")]
+
+    def __str__(self) -> str:
+        return f"{self.reward_model}: {self.score:.3f} for completion {self.completion_id}"

@@ -20,8 +20,59 @@ class ConfigError(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _FromDict:
+    """``from_dict`` for config dataclasses: unknown keys, missing required keys and every invalid
+    value are reported together, by field. Subclasses list ``REQUIRED`` (field -> message)."""
+
+    REQUIRED: dict[str, str] = {}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """Build and validate a config from JSON-like data.
+
+        Raises:
+            ConfigError: every problem at once, by field: unknown settings, missing required
+                settings, and each invalid value (see ``validate``).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError({"config": "must be an object"})
+        known = {f.name for f in fields(cls)}
+        errors = {str(name): "unknown setting" for name in sorted(set(data) - known, key=str)}
+        for name, message in cls.REQUIRED.items():
+            if name not in data:
+                errors[name] = message
+        placeholders = {name: cls._placeholder(name) for name in cls.REQUIRED}
+        config = cls(**{**placeholders, **{k: v for k, v in data.items() if k in known}})
+        try:
+            config.validate()
+        except ConfigError as error:
+            for name, message in error.errors.items():
+                errors.setdefault(name, message)
+        if errors:
+            raise ConfigError(errors)
+        return config
+
+    @classmethod
+    def _placeholder(cls, name: str):
+        return ""
+
+    def validate(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
-class GenerationConfig:
+class GenerationConfig(_FromDict):
     """Sample completions from one or two checkpoints and pair them into comparisons.
 
     Strategies:
@@ -49,39 +100,15 @@ class GenerationConfig:
     priority: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GenerationConfig":
-        """Build and validate a config from JSON-like data.
+    REQUIRED = {"checkpoints": "required: one or two checkpoint names"}
 
-        Raises:
-            ConfigError: every problem at once, by field: unknown settings, a missing
-                ``checkpoints``, and each invalid value (see ``validate``).
-        """
-        if not isinstance(data, dict):
-            raise ConfigError({"config": "must be an object"})
-        known = {f.name for f in fields(cls)}
-        errors = {str(name): "unknown setting" for name in sorted(set(data) - known, key=str)}
-        if "checkpoints" not in data:
-            errors["checkpoints"] = "required: one or two checkpoint names"
-        config = cls(**{"checkpoints": [], **{k: v for k, v in data.items() if k in known}})
-        try:
-            config.validate()
-        except ConfigError as error:
-            for name, message in error.errors.items():
-                errors.setdefault(name, message)
-        if errors:
-            raise ConfigError(errors)
-        return config
+    @classmethod
+    def _placeholder(cls, name: str):
+        return []
 
     def validate(self) -> None:
         """Check every field; raise ConfigError with all problems at once."""
         errors: dict[str, str] = {}
-
-        def is_int(value) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        def is_number(value) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
 
         names = self.checkpoints
         if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
@@ -93,37 +120,162 @@ class GenerationConfig:
         if self.strategy not in STRATEGIES:
             errors["strategy"] = f"must be one of {', '.join(STRATEGIES)}"
         if self.prompt_ids is not None and (
-            not isinstance(self.prompt_ids, list) or not self.prompt_ids or not all(is_int(i) and i > 0 for i in self.prompt_ids)
+            not isinstance(self.prompt_ids, list) or not self.prompt_ids or not all(_is_int(i) and i > 0 for i in self.prompt_ids)
         ):
             errors["prompt_ids"] = "must be a non-empty list of prompt ids"
         if self.split not in (None, "", "train", "eval"):
             errors["split"] = "must be train or eval"
         if self.tag is not None and not isinstance(self.tag, str):
             errors["tag"] = "must be a string"
-        if self.max_open_comparisons is not None and (not is_int(self.max_open_comparisons) or self.max_open_comparisons < 1):
+        if self.max_open_comparisons is not None and (not _is_int(self.max_open_comparisons) or self.max_open_comparisons < 1):
             errors["max_open_comparisons"] = "must be a positive integer"
-        if self.limit is not None and (not is_int(self.limit) or self.limit < 1):
+        if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
             errors["limit"] = "must be a positive integer"
-        if not is_int(self.max_new_tokens) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+        if not _is_int(self.max_new_tokens) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
             errors["max_new_tokens"] = f"must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT}"
-        if not is_number(self.temperature) or not 0 <= self.temperature <= 2:
+        if not _is_number(self.temperature) or not 0 <= self.temperature <= 2:
             errors["temperature"] = "must be a number from 0 (greedy) to 2"
         elif self.strategy == "two_samples" and self.temperature == 0:
             errors["temperature"] = "two_samples needs temperature > 0: greedy decoding gives two identical samples"
-        if not is_number(self.top_p) or not 0 < self.top_p <= 1:
+        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
             errors["top_p"] = "must be a number in (0, 1]"
-        if not is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
             errors["batch_size"] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
-        if not is_int(self.seed) or self.seed < 0:
+        if not _is_int(self.seed) or self.seed < 0:
             errors["seed"] = "must be a non-negative integer"
-        if not is_int(self.votes_required) or not 1 <= self.votes_required <= 100:
+        if not _is_int(self.votes_required) or not 1 <= self.votes_required <= 100:
             errors["votes_required"] = "must be an integer from 1 to 100"
-        if not is_int(self.priority) or abs(self.priority) > 1_000_000:
+        if not _is_int(self.priority) or abs(self.priority) > 1_000_000:
             errors["priority"] = "must be an integer from -1000000 to 1000000"
         if not isinstance(self.extra, dict):
             errors["extra"] = "must be an object"
         if errors:
             raise ConfigError(errors)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+SCORING_SCOPES = ("open", "all")
+
+
+@dataclass
+class RewardConfig(_FromDict):
+    """Train a reward model (TRL ``RewardTrainer``) on a preference dataset snapshot.
+
+    ``base``: the policy checkpoint whose transformer gets a scalar sequence-classification head.
+    ``snapshot_id``: an existing snapshot, or None to build one from the votes now with ``rules``
+    (aggregation rules, see ``feedback.preferences.AggregationRules``).
+    ``output_name``: the reward checkpoint's name (default ``<base>-rm-<run id>``).
+    Training: full fine-tune, or LoRA (``lora=True``; rank ``lora_r``, scale ``lora_alpha``) with
+    the score head trained in full. Sequences longer than ``max_length`` tokens are left out by TRL
+    and counted. ``eval_steps``: evaluate held-out pairwise accuracy every this many optimiser
+    steps and at the end. Defaults fit a CPU laptop with SmolLM2-135M.
+    """
+
+    base: str
+    snapshot_id: int | None = None
+    rules: dict[str, Any] = field(default_factory=dict)
+    output_name: str | None = None
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 1.0
+    max_steps: int | None = None
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    max_length: int = 256
+    eval_steps: int = 50
+    logging_steps: int = 5
+    use_margin: bool = True
+    center_rewards_coefficient: float | None = None
+    seed: int = 0
+
+    REQUIRED = {"base": "required: the policy checkpoint to start from"}
+
+    def validate(self) -> None:
+        """Check every field; raise ConfigError with all problems at once."""
+        errors: dict[str, str] = {}
+        if not isinstance(self.base, str) or not self.base.strip():
+            errors["base"] = "must be a checkpoint name"
+        if self.snapshot_id is not None and (not _is_int(self.snapshot_id) or self.snapshot_id < 1):
+            errors["snapshot_id"] = "must be a snapshot id"
+        if not isinstance(self.rules, dict):
+            errors["rules"] = "must be an object of aggregation rules"
+        elif self.snapshot_id is not None and self.rules:
+            errors["rules"] = "give rules or snapshot_id, not both: a snapshot's rules are fixed"
+        if self.output_name is not None and (not isinstance(self.output_name, str) or not 1 <= len(self.output_name.strip()) <= 200):
+            errors["output_name"] = "must be 1-200 characters"
+        for name in ("lora", "use_margin"):
+            if not isinstance(getattr(self, name), bool):
+                errors[name] = "must be true or false"
+        if not _is_int(self.lora_r) or not 1 <= self.lora_r <= 1024:
+            errors["lora_r"] = "must be an integer from 1 to 1024"
+        if not _is_int(self.lora_alpha) or not 1 <= self.lora_alpha <= 4096:
+            errors["lora_alpha"] = "must be an integer from 1 to 4096"
+        if not _is_number(self.lora_dropout) or not 0 <= self.lora_dropout < 1:
+            errors["lora_dropout"] = "must be a number in [0, 1)"
+        if not _is_number(self.learning_rate) or not 0 < self.learning_rate <= 1:
+            errors["learning_rate"] = "must be a number in (0, 1]"
+        if not _is_number(self.num_train_epochs) or not 0 < self.num_train_epochs <= 100:
+            errors["num_train_epochs"] = "must be a number in (0, 100]"
+        if self.max_steps is not None and (not _is_int(self.max_steps) or not 1 <= self.max_steps <= 1_000_000):
+            errors["max_steps"] = "must be an integer from 1 to 1000000 (or empty: use num_train_epochs)"
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= MAX_BATCH_SIZE:
+                errors[name] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
+        if not _is_int(self.max_length) or not 16 <= self.max_length <= 32768:
+            errors["max_length"] = "must be an integer from 16 to 32768 tokens"
+        for name in ("eval_steps", "logging_steps"):
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= 1_000_000:
+                errors[name] = "must be a positive integer"
+        if self.center_rewards_coefficient is not None and (
+            not _is_number(self.center_rewards_coefficient) or not 0 <= self.center_rewards_coefficient <= 10
+        ):
+            errors["center_rewards_coefficient"] = "must be a number from 0 to 10 (0.01 is usual) or empty"
+        if not _is_int(self.seed) or self.seed < 0:
+            errors["seed"] = "must be a non-negative integer"
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass
+class ScoringConfig(_FromDict):
+    """Score completions with a reward checkpoint and store one scalar per completion.
+
+    ``scope``: ``open`` scores the completions of open comparisons, ``all`` those of every
+    comparison; ``only_unscored`` skips completions this reward model already scored.
+    ``prioritize_uncertain``: afterwards, raise the queue priority of open comparisons the reward
+    model is least sure about (|score_a - score_b| small), so annotators see them first.
+    """
+
+    reward_model: str
+    scope: str = "open"
+    only_unscored: bool = True
+    prioritize_uncertain: bool = False
+    batch_size: int = 16
+    max_length: int = 1024
+    limit: int | None = None
+
+    REQUIRED = {"reward_model": "required: the reward checkpoint to score with"}
+
+    def validate(self) -> None:
+        """Check every field; raise ConfigError with all problems at once."""
+        errors: dict[str, str] = {}
+        if not isinstance(self.reward_model, str) or not self.reward_model.strip():
+            errors["reward_model"] = "must be a checkpoint name"
+        if self.scope not in SCORING_SCOPES:
+            errors["scope"] = f"must be one of {', '.join(SCORING_SCOPES)}"
+        for name in ("only_unscored", "prioritize_uncertain"):
+            if not isinstance(getattr(self, name), bool):
+                errors[name] = "must be true or false"
+        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            errors["batch_size"] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
+        if not _is_int(self.max_length) or not 16 <= self.max_length <= 32768:
+            errors["max_length"] = "must be an integer from 16 to 32768 tokens"
+        if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
+            errors["limit"] = "must be a positive integer"
+        if errors:
+            raise ConfigError(errors)

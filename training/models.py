@@ -29,6 +29,10 @@ class Checkpoint(models.Model):
     weights_dir = models.CharField(max_length=500, blank=True, default="")
     hub_id = models.CharField(max_length=200, blank=True, default="")
     is_adapter = models.BooleanField(default=False)
+    run = models.OneToOneField(
+        "Job", null=True, blank=True, on_delete=models.PROTECT, related_name="output_checkpoint",
+        help_text="The training run that produced this checkpoint (empty for imports).",
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -57,6 +61,12 @@ class Checkpoint(models.Model):
 
 class JobKind(models.TextChoices):
     GENERATION = "generation", "generation"
+    SCORING = "scoring", "scoring"
+    REWARD = "reward", "reward model training"
+
+
+# Kinds that train a model: they take a dataset snapshot and register an output checkpoint.
+TRAINING_KINDS = (JobKind.REWARD,)
 
 
 class JobStatus(models.TextChoices):
@@ -94,6 +104,10 @@ class Job(models.Model):
     cancel_requested = models.BooleanField(default=False)
     pid = models.PositiveIntegerField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True, default="")
+    snapshot = models.ForeignKey(
+        "feedback.DatasetSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The preference dataset a training run used.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -113,3 +127,33 @@ class Job(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.progress_done / self.progress_total) if self.progress_total else 0
+
+    @property
+    def is_training(self) -> bool:
+        return self.kind in TRAINING_KINDS
+
+    @property
+    def output(self) -> "Checkpoint | None":
+        """The checkpoint this run registered, or None."""
+        try:
+            return self.output_checkpoint
+        except Checkpoint.DoesNotExist:
+            return None
+
+
+class JobMetric(models.Model):
+    """Metrics a run logged at one optimiser step (``values``: name -> number, e.g. ``loss``,
+    ``eval_accuracy``, ``learning_rate``), kept in order so pages can draw curves while it runs."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField(null=True, blank=True)
+    values = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["step", "id"]
+        indexes = [models.Index(fields=["job", "step"], name="job_metric_by_step")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} step {self.step}"

@@ -88,6 +88,21 @@ class Reporter:
         Job.objects.filter(pk=self.job_id).update(**fields)
 
 
+    def metric(self, *, step: int, values: dict[str, float], epoch: float | None = None) -> None:
+        """Append one row of metrics (name -> number) logged at optimiser ``step``; pages draw
+        curves from these rows while the run goes on. Non-finite numbers are stored as None."""
+        import math
+
+        from training.models import JobMetric
+
+        clean = {
+            str(name): (float(value) if math.isfinite(float(value)) else None)
+            for name, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+        }
+        JobMetric.objects.create(job_id=self.job_id, step=int(step), epoch=epoch, values=clean)
+
+
 class Stopwatch:
     """Wall-clock seconds since creation (``time.perf_counter``)."""
 
