@@ -31,11 +31,13 @@ def checkpoint_register(
     parent: Checkpoint | None = None,
     is_adapter: bool = False,
     metadata: dict[str, Any] | None = None,
+    run: Job | None = None,
 ) -> Checkpoint:
     """Register a checkpoint whose files are already complete.
 
     ``weights_dir`` is relative to ``ARBITER_DATA_DIR`` and must hold ``config.json`` plus
-    ``*.safetensors`` (or ``adapter_config.json`` for an adapter).
+    ``*.safetensors`` (or ``adapter_config.json`` for an adapter). ``run`` is the training run
+    that produced it (its lineage: base, dataset snapshot, config); a run registers at most one.
     Raises:
         ValidationError: a taken or empty name, both or neither of weights_dir/hub_id, missing files.
     """
@@ -53,7 +55,7 @@ def checkpoint_register(
     with transaction.atomic():
         return Checkpoint.objects.create(
             name=name, kind=kind, weights_dir=weights_dir, hub_id=hub_id, parent=parent,
-            is_adapter=is_adapter, metadata=metadata or {},
+            is_adapter=is_adapter, metadata=metadata or {}, run=run,
         )
 
 
