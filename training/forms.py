@@ -1,11 +1,11 @@
-"""HTML forms: shape only. ``GenerationConfig`` and ``generation_job_create`` hold the rules."""
+"""HTML forms: shape only. The config dataclasses and the create services hold the rules."""
 from __future__ import annotations
 
 from typing import Any
 
 from django import forms
 
-from .config import MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, STRATEGIES, GenerationConfig
+from .config import MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, STRATEGIES, GenerationConfig, RewardConfig
 
 DEFAULTS = GenerationConfig(checkpoints=[], limit=20)
 SPLITS = [("", "any split"), ("train", "train"), ("eval", "eval")]
@@ -17,7 +17,24 @@ def _number(**attrs) -> forms.NumberInput:
     return forms.NumberInput(attrs=attrs)
 
 
-class GenerationForm(forms.Form):
+class _ServiceErrors:
+    """Show a service ``ValidationError``'s field messages next to the fields they concern."""
+
+    ERROR_FIELDS: dict[str, str] = {}
+    UNPREFIXED = {"config", "snapshot"}
+
+    def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
+        for key, messages in message_dict.items():
+            field = self.ERROR_FIELDS.get(key, key)
+            if field not in self.fields:
+                field = None
+                if key not in self.UNPREFIXED:
+                    messages = [f"{key}: {m}" for m in messages]
+            for message in messages:
+                self.add_error(field, message)
+
+
+class GenerationForm(_ServiceErrors, forms.Form):
     """Launch a generation job. Defaults suit a CPU laptop: 20 prompts, 128 new tokens, batches of 8."""
 
     checkpoint = forms.ChoiceField(label="Checkpoint A")
@@ -61,13 +78,85 @@ class GenerationForm(forms.Form):
             config[name] = data[name]
         return config
 
-    def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
-        """Show a ``ValidationError``'s field messages next to the fields they concern."""
-        for key, messages in message_dict.items():
-            field = self.ERROR_FIELDS.get(key, key)
-            if field not in self.fields:
-                field = None
-                if key not in self.UNPREFIXED:
-                    messages = [f"{key}: {m}" for m in messages]
-            for message in messages:
-                self.add_error(field, message)
+
+REWARD_DEFAULTS = RewardConfig(base="")
+SNAPSHOT_NEW = ""
+
+
+class RewardForm(_ServiceErrors, forms.Form):
+    """Launch a reward-model run. Defaults suit a CPU laptop with SmolLM2-135M: full fine-tune,
+    max length 256, batches of 8, one epoch, evaluation every 50 steps."""
+
+    base = forms.ChoiceField(label="Base policy checkpoint")
+    snapshot = forms.ChoiceField(required=False, label="Dataset", help_text="a new snapshot freezes the votes as they are now")
+    split_by = forms.ChoiceField(
+        choices=[("prompt", "the prompt's split field"), ("hash", "a hash of the prompt")], initial="prompt",
+        label="Train/eval split by",
+    )
+    eval_fraction = forms.FloatField(initial=0.1, label="Eval fraction (hash split)", widget=_number(min=0, max=1, step="any"))
+    include_margin = forms.BooleanField(required=False, initial=True, label="Use vote strength as a margin")
+    include_gold = forms.BooleanField(required=False, initial=True, label="Include gold items")
+    exclude_annotators = forms.MultipleChoiceField(required=False, label="Leave out these annotators' votes")
+    output_name = forms.CharField(required=False, max_length=200, help_text="default: <base>-rm-<run id>")
+    lora = forms.BooleanField(required=False, initial=REWARD_DEFAULTS.lora, label="LoRA (merged on save)")
+    learning_rate = forms.FloatField(initial=REWARD_DEFAULTS.learning_rate, widget=_number(min=0, step="any"))
+    num_train_epochs = forms.FloatField(initial=REWARD_DEFAULTS.num_train_epochs, label="Epochs", widget=_number(min=0, step="any"))
+    max_steps = forms.IntegerField(required=False, label="Max steps", help_text="overrides epochs", widget=_number(min=1))
+    per_device_train_batch_size = forms.IntegerField(
+        initial=REWARD_DEFAULTS.per_device_train_batch_size, label="Batch size", widget=_number(min=1, max=MAX_BATCH_SIZE)
+    )
+    max_length = forms.IntegerField(initial=REWARD_DEFAULTS.max_length, label="Max length (tokens)", widget=_number(min=16))
+    eval_steps = forms.IntegerField(initial=REWARD_DEFAULTS.eval_steps, label="Evaluate every N steps", widget=_number(min=1))
+    seed = forms.IntegerField(initial=REWARD_DEFAULTS.seed, widget=_number(min=0))
+
+    ERROR_FIELDS = {"snapshot_id": "snapshot", "per_device_train_batch_size": "per_device_train_batch_size"}
+    RULE_FIELDS = ("split_by", "eval_fraction", "include_margin", "include_gold", "exclude_annotators")
+
+    def __init__(self, *args, checkpoint_names: list[str], snapshots: list[tuple[int, str]], annotators: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base"].choices = [(name, name) for name in checkpoint_names]
+        self.fields["snapshot"].choices = [(SNAPSHOT_NEW, "a new snapshot of the current votes"), *snapshots]
+        self.fields["exclude_annotators"].choices = annotators
+
+    def config(self) -> dict[str, Any]:
+        """The cleaned form as a ``RewardConfig`` dict: an existing snapshot, or rules for a new one."""
+        data = self.cleaned_data
+        config: dict[str, Any] = {"base": data["base"]}
+        if data.get("snapshot"):
+            config["snapshot_id"] = int(data["snapshot"])
+        else:
+            rules = {
+                "split_by": data["split_by"], "include_margin": data["include_margin"],
+                "include_gold": data["include_gold"],
+                "exclude_annotators": sorted(int(i) for i in data.get("exclude_annotators") or []),
+            }
+            if data["split_by"] == "hash":
+                rules["eval_fraction"] = data["eval_fraction"]
+            config["rules"] = rules
+        if data.get("output_name"):
+            config["output_name"] = data["output_name"].strip()
+        config["use_margin"] = data["include_margin"]
+        for name in ("lora", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+                     "max_length", "eval_steps", "seed"):
+            if data.get(name) is not None:
+                config[name] = data[name]
+        return config
+
+
+class ScoringForm(_ServiceErrors, forms.Form):
+    """Launch a scoring job: a reward model scores the completions of open (or all) comparisons."""
+
+    reward_model = forms.ChoiceField(label="Reward model")
+    scope = forms.ChoiceField(choices=[("open", "open comparisons"), ("all", "all comparisons")], initial="open")
+    only_unscored = forms.BooleanField(required=False, initial=True, label="Skip completions this model already scored")
+    prioritize_uncertain = forms.BooleanField(
+        required=False, initial=False, label="Then serve the pairs it is least sure about first",
+    )
+    batch_size = forms.IntegerField(initial=16, widget=_number(min=1, max=MAX_BATCH_SIZE))
+
+    def __init__(self, *args, reward_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reward_model"].choices = [(name, name) for name in reward_names]
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.cleaned_data)

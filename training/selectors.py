@@ -12,7 +12,7 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 def checkpoint_list() -> QuerySet[Checkpoint]:
     """Every checkpoint, newest first, with its parent joined."""
-    return Checkpoint.objects.select_related("parent")
+    return Checkpoint.objects.select_related("parent", "run")
 
 
 def policy_checkpoint_names() -> list[str]:
@@ -20,9 +20,14 @@ def policy_checkpoint_names() -> list[str]:
     return list(Checkpoint.objects.filter(kind=CheckpointKind.POLICY).values_list("name", flat=True))
 
 
+def reward_checkpoint_names() -> list[str]:
+    """Names of the reward models scoring can use, newest first."""
+    return list(Checkpoint.objects.filter(kind=CheckpointKind.REWARD).values_list("name", flat=True))
+
+
 def job_list(*, status: str | None = None, kind: str | None = None) -> QuerySet[Job]:
     """Jobs, newest first, with their creator joined; optionally of one status and/or kind."""
-    qs = Job.objects.select_related("created_by")
+    qs = Job.objects.select_related("created_by", "output_checkpoint")
     if status:
         qs = qs.filter(status=status)
     if kind:

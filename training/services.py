@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from feedback import interface as feedback
 
-from .config import ConfigError, GenerationConfig
+from .config import ConfigError, GenerationConfig, RewardConfig, ScoringConfig
 from .models import Checkpoint, CheckpointKind, Job, JobKind, JobStatus
 
 HEARTBEAT_TIMEOUT_S = int(os.environ.get("ARBITER_HEARTBEAT_TIMEOUT", "120"))
@@ -73,10 +73,7 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
         ValidationError: any bad setting (see ``GenerationConfig``), an unknown checkpoint, a
             reward model where a policy is needed, or a prompt selection that matches nothing.
     """
-    try:
-        parsed = GenerationConfig.from_dict(dict(config))
-    except ConfigError as error:
-        raise ValidationError(error.errors) from None
+    parsed = _parse(GenerationConfig, config)
     found = {c.name: c for c in Checkpoint.objects.filter(name__in=parsed.checkpoints)}
     for name in parsed.checkpoints:
         if name not in found:
@@ -95,6 +92,89 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
         )
         transaction.on_commit(lambda: _enqueue(job))
     return job
+
+
+def _parse(config_class, config: dict[str, Any]):
+    try:
+        return config_class.from_dict(dict(config))
+    except ConfigError as error:
+        raise ValidationError(error.errors) from None
+
+
+def _checkpoint_of_kind(name: str, kind: str, *, field: str, purpose: str) -> Checkpoint:
+    checkpoint = Checkpoint.objects.filter(name=name).first()
+    if checkpoint is None:
+        raise ValidationError({field: f"no checkpoint named {name!r}"})
+    if checkpoint.kind != kind:
+        raise ValidationError({field: f"{name!r} is a {checkpoint.get_kind_display()} checkpoint; {purpose} needs a {CheckpointKind(kind).label}"})
+    return checkpoint
+
+
+def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """Validate a reward-model run, freeze its dataset snapshot, and queue it.
+
+    The snapshot is ``config["snapshot_id"]`` or, when that is absent, a new one built from the
+    current votes with ``config["rules"]`` (stored on the run as ``snapshot_id``), so the run's
+    exact votes are fixed before it is queued.
+    Raises:
+        ValidationError: a bad setting (see ``RewardConfig``), an unknown base, a reward model
+            given as the base, an output name that is taken, an unknown snapshot, bad aggregation
+            rules, or votes that give no training pairs or no held-out (eval) pairs.
+    """
+    parsed = _parse(RewardConfig, config)
+    _checkpoint_of_kind(parsed.base, CheckpointKind.POLICY, field="base", purpose="a reward model's base")
+    if parsed.output_name and Checkpoint.objects.filter(name=parsed.output_name).exists():
+        raise ValidationError({"output_name": f"a checkpoint named {parsed.output_name!r} exists"})
+    if parsed.snapshot_id is not None:
+        try:
+            snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
+        except LookupError:
+            raise ValidationError({"snapshot_id": f"no snapshot {parsed.snapshot_id}"}) from None
+    else:
+        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
+        parsed.snapshot_id = snapshot.id
+    if snapshot.eval_rows == 0:
+        raise ValidationError({
+            "snapshot_id": f"snapshot {snapshot.id} has no eval pairs, so held-out accuracy cannot be measured: "
+            "mark some prompts as eval, or build it with rules split_by=hash"
+        })
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.REWARD, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id
+        )
+        transaction.on_commit(lambda: _enqueue(job))
+    return job
+
+
+def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """Validate a scoring job (a reward model scores completions) and queue it.
+
+    Raises:
+        ValidationError: a bad setting (see ``ScoringConfig``), an unknown checkpoint, a policy
+            given where a reward model is needed, or no completions to score.
+    """
+    parsed = _parse(ScoringConfig, config)
+    _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="scoring")
+    items = feedback.completions_to_score(
+        reward_model=parsed.reward_model, scope=parsed.scope, only_unscored=parsed.only_unscored, limit=parsed.limit
+    )
+    if not items:
+        raise ValidationError({"scope": f"no completions to score ({parsed.scope} comparisons"
+                               + (", not yet scored by this model" if parsed.only_unscored else "") + ")"})
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.SCORING, config=parsed.as_dict(), created_by=created_by, progress_total=len(items)
+        )
+        transaction.on_commit(lambda: _enqueue(job))
+    return job
+
+
+# One create service per job kind; each takes ``config=`` and ``created_by=`` and raises ValidationError.
+JOB_CREATORS = {
+    JobKind.GENERATION: generation_job_create,
+    JobKind.REWARD: reward_run_create,
+    JobKind.SCORING: scoring_job_create,
+}
 
 
 def job_cancel(*, job: Job) -> Job:

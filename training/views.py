@@ -20,7 +20,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from feedback import interface as feedback
 
 from . import selectors, services
-from .forms import GenerationForm
+from .charts import line_chart, metric_series
+from .forms import GenerationForm, RewardForm, ScoringForm
 from .models import Job, JobStatus
 from .permissions import can_run_jobs
 from .supervisor import log_tail
@@ -31,8 +32,20 @@ SUMMARY_FIELDS = [
     ("skipped_empty", "pairs skipped: an empty completion"),
     ("skipped_identical", "pairs skipped: identical completions"),
     ("new_tokens", "new tokens"),
+    ("train_rows", "training pairs"),
+    ("eval_rows", "held-out pairs"),
+    ("filtered_too_long", "pairs left out: longer than max length"),
+    ("steps", "optimiser steps"),
+    ("eval_accuracy", "held-out accuracy"),
+    ("train_loss", "training loss"),
+    ("samples_per_s", "samples/s"),
+    ("scored", "completions scored"),
+    ("prioritized", "comparisons re-prioritised"),
+    ("checkpoint", "checkpoint registered"),
     ("seconds", "seconds"),
 ]
+LOSS_METRICS = ("loss", "eval_loss")
+ACCURACY_PREFIX = "eval_accuracy"
 STOP_POLLING = 286  # htmx: swap this answer in, then stop polling
 JOB_CHANGED = "job-changed"  # htmx event a cancel sends; live regions refresh on it
 
@@ -115,10 +128,28 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_run_jobs(request)
     services.jobs_reap()
     job = get_object_or_404(selectors.job_list(), pk=pk)
-    context = {"job": job, "log": log_tail(job.pk), **_job_tables(job)}
+    context = {"job": job, "log": log_tail(job.pk), **_job_tables(job), **_run_context(job)}
     if request.htmx and request.htmx.target == "job-live":
         return render(request, "training/job_detail.html#live", context, status=STOP_POLLING if job.is_finished else 200)
     return render(request, "training/job_detail.html", context)
+
+
+def _run_context(job: Job) -> dict:
+    """For a training run: its loss and accuracy curves, dataset snapshot and output checkpoint."""
+    if not job.is_training:
+        return {}
+    rows = [(m.step, m.values) for m in job.metrics.only("step", "values")]
+    accuracy_names = sorted({name for _, values in rows for name in values if name.startswith(ACCURACY_PREFIX)},
+                            key=lambda name: (name != ACCURACY_PREFIX, name))
+    snapshot = feedback.snapshot_get(snapshot_id=job.snapshot_id) if job.snapshot_id else None
+    return {
+        "charts": [
+            line_chart("Loss", metric_series(rows, LOSS_METRICS)),
+            line_chart("Held-out pairwise accuracy", metric_series(rows, accuracy_names), y_range=(0.0, 1.0)),
+        ],
+        "snapshot": snapshot,
+        "output": job.output,
+    }
 
 
 def _job_tables(job: Job) -> dict:
@@ -154,3 +185,51 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(target)
     return redirect("manage-job-detail", pk=job.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def train_reward(request: HttpRequest) -> HttpResponse:
+    """Admins: launch a reward-model run (TRL RewardTrainer). Errors show next to their fields
+    (400) and nothing is queued; on success, the run's live page."""
+    _require_run_jobs(request)
+    choices = {
+        "checkpoint_names": selectors.policy_checkpoint_names(),
+        "snapshots": [(ref.id, f"snapshot {ref.id}: {ref.train_rows} train / {ref.eval_rows} eval pairs, "
+                               f"{ref.created_at:%Y-%m-%d %H:%M}") for ref in feedback.snapshots_recent(limit=50)],
+        "annotators": feedback.annotator_choices(),
+    }
+    if request.method == "GET":
+        initial = {"base": request.GET["base"]} if request.GET.get("base") in choices["checkpoint_names"] else {}
+        return render(request, "training/train_reward.html", {"form": RewardForm(initial=initial, **choices)})
+    form = RewardForm(request.POST, **choices)
+    if form.is_valid():
+        try:
+            job = services.reward_run_create(config=form.config(), created_by=request.user)
+        except ValidationError as error:
+            form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
+        else:
+            messages.success(request, f"Reward run {job.pk} queued on snapshot {job.snapshot_id}.")
+            return redirect("manage-job-detail", pk=job.pk)
+    return render(request, "training/train_reward.html", {"form": form}, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def score(request: HttpRequest) -> HttpResponse:
+    """Admins: launch a scoring job (a reward model scores completions; optionally re-prioritises the queue)."""
+    _require_run_jobs(request)
+    names = selectors.reward_checkpoint_names()
+    if request.method == "GET":
+        initial = {"reward_model": request.GET["reward_model"]} if request.GET.get("reward_model") in names else {}
+        return render(request, "training/score.html", {"form": ScoringForm(initial=initial, reward_names=names)})
+    form = ScoringForm(request.POST, reward_names=names)
+    if form.is_valid():
+        try:
+            job = services.scoring_job_create(config=form.config(), created_by=request.user)
+        except ValidationError as error:
+            form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
+        else:
+            messages.success(request, f"Scoring job {job.pk} queued over {job.progress_total} completions.")
+            return redirect("manage-job-detail", pk=job.pk)
+    return render(request, "training/score.html", {"form": form}, status=400)

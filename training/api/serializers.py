@@ -5,24 +5,31 @@ from dataclasses import MISSING, fields
 
 from rest_framework import serializers
 
-from training.config import GenerationConfig
-from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobStatus
+from training.config import GenerationConfig, RewardConfig, ScoringConfig
+from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 
 
-def _config_help() -> str:
-    """The generation settings and their defaults, from ``GenerationConfig`` itself (so the docs cannot drift)."""
+def _settings(config_class) -> str:
     parts = []
-    for f in fields(GenerationConfig):
+    for f in fields(config_class):
         if f.default is not MISSING:
             parts.append(f"`{f.name}` (default {f.default!r})")
         elif f.default_factory is not MISSING:
             parts.append(f"`{f.name}` (default {f.default_factory()!r})")
         else:
             parts.append(f"`{f.name}` (required)")
+    return ", ".join(parts)
+
+
+def _config_help() -> str:
+    """Each kind's settings and defaults, from the config dataclasses themselves (so the docs cannot drift)."""
     return (
-        "Settings of the job. For `generation`: " + ", ".join(parts) + ". `checkpoints` names one policy "
+        f"Settings of the job. For `generation`: {_settings(GenerationConfig)}. `checkpoints` names one policy "
         "checkpoint for `two_samples`, two for `head_to_head`; `max_open_comparisons` keeps prompts with fewer "
-        "open comparisons than this; `temperature` 0 is greedy."
+        "open comparisons than this; `temperature` 0 is greedy. "
+        f"For `reward` (train a reward model with TRL RewardTrainer): {_settings(RewardConfig)}; `base` is a policy "
+        "checkpoint; give `snapshot_id` or `rules` (aggregation rules for a new snapshot of the current votes). "
+        f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}."
     )
 
 
@@ -44,14 +51,27 @@ class JobSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     percent = serializers.IntegerField(read_only=True, help_text="progress_done / progress_total, 0-100")
     is_finished = serializers.BooleanField(read_only=True)
+    snapshot = serializers.PrimaryKeyRelatedField(read_only=True, help_text="the dataset snapshot a training run used")
+    output_checkpoint = serializers.SerializerMethodField(help_text="name of the checkpoint the run registered")
+
+    def get_output_checkpoint(self, job: Job) -> str | None:
+        output = job.output
+        return output.name if output else None
 
     class Meta:
         model = Job
         fields = [
             "id", "kind", "status", "config", "created_by", "created_at", "started_at", "finished_at",
             "heartbeat_at", "progress_done", "progress_total", "percent", "tokens_per_s", "summary", "error",
-            "traceback", "cancel_requested", "is_finished",
+            "traceback", "cancel_requested", "is_finished", "snapshot", "output_checkpoint",
         ]
+        read_only_fields = fields
+
+
+class JobMetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobMetric
+        fields = ["step", "epoch", "values", "created_at"]
         read_only_fields = fields
 
 

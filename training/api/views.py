@@ -11,13 +11,16 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from training import selectors, services
-from training.models import JobKind
-
 from .permissions import CanRunJobs
-from .serializers import CheckpointFilter, CheckpointSerializer, JobCreateSerializer, JobFilter, JobSerializer
+from .serializers import (
+    CheckpointFilter,
+    CheckpointSerializer,
+    JobCreateSerializer,
+    JobFilter,
+    JobMetricSerializer,
+    JobSerializer,
+)
 
-# One create service per job kind; each takes ``config=`` and ``created_by=`` and raises ValidationError.
-JOB_CREATORS = {JobKind.GENERATION: services.generation_job_create}
 
 
 def _filters(serializer_class, request) -> dict:
@@ -78,7 +81,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = JOB_CREATORS[data["kind"]](config=data["config"], created_by=request.user)
+        job = services.JOB_CREATORS[data["kind"]](config=data["config"], created_by=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: JobSerializer})
@@ -87,3 +90,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Cancel a queued job, or ask a running one to stop after its current batch; a finished job is left as it is."""
         job = services.job_cancel(job=self.get_object())
         return Response(JobSerializer(job).data)
+
+    @extend_schema(responses={200: JobMetricSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def metrics(self, request, pk=None):
+        """A training run's logged metrics in step order (loss, learning rate, held-out accuracy overall and by strength)."""
+        job = self.get_object()
+        return Response(JobMetricSerializer(job.metrics.all(), many=True).data)

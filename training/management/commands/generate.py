@@ -1,11 +1,10 @@
 """manage.py generate --checkpoint NAME [--checkpoint NAME2] [options] [--wait]"""
-import json
-import time
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from training.config import GenerationConfig
+
+from ._launch import one_line, wait_for
 
 
 class Command(BaseCommand):
@@ -32,7 +31,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         from training.services import generation_job_create
-        from training.supervisor import job_supervise
 
         strategy = o["strategy"] or ("head_to_head" if len(o["checkpoints"]) == 2 else "two_samples")
         config = {
@@ -45,13 +43,7 @@ class Command(BaseCommand):
         try:
             job = generation_job_create(config=config)
         except ValidationError as error:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from None
+            raise CommandError(one_line(error)) from None
         self.stdout.write(f"queued generation job {job.pk} over {job.progress_total} prompts")
-        if not o["wait"]:
-            return
-        started = time.monotonic()
-        status = job_supervise(job_id=job.pk)
-        job.refresh_from_db()
-        self.stdout.write(f"job {job.pk} {status} in {time.monotonic() - started:.1f} s: {json.dumps(job.summary)}")
-        if status != "succeeded":
-            raise CommandError(job.error or f"job {job.pk} {status}")
+        if o["wait"]:
+            wait_for(self, job)
