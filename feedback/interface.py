@@ -5,14 +5,17 @@ Plain dataclasses in and out, so runner processes never handle feedback's model 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
-from .models import Comparison, ComparisonStatus, Completion, CompletionScore, Prompt, Split
+from . import snapshots
+from .models import Comparison, ComparisonStatus, Completion, CompletionScore, DatasetSnapshot, Prompt, Split
 from .messages import text_is_empty
 from .selectors import prompts_with_tag
 
@@ -323,3 +326,84 @@ def comparisons_prioritize_uncertain(*, reward_model: str, base_priority: int = 
                 changed.append(comparison)
         Comparison.objects.bulk_update(changed, ["priority"], batch_size=500)
     return len(comparisons)
+
+
+# --- dataset snapshots ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A frozen preference dataset as a runner needs it.
+
+    ``train_path``/``eval_path`` are absolute paths of JSONL files, one TRL conversational
+    preference row a line: ``{"prompt": [...], "chosen": [{"role": "assistant", ...}],
+    "rejected": [...], "margin": float (only if rules["include_margin"]), "strength": str,
+    "comparison_id": int}`` (see ``feedback.preferences``). ``counts`` holds
+    ``feedback.preferences.COUNT_KEYS``; ``rules`` the normalised ``AggregationRules.as_dict()``.
+    """
+
+    id: int
+    train_path: Path
+    eval_path: Path
+    train_rows: int
+    eval_rows: int
+    vote_count: int
+    annotator_count: int
+    content_hash: str
+    rules: dict[str, Any]
+    counts: dict[str, int]
+    created_at: datetime
+
+
+def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
+    train_path, eval_path = snapshots.snapshot_paths(snapshot)
+    return SnapshotRef(
+        id=snapshot.pk,
+        train_path=train_path,
+        eval_path=eval_path,
+        train_rows=snapshot.train_rows,
+        eval_rows=snapshot.eval_rows,
+        vote_count=snapshots.snapshot_vote_count(snapshot_id=snapshot.pk),
+        annotator_count=snapshot.annotator_count,
+        content_hash=snapshot.content_hash,
+        rules=dict(snapshot.rules),
+        counts=dict(snapshot.counts),
+        created_at=snapshot.created_at,
+    )
+
+
+def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> SnapshotRef:
+    """Freeze the preference dataset of every vote under ``rules`` (see ``feedback.snapshots.snapshot_create``).
+
+    Raises:
+        ValidationError: ``{"rules": [...]}`` for bad rules, ``{"snapshot": ...}`` when the votes
+            give no training pairs.
+    """
+    return _snapshot_ref(snapshots.snapshot_create(rules=rules, created_by=created_by))
+
+
+def snapshot_get(*, snapshot_id: int) -> SnapshotRef:
+    """The snapshot with this id.
+
+    Raises:
+        LookupError: ``"no dataset snapshot with id <id>"``.
+    """
+    return _snapshot_ref(snapshots.snapshot_load(snapshot_id=snapshot_id))
+
+
+def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
+    """``{"vote_count": int, "annotator_count": int, "sources": {source: vote count}}`` for lineage pages.
+
+    Raises:
+        LookupError: no such snapshot.
+    """
+    return snapshots.snapshot_votes_summary(snapshot_id=snapshot_id)
+
+
+def snapshot_verify(*, snapshot_id: int) -> bool:
+    """True when the snapshot's files still hash to its ``content_hash`` (False if a file is missing).
+
+    Raises:
+        LookupError: no such snapshot.
+    """
+    return snapshots.snapshot_verify(snapshot_id=snapshot_id)

@@ -1,0 +1,415 @@
+"""Votes -> a TRL preference dataset (pure code, no Django imports).
+
+Each comparison's counted votes are aggregated by majority into at most one row of TRL's
+conversational preference format with an explicit prompt::
+
+    {"prompt": [{"role": "user", "content": "..."}, ...],
+     "chosen": [{"role": "assistant", "content": "..."}],
+     "rejected": [{"role": "assistant", "content": "..."}],
+     "margin": 0.6666666666666666,      # only when rules.include_margin
+     "strength": "clear",               # '' when no agreeing vote gave one
+     "comparison_id": 17}
+
+``strength`` and ``comparison_id`` are extra columns for accuracy-by-strength breakdowns and
+lineage; a runner drops the columns its trainer does not take. Rows are ordered by
+``comparison_id``, and the whole result depends only on the set of votes and the rules, never on
+the order the votes arrive in.
+
+The train/eval split is decided per prompt (by its messages' SHA-256, ``prompt_key``), so the same
+prompt is never in both splits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CHOICES = ("a", "b", "tie", "both_bad")
+SPLITS = ("train", "eval")
+SPLIT_BY = ("prompt", "hash")
+
+# Strength -> margin, after Llama 2 (Touvron et al. 2023, "Llama 2: Open Foundation and Fine-Tuned
+# Chat Models", §3.2.2 and Table 28): the reward loss -log σ(r_chosen - r_rejected - m) with a
+# discrete margin per preference rating. Their "small margin" variant (1, 2/3, 1/3, 0 for
+# significantly better / better / slightly better / negligibly better) is mapped onto our three
+# levels; a vote that gives no strength contributes 0.0. TRL's RewardTrainer reads the same
+# ``margin`` column.
+MARGIN_BY_STRENGTH: dict[str, float] = {"strong": 1.0, "clear": 2 / 3, "slight": 1 / 3, "": 0.0}
+# Weakest first: a tie between strengths in a row's ``strength`` label goes to the weaker one.
+STRENGTH_ORDER = ("slight", "clear", "strong")
+
+COUNT_KEYS = (
+    "votes_seen",
+    "votes_excluded_annotator",
+    "votes_excluded_gold",
+    "votes_excluded_source",
+    "comparisons",
+    "pairs_train",
+    "pairs_eval",
+    "ties",
+    "split_votes",
+    "both_bad",
+    "identical",
+    "too_few_votes",
+    "low_agreement",
+)
+MAX_SALT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    """One vote with what the builder needs of its comparison and prompt.
+
+    ``prompt_messages`` is the prompt's ``[{"role", "content"}, ...]`` list, ``text_a``/``text_b``
+    the two completions, ``choice`` one of ``CHOICES``, ``strength`` a key of ``MARGIN_BY_STRENGTH``,
+    ``is_gold`` whether the comparison has a gold choice, ``split`` the prompt's stored split
+    (``"train"``/``"eval"``), ``prompt_key`` the prompt's ``messages_sha256`` and ``source`` where
+    the vote came from (``"annotator"``, ``"hh-rlhf"``, ...).
+    """
+
+    vote_id: int
+    comparison_id: int
+    prompt_id: int
+    prompt_messages: list[dict[str, str]]
+    text_a: str
+    text_b: str
+    choice: str
+    strength: str
+    annotator_id: int
+    is_gold: bool
+    split: str
+    prompt_key: str
+    source: str = "annotator"
+
+
+class RulesError(ValueError):
+    """Aggregation rules that do not validate; ``errors`` maps each bad field to its message."""
+
+    def __init__(self, errors: Mapping[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+@dataclass(frozen=True)
+class AggregationRules:
+    """How votes become rows. ``from_dict`` validates; constructing directly trusts the values.
+
+    Fields:
+        include_margin: every row carries a float ``margin`` (see ``MARGIN_BY_STRENGTH``); if false,
+            no row has the key.
+        exclude_annotators: user ids whose votes are not counted.
+        include_gold: count votes on comparisons that have a gold choice (quality-control items).
+        sources: count only votes whose ``source`` is listed; empty counts every source.
+        min_votes: comparisons with fewer counted votes are left out (``too_few_votes``).
+        min_agreement: a comparison whose share of counted votes agreeing with the winner is below
+            this (0.0-1.0) is left out (``low_agreement``).
+        split_by: ``"prompt"`` uses the prompt's stored split; ``"hash"`` puts a prompt in eval when
+            ``int(sha256(split_salt + prompt_key)[:8], 16) / 2**32 < eval_fraction``.
+        eval_fraction: the eval share for ``split_by="hash"`` (0.0-1.0); unused otherwise.
+        split_salt: a string mixed into the hash, to draw another split of the same prompts.
+    """
+
+    include_margin: bool = True
+    exclude_annotators: tuple[int, ...] = ()
+    include_gold: bool = True
+    sources: tuple[str, ...] = ()
+    min_votes: int = 1
+    min_agreement: float = 0.0
+    split_by: str = "prompt"
+    eval_fraction: float = 0.1
+    split_salt: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "AggregationRules":
+        """Validate and normalise JSON-shaped rules; missing keys take their defaults.
+
+        Lists become sorted tuples without repeats, so equal rules give equal ``as_dict()``.
+
+        Raises:
+            RulesError: every problem at once, ``{field: message}``; unknown keys are errors, and a
+                non-object gives ``{"rules": ...}``.
+        """
+        if not isinstance(data, Mapping):
+            raise RulesError({"rules": "must be an object of rule names to values"})
+        known = cls.__dataclass_fields__
+        errors: dict[str, str] = {}
+        for key in data:
+            if key not in known:
+                errors[str(key)] = f"unknown rule; expected one of {', '.join(known)}"
+        values: dict[str, Any] = {}
+
+        def check(name: str, ok, message: str, convert=lambda v: v) -> None:
+            if name not in data:
+                return
+            if ok(data[name]):
+                values[name] = convert(data[name])
+            else:
+                errors[name] = message
+
+        is_bool = lambda v: isinstance(v, bool)  # noqa: E731
+        check("include_margin", is_bool, "must be true or false")
+        check("include_gold", is_bool, "must be true or false")
+        check(
+            "exclude_annotators",
+            lambda v: isinstance(v, (list, tuple)) and all(_is_int(i) for i in v),
+            "must be a list of annotator ids (integers)",
+            lambda v: tuple(sorted(set(v))),
+        )
+        check(
+            "sources",
+            lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s.strip() for s in v),
+            "must be a list of non-empty source names",
+            lambda v: tuple(sorted({s.strip() for s in v})),
+        )
+        check("min_votes", lambda v: _is_int(v) and v >= 1, "must be a whole number of at least 1")
+        check(
+            "min_agreement",
+            lambda v: _is_number(v) and 0 <= v <= 1,
+            "must be a number from 0 to 1",
+            float,
+        )
+        check("split_by", lambda v: v in SPLIT_BY, f"must be one of {', '.join(SPLIT_BY)}")
+        check(
+            "eval_fraction",
+            lambda v: _is_number(v) and 0 <= v <= 1,
+            "must be a number from 0 to 1",
+            float,
+        )
+        check(
+            "split_salt",
+            lambda v: isinstance(v, str) and len(v) <= MAX_SALT_CHARS,
+            f"must be a string of at most {MAX_SALT_CHARS} characters",
+        )
+        if errors:
+            raise RulesError(errors)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready rules (tuples as lists); ``from_dict(rules.as_dict()) == rules``."""
+        return {
+            "include_margin": self.include_margin,
+            "exclude_annotators": list(self.exclude_annotators),
+            "include_gold": self.include_gold,
+            "sources": list(self.sources),
+            "min_votes": self.min_votes,
+            "min_agreement": self.min_agreement,
+            "split_by": self.split_by,
+            "eval_fraction": self.eval_fraction,
+            "split_salt": self.split_salt,
+        }
+
+
+@dataclass(frozen=True)
+class PreferenceDataset:
+    """What ``build_preference_dataset`` returns.
+
+    ``train``/``eval``: rows (see the module docstring), ordered by comparison id.
+    ``vote_ids``: sorted ids of the votes used, i.e. every counted vote (agreeing or not) of a
+    comparison that produced a row; votes of left-out comparisons are not used.
+    ``annotator_ids``: sorted ids of the annotators of those votes.
+    ``counts``: one int per key of ``COUNT_KEYS``.
+    ``content_hash``: ``rows_hash(train, eval)``.
+    """
+
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    vote_ids: list[int]
+    annotator_ids: list[int]
+    counts: dict[str, int] = field(default_factory=dict)
+    content_hash: str = ""
+
+
+def row_line(row: Mapping[str, Any]) -> str:
+    """One row as its canonical JSONL line (sorted keys, UTF-8 text, no spaces, ending in ``\\n``)."""
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def rows_hash(train: Iterable[Mapping[str, Any]], eval: Iterable[Mapping[str, Any]]) -> str:
+    """SHA-256 hex digest of ``"train\\n"`` + the train rows' lines + ``"eval\\n"`` + the eval rows' lines.
+
+    The lines are ``row_line``'s, i.e. exactly the bytes of ``train.jsonl`` and ``eval.jsonl``, so
+    the hash of a snapshot's files can be recomputed from them (``hash_files``). The two header
+    lines (not JSON) keep a row moved from one split to the other from giving the same hash.
+    """
+    digest = hashlib.sha256(b"train\n")
+    for row in train:
+        digest.update(row_line(row).encode("utf-8"))
+    digest.update(b"eval\n")
+    for row in eval:
+        digest.update(row_line(row).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def hash_files(train_chunks: Iterable[bytes], eval_chunks: Iterable[bytes]) -> str:
+    """``rows_hash`` recomputed from the raw bytes of ``train.jsonl`` and ``eval.jsonl`` (any chunking)."""
+    digest = hashlib.sha256(b"train\n")
+    for chunk in train_chunks:
+        digest.update(chunk)
+    digest.update(b"eval\n")
+    for chunk in eval_chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def counts_summary(counts: Mapping[str, int]) -> str:
+    """``"votes_seen=12, pairs_train=3, ties=1"``: the non-zero counts in ``COUNT_KEYS`` order, then any others."""
+    keys = [k for k in COUNT_KEYS if k in counts] + sorted(k for k in counts if k not in COUNT_KEYS)
+    parts = [f"{key}={counts[key]}" for key in keys if counts[key]]
+    return ", ".join(parts) or "no votes"
+
+
+def hash_split(*, prompt_key: str, salt: str, eval_fraction: float) -> str:
+    """``"eval"`` if ``int(sha256(salt + prompt_key)[:8], 16) / 2**32 < eval_fraction``, else ``"train"``."""
+    draw = int(hashlib.sha256((salt + prompt_key).encode("utf-8")).hexdigest()[:8], 16) / 2**32
+    return "eval" if draw < eval_fraction else "train"
+
+
+def majority(choices: Iterable[str]) -> str | None:
+    """The choice with strictly more votes than every other, or None (a split vote, e.g. 1-1 or 2-2-1).
+
+    A split is never broken by vote order or id: it is treated as a tie.
+    """
+    tally = Counter(choices).most_common()
+    if not tally or (len(tally) > 1 and tally[0][1] == tally[1][1]):
+        return None
+    return tally[0][0]
+
+
+def _row_strength(strengths: list[str]) -> str:
+    """The most common strength given (ties go to the weaker), or '' when none was given."""
+    tally = Counter(s for s in strengths if s)
+    if not tally:
+        return ""
+    return max(STRENGTH_ORDER, key=lambda s: (tally[s], -STRENGTH_ORDER.index(s)))
+
+
+def _validated(votes: Iterable[VoteRecord]) -> Iterator[VoteRecord]:
+    seen: set[int] = set()
+    for vote in votes:
+        if vote.vote_id in seen:
+            raise ValueError(f"vote {vote.vote_id} is given twice")
+        seen.add(vote.vote_id)
+        if vote.choice not in CHOICES:
+            raise ValueError(f"vote {vote.vote_id} has choice {vote.choice!r}; expected one of {', '.join(CHOICES)}")
+        if vote.strength not in MARGIN_BY_STRENGTH:
+            raise ValueError(f"vote {vote.vote_id} has unknown strength {vote.strength!r}")
+        if vote.split not in SPLITS:
+            raise ValueError(f"vote {vote.vote_id} has prompt split {vote.split!r}; expected train or eval")
+        yield vote
+
+
+def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRules) -> PreferenceDataset:
+    """Aggregate votes into prompt-disjoint train and eval rows of TRL's conversational preference format.
+
+    Per vote, in this order (each left-out vote is counted once, under the first that applies):
+    a vote on a gold comparison when ``not rules.include_gold`` (``votes_excluded_gold``), a source
+    not in a non-empty ``rules.sources`` (``votes_excluded_source``), an annotator in
+    ``rules.exclude_annotators`` (``votes_excluded_annotator``). The rest are counted votes.
+
+    Per comparison with at least one counted vote (``comparisons``), in this order:
+    fewer than ``min_votes`` counted votes -> ``too_few_votes``; no strict majority -> ``split_votes``
+    (a 1-1 or 2-2-1 vote is a tie and is never broken by id order); majority ``tie`` -> ``ties``;
+    majority ``both_bad`` -> ``both_bad``; share of votes agreeing with the winner below
+    ``min_agreement`` -> ``low_agreement``; chosen and rejected texts equal after ``strip()`` ->
+    ``identical``; otherwise a row in ``pairs_train`` or ``pairs_eval``. Ties and both-bad never
+    become pairwise rows: TRL's chosen/rejected format cannot express "neither is better".
+
+    The row's ``margin`` is the mean of ``MARGIN_BY_STRENGTH`` over the votes agreeing with the
+    winner (Llama 2's discrete margins); ``strength`` is their most common strength.
+
+    Split: with ``split_by="prompt"`` a prompt is in eval if any prompt row with the same messages
+    (``prompt_key``) is stored as eval, so copies of one prompt cannot straddle the splits; with
+    ``split_by="hash"`` see ``hash_split``. Either way the split is a function of ``prompt_key``.
+
+    Args:
+        votes: any iterable, in any order; read once.
+        rules: see ``AggregationRules``.
+    Returns:
+        ``PreferenceDataset`` (rows ordered by comparison id; same votes and rules, same hash).
+    Raises:
+        ValueError: a vote id given twice, or an unknown choice, strength or split.
+    """
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    excluded_annotators = set(rules.exclude_annotators)
+    sources = set(rules.sources)
+    by_comparison: dict[int, list[VoteRecord]] = defaultdict(list)
+    eval_keys: set[str] = set()
+    for vote in _validated(votes):
+        counts["votes_seen"] += 1
+        if vote.split == "eval":
+            eval_keys.add(vote.prompt_key)
+        if vote.is_gold and not rules.include_gold:
+            counts["votes_excluded_gold"] += 1
+        elif sources and vote.source not in sources:
+            counts["votes_excluded_source"] += 1
+        elif vote.annotator_id in excluded_annotators:
+            counts["votes_excluded_annotator"] += 1
+        else:
+            by_comparison[vote.comparison_id].append(vote)
+
+    def split_of(prompt_key: str) -> str:
+        if rules.split_by == "hash":
+            return hash_split(prompt_key=prompt_key, salt=rules.split_salt, eval_fraction=rules.eval_fraction)
+        return "eval" if prompt_key in eval_keys else "train"
+
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
+    used: list[VoteRecord] = []
+    for comparison_id in sorted(by_comparison):
+        counted = sorted(by_comparison[comparison_id], key=lambda v: v.vote_id)
+        counts["comparisons"] += 1
+        if len(counted) < rules.min_votes:
+            counts["too_few_votes"] += 1
+            continue
+        winner = majority(v.choice for v in counted)
+        if winner is None:
+            counts["split_votes"] += 1
+            continue
+        if winner == "tie":
+            counts["ties"] += 1
+            continue
+        if winner == "both_bad":
+            counts["both_bad"] += 1
+            continue
+        agreeing = [v for v in counted if v.choice == winner]
+        if len(agreeing) / len(counted) < rules.min_agreement:
+            counts["low_agreement"] += 1
+            continue
+        first = counted[0]
+        chosen, rejected = (first.text_a, first.text_b) if winner == "a" else (first.text_b, first.text_a)
+        if chosen.strip() == rejected.strip():
+            counts["identical"] += 1
+            continue
+        row: dict[str, Any] = {
+            "prompt": first.prompt_messages,
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+        if rules.include_margin:
+            row["margin"] = math.fsum(MARGIN_BY_STRENGTH[v.strength] for v in agreeing) / len(agreeing)
+        row["strength"] = _row_strength([v.strength for v in agreeing])
+        row["comparison_id"] = comparison_id
+        split = split_of(first.prompt_key)
+        rows[split].append(row)
+        counts[f"pairs_{split}"] += 1
+        used.extend(counted)
+
+    return PreferenceDataset(
+        train=rows["train"],
+        eval=rows["eval"],
+        vote_ids=sorted(v.vote_id for v in used),
+        annotator_ids=sorted({v.annotator_id for v in used}),
+        counts=counts,
+        content_hash=rows_hash(rows["train"], rows["eval"]),
+    )

@@ -1,0 +1,240 @@
+"""Dataset snapshots: the preference dataset built from every vote, frozen on disk with its lineage.
+
+A snapshot is a ``DatasetSnapshot`` row (rules, counts, row counts, content hash), one
+``SnapshotVote`` row per vote it used, and two files under ``ARBITER_DATA_DIR``::
+
+    snapshots/<id>/train.jsonl
+    snapshots/<id>/eval.jsonl
+
+one canonical JSON row a line (``feedback.preferences.row_line``), so ``content_hash`` is the hash of
+the two files' bytes (``feedback.preferences.rows_hash``). Rows and the hash are described in
+``feedback.preferences``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+
+from .models import DatasetSnapshot, SnapshotVote, Vote
+from .preferences import (
+    AggregationRules,
+    RulesError,
+    VoteRecord,
+    build_preference_dataset,
+    counts_summary,
+    hash_files,
+    row_line,
+)
+
+SNAPSHOTS_DIR = "snapshots"
+TRAIN_FILE = "train.jsonl"
+EVAL_FILE = "eval.jsonl"
+BATCH_SIZE = 2000
+READ_CHUNK = 1 << 20
+
+_VOTE_COLUMNS = (
+    "id",
+    "comparison_id",
+    "comparison__prompt_id",
+    "comparison__prompt__messages",
+    "comparison__prompt__split",
+    "comparison__prompt__messages_sha256",
+    "comparison__completion_a__text",
+    "comparison__completion_b__text",
+    "comparison__gold_choice",
+    "choice",
+    "strength",
+    "annotator_id",
+    "source",
+)
+
+
+def vote_records() -> Iterator[VoteRecord]:
+    """Every vote as a ``VoteRecord``, read in one query (streamed in chunks of ``BATCH_SIZE``).
+
+    Votes on one prompt share one messages list object, so memory grows with prompts, not votes.
+    """
+    messages_by_prompt: dict[int, list[dict[str, str]]] = {}
+    rows = Vote.objects.values_list(*_VOTE_COLUMNS).iterator(chunk_size=BATCH_SIZE)
+    for (
+        vote_id, comparison_id, prompt_id, messages, split, prompt_key,
+        text_a, text_b, gold_choice, choice, strength, annotator_id, source,
+    ) in rows:
+        yield VoteRecord(
+            vote_id=vote_id,
+            comparison_id=comparison_id,
+            prompt_id=prompt_id,
+            prompt_messages=messages_by_prompt.setdefault(prompt_id, messages),
+            text_a=text_a,
+            text_b=text_b,
+            choice=choice,
+            strength=strength,
+            annotator_id=annotator_id,
+            is_gold=bool(gold_choice),
+            split=split,
+            prompt_key=prompt_key,
+            source=source,
+        )
+
+
+def rules_parse(rules: Any) -> AggregationRules:
+    """``AggregationRules.from_dict`` with Django's error type.
+
+    Raises:
+        ValidationError: ``{"rules": ["min_votes: must be ...", ...]}``, one message per bad field.
+    """
+    try:
+        return AggregationRules.from_dict({} if rules is None else rules)
+    except RulesError as error:
+        raise ValidationError({"rules": [f"{name}: {message}" for name, message in error.errors.items()]}) from None
+
+
+def snapshot_root() -> Path:
+    """``ARBITER_DATA_DIR/snapshots``: the folder holding one folder per snapshot."""
+    return Path(settings.ARBITER_DATA_DIR) / SNAPSHOTS_DIR
+
+
+def snapshot_paths(snapshot: DatasetSnapshot) -> tuple[Path, Path]:
+    """Absolute paths of a snapshot's ``train.jsonl`` and ``eval.jsonl``."""
+    directory = (Path(settings.ARBITER_DATA_DIR) / snapshot.files_dir).resolve()
+    return directory / TRAIN_FILE, directory / EVAL_FILE
+
+
+def _rows_write(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for row in rows:
+            handle.write(row_line(row))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _directory_fsync(path: Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> DatasetSnapshot:
+    """Build the preference dataset from every vote under ``rules`` and freeze it as a snapshot.
+
+    The rows are written to a temporary folder beside the final one and fsynced; then, in one
+    transaction, the ``DatasetSnapshot`` row and its ``SnapshotVote`` rows (one per used vote, see
+    ``PreferenceDataset.vote_ids``) are created and the folder is renamed to ``snapshots/<id>``.
+    If anything fails, the folder is removed and no row is left.
+
+    Args:
+        rules: JSON-shaped ``AggregationRules`` (``None`` or ``{}``: the defaults); stored normalised.
+        created_by: the user asking, or None.
+    Returns:
+        The saved snapshot (``files_dir`` is ``"snapshots/<id>"``, relative to ``ARBITER_DATA_DIR``).
+    Raises:
+        ValidationError: ``{"rules": [...]}`` for bad rules; ``{"snapshot": "the votes give no
+            training pairs: <counts>"}`` when no train row results.
+        OSError: the data folder cannot be written (nothing is kept).
+    """
+    parsed = rules_parse(rules)
+    dataset = build_preference_dataset(vote_records(), parsed)
+    if not dataset.train:
+        raise ValidationError({"snapshot": f"the votes give no training pairs: {counts_summary(dataset.counts)}"})
+    root = snapshot_root()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    written = staging
+    try:
+        _rows_write(staging / TRAIN_FILE, dataset.train)
+        _rows_write(staging / EVAL_FILE, dataset.eval)
+        with transaction.atomic():
+            snapshot = DatasetSnapshot.objects.create(
+                created_by=created_by,
+                rules=parsed.as_dict(),
+                counts=dataset.counts,
+                train_rows=len(dataset.train),
+                eval_rows=len(dataset.eval),
+                annotator_count=len(dataset.annotator_ids),
+                content_hash=dataset.content_hash,
+                files_dir="",
+            )
+            snapshot.files_dir = f"{SNAPSHOTS_DIR}/{snapshot.pk}"
+            snapshot.save(update_fields=["files_dir"])
+            SnapshotVote.objects.bulk_create(
+                (SnapshotVote(snapshot=snapshot, vote_id=vote_id) for vote_id in dataset.vote_ids),
+                batch_size=BATCH_SIZE,
+            )
+            final = root / str(snapshot.pk)
+            os.rename(staging, final)  # refuses to replace a non-empty folder
+            written = final
+            _directory_fsync(root)
+    except BaseException:
+        shutil.rmtree(written, ignore_errors=True)
+        raise
+    return snapshot
+
+
+def snapshot_load(*, snapshot_id: int) -> DatasetSnapshot:
+    """The snapshot with this id.
+
+    Raises:
+        LookupError: ``"no dataset snapshot with id <id>"``.
+    """
+    try:
+        return DatasetSnapshot.objects.get(pk=snapshot_id)
+    except (DatasetSnapshot.DoesNotExist, ValueError, TypeError):
+        raise LookupError(f"no dataset snapshot with id {snapshot_id}") from None
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            yield chunk
+
+
+def snapshot_verify(*, snapshot_id: int) -> bool:
+    """True when the snapshot's two files still hash to its ``content_hash`` (False if either is missing).
+
+    Raises:
+        LookupError: no such snapshot.
+    """
+    snapshot = snapshot_load(snapshot_id=snapshot_id)
+    train_path, eval_path = snapshot_paths(snapshot)
+    try:
+        return hash_files(_chunks(train_path), _chunks(eval_path)) == snapshot.content_hash
+    except FileNotFoundError:
+        return False
+
+
+def snapshot_vote_count(*, snapshot_id: int) -> int:
+    """How many votes the snapshot used."""
+    return SnapshotVote.objects.filter(snapshot_id=snapshot_id).count()
+
+
+def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
+    """The votes a snapshot used: ``{"vote_count": int, "annotator_count": int, "sources": {source: count}}``.
+
+    ``sources`` is ordered by source name.
+
+    Raises:
+        LookupError: no such snapshot.
+    """
+    snapshot = snapshot_load(snapshot_id=snapshot_id)
+    votes = Vote.objects.filter(snapshots=snapshot)
+    sources = dict(votes.order_by("source").values_list("source").annotate(n=Count("id")))
+    return {
+        "vote_count": sum(sources.values()),
+        "annotator_count": votes.values("annotator_id").distinct().count(),
+        "sources": sources,
+    }
