@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from . import snapshots
-from .models import Comparison, ComparisonStatus, Completion, CompletionScore, DatasetSnapshot, Prompt, Split
+from .models import Comparison, ComparisonStatus, Completion, CompletionScore, DatasetSnapshot, Prompt, Split, Vote
 from .messages import text_is_empty
 from .selectors import prompts_with_tag
 
@@ -407,3 +407,16 @@ def snapshot_verify(*, snapshot_id: int) -> bool:
         LookupError: no such snapshot.
     """
     return snapshots.snapshot_verify(snapshot_id=snapshot_id)
+
+
+def snapshots_recent(*, limit: int = 50) -> list[SnapshotRef]:
+    """The newest ``limit`` dataset snapshots, newest first (for launch forms)."""
+    return [_snapshot_ref(snapshot) for snapshot in DatasetSnapshot.objects.order_by("-created_at", "-id")[:limit]]
+
+
+def annotator_choices() -> list[tuple[int, str]]:
+    """``(user id, username)`` of everyone who has voted, by username: whose votes a snapshot may leave out."""
+    from django.contrib.auth import get_user_model
+
+    voters = Vote.objects.values("annotator_id").distinct()
+    return list(get_user_model().objects.filter(pk__in=voters).order_by("username").values_list("pk", "username"))
