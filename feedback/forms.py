@@ -2,6 +2,7 @@
 from django import forms
 
 from .models import AspectChoice, Choice, ComparisonStatus, Split, Strength
+from .selectors import COMPARISON_ORDERS
 
 
 class VoteForm(forms.Form):
@@ -24,3 +25,4 @@ class ComparisonFilterForm(forms.Form):
     split = forms.ChoiceField(choices=[("", "any split"), *Split.choices], required=False)
     model_name = forms.CharField(required=False, max_length=200)
     tag = forms.CharField(required=False, max_length=100)
+    order = forms.ChoiceField(choices=list(COMPARISON_ORDERS.items()), required=False)

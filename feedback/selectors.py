@@ -6,11 +6,22 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, OuterRef, QuerySet
+from django.db.models import BooleanField, Exists, F, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Abs
 from django.utils import timezone
 
-from .models import Assignment, AssignmentStatus, Comparison, ComparisonStatus, Completion, Prompt, Side, Vote
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    Comparison,
+    ComparisonStatus,
+    Completion,
+    CompletionScore,
+    Prompt,
+    Side,
+    Vote,
+)
 from .roles import is_feedback_admin
 
 
@@ -126,3 +137,84 @@ def vote_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Vote]:
 def lease_is_live(assignment: Assignment, now: datetime | None = None) -> bool:
     """True while the assignment is a lease that has not expired."""
     return assignment.status == AssignmentStatus.LEASED and assignment.expires_at > (now or timezone.now())
+
+
+# --- reward model scores (admins only: annotators never see scores or margins) ---------------
+COMPARISON_ORDERS = {"": "newest first", "least_sure": "least sure first"}
+
+
+def _scores_of_both_sides() -> QuerySet[CompletionScore]:
+    """The outer comparison's A-side scores from reward models that also scored its B side, most
+    recent A-side score first, each with ``score_b`` and ``margin`` (A - B).
+
+    Recency is the A-side score's time, not the later of both sides: SQLite cannot see the outer
+    comparison's columns from a subquery's ORDER BY (``no such column``), and a reward model scores
+    both sides of a pair in one ``scores_record`` call.
+    """
+    b_side = CompletionScore.objects.filter(completion=OuterRef(OuterRef("completion_b")), reward_model=OuterRef("reward_model"))
+    return (
+        CompletionScore.objects.filter(completion=OuterRef("completion_a"))
+        .annotate(score_b=Subquery(b_side.values("score")[:1]))
+        .filter(score_b__isnull=False)
+        .annotate(margin=F("score") - F("score_b"))
+        .order_by("-created_at", "-id")
+    )
+
+
+def comparisons_with_reward_margin(queryset: QuerySet[Comparison]) -> QuerySet[Comparison]:
+    """``queryset`` with ``margin_reward_model`` (str) and ``reward_margin`` (float, score_a - score_b)
+    annotated from the reward model that most recently scored both completions (by the time of its
+    A-side score); both None when no reward model scored both. Two correlated subqueries on the (completion, reward_model) index: no
+    query per row. For admin pages only.
+    """
+    latest = _scores_of_both_sides()
+    return queryset.annotate(
+        margin_reward_model=Subquery(latest.values("reward_model")[:1]),
+        reward_margin=Subquery(latest.values("margin")[:1]),
+    )
+
+
+def comparisons_order(queryset: QuerySet[Comparison], *, order: str = "") -> QuerySet[Comparison]:
+    """Order a ``comparisons_with_reward_margin`` queryset: ``""`` newest first; ``"least_sure"``
+    by |reward margin| ascending (the pairs the reward model is least sure of first), comparisons
+    without a margin last, newest first among equals.
+
+    Raises:
+        ValueError: an order not in ``COMPARISON_ORDERS``.
+    """
+    if order not in COMPARISON_ORDERS:
+        raise ValueError(f"unknown order {order!r}; expected one of {', '.join(map(repr, COMPARISON_ORDERS))}")
+    if order == "least_sure":
+        return queryset.order_by(Abs("reward_margin").asc(nulls_last=True), "-id")
+    return queryset.order_by("-id")
+
+
+@dataclass(frozen=True)
+class RewardScores:
+    """One reward model's scores for a comparison's completions (None where it has not scored that side)."""
+
+    reward_model: str
+    score_a: float | None
+    score_b: float | None
+    scored_at: datetime
+
+    @property
+    def margin(self) -> float | None:
+        """score_a - score_b, or None unless both sides are scored."""
+        if self.score_a is None or self.score_b is None:
+            return None
+        return self.score_a - self.score_b
+
+
+def comparison_reward_scores(*, comparison: Comparison) -> list[RewardScores]:
+    """Every reward model's scores for the comparison's two completions, most recently scored first (one query). Admins only."""
+    by_model: dict[str, dict[str, Any]] = {}
+    rows = CompletionScore.objects.filter(
+        completion_id__in=[comparison.completion_a_id, comparison.completion_b_id]
+    ).values_list("reward_model", "completion_id", "score", "created_at")
+    for reward_model, completion_id, score, created_at in rows:
+        entry = by_model.setdefault(reward_model, {"score_a": None, "score_b": None, "scored_at": created_at})
+        entry["score_a" if completion_id == comparison.completion_a_id else "score_b"] = score
+        entry["scored_at"] = max(entry["scored_at"], created_at)
+    scores = [RewardScores(reward_model=name, **entry) for name, entry in by_model.items()]
+    return sorted(scores, key=lambda s: (s.scored_at, s.reward_model), reverse=True)

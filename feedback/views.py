@@ -108,11 +108,13 @@ def annotate_skip(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def manage_comparisons(request: HttpRequest) -> HttpResponse:
-    """Admins: every comparison with model names, status and vote counts; filters and pages."""
+    """Admins: every comparison with model names, status, vote counts and reward margin; filters,
+    an order (newest or least sure first) and pages."""
     _require(request, is_feedback_admin)
     form = ComparisonFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
-    queryset = selectors.comparison_list(user=request.user, filters=filters).order_by("-id")
+    queryset = selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user, filters=filters))
+    queryset = selectors.comparisons_order(queryset, order=filters.get("order", ""))
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
     template = "feedback/manage_comparisons.html"
     if request.htmx and request.htmx.target == "comparison-table":
@@ -123,8 +125,15 @@ def manage_comparisons(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admins: one comparison with both completions, model names, gold answer and every vote."""
+    """Admins: one comparison with both completions, model names, gold answer, reward scores and every vote."""
     _require(request, is_feedback_admin)
-    comparison = get_object_or_404(selectors.comparison_list(user=request.user), pk=pk)
+    comparison = get_object_or_404(
+        selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user)), pk=pk
+    )
     votes = comparison.votes.select_related("annotator").order_by("created_at")
-    return render(request, "feedback/manage_comparison_detail.html", {"comparison": comparison, "votes": votes})
+    context = {
+        "comparison": comparison,
+        "votes": votes,
+        "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
+    }
+    return render(request, "feedback/manage_comparison_detail.html", context)
