@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 
 from . import snapshots
 from .models import Comparison, ComparisonStatus, Completion, CompletionScore, DatasetSnapshot, Prompt, Split, Vote
@@ -420,3 +420,42 @@ def annotator_choices() -> list[tuple[int, str]]:
 
     voters = Vote.objects.values("annotator_id").distinct()
     return list(get_user_model().objects.filter(pk__in=voters).order_by("username").values_list("pk", "username"))
+
+
+# --- head-to-head votes (the leaderboard) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """One vote between two different models: ``choice`` is ``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"``
+    and refers to ``model_a`` (the comparison's completion A) and ``model_b`` (completion B)."""
+
+    model_a: str
+    model_b: str
+    choice: str
+    vote_id: int
+
+
+def head_to_head_votes(
+    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None
+) -> list[HeadToHead]:
+    """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
+
+    Votes on comparisons of any status count (open, complete, retired), gold items included.
+
+    Args:
+        model_names: only comparisons where both completions' ``model_name`` are in this list
+            (an empty list gives no votes); ``None``: any models.
+        sources: only votes whose ``source`` is one of these (``"annotator"``, ``"hh-rlhf"``, ...);
+            ``None``: every source.
+    """
+    qs = Vote.objects.exclude(comparison__completion_a__model_name=F("comparison__completion_b__model_name"))
+    if model_names is not None:
+        names = list(model_names)
+        qs = qs.filter(comparison__completion_a__model_name__in=names, comparison__completion_b__model_name__in=names)
+    if sources is not None:
+        qs = qs.filter(source__in=list(sources))
+    rows = qs.order_by("id").values_list(
+        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id"
+    )
+    return [HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id) for a, b, choice, vote_id in rows]

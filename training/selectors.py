@@ -5,7 +5,10 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
+from feedback import interface as feedback
+
 from .models import Checkpoint, CheckpointKind, Job, JobStatus
+from .ratings import BothBad, Leaderboard, leaderboard
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -38,3 +41,22 @@ def job_list(*, status: str | None = None, kind: str | None = None) -> QuerySet[
 def jobs_any_active(jobs: Iterable[Job]) -> bool:
     """True when any of ``jobs`` is queued or running (its page should keep polling)."""
     return any(job.status in ACTIVE for job in jobs)
+
+
+def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200) -> Leaderboard:
+    """The Bradley-Terry leaderboard of policy checkpoints from every vote between two of them.
+
+    Reward checkpoints and external models (e.g. imported HH-RLHF completions) are left out, as
+    are votes comparing a checkpoint with itself. Seeded (seed 0), so the same votes give the
+    same intervals. See ``training.ratings.leaderboard`` for the model, scale and rank rule.
+
+    Raises:
+        ValueError: an unknown ``both_bad`` mode or a negative ``rounds``.
+    """
+    votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names())
+    return leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
+
+
+def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:
+    """``{name: id}`` of the checkpoints with these names (names with no checkpoint are absent)."""
+    return dict(Checkpoint.objects.filter(name__in=list(names)).values_list("name", "pk"))

@@ -11,4 +11,5 @@ urlpatterns = [
     path("manage/jobs/", views.job_list, name="manage-jobs"),
     path("manage/jobs/<int:pk>/", views.job_detail, name="manage-job-detail"),
     path("manage/jobs/<int:pk>/cancel/", views.job_cancel, name="manage-job-cancel"),
+    path("manage/leaderboard/", views.leaderboard, name="manage-leaderboard"),
 ]

@@ -234,3 +234,44 @@ def score(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Scoring job {job.pk} queued over {job.progress_total} completions.")
             return redirect("manage-job-detail", pk=job.pk)
     return render(request, "training/score.html", {"form": form}, status=400)
+
+
+# --- leaderboard ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def leaderboard(request: HttpRequest) -> HttpResponse:
+    """Admins: Bradley-Terry ratings of the policy checkpoints by rank, with 95% intervals, vote
+    counts and the win-rate matrix. ``?both_bad=exclude`` leaves both-bad votes out (default: ties)."""
+    _require_run_jobs(request)
+    both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
+    board = selectors.leaderboard_compute(both_bad=both_bad)
+    ids = selectors.checkpoint_ids_by_name(names=board.models)
+    context = {
+        "board": board,
+        "rows": [{"row": row, "checkpoint_id": ids.get(row.model)} for row in board.rows],
+        "matrix": _win_rate_matrix(board),
+        "both_bad": both_bad,
+    }
+    return render(request, "training/leaderboard.html", context)
+
+
+def _win_rate_matrix(board) -> list[dict]:
+    """Rows in leaderboard order: ``{"model", "cells": [{"opponent", "win_rate", "votes"} | None (itself)]}``;
+    a pair with no votes has ``win_rate`` None and ``votes`` 0."""
+    models = board.models
+    return [
+        {
+            "model": a,
+            "cells": [
+                None if a == b else {
+                    "opponent": b,
+                    "win_rate": board.win_rate[a].get(b),
+                    "votes": board.pair_votes[a].get(b, 0),
+                }
+                for b in models
+            ],
+        }
+        for a in models
+    ]

@@ -87,3 +87,44 @@ class JobFilter(serializers.Serializer):
 
 class CheckpointFilter(serializers.Serializer):
     kind = serializers.ChoiceField(choices=CheckpointKind.choices, required=False)
+
+
+class LeaderboardQuery(serializers.Serializer):
+    both_bad = serializers.ChoiceField(
+        choices=[("tie", "count as a tie"), ("exclude", "leave out")], default="tie",
+        help_text="How a both-bad vote counts: as a tie (half a win each) or not at all.",
+    )
+
+
+class LeaderboardRowSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="the checkpoint's name")
+    checkpoint_id = serializers.IntegerField(allow_null=True)
+    rating = serializers.FloatField(help_text="Elo-like points: mean 1000, +400 = 10:1 odds")
+    ci_low = serializers.FloatField(help_text="2.5th percentile of the bootstrap ratings")
+    ci_high = serializers.FloatField(help_text="97.5th percentile of the bootstrap ratings")
+    rank = serializers.IntegerField(help_text="1 + checkpoints whose ci_low is above this ci_high")
+    votes = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField(help_text="includes both-bad votes when they count as ties")
+
+
+class LeaderboardSerializer(serializers.Serializer):
+    """The shape of ``training.ratings.Leaderboard.as_dict()`` (documentation only)."""
+
+    models = LeaderboardRowSerializer(many=True, help_text="by rank, then rating")
+    win_rate = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField()),
+        help_text="win_rate[a][b]: a's share of the score against b (ties half); pairs with votes only",
+    )
+    pair_votes = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()), help_text="pair_votes[a][b]: votes between a and b"
+    )
+    votes = serializers.IntegerField(help_text="votes counted")
+    both_bad = serializers.CharField()
+    both_bad_excluded = serializers.IntegerField()
+    rounds = serializers.IntegerField(help_text="bootstrap refits")
+    seed = serializers.IntegerField()
+    anchor = serializers.CharField(allow_null=True)
+    connected = serializers.BooleanField(help_text="false when some checkpoints were never linked by votes to the rest")
+    scale = serializers.DictField()

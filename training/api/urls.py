@@ -8,4 +8,7 @@ router = SimpleRouter()
 router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
 router.register("jobs", views.JobViewSet, basename="job")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("", include(router.urls)),
+    path("leaderboard/", views.LeaderboardView.as_view(), name="api-leaderboard"),
+]

@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from training import selectors, services
 from .permissions import CanRunJobs
@@ -19,6 +20,8 @@ from .serializers import (
     JobFilter,
     JobMetricSerializer,
     JobSerializer,
+    LeaderboardQuery,
+    LeaderboardSerializer,
 )
 
 
@@ -97,3 +100,21 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """A training run's logged metrics in step order (loss, learning rate, held-out accuracy overall and by strength)."""
         job = self.get_object()
         return Response(JobMetricSerializer(job.metrics.all(), many=True).data)
+
+
+class LeaderboardView(APIView):
+    """Bradley-Terry ratings of the policy checkpoints from head-to-head votes: ratings with
+    bootstrap 95% intervals, ranks (overlapping intervals share one), counts, the win-rate matrix
+    and votes per pair (see ``training.ratings``)."""
+
+    permission_classes = [CanRunJobs]
+
+    @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardSerializer})
+    def get(self, request):
+        both_bad = _filters(LeaderboardQuery, request)["both_bad"]
+        board = selectors.leaderboard_compute(both_bad=both_bad)
+        ids = selectors.checkpoint_ids_by_name(names=board.models)
+        data = board.as_dict()
+        for row in data["models"]:
+            row["checkpoint_id"] = ids.get(row["model"])
+        return Response(data)
