@@ -8,4 +8,16 @@ def _generation(job, reporter):
     return run_generation(job, reporter)
 
 
-RUNNERS = {"generation": _generation}
+def _reward(job, reporter):
+    from .reward import run_reward
+
+    return run_reward(job, reporter)
+
+
+def _scoring(job, reporter):
+    from .scoring import run_scoring
+
+    return run_scoring(job, reporter)
+
+
+RUNNERS = {"generation": _generation, "reward": _reward, "scoring": _scoring}
