@@ -353,6 +353,7 @@ class SnapshotRef:
     rules: dict[str, Any]
     counts: dict[str, int]
     created_at: datetime
+    kind: str = "preference"  # or "sft": prompt/completion rows of demonstrations
 
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
@@ -369,6 +370,7 @@ def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
         rules=dict(snapshot.rules),
         counts=dict(snapshot.counts),
         created_at=snapshot.created_at,
+        kind=snapshot.kind,
     )
 
 

@@ -217,12 +217,48 @@ class Vote(models.Model):
         return f"Vote {self.pk}: {self.choice}"
 
 
+class Demonstration(models.Model):
+    """An ideal response to a prompt, for supervised fine-tuning (SFT): written by an annotator
+    in the "write a better response" box of a comparison, or imported."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="demonstrations")
+    text = models.TextField()
+    source = models.CharField(max_length=100, default="annotator")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="demonstrations"
+    )
+    comparison = models.ForeignKey(
+        Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="demonstrations",
+        help_text="The comparison on whose page it was written.",
+    )
+    external_id = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(text=""), name="demonstration_text_set"),
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="demonstration_external_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Demonstration {self.pk} for prompt {self.prompt_id}"
+
+
+class SnapshotKind(models.TextChoices):
+    PREFERENCE = "preference", "preference pairs"
+    SFT = "sft", "demonstrations (SFT)"
+
+
 class DatasetSnapshot(models.Model):
-    """A frozen preference dataset: exactly which votes it used, the aggregation rules, its row
-    counts and a content hash, with the rows written to ``files_dir`` (relative to
-    ``ARBITER_DATA_DIR``) as ``train.jsonl`` and ``eval.jsonl`` in TRL's conversational format.
+    """A frozen dataset: exactly which votes (and, for SFT, demonstrations) it used, the rules,
+    its row counts and a content hash, with the rows written to ``files_dir`` (relative to
+    ``ARBITER_DATA_DIR``) as ``train.jsonl`` and ``eval.jsonl`` in TRL's conversational format:
+    ``prompt``/``chosen``/``rejected`` for ``preference``, ``prompt``/``completion`` for ``sft``.
     """
 
+    kind = models.CharField(max_length=12, choices=SnapshotKind.choices, default=SnapshotKind.PREFERENCE)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     rules = models.JSONField(default=dict)
@@ -233,6 +269,7 @@ class DatasetSnapshot(models.Model):
     content_hash = models.CharField(max_length=64)
     files_dir = models.CharField(max_length=500)
     votes = models.ManyToManyField(Vote, through="SnapshotVote", related_name="snapshots")
+    demonstrations = models.ManyToManyField(Demonstration, through="SnapshotDemonstration", related_name="snapshots")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -250,6 +287,16 @@ class SnapshotVote(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "vote"], name="snapshot_vote_unique")]
+
+
+class SnapshotDemonstration(models.Model):
+    """One demonstration used by one SFT snapshot (PROTECT, like votes)."""
+
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="+")
+    demonstration = models.ForeignKey(Demonstration, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["snapshot", "demonstration"], name="snapshot_demonstration_unique")]
 
 
 class CompletionScore(models.Model):

@@ -232,7 +232,7 @@ def test_reward_form_defaults_suit_a_cpu_laptop_and_launch_a_run(world, django_c
         response = admin.post("/manage/train/reward/", {**REWARD_FORM, "exclude_annotators": []})
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/manage/jobs/{job.pk}/"
-    assert job.config["rules"]["split_by"] == "prompt" and DBTaskResult.objects.count() == 1
+    assert job.config["rules"] == {} and job.snapshot.rules["split_by"] == "prompt" and DBTaskResult.objects.count() == 1
 
 
 def test_reward_form_errors_are_shown_by_field_and_nothing_is_queued(world):

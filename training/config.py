@@ -153,6 +153,51 @@ class GenerationConfig(_FromDict):
             raise ConfigError(errors)
 
 
+def training_fields_check(config) -> dict[str, str]:
+    """Problems with the settings every training run shares (by field; empty when all are fine):
+    ``base``, ``snapshot_id``/``rules``, ``output_name``, LoRA, optimiser, batch, length, eval,
+    logging and seed. Fields a config lacks are skipped."""
+    errors: dict[str, str] = {}
+    has = lambda name: hasattr(config, name)  # noqa: E731
+    if not isinstance(config.base, str) or not config.base.strip():
+        errors["base"] = "must be a checkpoint name"
+    if config.snapshot_id is not None and (not _is_int(config.snapshot_id) or config.snapshot_id < 1):
+        errors["snapshot_id"] = "must be a snapshot id"
+    if not isinstance(config.rules, dict):
+        errors["rules"] = "must be an object of dataset rules"
+    elif config.snapshot_id is not None and config.rules:
+        errors["rules"] = "give rules or snapshot_id, not both: a snapshot's rules are fixed"
+    if config.output_name is not None and (not isinstance(config.output_name, str) or not 1 <= len(config.output_name.strip()) <= 200):
+        errors["output_name"] = "must be 1-200 characters"
+    if not isinstance(config.lora, bool):
+        errors["lora"] = "must be true or false"
+    if not _is_int(config.lora_r) or not 1 <= config.lora_r <= 1024:
+        errors["lora_r"] = "must be an integer from 1 to 1024"
+    if not _is_int(config.lora_alpha) or not 1 <= config.lora_alpha <= 4096:
+        errors["lora_alpha"] = "must be an integer from 1 to 4096"
+    if not _is_number(config.lora_dropout) or not 0 <= config.lora_dropout < 1:
+        errors["lora_dropout"] = "must be a number in [0, 1)"
+    if not _is_number(config.learning_rate) or not 0 < config.learning_rate <= 1:
+        errors["learning_rate"] = "must be a number in (0, 1]"
+    if not _is_number(config.num_train_epochs) or not 0 < config.num_train_epochs <= 100:
+        errors["num_train_epochs"] = "must be a number in (0, 100]"
+    if config.max_steps is not None and (not _is_int(config.max_steps) or not 1 <= config.max_steps <= 1_000_000):
+        errors["max_steps"] = "must be an integer from 1 to 1000000 (or empty: use num_train_epochs)"
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(config, name, 1)
+        if not _is_int(value) or not 1 <= value <= MAX_BATCH_SIZE:
+            errors[name] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
+    if has("max_length") and (not _is_int(config.max_length) or not 16 <= config.max_length <= 32768):
+        errors["max_length"] = "must be an integer from 16 to 32768 tokens"
+    for name in ("eval_steps", "logging_steps"):
+        value = getattr(config, name, 1)
+        if not _is_int(value) or not 1 <= value <= 1_000_000:
+            errors[name] = "must be a positive integer"
+    if not _is_int(config.seed) or config.seed < 0:
+        errors["seed"] = "must be a non-negative integer"
+    return errors
+
+
 SCORING_SCOPES = ("open", "all")
 
 
@@ -195,48 +240,13 @@ class RewardConfig(_FromDict):
 
     def validate(self) -> None:
         """Check every field; raise ConfigError with all problems at once."""
-        errors: dict[str, str] = {}
-        if not isinstance(self.base, str) or not self.base.strip():
-            errors["base"] = "must be a checkpoint name"
-        if self.snapshot_id is not None and (not _is_int(self.snapshot_id) or self.snapshot_id < 1):
-            errors["snapshot_id"] = "must be a snapshot id"
-        if not isinstance(self.rules, dict):
-            errors["rules"] = "must be an object of aggregation rules"
-        elif self.snapshot_id is not None and self.rules:
-            errors["rules"] = "give rules or snapshot_id, not both: a snapshot's rules are fixed"
-        if self.output_name is not None and (not isinstance(self.output_name, str) or not 1 <= len(self.output_name.strip()) <= 200):
-            errors["output_name"] = "must be 1-200 characters"
-        for name in ("lora", "use_margin"):
-            if not isinstance(getattr(self, name), bool):
-                errors[name] = "must be true or false"
-        if not _is_int(self.lora_r) or not 1 <= self.lora_r <= 1024:
-            errors["lora_r"] = "must be an integer from 1 to 1024"
-        if not _is_int(self.lora_alpha) or not 1 <= self.lora_alpha <= 4096:
-            errors["lora_alpha"] = "must be an integer from 1 to 4096"
-        if not _is_number(self.lora_dropout) or not 0 <= self.lora_dropout < 1:
-            errors["lora_dropout"] = "must be a number in [0, 1)"
-        if not _is_number(self.learning_rate) or not 0 < self.learning_rate <= 1:
-            errors["learning_rate"] = "must be a number in (0, 1]"
-        if not _is_number(self.num_train_epochs) or not 0 < self.num_train_epochs <= 100:
-            errors["num_train_epochs"] = "must be a number in (0, 100]"
-        if self.max_steps is not None and (not _is_int(self.max_steps) or not 1 <= self.max_steps <= 1_000_000):
-            errors["max_steps"] = "must be an integer from 1 to 1000000 (or empty: use num_train_epochs)"
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 1 <= value <= MAX_BATCH_SIZE:
-                errors[name] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
-        if not _is_int(self.max_length) or not 16 <= self.max_length <= 32768:
-            errors["max_length"] = "must be an integer from 16 to 32768 tokens"
-        for name in ("eval_steps", "logging_steps"):
-            value = getattr(self, name)
-            if not _is_int(value) or not 1 <= value <= 1_000_000:
-                errors[name] = "must be a positive integer"
+        errors = training_fields_check(self)
+        if not isinstance(self.use_margin, bool):
+            errors["use_margin"] = "must be true or false"
         if self.center_rewards_coefficient is not None and (
             not _is_number(self.center_rewards_coefficient) or not 0 <= self.center_rewards_coefficient <= 10
         ):
             errors["center_rewards_coefficient"] = "must be a number from 0 to 10 (0.01 is usual) or empty"
-        if not _is_int(self.seed) or self.seed < 0:
-            errors["seed"] = "must be a non-negative integer"
         if errors:
             raise ConfigError(errors)
 

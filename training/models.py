@@ -63,10 +63,15 @@ class JobKind(models.TextChoices):
     GENERATION = "generation", "generation"
     SCORING = "scoring", "scoring"
     REWARD = "reward", "reward model training"
+    DPO = "dpo", "DPO"
+    RL = "rl", "online RL (RLOO/GRPO)"
+    SFT = "sft", "SFT"
 
 
 # Kinds that train a model: they take a dataset snapshot and register an output checkpoint.
-TRAINING_KINDS = (JobKind.REWARD,)
+TRAINING_KINDS = (JobKind.REWARD, JobKind.DPO, JobKind.RL, JobKind.SFT)
+# Training kinds whose output is a policy (its outputs go back to the annotators).
+POLICY_KINDS = (JobKind.DPO, JobKind.RL, JobKind.SFT)
 
 
 class JobStatus(models.TextChoices):
@@ -157,3 +162,69 @@ class JobMetric(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id} step {self.step}"
+
+
+class LoopMethod(models.TextChoices):
+    DPO = "dpo", "DPO on the votes"
+    RL = "rl", "online RL against the new reward model"
+
+
+class LoopSettings(models.Model):
+    """The closed loop's settings (one row, pk 1): after every ``votes_per_round`` new votes,
+    rebuild the snapshot, retrain the reward model, then run DPO or online RL from ``policy``,
+    and put the new policy against its parent into the queue."""
+
+    enabled = models.BooleanField(default=False)
+    votes_per_round = models.PositiveIntegerField(default=100)
+    method = models.CharField(max_length=8, choices=LoopMethod.choices, default=LoopMethod.DPO)
+    policy = models.ForeignKey(
+        Checkpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The policy the next round starts from; each successful round moves it to its output.",
+    )
+    rules = models.JSONField(default=dict, blank=True, help_text="Aggregation rules for each round's snapshot.")
+    reward_config = models.JSONField(default=dict, blank=True, help_text="RewardConfig settings for each round.")
+    policy_config = models.JSONField(default=dict, blank=True, help_text="DPO or RL settings for each round.")
+    generation_config = models.JSONField(default=dict, blank=True, help_text="Settings of the new-vs-parent generation.")
+    last_vote_id = models.PositiveBigIntegerField(default=0, help_text="Votes after this id count towards the next round.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="loop_settings_singleton"),
+            models.CheckConstraint(condition=Q(votes_per_round__gte=1), name="loop_votes_per_round_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"loop ({'on' if self.enabled else 'off'}, every {self.votes_per_round} votes, {self.method})"
+
+
+class RoundStatus(models.TextChoices):
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class LoopRound(models.Model):
+    """One turn of the loop: snapshot -> reward run -> policy run -> new-vs-parent generation."""
+
+    status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.RUNNING)
+    trigger = models.CharField(max_length=20, default="votes", help_text="votes, manual or command")
+    method = models.CharField(max_length=8, choices=LoopMethod.choices)
+    triggered_at = models.DateTimeField(help_text="When the vote (or request) that started the round was recorded.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_vote_id = models.PositiveBigIntegerField(default=0)
+    parent = models.ForeignKey(Checkpoint, null=True, on_delete=models.PROTECT, related_name="+")
+    snapshot = models.ForeignKey("feedback.DatasetSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reward_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    policy_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    generation_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.CheckConstraint(condition=Q(status__in=RoundStatus.values), name="loop_round_status_valid")]
+
+    def __str__(self) -> str:
+        return f"round {self.pk} ({self.status})"

@@ -11,6 +11,12 @@ import sys
 import traceback
 
 
+def is_main_process() -> bool:
+    """True in a plain process and in the rank-0 process of a ``torchrun``/``accelerate launch``
+    group (read from the ``RANK`` variable those launchers set, so no torch import is needed)."""
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
 def main(argv: list[str]) -> int:
     """Run the job named by ``argv[1]`` and record its outcome; returns the process exit code (0, 1 or 2)."""
     if len(argv) != 2 or not argv[1].isdigit():
@@ -32,8 +38,13 @@ def main(argv: list[str]) -> int:
     if job is None:
         print(f"error: no job {job_id}", file=sys.stderr)
         return 2
+    # Under torchrun / accelerate launch every process runs this; only the main one (rank 0)
+    # beats the heartbeat and records the outcome. The runners themselves keep to the same rule
+    # for files, registration and progress.
+    main_process = is_main_process()
     reporter = Reporter(job_id)
-    reporter.start()
+    if main_process:
+        reporter.start()
     try:
         summary = RUNNERS[job.kind](job, reporter)
     except Exception as error:  # any failure is recorded on the row, readable first, traceback after
@@ -43,6 +54,8 @@ def main(argv: list[str]) -> int:
         job_fail(job_id=job_id, error=f"{type(error).__name__}: {error}", traceback=trace)
         return 1
     reporter.stop()
+    if not main_process:
+        return 0
     status = JobStatus.CANCELLED if reporter.halted else JobStatus.SUCCEEDED
     Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
         status=status, summary=summary, finished_at=timezone.now(), heartbeat_at=timezone.now()

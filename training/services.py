@@ -17,6 +17,7 @@ from django.utils import timezone
 from feedback import interface as feedback
 
 from .config import ConfigError, GenerationConfig, RewardConfig, ScoringConfig
+from .policy_config import DPOConfig, RLConfig, SFTConfig
 from .models import Checkpoint, CheckpointKind, Job, JobKind, JobStatus
 
 HEARTBEAT_TIMEOUT_S = int(os.environ.get("ARBITER_HEARTBEAT_TIMEOUT", "120"))
@@ -110,6 +111,37 @@ def _checkpoint_of_kind(name: str, kind: str, *, field: str, purpose: str) -> Ch
     return checkpoint
 
 
+def _snapshot_for(parsed, *, kind: str, created_by) -> "feedback.SnapshotRef":
+    """The run's snapshot: ``parsed.snapshot_id`` (of the right kind), or a new one built now from
+    ``parsed.rules`` (then recorded on ``parsed``)."""
+    if parsed.snapshot_id is not None:
+        try:
+            snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
+        except LookupError:
+            raise ValidationError({"snapshot_id": f"no snapshot {parsed.snapshot_id}"}) from None
+        if snapshot.kind != kind:
+            raise ValidationError({"snapshot_id": f"snapshot {snapshot.id} holds {snapshot.kind} rows; this run needs {kind} rows"})
+        return snapshot
+    if kind == "sft":
+        snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by)
+    else:
+        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
+    parsed.snapshot_id, parsed.rules = snapshot.id, {}  # the snapshot now fixes the rules
+    return snapshot
+
+
+def _output_name_check(parsed) -> None:
+    if parsed.output_name and Checkpoint.objects.filter(name=parsed.output_name).exists():
+        raise ValidationError({"output_name": f"a checkpoint named {parsed.output_name!r} exists"})
+
+
+def _run_queue(kind: str, parsed, snapshot, created_by) -> Job:
+    with transaction.atomic():
+        job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id)
+        transaction.on_commit(lambda: _enqueue(job))
+    return job
+
+
 def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     """Validate a reward-model run, freeze its dataset snapshot, and queue it.
 
@@ -123,27 +155,66 @@ def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     """
     parsed = _parse(RewardConfig, config)
     _checkpoint_of_kind(parsed.base, CheckpointKind.POLICY, field="base", purpose="a reward model's base")
-    if parsed.output_name and Checkpoint.objects.filter(name=parsed.output_name).exists():
-        raise ValidationError({"output_name": f"a checkpoint named {parsed.output_name!r} exists"})
-    if parsed.snapshot_id is not None:
-        try:
-            snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
-        except LookupError:
-            raise ValidationError({"snapshot_id": f"no snapshot {parsed.snapshot_id}"}) from None
-    else:
-        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
-        parsed.snapshot_id = snapshot.id
+    _output_name_check(parsed)
+    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
     if snapshot.eval_rows == 0:
         raise ValidationError({
             "snapshot_id": f"snapshot {snapshot.id} has no eval pairs, so held-out accuracy cannot be measured: "
             "mark some prompts as eval, or build it with rules split_by=hash"
         })
-    with transaction.atomic():
-        job = Job.objects.create(
-            kind=JobKind.REWARD, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id
-        )
-        transaction.on_commit(lambda: _enqueue(job))
-    return job
+    return _run_queue(JobKind.REWARD, parsed, snapshot, created_by)
+
+
+def _policy_base(parsed) -> Checkpoint:
+    base = _checkpoint_of_kind(parsed.base, CheckpointKind.POLICY, field="base", purpose="policy training")
+    if base.is_adapter:
+        raise ValidationError({"base": f"{base.name!r} is a LoRA adapter; train from a full checkpoint (its merged form)"})
+    return base
+
+
+def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """Validate a DPO run (TRL ``DPOTrainer``), freeze its preference snapshot, and queue it.
+
+    Raises:
+        ValidationError: a bad setting (see ``DPOConfig``, e.g. beta <= 0), a reward model or an
+            adapter as the base, a taken output name, an unknown or non-preference snapshot, or
+            votes that give no training pairs.
+    """
+    parsed = _parse(DPOConfig, config)
+    _policy_base(parsed)
+    _output_name_check(parsed)
+    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
+    return _run_queue(JobKind.DPO, parsed, snapshot, created_by)
+
+
+def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """Validate an online-RL run (TRL ``RLOOTrainer``, or ``GRPOTrainer``) against a reward
+    checkpoint on the train prompts of a preference snapshot, and queue it.
+
+    Raises:
+        ValidationError: a bad setting (see ``RLConfig``), a reward model as the base, a policy as
+            the reward model, a taken output name, an unknown snapshot, or no train prompts.
+    """
+    parsed = _parse(RLConfig, config)
+    _policy_base(parsed)
+    _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="online RL")
+    _output_name_check(parsed)
+    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
+    return _run_queue(JobKind.RL, parsed, snapshot, created_by)
+
+
+def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """Validate an SFT run (TRL ``SFTTrainer``) on a snapshot of demonstrations, and queue it.
+
+    Raises:
+        ValidationError: a bad setting (see ``SFTConfig``), a reward model as the base, a taken
+            output name, an unknown or non-SFT snapshot, or no demonstrations.
+    """
+    parsed = _parse(SFTConfig, config)
+    _policy_base(parsed)
+    _output_name_check(parsed)
+    snapshot = _snapshot_for(parsed, kind="sft", created_by=created_by)
+    return _run_queue(JobKind.SFT, parsed, snapshot, created_by)
 
 
 def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
@@ -174,6 +245,9 @@ JOB_CREATORS = {
     JobKind.GENERATION: generation_job_create,
     JobKind.REWARD: reward_run_create,
     JobKind.SCORING: scoring_job_create,
+    JobKind.DPO: dpo_run_create,
+    JobKind.RL: rl_run_create,
+    JobKind.SFT: sft_run_create,
 }
 
 

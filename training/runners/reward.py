@@ -297,7 +297,9 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
         max_length=config.max_length, center_rewards_coefficient=config.center_rewards_coefficient,
         eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_steps,
         logging_strategy="steps", logging_steps=config.logging_steps, seed=config.seed,
-        bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=cuda, disable_dropout=True,
+        bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=cuda,
+        # TRL's disable_dropout also zeroes LoRA's dropout; keep dropout when LoRA asks for it.
+        disable_dropout=not (config.lora and config.lora_dropout > 0),
         dataloader_num_workers=0, dataloader_pin_memory=cuda,
         model_init_kwargs={"dtype": base_dtype},
     )
@@ -306,7 +308,7 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
 def lora_config(config: RewardConfig):
     """peft LoRA on every linear layer of the transformer; ``task_type`` SEQ_CLS makes peft add
     ``classifier``/``score`` to ``modules_to_save``, so the new reward head is trained in full.
-    (TRL's ``disable_dropout`` also zeroes LoRA's dropout.)"""
+    (TRL's ``disable_dropout`` would also zero LoRA's dropout, so it is off for LoRA runs with dropout.)"""
     from peft import LoraConfig, TaskType
 
     return LoraConfig(
