@@ -18,7 +18,7 @@ tokenizer), optionally wraps it in LoRA, and runs ``RewardTrainer`` unchanged. A
   are tokenised here as TRL tokenises them (``training.runners.rewards``), which predicts the rows
   it keeps, and TRL's kept token ids are checked against ours before training starts. (TRL's own
   ``eval_accuracy`` is a mean of per-batch means; ours is over pairs; ties count as wrong in both.)
-- Streaming (``RunReporting``, main process only): ``progress(done=step, total=max_steps)`` at
+- Streaming (``reporting.RunReporting``, main process only): ``progress(done=step, total=max_steps)`` at
   most every ``PROGRESS_INTERVAL_S``, one ``JobMetric`` row per training log (``loss``,
   ``learning_rate``, ``grad_norm``, TRL's reward statistics) and per evaluation (``eval_accuracy``,
   ``eval_accuracy_<strength>``, ``eval_n``, ``eval_n_<strength>``, ``eval_loss``, ...).
@@ -26,21 +26,15 @@ tokenizer), optionally wraps it in LoRA, and runs ``RewardTrainer`` unchanged. A
   job ends cancelled. A crash propagates (the runner marks the job failed) and writes nothing.
 - Success: the model (LoRA merged into the base) and tokenizer are written to a temporary folder
   under ``checkpoints/``, renamed into place, then registered with their lineage. A failed
-  registration removes the folder.
+  registration removes the folder (``publish.checkpoint_publish``).
 
 Under ``accelerate launch`` every process trains; only the main one reports, writes and registers.
 """
 from __future__ import annotations
 
-import errno
-import json
 import math
-import os
 import shutil
 import tempfile
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,55 +43,25 @@ import torch
 from accelerate import PartialState
 from datasets import Dataset
 from django.conf import settings
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
 
-from feedback import interface as feedback
 from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
-from training.registry import checkpoint_slug
 
+from .lora import disable_dropout, lora_config
 from .progress import Reporter, Stopwatch
+from .publish import checkpoint_publish
+from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
 from .rewards import conversation_ids
+from .snapshot_rows import columns_keep, rows_read, snapshot_files
 
-PROGRESS_INTERVAL_S = 0.5  # at most two progress writes per second
-STOP_CHECK_INTERVAL_S = 0.5  # at most two cancel look-ups per second
 UNSPECIFIED = "unspecified"  # metric suffix for pairs whose votes carried no strength
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 
 
-# --- the dataset snapshot -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SnapshotFiles:
-    """Where a snapshot's rows are: ``train_path``/``eval_path`` are absolute JSONL paths."""
-
-    id: int
-    content_hash: str
-    train_path: Path
-    eval_path: Path
-
-
-def snapshot_files(snapshot_id: int) -> SnapshotFiles:
-    """Locate a dataset snapshot's files through ``feedback.interface.snapshot_get``.
-
-    Raises:
-        LookupError: no such snapshot.
-    """
-    ref = feedback.snapshot_get(snapshot_id=snapshot_id)
-    return SnapshotFiles(ref.id, ref.content_hash, Path(ref.train_path), Path(ref.eval_path))
-
-
-def preference_rows_read(path: Path) -> list[dict[str, Any]]:
-    """The rows of a snapshot JSONL file (one JSON object a line; blank lines skipped).
-
-    Raises:
-        FileNotFoundError: the file is missing. ValueError: a line is not JSON.
-    """
-    with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+# --- the dataset snapshot's rows -----------------------------------------------------------------
 
 
 def margins_usable(rows: list[dict[str, Any]]) -> bool:
@@ -112,7 +76,7 @@ def margins_usable(rows: list[dict[str, Any]]) -> bool:
 def trl_dataset(rows: list[dict[str, Any]], *, with_margin: bool) -> Dataset:
     """The columns TRL should see: ``prompt``, ``chosen``, ``rejected`` (+ ``margin``); others dropped."""
     columns = PAIR_COLUMNS + (("margin",) if with_margin else ())
-    return Dataset.from_list([{name: row[name] for name in columns} for row in rows])
+    return Dataset.from_list(columns_keep(rows, columns))
 
 
 def strength_of(row: dict[str, Any]) -> str:
@@ -204,77 +168,6 @@ def by_strength(values: dict[str, float]) -> dict[str, float]:
     return {key[len(prefix):]: value for key, value in values.items() if key.startswith(prefix)}
 
 
-# --- streaming to the job row ---------------------------------------------------------------------
-
-
-class RunReporting(TrainerCallback):
-    """Streams a run to its job and turns a cancel request into ``control.should_training_stop``.
-
-    Progress is ``done`` = optimiser steps of ``total`` = ``state.max_steps``, written at most every
-    ``PROGRESS_INTERVAL_S`` seconds (and at the last step), with tokens per second from TRL's
-    ``num_tokens``. Only the main process reports; the cancel decision is the main process's,
-    broadcast to the others so they all stop at the same step.
-    """
-
-    def __init__(self, reporter: Reporter, *, is_main: bool, num_processes: int):
-        self.reporter, self.is_main, self.num_processes = reporter, is_main, num_processes
-        self.halted = False
-        self.evaluations: list[dict[str, float]] = []
-        self.clock = Stopwatch()
-        self._last_progress = float("-inf")
-        self._last_stop_check = float("-inf")
-        self._tokens: float | None = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.clock = Stopwatch()
-        if self.is_main:
-            self.reporter.progress(done=state.global_step, total=state.max_steps)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.monotonic()
-        if self.is_main and (now - self._last_progress >= PROGRESS_INTERVAL_S or state.global_step >= state.max_steps):
-            self.progress(state)
-            self._last_progress = now
-        if self._stop_asked(now):
-            self.halted = True
-            control.should_training_stop = True
-
-    def progress(self, state) -> None:
-        elapsed = self.clock.elapsed()
-        tokens_per_s = self._tokens / elapsed if self._tokens and elapsed > 0 else None
-        self.reporter.progress(done=state.global_step, total=state.max_steps, tokens_per_s=tokens_per_s)
-
-    def _stop_asked(self, now: float) -> bool:
-        asked = False
-        if self.is_main and now - self._last_stop_check >= STOP_CHECK_INTERVAL_S:
-            self._last_stop_check = now
-            asked = self.reporter.stop_requested()
-        if self.num_processes > 1:
-            from accelerate.utils import broadcast_object_list
-
-            box = [asked]
-            broadcast_object_list(box, from_process=0)
-            asked = bool(box[0])
-        return asked
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        """One row per training log; evaluation logs are recorded by ``on_evaluate``, the end-of-run
-        totals (``train_runtime``...) go to the summary."""
-        if not logs or any(key.startswith("eval_") for key in logs) or "train_runtime" in logs:
-            return
-        if "num_tokens" in logs:
-            self._tokens = logs["num_tokens"]
-        if self.is_main:
-            values = {key: value for key, value in logs.items() if key != "epoch"}
-            self.reporter.metric(step=state.global_step, values=values, epoch=logs.get("epoch", state.epoch))
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        values = evaluation_values(metrics or {})
-        self.evaluations.append(values)
-        if self.is_main:
-            self.reporter.metric(step=state.global_step, values=values, epoch=state.epoch)
-
-
 # --- trainer settings -------------------------------------------------------------------------------
 
 
@@ -298,22 +191,9 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
         eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_steps,
         logging_strategy="steps", logging_steps=config.logging_steps, seed=config.seed,
         bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=cuda,
-        # TRL's disable_dropout also zeroes LoRA's dropout; keep dropout when LoRA asks for it.
-        disable_dropout=not (config.lora and config.lora_dropout > 0),
+        disable_dropout=disable_dropout(config),
         dataloader_num_workers=0, dataloader_pin_memory=cuda,
         model_init_kwargs={"dtype": base_dtype},
-    )
-
-
-def lora_config(config: RewardConfig):
-    """peft LoRA on every linear layer of the transformer; ``task_type`` SEQ_CLS makes peft add
-    ``classifier``/``score`` to ``modules_to_save``, so the new reward head is trained in full.
-    (TRL's ``disable_dropout`` would also zero LoRA's dropout, so it is off for LoRA runs with dropout.)"""
-    from peft import LoraConfig, TaskType
-
-    return LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout, target_modules="all-linear",
     )
 
 
@@ -325,64 +205,6 @@ def run_config(job) -> RewardConfig:
     if data.get("snapshot_id") is not None or job.snapshot_id is not None:
         data["rules"] = {}
     return RewardConfig.from_dict(data)
-
-
-# --- saving ---------------------------------------------------------------------------------------
-
-
-def reward_checkpoint_write(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> None:
-    """Write a plain sequence-classification checkpoint: a peft model is merged into its base first;
-    ``config.json`` carries ``pad_token_id`` and no ``quantization_config``. Files are fsynced."""
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
-
-
-def checkpoint_publish(model, tokenizer, *, name: str, job_id: int, register) -> Checkpoint:
-    """Write the checkpoint to a temporary folder under ``ARBITER_DATA_DIR/checkpoints``, rename it
-    into place, then ``register(weights_dir)``; the folder is removed if any step fails.
-
-    The folder is the name's slug, or ``<slug>-run<job id>[-<random>]`` when that is taken (an older
-    checkpoint's files, or another name with the same slug); an existing folder is never replaced.
-    Returns: what ``register`` returns (the registered ``Checkpoint``).
-    """
-    parent = Path(settings.ARBITER_DATA_DIR) / "checkpoints"
-    parent.mkdir(parents=True, exist_ok=True)
-    slug = checkpoint_slug(name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{slug}-", dir=parent))
-    try:
-        reward_checkpoint_write(model, tokenizer, tmp)
-        final = _rename_to_free_name(tmp, parent, (slug, f"{slug}-run{job_id}", f"{slug}-run{job_id}-{uuid.uuid4().hex[:8]}"))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        return register(str(final.relative_to(settings.ARBITER_DATA_DIR)))
-    except BaseException:
-        shutil.rmtree(final, ignore_errors=True)
-        raise
-
-
-def _rename_to_free_name(source: Path, parent: Path, names) -> Path:
-    for name in names:
-        target = parent / name
-        if target.exists():
-            continue
-        try:
-            os.rename(source, target)  # an empty folder that appeared meanwhile would be replaced; a full one not
-            return target
-        except OSError as error:
-            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-    raise FileExistsError(f"no free checkpoint folder in {parent} for {list(names)}")
 
 
 # --- the runner -----------------------------------------------------------------------------------
@@ -415,8 +237,8 @@ def run_reward(job, reporter: Reporter) -> dict:
     if snapshot_id is None:
         raise LookupError("the run has no dataset snapshot")
     snapshot = snapshot_files(snapshot_id)
-    train_rows = preference_rows_read(snapshot.train_path)
-    eval_rows = preference_rows_read(snapshot.eval_path)
+    train_rows = rows_read(snapshot.train_path)
+    eval_rows = rows_read(snapshot.eval_path)
     if not train_rows:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
@@ -430,7 +252,10 @@ def run_reward(job, reporter: Reporter) -> dict:
     kept_eval = within_length(eval_ids, config.max_length)
     accuracy = PairAccuracy()
     accuracy.strengths = [strength_of(eval_rows[i]) for i in kept_eval]
-    reporting = RunReporting(reporter, is_main=state.is_main_process, num_processes=state.num_processes)
+    reporting = RunReporting(
+        reporter, is_main=state.is_main_process, num_processes=state.num_processes, eval_values=evaluation_values,
+        progress_interval_s=PROGRESS_INTERVAL_S, stop_check_interval_s=STOP_CHECK_INTERVAL_S,
+    )
 
     run_dir = Path(settings.ARBITER_DATA_DIR) / "runs" / str(job.pk)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -445,7 +270,7 @@ def run_reward(job, reporter: Reporter) -> dict:
                 compute_metrics=accuracy if kept_eval else None,
                 preprocess_logits_for_metrics=pair_columns if kept_eval else None,
                 callbacks=[reporting],
-                peft_config=lora_config(config) if config.lora else None,
+                peft_config=lora_config(config, task_type="SEQ_CLS") if config.lora else None,
             )
             used_train = len(trainer.train_dataset)
             if used_train == 0:

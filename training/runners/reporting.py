@@ -1,0 +1,118 @@
+"""Streaming a TRL/transformers training run to its job row: progress, metric rows, cancel.
+
+``RunReporting`` is a ``TrainerCallback`` any trainer takes (``RewardTrainer``, ``DPOTrainer``,
+``SFTTrainer``, ``RLOOTrainer``, ``GRPOTrainer``). Metric names are whatever the trainer logs.
+Under ``torchrun``/``accelerate launch`` every process runs it; only the main one writes.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from transformers import TrainerCallback
+
+from .progress import Reporter, Stopwatch
+
+PROGRESS_INTERVAL_S = 0.5  # at most two progress writes per second
+STOP_CHECK_INTERVAL_S = 0.5  # at most two cancel look-ups per second
+END_OF_RUN_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
+
+
+def numeric_eval_values(metrics: dict[str, float]) -> dict[str, float]:
+    """The default ``JobMetric`` row of an evaluation: every ``eval_*`` number the trainer reported."""
+    return {
+        key: value for key, value in metrics.items()
+        if key.startswith("eval_") and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
+class RunReporting(TrainerCallback):
+    """Streams a run to its job and turns a cancel request into ``control.should_training_stop``.
+
+    - Progress: ``done`` = optimiser steps of ``total`` = ``state.max_steps``, written at most every
+      ``progress_interval_s`` seconds (and at the last step), with tokens per second from TRL's
+      ``num_tokens`` log (input tokens seen, all processes) over the time since ``on_train_begin``.
+    - Metrics: one ``JobMetric`` row per training log (the trainer's keys less ``epoch``: ``loss``,
+      ``learning_rate``, ``grad_norm``, TRL's ``rewards/...``, ``num_tokens``...) and one per
+      evaluation (``eval_values(metrics)``; default: every ``eval_*`` number). The end-of-run
+      totals (``train_runtime``...) are the runner's summary, not a row. Evaluations are also kept
+      in ``evaluations`` (every process).
+    - Cancel: the main process asks ``reporter.stop_requested()`` at most every
+      ``stop_check_interval_s`` seconds after an optimiser step; with several processes the
+      decision is broadcast from rank 0 (a collective at every step, so all processes stop at the
+      same step and none waits in a gradient all-reduce for one that left). ``halted`` says it stopped.
+    """
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        *,
+        is_main: bool,
+        num_processes: int,
+        eval_values: Callable[[dict[str, float]], dict[str, float]] = numeric_eval_values,
+        progress_interval_s: float = PROGRESS_INTERVAL_S,
+        stop_check_interval_s: float = STOP_CHECK_INTERVAL_S,
+    ):
+        self.reporter, self.is_main, self.num_processes = reporter, is_main, num_processes
+        self.eval_values = eval_values
+        self.progress_interval_s, self.stop_check_interval_s = progress_interval_s, stop_check_interval_s
+        self.halted = False
+        self.evaluations: list[dict[str, float]] = []
+        self.clock = Stopwatch()
+        self._last_progress = float("-inf")
+        self._last_stop_check = float("-inf")
+        self._tokens: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.clock = Stopwatch()
+        if self.is_main:
+            self.reporter.progress(done=state.global_step, total=state.max_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        if self.is_main and (
+            now - self._last_progress >= self.progress_interval_s or state.global_step >= state.max_steps
+        ):
+            self.progress(state)
+            self._last_progress = now
+        if self._stop_asked(now):
+            self.halted = True
+            control.should_training_stop = True
+
+    def progress(self, state) -> None:
+        """Write ``state.global_step`` of ``state.max_steps`` and the token rate now (main process only)."""
+        if not self.is_main:
+            return
+        elapsed = self.clock.elapsed()
+        tokens_per_s = self._tokens / elapsed if self._tokens and elapsed > 0 else None
+        self.reporter.progress(done=state.global_step, total=state.max_steps, tokens_per_s=tokens_per_s)
+
+    def _stop_asked(self, now: float) -> bool:
+        asked = False
+        if self.is_main and now - self._last_stop_check >= self.stop_check_interval_s:
+            self._last_stop_check = now
+            asked = self.reporter.stop_requested()
+        if self.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            box = [asked]
+            broadcast_object_list(box, from_process=0)
+            asked = bool(box[0])
+        return asked
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """One row per training log; evaluation logs are recorded by ``on_evaluate``, the end-of-run
+        totals go to the summary."""
+        if not logs or any(key.startswith("eval_") for key in logs) or "train_runtime" in logs:
+            return
+        if "num_tokens" in logs:
+            self._tokens = logs["num_tokens"]
+        if self.is_main:
+            values = {key: value for key, value in logs.items() if key != "epoch"}
+            self.reporter.metric(step=state.global_step, values=values, epoch=logs.get("epoch", state.epoch))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        values = self.eval_values(metrics or {})
+        self.evaluations.append(values)
+        if self.is_main:
+            self.reporter.metric(step=state.global_step, values=values, epoch=state.epoch)
