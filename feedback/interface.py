@@ -461,3 +461,13 @@ def head_to_head_votes(
         "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id"
     )
     return [HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id) for a, b, choice, vote_id in rows]
+
+
+def vote_last_id() -> int:
+    """The id of the newest vote (0 when there is none): a watermark for counting new votes."""
+    return Vote.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def vote_count_after(*, vote_id: int) -> int:
+    """How many votes have an id above ``vote_id`` (votes recorded after that watermark)."""
+    return Vote.objects.filter(id__gt=vote_id).count()

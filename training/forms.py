@@ -1,11 +1,13 @@
 """HTML forms: shape only. The config dataclasses and the create services hold the rules."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
 
 from .config import MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, STRATEGIES, GenerationConfig, RewardConfig
+from .models import LoopMethod
 
 DEFAULTS = GenerationConfig(checkpoints=[], limit=20)
 SPLITS = [("", "any split"), ("train", "train"), ("eval", "eval")]
@@ -160,3 +162,116 @@ class ScoringForm(_ServiceErrors, forms.Form):
 
     def config(self) -> dict[str, Any]:
         return dict(self.cleaned_data)
+
+
+class JSONObjectField(forms.CharField):
+    """A textarea holding a JSON object ({} when blank); a field error names what is wrong."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "class": "code"})
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def prepare_value(self, value):
+        return json.dumps(value) if isinstance(value, dict) else value
+
+    def to_python(self, value):
+        text = (value or "").strip()
+        if not text:
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        if not isinstance(data, dict):
+            raise forms.ValidationError('must be a JSON object, e.g. {"beta": 0.1}')
+        return data
+
+
+class LoopForm(_ServiceErrors, forms.Form):
+    """The loop's settings: when a round starts, from which policy, and each step's settings."""
+
+    enabled = forms.BooleanField(required=False, label="Loop on")
+    votes_per_round = forms.IntegerField(min_value=1, label="Start a round after every N new votes", widget=_number(min=1))
+    method = forms.ChoiceField(choices=LoopMethod.choices, label="Policy optimisation",
+                               help_text="TRL no longer ships PPO; RLOO (default) and GRPO are its maintained successors.")
+    policy = forms.ChoiceField(required=False, label="Policy the next round starts from")
+    rules = JSONObjectField(label="Snapshot rules", help_text='e.g. {"split_by": "hash", "eval_fraction": 0.2}')
+    reward_config = JSONObjectField(label="Reward run settings", help_text='e.g. {"max_length": 256, "max_steps": 50}')
+    policy_config = JSONObjectField(label="DPO / RL run settings", help_text='e.g. {"beta": 0.1} or {"algorithm": "grpo"}')
+    generation_config = JSONObjectField(label="New-vs-parent generation", help_text='e.g. {"limit": 20, "priority": 100}')
+
+    def __init__(self, *args, checkpoint_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["policy"].choices = [("", "—"), *[(name, name) for name in checkpoint_names]]
+
+    def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
+        """Nested keys (``policy_config.beta``) are shown on their JSON field, prefixed."""
+        for key, messages in message_dict.items():
+            field, _, inner = key.partition(".")
+            if field in self.fields:
+                for message in messages:
+                    self.add_error(field, f"{inner}: {message}" if inner else message)
+            else:
+                for message in messages:
+                    self.add_error(None, f"{key}: {message}")
+
+
+POLICY_KINDS_CHOICES = [("dpo", "DPO on preference pairs"), ("rl", "online RL against a reward model"), ("sft", "SFT on demonstrations")]
+
+
+class PolicyRunForm(_ServiceErrors, forms.Form):
+    """Launch a DPO, online-RL or SFT run. Defaults suit a CPU laptop with SmolLM2-135M: LoRA
+    (merged on save), batches of 4, short sequences. Settings that do not apply to the chosen
+    kind are ignored."""
+
+    kind = forms.ChoiceField(choices=POLICY_KINDS_CHOICES, initial="dpo")
+    base = forms.ChoiceField(label="Base policy checkpoint", help_text="also the reference model (DPO, RL)")
+    reward_model = forms.ChoiceField(required=False, label="Reward model (RL)")
+    algorithm = forms.ChoiceField(
+        choices=[("rloo", "RLOO"), ("grpo", "GRPO")], initial="rloo", label="RL algorithm",
+        help_text="TRL no longer ships PPO; RLOO and GRPO are its maintained successors.",
+    )
+    snapshot = forms.ChoiceField(required=False, label="Dataset", help_text="a new snapshot freezes the votes (or demonstrations) as they are now")
+    rules = JSONObjectField(label="Rules for a new snapshot", help_text='e.g. {"split_by": "hash", "eval_fraction": 0.2}')
+    output_name = forms.CharField(required=False, max_length=200, help_text="default: <base>-<kind>-<run id>")
+    beta = forms.FloatField(required=False, label="Beta", help_text="DPO: 0.1 is usual; RL: the KL coefficient, 0.05 by default",
+                            widget=_number(min=0, step="any"))
+    learning_rate = forms.FloatField(required=False, help_text="blank: the kind's default", widget=_number(min=0, step="any"))
+    num_train_epochs = forms.FloatField(initial=1.0, label="Epochs", widget=_number(min=0, step="any"))
+    max_steps = forms.IntegerField(required=False, label="Max steps", help_text="overrides epochs", widget=_number(min=1))
+    per_device_train_batch_size = forms.IntegerField(initial=4, label="Batch size", widget=_number(min=1, max=MAX_BATCH_SIZE))
+    max_length = forms.IntegerField(required=False, label="Max length (tokens, DPO/SFT)", widget=_number(min=16))
+    num_generations = forms.IntegerField(initial=4, label="Samples per prompt (RL)", widget=_number(min=2))
+    max_completion_length = forms.IntegerField(initial=64, label="Max completion tokens (RL)", widget=_number(min=1))
+    lora = forms.BooleanField(required=False, initial=True, label="LoRA")
+    save_adapter = forms.BooleanField(required=False, label="Save the adapter only (else merged)")
+    seed = forms.IntegerField(initial=0, widget=_number(min=0))
+
+    ERROR_FIELDS = {"snapshot_id": "snapshot"}
+    COMMON = ("output_name", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "lora", "save_adapter", "seed")
+    BY_KIND = {"dpo": ("beta", "max_length"), "rl": ("beta", "num_generations", "max_completion_length"), "sft": ("max_length",)}
+
+    def __init__(self, *args, checkpoint_names: list[str], reward_names: list[str], snapshots: list[tuple[int, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["base"].choices = [(name, name) for name in checkpoint_names]
+        self.fields["reward_model"].choices = [("", "—"), *[(name, name) for name in reward_names]]
+        self.fields["snapshot"].choices = [(SNAPSHOT_NEW, "a new snapshot"), *snapshots]
+
+    def config(self) -> tuple[str, dict[str, Any]]:
+        """``(kind, config)``: the settings that apply to the kind; blanks left to its defaults."""
+        data = self.cleaned_data
+        kind = data["kind"]
+        config: dict[str, Any] = {"base": data["base"]}
+        if data.get("snapshot"):
+            config["snapshot_id"] = int(data["snapshot"])
+        elif data.get("rules"):
+            config["rules"] = data["rules"]
+        if kind == "rl":
+            config["reward_model"] = data.get("reward_model") or ""
+            config["algorithm"] = data["algorithm"]
+        for name in (*self.COMMON, *self.BY_KIND[kind]):
+            value = data.get(name)
+            if value not in (None, ""):
+                config[name] = value.strip() if isinstance(value, str) else value
+        return kind, config

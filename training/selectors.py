@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from feedback import interface as feedback
 
-from .models import Checkpoint, CheckpointKind, Job, JobStatus
+from .models import Checkpoint, CheckpointKind, Job, JobStatus, LoopRound
 from .ratings import BothBad, Leaderboard, leaderboard
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -60,3 +60,10 @@ def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200) -> Lead
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:
     """``{name: id}`` of the checkpoints with these names (names with no checkpoint are absent)."""
     return dict(Checkpoint.objects.filter(name__in=list(names)).values_list("name", "pk"))
+
+
+def loop_rounds() -> QuerySet[LoopRound]:
+    """Loop rounds, newest first, with their jobs and checkpoints joined."""
+    return LoopRound.objects.select_related(
+        "parent", "checkpoint", "reward_job", "policy_job", "generation_job"
+    ).order_by("-id")

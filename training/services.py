@@ -259,6 +259,7 @@ def job_cancel(*, job: Job) -> Job:
         if job.status == JobStatus.QUEUED:
             job.status, job.finished_at, job.cancel_requested = JobStatus.CANCELLED, timezone.now(), True
             job.save(update_fields=["status", "finished_at", "cancel_requested"])
+            transaction.on_commit(lambda: _finished(job.pk))  # a loop round waiting on it ends too
         elif job.status == JobStatus.RUNNING:
             job.cancel_requested = True
             job.save(update_fields=["cancel_requested"])
@@ -281,8 +282,20 @@ def jobs_reap(*, now: datetime | None = None, timeout_s: int = HEARTBEAT_TIMEOUT
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=timeout_s)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    return stale.update(
+    stale_ids = list(stale.values_list("pk", flat=True))
+    if not stale_ids:
+        return 0
+    reaped = Job.objects.filter(pk__in=stale_ids, status=JobStatus.RUNNING).update(
         status=JobStatus.FAILED,
         finished_at=now,
         error=f"The job's process stopped reporting (no heartbeat for over {timeout_s} s): it died or its worker was stopped.",
     )
+    for job_id in stale_ids:
+        _finished(job_id)
+    return reaped
+
+
+def _finished(job_id: int) -> None:
+    from .loop import job_finished
+
+    job_finished(job_id=job_id)

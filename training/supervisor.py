@@ -111,4 +111,7 @@ def job_supervise(*, job_id: int) -> str:
         else:
             job_fail(job_id=job_id, error=describe_exit(returncode), traceback=log_tail(job_id))
         job.refresh_from_db()
+    from .loop import job_finished
+
+    job_finished(job_id=job_id)  # a policy run's new-vs-parent comparisons, the loop's next step
     return job.status

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import loop_views, views
 
 urlpatterns = [
     path("manage/checkpoints/", views.checkpoint_list, name="manage-checkpoints"),
@@ -8,6 +8,9 @@ urlpatterns = [
     path("manage/generate/", views.generate, name="manage-generate"),
     path("manage/train/reward/", views.train_reward, name="manage-train-reward"),
     path("manage/score/", views.score, name="manage-score"),
+    path("manage/train/policy/", loop_views.train_policy, name="manage-train-policy"),
+    path("manage/loop/", loop_views.loop_page, name="manage-loop"),
+    path("manage/loop/start/", loop_views.loop_round_start, name="manage-loop-start"),
     path("manage/jobs/", views.job_list, name="manage-jobs"),
     path("manage/jobs/<int:pk>/", views.job_detail, name="manage-job-detail"),
     path("manage/jobs/<int:pk>/cancel/", views.job_cancel, name="manage-job-cancel"),

@@ -1,0 +1,281 @@
+"""The closed loop and policy-run launching, with the runners simulated: a round's chain of jobs
+(snapshot -> reward run -> DPO/RL run -> new-vs-parent generation), failures, the vote trigger,
+the follow-up of any policy run, and the Loop and policy-run pages."""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django_tasks_db.models import DBTaskResult
+
+from tests.factories import ComparisonFactory, PromptFactory, UserFactory, VoteFactory
+from training import loop, services
+from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobStatus, LoopRound, LoopSettings, RoundStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(settings, tmp_path, admin_user, annotator):
+    """A policy and a reward checkpoint, 12 voted comparisons (4 on eval prompts), 3 extra eval prompts."""
+    settings.ARBITER_DATA_DIR = tmp_path
+    smol = Checkpoint.objects.create(name="smol", hub_id="x/smol")
+    rm = Checkpoint.objects.create(name="smol-rm", hub_id="x/smol-rm", kind=CheckpointKind.REWARD, parent=smol)
+    for index in range(12):
+        comparison = ComparisonFactory(prompt=PromptFactory(split="eval" if index % 3 == 0 else "train"), status="complete", vote_count=1)
+        VoteFactory(comparison=comparison, annotator=annotator, choice="a" if index % 2 else "b", strength="clear")
+    return {"smol": smol, "rm": rm, "admin": admin_user, "annotator": annotator}
+
+
+def finish(job: Job, status=JobStatus.SUCCEEDED, *, output_kind=None, error="", summary=None) -> Checkpoint | None:
+    """Simulate a runner: end ``job`` and, for a successful training run, register its output."""
+    output = None
+    if status == JobStatus.SUCCEEDED and output_kind:
+        output = Checkpoint.objects.create(
+            name=f"{job.config['base']}-{job.kind}-{job.pk}", hub_id=f"x/{job.pk}", kind=output_kind,
+            parent=Checkpoint.objects.get(name=job.config["base"]), run=job,
+        )
+    Job.objects.filter(pk=job.pk).update(status=status, error=error, summary=summary or {})
+    loop.job_finished(job_id=job.pk)
+    return output
+
+
+def enable(**overrides) -> LoopSettings:
+    values = {"enabled": True, "votes_per_round": 3, "method": "dpo", "policy": "smol", **overrides}
+    return loop.loop_settings_update(**values)
+
+
+# --- settings ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"method": "ppo"}, "method", "must be one of dpo, rl"),
+        ({"policy": "smol-rm"}, "policy", "the loop needs a policy"),
+        ({"policy": None}, "policy", "choose the policy"),
+        ({"policy_config": {"beta": -1}}, "policy_config.beta", "(0, 10]"),
+        ({"method": "rl", "policy_config": {"algorithm": "ppo"}}, "policy_config.algorithm", "no longer ships PPO"),
+        ({"reward_config": {"base": "smol"}}, "reward_config", "set by the loop"),
+        ({"generation_config": {"strategy": "x"}}, "generation_config", "takes only"),
+        ({"votes_per_round": 0}, "votes_per_round", "from 1"),
+    ],
+)
+def test_bad_loop_settings_are_refused_by_field(world, overrides, field, words):
+    with pytest.raises(ValidationError) as caught:
+        enable(**overrides)
+    assert words in " ".join(caught.value.message_dict[field])
+    assert not LoopSettings.objects.filter(enabled=True).exists()
+
+
+def test_switching_the_loop_on_counts_votes_from_then(world, annotator):
+    settings = enable()
+    assert loop.loop_votes_pending(settings) == 0
+    VoteFactory(annotator=annotator)
+    assert loop.loop_votes_pending(LoopSettings.objects.get()) == 1
+
+
+# --- a round ------------------------------------------------------------------------------------------
+
+
+def test_a_dpo_round_chains_reward_then_policy_then_new_vs_parent_comparisons(world, django_capture_on_commit_callbacks):
+    enable(policy_config={"beta": 0.2}, generation_config={"limit": 3, "priority": 50})
+    with django_capture_on_commit_callbacks(execute=True):
+        loop_round = loop.loop_round_start(trigger="manual")
+    reward_job = loop_round.reward_job
+    assert reward_job.kind == JobKind.REWARD and reward_job.config["base"] == "smol"
+    assert loop_round.snapshot_id == reward_job.snapshot_id and loop_round.parent == world["smol"]
+    with pytest.raises(ValidationError, match="still running"):
+        loop.loop_round_start()
+
+    finish(reward_job, output_kind=CheckpointKind.REWARD, summary={"eval_accuracy": 0.75})
+    loop_round.refresh_from_db()
+    policy_job = loop_round.policy_job
+    assert policy_job.kind == JobKind.DPO and policy_job.snapshot_id == loop_round.snapshot_id
+    assert policy_job.config["base"] == "smol" and policy_job.config["beta"] == 0.2
+
+    new = finish(policy_job, output_kind=CheckpointKind.POLICY, summary={"train_loss": 0.5})
+    loop_round.refresh_from_db()
+    generation = loop_round.generation_job
+    assert loop_round.checkpoint == new and generation.kind == JobKind.GENERATION
+    assert generation.config["checkpoints"] == [new.name, "smol"] and generation.config["strategy"] == "head_to_head"
+    assert generation.config["split"] == "eval" and generation.config["priority"] == 50 and generation.progress_total == 3
+    assert "generation job" in Job.objects.get(pk=policy_job.pk).summary["followup"]
+
+    finish(generation, summary={"paired": 3})
+    loop_round.refresh_from_db()
+    assert loop_round.status == RoundStatus.SUCCEEDED and loop_round.finished_at is not None
+    assert LoopSettings.objects.get().policy == new  # the next round starts from the new checkpoint
+    report = loop.round_report(loop_round)
+    assert report["votes_used"] == 12 and report["reward_accuracy"] == 0.75
+    assert report["policy_metrics"] == {"train_loss": 0.5} and report["comparisons"] == 3 and report["checkpoint"] == new.name
+
+
+def test_an_rl_round_trains_against_the_new_reward_model(world):
+    enable(method="rl", policy_config={"algorithm": "grpo", "max_steps": 2})
+    loop_round = loop.loop_round_start()
+    rm = finish(loop_round.reward_job, output_kind=CheckpointKind.REWARD)
+    loop_round.refresh_from_db()
+    assert loop_round.policy_job.kind == JobKind.RL
+    assert loop_round.policy_job.config["reward_model"] == rm.name and loop_round.policy_job.config["algorithm"] == "grpo"
+
+
+@pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_failed_step_ends_the_round_with_its_reason(world, status):
+    enable()
+    loop_round = loop.loop_round_start()
+    finish(loop_round.reward_job, status, error="RuntimeError: out of memory")
+    loop_round.refresh_from_db()
+    assert loop_round.status == status and "out of memory" in loop_round.error and loop_round.policy_job is None
+    assert loop.loop_round_start().pk != loop_round.pk  # the next round may start
+
+
+def test_cancelling_a_queued_step_ends_the_round(world, django_capture_on_commit_callbacks):
+    enable()
+    loop_round = loop.loop_round_start()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.job_cancel(job=loop_round.reward_job)
+    loop_round.refresh_from_db()
+    assert loop_round.status == RoundStatus.CANCELLED
+
+
+def test_enough_new_votes_start_a_round_and_fewer_do_not(world, annotator):
+    enable(votes_per_round=2)
+    VoteFactory(annotator=annotator, comparison=ComparisonFactory(prompt=PromptFactory(split="train")))
+    assert loop.loop_maybe_start() is None
+    VoteFactory(annotator=annotator, comparison=ComparisonFactory(prompt=PromptFactory(split="train")))
+    started = loop.loop_maybe_start()
+    assert started is not None and started.trigger == "votes" and LoopRound.objects.count() == 1
+    assert loop.loop_votes_pending() == 0 and loop.loop_maybe_start() is None  # one round at a time
+    loop.loop_settings_update(enabled=False, votes_per_round=2, method="dpo", policy="smol")
+    assert loop.loop_maybe_start() is None
+
+
+# --- any policy run's outputs come back to the annotators ------------------------------------------------
+
+
+def test_a_policy_run_outside_the_loop_is_put_against_its_parent(world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.dpo_run_create(config={"base": "smol", "max_steps": 2})
+    new = finish(job, output_kind=CheckpointKind.POLICY)
+    generation = Job.objects.get(kind=JobKind.GENERATION)
+    assert generation.config["checkpoints"] == [new.name, "smol"] and generation.config["priority"] == 100
+    assert generation.progress_total == 4  # the eval prompts
+
+
+def test_no_eval_prompts_is_noted_on_the_run_not_raised(world):
+    from feedback.models import Prompt
+
+    job = services.dpo_run_create(config={"base": "smol"})
+    Prompt.objects.update(split="train")
+    finish(job, output_kind=CheckpointKind.POLICY)
+    assert not Job.objects.filter(kind=JobKind.GENERATION).exists()
+    assert "no new-vs-parent comparisons" in Job.objects.get(pk=job.pk).summary["followup"]
+
+
+# --- bad input before anything is queued ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("create", "config", "field", "words"),
+    [
+        (services.dpo_run_create, {"base": "smol-rm"}, "base", "needs a policy"),
+        (services.dpo_run_create, {"base": "smol", "beta": -1}, "beta", "(0, 10]"),
+        (services.rl_run_create, {"base": "smol", "reward_model": "smol"}, "reward_model", "needs a reward model"),
+        (services.rl_run_create, {"base": "smol-rm", "reward_model": "smol-rm"}, "base", "needs a policy"),
+        (services.sft_run_create, {"base": "smol", "snapshot_id": 999}, "snapshot_id", "no snapshot 999"),
+    ],
+)
+def test_bad_policy_runs_are_refused_before_anything_is_queued(world, create, config, field, words):
+    with pytest.raises(ValidationError) as caught:
+        create(config=config)
+    assert words in " ".join(caught.value.message_dict[field])
+    assert Job.objects.count() == 0
+
+
+def test_an_empty_dataset_is_refused(world):
+    from feedback.models import Vote
+
+    Vote.objects.all().delete()
+    with pytest.raises(ValidationError) as caught:
+        services.dpo_run_create(config={"base": "smol"})
+    assert "no training pairs" in " ".join(caught.value.message_dict["snapshot"])
+    assert Job.objects.count() == 0
+
+
+def test_a_preference_snapshot_cannot_feed_sft(world):
+    job = services.dpo_run_create(config={"base": "smol"})
+    with pytest.raises(ValidationError) as caught:
+        services.sft_run_create(config={"base": "smol", "snapshot_id": job.snapshot_id})
+    assert "needs sft rows" in " ".join(caught.value.message_dict["snapshot_id"])
+
+
+# --- pages ----------------------------------------------------------------------------------------------------
+
+
+def client_as(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+LOOP_FORM = {"enabled": "on", "votes_per_round": "5", "method": "dpo", "policy": "smol", "rules": "",
+             "reward_config": '{"max_steps": 3}', "policy_config": "", "generation_config": ""}
+
+
+@pytest.mark.parametrize("path", ["/manage/loop/", "/manage/train/policy/"])
+def test_loop_and_policy_pages_are_for_admins(world, path):
+    assert client_as(world["annotator"]).get(path).status_code == 403
+    assert client_as(UserFactory()).get(path).status_code == 403
+    assert client_as(world["admin"]).get(path).status_code == 200
+
+
+def test_loop_page_saves_settings_and_shows_field_errors(world):
+    admin = client_as(world["admin"])
+    assert admin.post("/manage/loop/", LOOP_FORM).status_code == 302
+    settings = LoopSettings.objects.get()
+    assert settings.enabled and settings.votes_per_round == 5 and settings.reward_config == {"max_steps": 3}
+    bad = admin.post("/manage/loop/", {**LOOP_FORM, "policy_config": '{"beta": -1}', "rules": "[1]"})
+    body = bad.content.decode()
+    assert bad.status_code == 400 and "must be a JSON object" in body
+    bad = admin.post("/manage/loop/", {**LOOP_FORM, "policy_config": '{"beta": -1}'})
+    assert bad.status_code == 400 and "beta: must be a number in (0, 10]" in bad.content.decode()
+    assert LoopSettings.objects.get().policy_config == {}
+
+
+def test_loop_page_starts_a_round_and_polls_while_it_runs(world, django_capture_on_commit_callbacks):
+    admin = client_as(world["admin"])
+    admin.post("/manage/loop/", LOOP_FORM)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/manage/loop/start/", follow=True)
+    loop_round = LoopRound.objects.get()
+    assert f"Round {loop_round.pk} started" in response.content.decode() and DBTaskResult.objects.count() == 1
+    poll = admin.get("/manage/loop/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="loop-rounds")
+    assert poll.status_code == 200 and f'id="round-{loop_round.pk}"' in poll.content.decode()
+    again = admin.post("/manage/loop/start/", follow=True)
+    assert "still running" in again.content.decode()
+    finish(loop_round.reward_job, JobStatus.FAILED, error="boom")
+    done = admin.get("/manage/loop/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="loop-rounds")
+    assert done.status_code == 286 and "boom" in done.content.decode()
+
+
+POLICY_FORM = {"kind": "dpo", "base": "smol", "reward_model": "", "algorithm": "rloo", "snapshot": "", "rules": "",
+               "output_name": "", "beta": "0.1", "learning_rate": "", "num_train_epochs": "1", "max_steps": "2",
+               "per_device_train_batch_size": "4", "max_length": "", "num_generations": "4", "max_completion_length": "64",
+               "lora": "on", "seed": "0"}
+
+
+def test_policy_page_launches_runs_and_refuses_bad_ones(world, django_capture_on_commit_callbacks):
+    admin = client_as(world["admin"])
+    page = admin.get("/manage/train/policy/").content.decode()
+    assert "TRL no longer ships PPO" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = admin.post("/manage/train/policy/", POLICY_FORM)
+    job = Job.objects.get()
+    assert ok.status_code == 302 and job.kind == JobKind.DPO and job.config["beta"] == 0.1 and job.config["max_steps"] == 2
+    assert "num_generations" not in job.config  # settings of other kinds are not sent
+    bad = admin.post("/manage/train/policy/", {**POLICY_FORM, "beta": "-1"})
+    assert bad.status_code == 400 and "must be a number in (0, 10]" in bad.content.decode()
+    rl = admin.post("/manage/train/policy/", {**POLICY_FORM, "kind": "rl", "per_device_train_batch_size": "6"})
+    assert rl.status_code == 400 and "multiple of num_generations" in rl.content.decode()
+    assert Job.objects.count() == 1

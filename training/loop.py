@@ -1,0 +1,312 @@
+"""The closed loop: votes -> snapshot -> reward model -> DPO or online RL -> new-vs-parent comparisons.
+
+A round is a chain of ordinary jobs. ``loop_round_start`` freezes a snapshot and queues the
+reward run; each time a job ends, ``job_finished`` (called by the supervisor) queues the next step:
+the policy run (DPO on the snapshot, or RL against the new reward model), then a generation job
+that puts the new checkpoint against its parent on eval-split prompts at raised priority. When
+that job has written its comparisons the round succeeds and the loop's policy moves to the new
+checkpoint. Any failure ends the round as failed with the step's readable error.
+
+Every successful policy run (DPO, RL, SFT), in the loop or not, gets the same new-vs-parent
+generation job (``policy_followup``), so its outputs come back to the annotators.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from feedback import interface as feedback
+
+from .config import ConfigError, GenerationConfig, RewardConfig
+from .models import (
+    Checkpoint,
+    CheckpointKind,
+    Job,
+    JobKind,
+    JobStatus,
+    LoopMethod,
+    LoopRound,
+    LoopSettings,
+    POLICY_KINDS,
+    RoundStatus,
+)
+from .policy_config import DPOConfig, RLConfig
+
+logger = logging.getLogger(__name__)
+
+# The new-vs-parent comparisons: on eval prompts, ahead of ordinary work in the queue.
+FOLLOWUP_DEFAULTS: dict[str, Any] = {
+    "split": "eval", "limit": 20, "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
+    "batch_size": 8, "priority": 100, "votes_required": 1,
+}
+FOLLOWUP_SETTINGS = set(FOLLOWUP_DEFAULTS) | {"tag", "seed"}
+
+
+def loop_settings() -> LoopSettings:
+    """The loop's settings row (created, switched off, on first use)."""
+    settings, _ = LoopSettings.objects.get_or_create(pk=1)
+    return settings
+
+
+def _config_errors(config_class, data: dict[str, Any], placeholders: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Validate per-round settings with the names the loop fills in each round stubbed out."""
+    if not isinstance(data, dict):
+        return {prefix: "must be an object"}
+    owned = set(placeholders) & set(data)
+    if owned:
+        return {prefix: f"{', '.join(sorted(owned))} is set by the loop each round"}
+    try:
+        config_class.from_dict({**placeholders, **data})
+    except ConfigError as error:
+        return {f"{prefix}.{name}": message for name, message in error.errors.items()}
+    return {}
+
+
+def loop_settings_update(
+    *,
+    enabled: bool,
+    votes_per_round: int,
+    method: str,
+    policy: str | None,
+    rules: dict[str, Any] | None = None,
+    reward_config: dict[str, Any] | None = None,
+    policy_config: dict[str, Any] | None = None,
+    generation_config: dict[str, Any] | None = None,
+) -> LoopSettings:
+    """Validate and store the loop's settings.
+
+    ``policy`` names the checkpoint the next round starts from. The per-step settings are the
+    ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself (it sets
+    the base, the snapshot and the reward model each round) and the generation settings of the
+    new-vs-parent job (``FOLLOWUP_SETTINGS``).
+    Raises:
+        ValidationError: by field: a bad number or method, an unknown or non-policy checkpoint,
+            an invalid per-step setting (``policy_config.beta`` etc.), or enabling with no policy.
+    """
+    errors: dict[str, str] = {}
+    if not isinstance(votes_per_round, int) or isinstance(votes_per_round, bool) or not 1 <= votes_per_round <= 1_000_000:
+        errors["votes_per_round"] = "must be an integer from 1 to 1000000"
+    if method not in LoopMethod.values:
+        errors["method"] = f"must be one of {', '.join(LoopMethod.values)}"
+    checkpoint = None
+    if policy:
+        checkpoint = Checkpoint.objects.filter(name=policy).first()
+        if checkpoint is None:
+            errors["policy"] = f"no checkpoint named {policy!r}"
+        elif checkpoint.kind != CheckpointKind.POLICY:
+            errors["policy"] = f"{policy!r} is a {checkpoint.get_kind_display()} checkpoint; the loop needs a policy"
+    elif enabled:
+        errors["policy"] = "choose the policy the loop starts from before switching it on"
+    rules, reward_config = rules or {}, reward_config or {}
+    policy_config, generation_config = policy_config or {}, generation_config or {}
+    if not isinstance(rules, dict):
+        errors["rules"] = "must be an object of aggregation rules"
+    errors.update(_config_errors(RewardConfig, reward_config, {"base": "x"}, "reward_config"))
+    if method == LoopMethod.RL:
+        errors.update(_config_errors(RLConfig, policy_config, {"base": "x", "reward_model": "x"}, "policy_config"))
+    elif method == LoopMethod.DPO:
+        errors.update(_config_errors(DPOConfig, policy_config, {"base": "x"}, "policy_config"))
+    if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
+        errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        settings = LoopSettings.objects.select_for_update().get_or_create(pk=1)[0]
+        if enabled and not settings.enabled:
+            # Votes count from the moment the loop is switched on, not from the beginning of time.
+            settings.last_vote_id = feedback.vote_last_id()
+        settings.enabled, settings.votes_per_round, settings.method = enabled, votes_per_round, method
+        settings.policy = checkpoint
+        settings.rules, settings.reward_config = rules, reward_config
+        settings.policy_config, settings.generation_config = policy_config, generation_config
+        settings.save()
+    return settings
+
+
+def loop_votes_pending(settings: LoopSettings | None = None) -> int:
+    """Votes recorded since the last round started (or since the loop was switched on)."""
+    settings = settings or loop_settings()
+    return feedback.vote_count_after(vote_id=settings.last_vote_id)
+
+
+def loop_round_running() -> LoopRound | None:
+    return LoopRound.objects.filter(status=RoundStatus.RUNNING).first()
+
+
+def loop_round_start(*, trigger: str = "manual", triggered_at: datetime | None = None, created_by=None) -> LoopRound:
+    """Start a round now: freeze a snapshot of the votes and queue the reward run.
+
+    Raises:
+        ValidationError: a round is already running, no policy is set, or the reward run is
+            refused (e.g. the votes give no training or no held-out pairs); nothing is queued then.
+    """
+    with transaction.atomic():
+        settings = LoopSettings.objects.select_for_update().get_or_create(pk=1)[0]
+        running = loop_round_running()
+        if running is not None:
+            raise ValidationError({"loop": f"round {running.pk} is still running"})
+        if settings.policy is None:
+            raise ValidationError({"policy": "choose the policy the loop starts from"})
+        last_vote_id = feedback.vote_last_id()
+        from .services import reward_run_create
+
+        reward_job = reward_run_create(
+            config={**settings.reward_config, "base": settings.policy.name, "rules": dict(settings.rules)},
+            created_by=created_by,
+        )
+        loop_round = LoopRound.objects.create(
+            trigger=trigger, method=settings.method, triggered_at=triggered_at or timezone.now(),
+            last_vote_id=last_vote_id, parent=settings.policy, snapshot_id=reward_job.snapshot_id,
+            reward_job=reward_job,
+        )
+        settings.last_vote_id = last_vote_id
+        settings.save(update_fields=["last_vote_id", "updated_at"])
+    return loop_round
+
+
+def loop_maybe_start(*, triggered_at: datetime | None = None) -> LoopRound | None:
+    """Start a round if the loop is on, enough new votes arrived and no round is running.
+
+    A refused start (say the votes give no held-out pairs yet) is logged and retried on the next
+    vote; it never fails the vote that triggered it.
+    """
+    settings = LoopSettings.objects.filter(pk=1, enabled=True).first()
+    if settings is None or loop_round_running() is not None:
+        return None
+    if loop_votes_pending(settings) < settings.votes_per_round:
+        return None
+    try:
+        return loop_round_start(trigger="votes", triggered_at=triggered_at)
+    except ValidationError as error:
+        logger.warning("loop: a round could not start: %s", error)
+        return None
+
+
+def on_vote_recorded(sender, *, vote_id: int, created_at: datetime, **kwargs) -> None:
+    """Receiver of ``feedback.signals.vote_recorded``: the vote that completes a batch of
+    ``votes_per_round`` starts a round (its time is the round's ``triggered_at``)."""
+    loop_maybe_start(triggered_at=created_at)
+
+
+def policy_followup(*, job: Job, overrides: dict[str, Any] | None = None) -> Job | None:
+    """For a successful policy run: queue generation of its checkpoint against its parent on
+    eval-split prompts at raised priority (``FOLLOWUP_DEFAULTS``; ``overrides`` change them).
+
+    Returns the generation job, or None when there is nothing to compare (no output, no parent)
+    or no prompt matches; the reason is recorded in the run's summary as ``followup``.
+    """
+    output = job.output
+    if output is None or output.parent is None:
+        return None
+    settings = {**FOLLOWUP_DEFAULTS, **(overrides or {})}
+    config = {"checkpoints": [output.name, output.parent.name], "strategy": "head_to_head", **settings}
+    from .services import generation_job_create
+
+    try:
+        generation = generation_job_create(config=config, created_by=job.created_by)
+        note = f"generation job {generation.pk}: {output.name} against {output.parent.name} on {generation.progress_total} prompts"
+    except ValidationError as error:
+        generation, note = None, "no new-vs-parent comparisons: " + "; ".join(
+            f"{key}: {' '.join(messages)}" for key, messages in error.message_dict.items()
+        )
+    Job.objects.filter(pk=job.pk).update(summary={**job.summary, "followup": note})
+    return generation
+
+
+def job_finished(*, job_id: int) -> None:
+    """After any job ends: queue what follows it (a policy run's new-vs-parent comparisons, the
+    loop's next step). Called by the supervisor; errors here are logged, never raised, so the
+    finished job's own outcome stands."""
+    try:
+        with transaction.atomic():
+            _job_finished(Job.objects.get(pk=job_id))
+    except Exception:  # noqa: BLE001 - the job itself is done; a follow-up problem must not hide that
+        logger.exception("follow-up of job %s failed", job_id)
+
+
+def _job_finished(job: Job) -> None:
+    loop_round = (
+        LoopRound.objects.select_for_update()
+        .filter(status=RoundStatus.RUNNING)
+        .filter(**{_round_field(job): job})
+        .first()
+        if _round_field(job)
+        else None
+    )
+    if job.status != JobStatus.SUCCEEDED:
+        if loop_round is not None:
+            status = RoundStatus.CANCELLED if job.status == JobStatus.CANCELLED else RoundStatus.FAILED
+            _round_end(loop_round, status, error=f"{job.get_kind_display()} job {job.pk} {job.status}: {job.error}".strip(": "))
+        return
+    generation_overrides = loop_settings().generation_config if loop_round is not None else None
+    followup = policy_followup(job=job, overrides=generation_overrides) if job.kind in POLICY_KINDS else None
+    if loop_round is None:
+        return
+    if job.kind == JobKind.REWARD:
+        _round_policy_queue(loop_round, reward=job)
+    elif job.kind in POLICY_KINDS:
+        loop_round.checkpoint = job.output
+        if followup is None:
+            _round_end(loop_round, RoundStatus.FAILED, error=Job.objects.get(pk=job.pk).summary.get("followup", "no comparisons"))
+            return
+        loop_round.generation_job = followup
+        loop_round.save(update_fields=["checkpoint", "generation_job"])
+    elif job.kind == JobKind.GENERATION:
+        _round_end(loop_round, RoundStatus.SUCCEEDED)
+        LoopSettings.objects.filter(pk=1).update(policy=loop_round.checkpoint)
+
+
+def _round_field(job: Job) -> str | None:
+    return {JobKind.REWARD: "reward_job", JobKind.GENERATION: "generation_job"}.get(
+        job.kind, "policy_job" if job.kind in POLICY_KINDS else None
+    )
+
+
+def _round_policy_queue(loop_round: LoopRound, *, reward: Job) -> None:
+    from .services import dpo_run_create, rl_run_create
+
+    settings = loop_settings()
+    base = {"base": loop_round.parent.name, "snapshot_id": loop_round.snapshot_id}
+    try:
+        if loop_round.method == LoopMethod.RL:
+            policy_job = rl_run_create(config={**settings.policy_config, **base, "reward_model": reward.output.name})
+        else:
+            policy_job = dpo_run_create(config={**settings.policy_config, **base})
+    except ValidationError as error:
+        _round_end(loop_round, RoundStatus.FAILED, error=f"the policy run was refused: {error}")
+        return
+    loop_round.policy_job = policy_job
+    loop_round.save(update_fields=["policy_job"])
+
+
+def _round_end(loop_round: LoopRound, status: str, *, error: str = "") -> None:
+    loop_round.status, loop_round.error, loop_round.finished_at = status, error[:10_000], timezone.now()
+    loop_round.save(update_fields=["status", "error", "finished_at"])
+
+
+def round_report(loop_round: LoopRound) -> dict[str, Any]:
+    """What a round did, for pages and ``manage.py loop``: votes used, reward-model held-out
+    accuracy, the policy run's final metrics, and the new checkpoint (ratings are added by the
+    caller from the leaderboard)."""
+    snapshot = feedback.snapshot_get(snapshot_id=loop_round.snapshot_id) if loop_round.snapshot_id else None
+    reward, policy = loop_round.reward_job, loop_round.policy_job
+    policy_summary = policy.summary if policy else {}
+    return {
+        "round": loop_round.pk,
+        "status": loop_round.status,
+        "method": loop_round.method,
+        "votes_used": snapshot.vote_count if snapshot else None,
+        "train_pairs": snapshot.train_rows if snapshot else None,
+        "eval_pairs": snapshot.eval_rows if snapshot else None,
+        "reward_accuracy": (reward.summary or {}).get("eval_accuracy") if reward else None,
+        "policy_metrics": {k: v for k, v in policy_summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "parent": loop_round.parent.name if loop_round.parent else None,
+        "checkpoint": loop_round.checkpoint.name if loop_round.checkpoint else None,
+        "comparisons": (loop_round.generation_job.summary or {}).get("paired") if loop_round.generation_job else None,
+        "error": loop_round.error,
+    }
