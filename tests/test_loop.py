@@ -279,3 +279,27 @@ def test_policy_page_launches_runs_and_refuses_bad_ones(world, django_capture_on
     rl = admin.post("/manage/train/policy/", {**POLICY_FORM, "kind": "rl", "per_device_train_batch_size": "6"})
     assert rl.status_code == 400 and "multiple of num_generations" in rl.content.decode()
     assert Job.objects.count() == 1
+
+
+def test_lineage_page_shows_the_chain_runs_snapshots_accuracy_and_rating(world, annotator):
+    from tests.factories import CompletionFactory
+
+    enable()
+    loop_round = loop.loop_round_start()
+    finish(loop_round.reward_job, output_kind=CheckpointKind.REWARD, summary={"eval_accuracy": 0.8125})
+    loop_round.refresh_from_db()
+    new = finish(loop_round.policy_job, output_kind=CheckpointKind.POLICY)
+    prompt = PromptFactory(split="eval")
+    for index in range(3):  # the annotator prefers the new checkpoint twice out of three
+        a = CompletionFactory(prompt=prompt, model_name=new.name, text=f"new {index}")
+        b = CompletionFactory(prompt=prompt, model_name="smol", text=f"old {index}")
+        VoteFactory(comparison=ComparisonFactory(prompt=prompt, completion_a=a, completion_b=b), annotator=annotator,
+                    choice="a" if index < 2 else "b")
+    page = client_as(world["admin"]).get(f"/manage/checkpoints/{new.pk}/").content.decode()
+    table = page.split('id="lineage"')[1].split("</table>")[0]
+    rows = table.split("<tr>")[2:]
+    assert len(rows) == 2 and new.name in rows[0] and "smol" in rows[1] and "imported" in rows[1]
+    assert f"DPO run {loop_round.policy_job_id}" in rows[0]
+    assert f"snapshot {loop_round.snapshot_id}: 12 votes by 1 annotators" in rows[0]
+    assert "0.812" in rows[0] or "0.813" in rows[0]  # the round's reward model, behind this DPO run
+    assert "rank 1" in rows[0] and "rank 1" in rows[1]  # 3 votes: the intervals overlap

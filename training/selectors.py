@@ -67,3 +67,47 @@ def loop_rounds() -> QuerySet[LoopRound]:
     return LoopRound.objects.select_related(
         "parent", "checkpoint", "reward_job", "policy_job", "generation_job"
     ).order_by("-id")
+
+
+def lineage(*, checkpoint: Checkpoint, max_depth: int = 100) -> list[dict]:
+    """The chain from ``checkpoint`` back to its root, newest first. Each step: the checkpoint, the
+    run that made it (or None for an import), its dataset snapshot (``SnapshotRef``: vote and
+    annotator counts), the reward-model accuracy behind it (a reward run's own held-out accuracy;
+    for RL the reward model's; for a loop round's DPO run the round's reward run), and its current
+    Bradley-Terry rating row (``ModelRating`` or None)."""
+    chain, seen = [], set()
+    node = checkpoint
+    while node is not None and node.pk not in seen and len(chain) < max_depth:
+        seen.add(node.pk)
+        chain.append(node)
+        node = Checkpoint.objects.select_related("parent", "run").filter(pk=node.parent_id).first() if node.parent_id else None
+    policies = [c.name for c in chain if c.kind == CheckpointKind.POLICY]
+    ratings = {row.model: row for row in leaderboard_compute(rounds=100).rows} if policies else {}
+    steps = []
+    for node in chain:
+        run = node.run
+        snapshot = None
+        if run is not None and run.snapshot_id:
+            try:
+                snapshot = feedback.snapshot_get(snapshot_id=run.snapshot_id)
+            except LookupError:
+                snapshot = None
+        steps.append({
+            "checkpoint": node, "run": run, "snapshot": snapshot,
+            "reward_accuracy": _reward_accuracy(node, run), "rating": ratings.get(node.name),
+        })
+    return steps
+
+
+def _reward_accuracy(checkpoint: Checkpoint, run: Job | None) -> float | None:
+    if run is None:
+        return checkpoint.metadata.get("eval_accuracy") if checkpoint.kind == CheckpointKind.REWARD else None
+    if run.kind == "reward":
+        return (run.summary or {}).get("eval_accuracy")
+    if run.kind == "rl":
+        reward = Checkpoint.objects.filter(name=run.config.get("reward_model")).first()
+        return reward.metadata.get("eval_accuracy") if reward else None
+    loop_round = LoopRound.objects.filter(policy_job=run).select_related("reward_job").first()
+    if loop_round is not None and loop_round.reward_job is not None:
+        return (loop_round.reward_job.summary or {}).get("eval_accuracy")
+    return None

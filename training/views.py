@@ -75,6 +75,7 @@ def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "children": checkpoint.children.order_by("name"),
         "completion_count": feedback.completion_count(model_name=checkpoint.name),
         "snapshot": feedback.snapshot_get(snapshot_id=checkpoint.run.snapshot_id) if checkpoint.run and checkpoint.run.snapshot_id else None,
+        "lineage": selectors.lineage(checkpoint=checkpoint),
     }
     return render(request, "training/checkpoint_detail.html", context)
 
