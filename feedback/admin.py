@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Assignment, Comparison, Completion, Prompt, Vote
+from .models import Assignment, Comparison, Completion, Demonstration, Prompt, Vote
 
 
 @admin.register(Prompt)
@@ -38,3 +38,11 @@ class AssignmentAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "annotator", "status", "shown_left", "leased_at", "expires_at"]
     list_filter = ["status"]
     raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(Demonstration)
+class DemonstrationAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "source", "annotator", "comparison", "created_at"]
+    list_filter = ["source"]
+    raw_id_fields = ["prompt", "annotator", "comparison"]
+    readonly_fields = ["external_id", "created_at"]

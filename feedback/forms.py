@@ -14,6 +14,8 @@ class VoteForm(forms.Form):
     harmlessness = forms.ChoiceField(choices=[("", "—"), *AspectChoice.choices], required=False)
     honesty = forms.ChoiceField(choices=[("", "—"), *AspectChoice.choices], required=False)
     ms_on_item = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
+    # Its length is checked by services.vote_submit (MAX_DEMONSTRATION_CHARS), after line breaks are normalised.
+    demonstration = forms.CharField(required=False, strip=False, widget=forms.Textarea)
 
 
 class SkipForm(forms.Form):

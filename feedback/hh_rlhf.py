@@ -26,14 +26,12 @@ turn whose text does not start with that one space (``"Assistant:Hi"`` or a tran
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import re
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .jsonl import JSONLFormatError, read_jsonl
 from .messages import MAX_COMPLETION_CHARS, MessagesError, messages_validate
 
 HUMAN = "\n\nHuman:"
@@ -41,10 +39,7 @@ ASSISTANT = "\n\nAssistant:"
 ROLE_OF_MARKER = {HUMAN: "user", ASSISTANT: "assistant"}
 MARKER_OF_ROLE = {role: marker for marker, role in ROLE_OF_MARKER.items()}
 EXTERNAL_ID_PREFIX = "hh-rlhf:"
-MAX_LINE_BYTES = 10 * 1024 * 1024
-MAX_LISTED_PROBLEMS = 20
 _MARKERS = re.compile(f"({re.escape(HUMAN)}|{re.escape(ASSISTANT)})")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -72,19 +67,9 @@ class HHPair:
         return self.chosen == self.rejected
 
 
-class HHRLHFFormatError(ValueError):
+class HHRLHFFormatError(JSONLFormatError):
     """An HH-RLHF file with problems; ``problems`` lists every one as ``(line_number, message)``
     (line 1 is the first line; 0 for the file as a whole), and ``str()`` names the first 20."""
-
-    def __init__(self, path: str | Path, problems: list[tuple[int, str]]):
-        self.path = str(path)
-        self.problems = problems
-        listed = [f"line {n}: {message}" if n else message for n, message in problems[:MAX_LISTED_PROBLEMS]]
-        more = len(problems) - len(listed)
-        if more:
-            listed.append(f"... and {more} more")
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{self.path}: {len(problems)} {noun}; nothing was read\n" + "\n".join(listed))
 
 
 def external_id_of(chosen: str, rejected: str) -> str:
@@ -205,37 +190,11 @@ def transcript_build(*, prompt_messages: list[dict[str, str]], response: str) ->
     return "".join(parts)
 
 
-def _pair_of_line(raw: bytes) -> HHPair:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from None
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(row, dict):
-        raise ValueError(f"not a JSON object but {type(row).__name__}")
+def _pair_of_object(row: dict) -> HHPair:
     missing = [key for key in ("chosen", "rejected") if key not in row]
     if missing:
         raise ValueError(f"missing {' and '.join(repr(key) for key in missing)}")
     return pair_parse(row["chosen"], row["rejected"])
-
-
-def _raw_lines(handle):
-    """``(line_number, bytes or None)`` for each line; None for a line over ``MAX_LINE_BYTES`` (whose rest is skipped)."""
-    number = 0
-    while True:
-        line = handle.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_LINE_BYTES:
-            while line and not line.endswith(b"\n"):
-                line = handle.readline(1024 * 1024)
-            yield number, None
-        else:
-            yield number, line
 
 
 def read_hh_rlhf(path: str | Path) -> list[HHPair]:
@@ -252,29 +211,4 @@ def read_hh_rlhf(path: str | Path) -> list[HHPair]:
             or a file with no pairs at all (line 0).
         OSError: the file cannot be opened.
     """
-    path = Path(path)
-    pairs: list[HHPair] = []
-    problems: list[tuple[int, str]] = []
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == _GZIP_MAGIC
-        raw.seek(0)
-        handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        number = 0
-        try:
-            for number, line in _raw_lines(handle):
-                if line is None:
-                    problems.append((number, f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"))
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    pairs.append(_pair_of_line(line))
-                except ValueError as error:
-                    problems.append((number, str(error)))
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            problems.append((number + 1, f"the gzip stream is truncated or corrupt ({error}); is the file complete?"))
-    if not pairs and not problems:
-        problems.append((0, "the file holds no pairs"))
-    if problems:
-        raise HHRLHFFormatError(path, problems)
-    return pairs
+    return read_jsonl(path, parse=_pair_of_object, noun="pairs", error_class=HHRLHFFormatError)

@@ -1,8 +1,10 @@
-"""Imports of preference data made elsewhere: whole files read and checked first, then written in one transaction.
+"""Imports of preference data and demonstrations made elsewhere: whole files read and checked
+first, then written in one transaction.
 
 An imported pair becomes a prompt (reused when one with the same messages exists), two completions,
 a complete comparison keyed by ``external_id`` (so importing it again adds nothing) and one vote by a
-system user named after the source, carrying the source's preference.
+system user named after the source, carrying the source's preference. An imported demonstration
+becomes a ``Demonstration`` (keyed by ``external_id`` likewise) of a reused or new prompt.
 """
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from django.db import models
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from .hh_rlhf import HHPair, read_hh_rlhf
 from .messages import messages_sha256, text_is_empty
-from .models import Choice, Comparison, ComparisonStatus, Completion, Prompt, Side, Split, Vote
+from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Side, Split, Vote
+from .prompt_completion import ImportedDemonstration, read_demonstrations
 
 HH_RLHF = "hh-rlhf"  # the prompts' source, the completions' model name, the votes' source and annotator
 LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL variables)
@@ -87,10 +92,10 @@ def _in_batches(values: Sequence[str]) -> Iterable[list[str]]:
         yield list(values[start : start + LOOKUP_BATCH])
 
 
-def _existing_external_ids(external_ids: Sequence[str]) -> set[str]:
+def _existing_external_ids(external_ids: Sequence[str], model: type[models.Model] = Comparison) -> set[str]:
     found: set[str] = set()
     for batch in _in_batches(external_ids):
-        found.update(Comparison.objects.filter(external_id__in=batch).values_list("external_id", flat=True))
+        found.update(model.objects.filter(external_id__in=batch).values_list("external_id", flat=True))
     return found
 
 
@@ -216,5 +221,113 @@ def hh_rlhf_import(
         Vote.objects.bulk_create(
             Vote(comparison=comparison, annotator=annotator, choice=choice, shown_left=Side.A, source=HH_RLHF)
             for comparison, choice in zip(comparisons, choices)
+        )
+    return summary
+
+
+# --- demonstrations ---------------------------------------------------------------------------
+DEMONSTRATION_IMPORT_SOURCE = "import"
+
+
+@dataclass
+class DemonstrationImportSummary:
+    """What a demonstration import read and wrote.
+
+    ``lines`` demonstrations were read; each is counted once more in exactly one of ``imported``,
+    ``already_present`` (its ``external_id`` was imported before) or ``duplicate_lines`` (the same
+    prompt and completion earlier in the file). ``prompts_created`` and ``prompts_reused`` count
+    distinct prompts of the imported ones: new rows, or existing prompts with the same messages
+    (which keep their split).
+    """
+
+    lines: int = 0
+    imported: int = 0
+    already_present: int = 0
+    duplicate_lines: int = 0
+    prompts_created: int = 0
+    prompts_reused: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def demonstrations_import(
+    *,
+    path: str | Path,
+    source: str = DEMONSTRATION_IMPORT_SOURCE,
+    split: str | None = None,
+    eval_fraction: float = 0.1,
+) -> DemonstrationImportSummary:
+    """Import (prompt, ideal response) pairs from a file of TRL prompt-completion rows
+    (``feedback.prompt_completion``) as demonstrations for supervised fine-tuning.
+
+    The whole file is read and parsed first; a file with any bad line raises and writes nothing.
+    Then, in one transaction, for each distinct demonstration not imported before (by
+    ``external_id`` = ``"demo:" + sha256(canonical prompt + completion)``):
+
+    - the prompt: an existing one with the same messages (``messages_sha256``), else a new one with
+      source ``source`` and split ``split``, or when ``split`` is None ``split_by_hash(eval_fraction)``;
+    - a ``Demonstration`` with the completion text (verbatim), source ``source``, no annotator and
+      no comparison.
+
+    Args:
+        path: a ``.jsonl`` or gzip-compressed ``.jsonl.gz`` file.
+        source: the demonstrations' (and new prompts') source name, 1-100 characters.
+        split: ``"train"`` or ``"eval"`` for every new prompt; None to split by prompt hash.
+        eval_fraction: 0..1, the share of new prompts put in eval when ``split`` is None.
+    Returns: a ``DemonstrationImportSummary``.
+    Raises:
+        DemonstrationFileError: bad lines (every one, with line numbers); nothing is written.
+        OSError: the file cannot be read.
+        ValueError: a bad argument.
+        IntegrityError: another import of the same demonstrations committed meanwhile; nothing is
+            written (run again).
+    """
+    _arguments_check(split, eval_fraction, 0, None)
+    if not isinstance(source, str) or not source.strip() or len(source.strip()) > 100:
+        raise ValueError("source must be a non-empty name of at most 100 characters")
+    source = source.strip()
+    read = read_demonstrations(path)
+    summary = DemonstrationImportSummary(lines=len(read))
+    distinct: dict[str, ImportedDemonstration] = {}
+    for demonstration in read:
+        distinct.setdefault(demonstration.external_id, demonstration)
+    summary.duplicate_lines = len(read) - len(distinct)
+
+    with transaction.atomic():
+        present = _existing_external_ids(list(distinct), Demonstration)
+        summary.already_present = len(present)
+        todo = [demonstration for key, demonstration in distinct.items() if key not in present]
+        summary.imported = len(todo)
+        if not todo:
+            return summary
+
+        hashes = [messages_sha256(demonstration.prompt_messages) for demonstration in todo]
+        prompt_ids = _existing_prompts(list(dict.fromkeys(hashes)))
+        summary.prompts_reused = len(prompt_ids)
+        new_prompts: dict[str, Prompt] = {}
+        for demonstration, digest in zip(todo, hashes):
+            if digest not in prompt_ids and digest not in new_prompts:
+                new_prompts[digest] = Prompt(
+                    messages=demonstration.prompt_messages,
+                    messages_sha256=digest,
+                    source=source,
+                    split=split or split_by_hash(messages_hash=digest, eval_fraction=eval_fraction),
+                )
+        Prompt.objects.bulk_create(new_prompts.values())
+        summary.prompts_created = len(new_prompts)
+        prompt_ids.update((digest, prompt.pk) for digest, prompt in new_prompts.items())
+
+        Demonstration.objects.bulk_create(
+            (
+                Demonstration(
+                    prompt_id=prompt_ids[digest],
+                    text=demonstration.completion,
+                    source=source,
+                    external_id=demonstration.external_id,
+                )
+                for demonstration, digest in zip(todo, hashes)
+            ),
+            batch_size=LOOKUP_BATCH,
         )
     return summary

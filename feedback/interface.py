@@ -15,7 +15,17 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 
 from . import snapshots
-from .models import Comparison, ComparisonStatus, Completion, CompletionScore, DatasetSnapshot, Prompt, Split, Vote
+from .models import (
+    Comparison,
+    ComparisonStatus,
+    Completion,
+    CompletionScore,
+    DatasetSnapshot,
+    Demonstration,
+    Prompt,
+    Split,
+    Vote,
+)
 from .messages import text_is_empty
 from .selectors import prompts_with_tag
 
@@ -382,6 +392,27 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Snap
             give no training pairs.
     """
     return _snapshot_ref(snapshots.snapshot_create(rules=rules, created_by=created_by))
+
+
+def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> SnapshotRef:
+    """Freeze the SFT dataset of every demonstration (and, by default, every strongly chosen
+    response) under ``rules`` as a snapshot of kind ``"sft"`` (see
+    ``feedback.snapshots.sft_snapshot_create``; rules are ``feedback.demonstrations.SFTRules``).
+
+    The ref's files hold one row a line: ``{"prompt": [msgs], "completion": [{"role": "assistant",
+    "content": str}], "source": str, "demonstration_id": int | None, "comparison_id": int | None}``;
+    ``vote_count`` counts the votes behind strongly chosen rows; ``counts`` holds
+    ``feedback.demonstrations.SFT_COUNT_KEYS``.
+    Raises:
+        ValidationError: ``{"rules": [...]}`` for bad rules, ``{"snapshot": "no demonstrations ..."}``
+            when nothing gives a training row.
+    """
+    return _snapshot_ref(snapshots.sft_snapshot_create(rules=rules, created_by=created_by))
+
+
+def demonstration_count() -> int:
+    """How many demonstrations exist (written on comparison pages or imported), for pages."""
+    return Demonstration.objects.count()
 
 
 def snapshot_get(*, snapshot_id: int) -> SnapshotRef:

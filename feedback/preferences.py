@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,80 @@ def _is_number(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
+class RulesReader:
+    """Reads a JSON-shaped rules object field by field for a rules dataclass's ``from_dict``,
+    collecting every problem before raising (shared by ``AggregationRules`` and
+    ``feedback.demonstrations.SFTRules``).
+
+    Raises (from the constructor):
+        RulesError: ``{"rules": ...}`` when ``data`` is not an object.
+    """
+
+    def __init__(self, data: Any, known: Iterable[str]):
+        if not isinstance(data, Mapping):
+            raise RulesError({"rules": "must be an object of rule names to values"})
+        known = list(known)
+        self.data = data
+        self.values: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        for key in data:
+            if key not in known:
+                self.errors[str(key)] = f"unknown rule; expected one of {', '.join(known)}"
+
+    def check(self, name: str, ok, message: str, convert=lambda v: v) -> None:
+        """Keep ``convert(data[name])`` when ``ok(data[name])``, else record ``message``; absent keys keep their default."""
+        if name not in self.data:
+            return
+        if ok(self.data[name]):
+            self.values[name] = convert(self.data[name])
+        else:
+            self.errors[name] = message
+
+    def flag(self, name: str) -> None:
+        self.check(name, lambda v: isinstance(v, bool), "must be true or false")
+
+    def fraction(self, name: str) -> None:
+        self.check(name, lambda v: _is_number(v) and 0 <= v <= 1, "must be a number from 0 to 1", float)
+
+    def ids(self, name: str) -> None:
+        """A list of user ids, kept as a sorted tuple without repeats."""
+        self.check(
+            name,
+            lambda v: isinstance(v, (list, tuple)) and all(_is_int(i) for i in v),
+            "must be a list of annotator ids (integers)",
+            lambda v: tuple(sorted(set(v))),
+        )
+
+    def names(self, name: str) -> None:
+        """A list of source names, stripped, kept as a sorted tuple without repeats."""
+        self.check(
+            name,
+            lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s.strip() for s in v),
+            "must be a list of non-empty source names",
+            lambda v: tuple(sorted({s.strip() for s in v})),
+        )
+
+    def split_fields(self) -> None:
+        """``split_by``, ``eval_fraction`` and ``split_salt`` (see ``prompt_split``)."""
+        self.check("split_by", lambda v: v in SPLIT_BY, f"must be one of {', '.join(SPLIT_BY)}")
+        self.fraction("eval_fraction")
+        self.check(
+            "split_salt",
+            lambda v: isinstance(v, str) and len(v) <= MAX_SALT_CHARS,
+            f"must be a string of at most {MAX_SALT_CHARS} characters",
+        )
+
+    def result(self) -> dict[str, Any]:
+        """The checked values by field name.
+
+        Raises:
+            RulesError: every recorded problem, ``{field: message}``.
+        """
+        if self.errors:
+            raise RulesError(self.errors)
+        return self.values
+
+
 @dataclass(frozen=True)
 class AggregationRules:
     """How votes become rows. ``from_dict`` validates; constructing directly trusts the values.
@@ -141,60 +215,15 @@ class AggregationRules:
             RulesError: every problem at once, ``{field: message}``; unknown keys are errors, and a
                 non-object gives ``{"rules": ...}``.
         """
-        if not isinstance(data, Mapping):
-            raise RulesError({"rules": "must be an object of rule names to values"})
-        known = cls.__dataclass_fields__
-        errors: dict[str, str] = {}
-        for key in data:
-            if key not in known:
-                errors[str(key)] = f"unknown rule; expected one of {', '.join(known)}"
-        values: dict[str, Any] = {}
-
-        def check(name: str, ok, message: str, convert=lambda v: v) -> None:
-            if name not in data:
-                return
-            if ok(data[name]):
-                values[name] = convert(data[name])
-            else:
-                errors[name] = message
-
-        is_bool = lambda v: isinstance(v, bool)  # noqa: E731
-        check("include_margin", is_bool, "must be true or false")
-        check("include_gold", is_bool, "must be true or false")
-        check(
-            "exclude_annotators",
-            lambda v: isinstance(v, (list, tuple)) and all(_is_int(i) for i in v),
-            "must be a list of annotator ids (integers)",
-            lambda v: tuple(sorted(set(v))),
-        )
-        check(
-            "sources",
-            lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) and s.strip() for s in v),
-            "must be a list of non-empty source names",
-            lambda v: tuple(sorted({s.strip() for s in v})),
-        )
-        check("min_votes", lambda v: _is_int(v) and v >= 1, "must be a whole number of at least 1")
-        check(
-            "min_agreement",
-            lambda v: _is_number(v) and 0 <= v <= 1,
-            "must be a number from 0 to 1",
-            float,
-        )
-        check("split_by", lambda v: v in SPLIT_BY, f"must be one of {', '.join(SPLIT_BY)}")
-        check(
-            "eval_fraction",
-            lambda v: _is_number(v) and 0 <= v <= 1,
-            "must be a number from 0 to 1",
-            float,
-        )
-        check(
-            "split_salt",
-            lambda v: isinstance(v, str) and len(v) <= MAX_SALT_CHARS,
-            f"must be a string of at most {MAX_SALT_CHARS} characters",
-        )
-        if errors:
-            raise RulesError(errors)
-        return cls(**values)
+        reader = RulesReader(data, cls.__dataclass_fields__)
+        reader.flag("include_margin")
+        reader.flag("include_gold")
+        reader.ids("exclude_annotators")
+        reader.names("sources")
+        reader.check("min_votes", lambda v: _is_int(v) and v >= 1, "must be a whole number of at least 1")
+        reader.fraction("min_agreement")
+        reader.split_fields()
+        return cls(**reader.result())
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready rules (tuples as lists); ``from_dict(rules.as_dict()) == rules``."""
@@ -263,17 +292,50 @@ def hash_files(train_chunks: Iterable[bytes], eval_chunks: Iterable[bytes]) -> s
     return digest.hexdigest()
 
 
-def counts_summary(counts: Mapping[str, int]) -> str:
-    """``"votes_seen=12, pairs_train=3, ties=1"``: the non-zero counts in ``COUNT_KEYS`` order, then any others."""
-    keys = [k for k in COUNT_KEYS if k in counts] + sorted(k for k in counts if k not in COUNT_KEYS)
+def counts_summary(counts: Mapping[str, int], *, order: Sequence[str] = COUNT_KEYS, empty: str = "no votes") -> str:
+    """``"votes_seen=12, pairs_train=3, ties=1"``: the non-zero counts in ``order``, then any others
+    by name; ``empty`` when every count is zero."""
+    keys = [k for k in order if k in counts] + sorted(k for k in counts if k not in order)
     parts = [f"{key}={counts[key]}" for key in keys if counts[key]]
-    return ", ".join(parts) or "no votes"
+    return ", ".join(parts) or empty
 
 
 def hash_split(*, prompt_key: str, salt: str, eval_fraction: float) -> str:
     """``"eval"`` if ``int(sha256(salt + prompt_key)[:8], 16) / 2**32 < eval_fraction``, else ``"train"``."""
     draw = int(hashlib.sha256((salt + prompt_key).encode("utf-8")).hexdigest()[:8], 16) / 2**32
     return "eval" if draw < eval_fraction else "train"
+
+
+def prompt_split(
+    *, prompt_key: str, eval_keys: Container[str], split_by: str, split_salt: str = "", eval_fraction: float = 0.1
+) -> str:
+    """``"train"`` or ``"eval"`` for a prompt, by its ``prompt_key`` (messages SHA-256) alone.
+
+    ``split_by="prompt"``: eval when ``prompt_key`` is in ``eval_keys`` (the keys of every prompt
+    row stored as eval, so copies of one prompt cannot straddle the splits); ``split_by="hash"``:
+    ``hash_split(prompt_key, split_salt, eval_fraction)``.
+    """
+    if split_by == "hash":
+        return hash_split(prompt_key=prompt_key, salt=split_salt, eval_fraction=eval_fraction)
+    return "eval" if prompt_key in eval_keys else "train"
+
+
+def vote_exclusion(
+    vote: VoteRecord, *, include_gold: bool, sources: Container[str], exclude_annotators: Container[int]
+) -> str | None:
+    """The count key under which a vote is left out, or None when it is counted.
+
+    In this order: a vote on a gold comparison when not ``include_gold`` (``votes_excluded_gold``),
+    a source not in a non-empty ``sources`` (``votes_excluded_source``), an annotator in
+    ``exclude_annotators`` (``votes_excluded_annotator``).
+    """
+    if vote.is_gold and not include_gold:
+        return "votes_excluded_gold"
+    if sources and vote.source not in sources:
+        return "votes_excluded_source"
+    if vote.annotator_id in exclude_annotators:
+        return "votes_excluded_annotator"
+    return None
 
 
 def majority(choices: Iterable[str]) -> str | None:
@@ -350,19 +412,19 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
         counts["votes_seen"] += 1
         if vote.split == "eval":
             eval_keys.add(vote.prompt_key)
-        if vote.is_gold and not rules.include_gold:
-            counts["votes_excluded_gold"] += 1
-        elif sources and vote.source not in sources:
-            counts["votes_excluded_source"] += 1
-        elif vote.annotator_id in excluded_annotators:
-            counts["votes_excluded_annotator"] += 1
+        excluded = vote_exclusion(
+            vote, include_gold=rules.include_gold, sources=sources, exclude_annotators=excluded_annotators
+        )
+        if excluded:
+            counts[excluded] += 1
         else:
             by_comparison[vote.comparison_id].append(vote)
 
     def split_of(prompt_key: str) -> str:
-        if rules.split_by == "hash":
-            return hash_split(prompt_key=prompt_key, salt=rules.split_salt, eval_fraction=rules.eval_fraction)
-        return "eval" if prompt_key in eval_keys else "train"
+        return prompt_split(
+            prompt_key=prompt_key, eval_keys=eval_keys, split_by=rules.split_by, split_salt=rules.split_salt,
+            eval_fraction=rules.eval_fraction,
+        )
 
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     used: list[VoteRecord] = []

@@ -18,6 +18,7 @@ from .models import (
     ComparisonStatus,
     Completion,
     CompletionScore,
+    Demonstration,
     Prompt,
     Side,
     Vote,
@@ -132,6 +133,12 @@ def vote_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Vote]:
     if filters.get("created_before"):
         qs = qs.filter(created_at__lt=filters["created_before"])
     return qs
+
+
+def comparison_demonstrations(*, comparison: Comparison) -> QuerySet[Demonstration]:
+    """The demonstrations (better responses) written on a comparison's page, oldest first, with
+    their writers (one query). Admins only: annotators never see each other's work."""
+    return comparison.demonstrations.select_related("annotator").order_by("created_at", "id")
 
 
 def lease_is_live(assignment: Assignment, now: datetime | None = None) -> bool:

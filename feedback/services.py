@@ -31,6 +31,7 @@ from .models import (
     Comparison,
     ComparisonStatus,
     Completion,
+    Demonstration,
     Prompt,
     Split,
     Strength,
@@ -41,6 +42,7 @@ from .queue import Candidate, candidate_pick, side_draw
 MAX_TAGS = 50
 MAX_TAG_CHARS = 100
 MAX_RATIONALE_CHARS = 10_000
+MAX_DEMONSTRATION_CHARS = 20_000
 MAX_MS_ON_ITEM = 24 * 3600 * 1000
 MAX_VOTES_REQUIRED = 100
 MAX_ID = 2**63 - 1  # the largest BigAutoField id; a larger one cannot exist (and overflows SQLite's INTEGER)
@@ -414,8 +416,19 @@ def assignment_skip(*, annotator, comparison_id: int, now: datetime | None = Non
 
 # --- votes ------------------------------------------------------------------------------------
 def _vote_fields_validate(
-    *, choice: Any, strength: Any, rationale: Any, aspects: Mapping[str, Any] | None, ms_on_item: Any
-) -> dict[str, Any]:
+    *,
+    choice: Any,
+    strength: Any,
+    rationale: Any,
+    aspects: Mapping[str, Any] | None,
+    ms_on_item: Any,
+    demonstration: Any = "",
+) -> tuple[dict[str, Any], str]:
+    """The vote's fields (as ``Vote`` keyword arguments) and the cleaned demonstration text ('' for none).
+
+    The demonstration's line breaks become ``\n`` (a browser posts a textarea's as ``\r\n``) and
+    its outer whitespace is stripped, so a blank box is no demonstration.
+    """
     errors: dict[str, str] = {}
     if choice not in Choice.values:
         errors["choice"] = f"must be one of {', '.join(Choice.values)}"
@@ -441,9 +454,18 @@ def _vote_fields_validate(
         isinstance(ms_on_item, bool) or not isinstance(ms_on_item, int) or not 0 <= ms_on_item <= MAX_MS_ON_ITEM
     ):
         errors["ms_on_item"] = f"must be an integer number of milliseconds from 0 to {MAX_MS_ON_ITEM}"
+    demonstration = demonstration or ""
+    if not isinstance(demonstration, str):
+        errors["demonstration"] = "must be a string"
+    else:
+        demonstration = demonstration.replace("\r\n", "\n").strip()
+        if len(demonstration) > MAX_DEMONSTRATION_CHARS:
+            errors["demonstration"] = f"is {len(demonstration)} characters; at most {MAX_DEMONSTRATION_CHARS}"
+        elif "\x00" in demonstration:
+            errors["demonstration"] = "contains a NUL character"
     if errors:
         raise ValidationError(errors)
-    return {"choice": choice, "strength": strength, "rationale": rationale, **cleaned_aspects}
+    return {"choice": choice, "strength": strength, "rationale": rationale, **cleaned_aspects}, demonstration
 
 
 def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
@@ -453,7 +475,8 @@ def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
 # The vote's reads and counter updates in SQL, for the same reason as the claim's (~1.8 ms of CPU
 # through the ORM, ~0.3 ms so).
 _VOTE_TARGET_SQL = (
-    "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required"
+    "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
+    " c.prompt_id"
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " WHERE a.comparison_id = %(comparison)s AND a.annotator_id = %(annotator)s"
 )
@@ -476,6 +499,7 @@ def vote_submit(
     rationale: str = "",
     aspects: Mapping[str, str] | None = None,
     ms_on_item: int | None = None,
+    demonstration: str = "",
     now: datetime | None = None,
 ) -> tuple[Vote, bool]:
     """Store ``annotator``'s preference on a comparison assigned to them.
@@ -484,18 +508,30 @@ def vote_submit(
     never screen sides; the side shown on the left is copied from the assignment. When
     ``ms_on_item`` is not given it is taken as the time since the lease began.
 
+    ``demonstration``: the annotator's own better response (the "write a better response" box),
+    at most ``MAX_DEMONSTRATION_CHARS`` characters after ``\r\n`` -> ``\n`` and ``strip()``. When
+    not blank, a ``Demonstration`` (the comparison's prompt, this annotator and comparison,
+    source ``"annotator"``) is stored in the same transaction as the vote: one INSERT more; a
+    blank one costs no query.
+
     Returns: ``(vote, created)``. Submitting the identical vote again returns the stored one with
-    ``created=False`` and writes nothing.
+    ``created=False`` and writes nothing (its demonstration included).
     Raises:
-        ValidationError: malformed fields (field -> message).
+        ValidationError: malformed fields (field -> message), e.g. ``{"demonstration": "is 20001
+            characters; at most 20000"}``; nothing is written.
         NotAssigned: no assignment for this annotator and comparison, or it was skipped.
         VoteConflict: the annotator already voted differently on it.
         LeaseExpired: the lease ran out and every slot is taken by others.
         ComparisonClosed: the comparison was retired.
     """
     now = now or timezone.now()
-    fields = _vote_fields_validate(
-        choice=choice, strength=strength, rationale=rationale, aspects=aspects, ms_on_item=ms_on_item
+    fields, demonstration = _vote_fields_validate(
+        choice=choice,
+        strength=strength,
+        rationale=rationale,
+        aspects=aspects,
+        ms_on_item=ms_on_item,
+        demonstration=demonstration,
     )
     if not 0 < comparison_id <= MAX_ID:
         raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
@@ -523,7 +559,7 @@ def vote_submit(
                 )
             if row is None or row[1] == AssignmentStatus.SKIPPED:
                 raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
-            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required = row
+            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required, prompt_id = row
             leased_at, expires_at = _db_datetime(leased_at), _db_datetime(expires_at)
             if status == ComparisonStatus.RETIRED:
                 raise ComparisonClosed(f"Comparison {comparison_id} was retired and takes no more votes.")
@@ -542,6 +578,14 @@ def vote_submit(
                 ms_on_item=ms_on_item,
                 **fields,
             )
+            if demonstration:
+                Demonstration.objects.create(
+                    prompt_id=prompt_id,
+                    text=demonstration,
+                    annotator=annotator,
+                    comparison_id=comparison_id,
+                    source="annotator",
+                )
             with connection.cursor() as cursor:
                 cursor.execute(
                     _VOTE_RECORD_ASSIGNMENT_SQL.format(**tables),

@@ -1,21 +1,23 @@
-"""Dataset snapshots: the preference dataset built from every vote, frozen on disk with its lineage.
+"""Dataset snapshots: the preference dataset built from every vote (kind ``preference``), or the
+SFT dataset built from every demonstration (kind ``sft``), frozen on disk with its lineage.
 
 A snapshot is a ``DatasetSnapshot`` row (rules, counts, row counts, content hash), one
-``SnapshotVote`` row per vote it used, and two files under ``ARBITER_DATA_DIR``::
+``SnapshotVote`` row per vote it used, one ``SnapshotDemonstration`` row per demonstration it
+used (SFT), and two files under ``ARBITER_DATA_DIR``::
 
     snapshots/<id>/train.jsonl
     snapshots/<id>/eval.jsonl
 
 one canonical JSON row a line (``feedback.preferences.row_line``), so ``content_hash`` is the hash of
 the two files' bytes (``feedback.preferences.rows_hash``). Rows and the hash are described in
-``feedback.preferences``.
+``feedback.preferences`` (preference) and ``feedback.demonstrations`` (SFT).
 """
 from __future__ import annotations
 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
 
-from .models import DatasetSnapshot, SnapshotVote, Vote
+from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
+from .models import (
+    DatasetSnapshot,
+    Demonstration,
+    SnapshotDemonstration,
+    SnapshotKind,
+    SnapshotVote,
+    Vote,
+)
 from .preferences import (
     AggregationRules,
     RulesError,
@@ -129,6 +139,69 @@ def _directory_fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _snapshot_write(
+    *,
+    kind: str,
+    rules: dict[str, Any],
+    train: list[dict[str, Any]],
+    eval: list[dict[str, Any]],
+    counts: dict[str, int],
+    annotator_count: int,
+    content_hash: str,
+    vote_ids: Sequence[int],
+    demonstration_ids: Sequence[int] = (),
+    created_by=None,
+) -> DatasetSnapshot:
+    """Freeze built rows as a snapshot of ``kind``, with its lineage rows.
+
+    The rows are written to a temporary folder beside the final one and fsynced; then, in one
+    transaction, the ``DatasetSnapshot`` row, its ``SnapshotVote`` rows (one per id of
+    ``vote_ids``) and ``SnapshotDemonstration`` rows (one per id of ``demonstration_ids``) are
+    created and the folder is renamed to ``snapshots/<id>``. If anything fails, the folder is
+    removed and no row is left.
+
+    Raises:
+        OSError: the data folder cannot be written (nothing is kept).
+    """
+    root = snapshot_root()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
+    written = staging
+    try:
+        _rows_write(staging / TRAIN_FILE, train)
+        _rows_write(staging / EVAL_FILE, eval)
+        with transaction.atomic():
+            snapshot = DatasetSnapshot.objects.create(
+                kind=kind,
+                created_by=created_by,
+                rules=rules,
+                counts=counts,
+                train_rows=len(train),
+                eval_rows=len(eval),
+                annotator_count=annotator_count,
+                content_hash=content_hash,
+                files_dir="",
+            )
+            snapshot.files_dir = f"{SNAPSHOTS_DIR}/{snapshot.pk}"
+            snapshot.save(update_fields=["files_dir"])
+            SnapshotVote.objects.bulk_create(
+                (SnapshotVote(snapshot=snapshot, vote_id=vote_id) for vote_id in vote_ids),
+                batch_size=BATCH_SIZE,
+            )
+            SnapshotDemonstration.objects.bulk_create(
+                (SnapshotDemonstration(snapshot=snapshot, demonstration_id=pk) for pk in demonstration_ids),
+                batch_size=BATCH_SIZE,
+            )
+            final = root / str(snapshot.pk)
+            os.rename(staging, final)  # refuses to replace a non-empty folder
+            written = final
+            _directory_fsync(root)
+    except BaseException:
+        shutil.rmtree(written, ignore_errors=True)
+        raise
+    return snapshot
+
+
 def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> DatasetSnapshot:
     """Build the preference dataset from every vote under ``rules`` and freeze it as a snapshot.
 
@@ -151,38 +224,109 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
     dataset = build_preference_dataset(vote_records(), parsed)
     if not dataset.train:
         raise ValidationError({"snapshot": f"the votes give no training pairs: {counts_summary(dataset.counts)}"})
-    root = snapshot_root()
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=root))
-    written = staging
+    return _snapshot_write(
+        kind=SnapshotKind.PREFERENCE,
+        rules=parsed.as_dict(),
+        train=dataset.train,
+        eval=dataset.eval,
+        counts=dataset.counts,
+        annotator_count=len(dataset.annotator_ids),
+        content_hash=dataset.content_hash,
+        vote_ids=dataset.vote_ids,
+        created_by=created_by,
+    )
+
+
+# --- SFT snapshots (demonstrations) ----------------------------------------------------------------
+_DEMONSTRATION_COLUMNS = (
+    "id",
+    "prompt_id",
+    "prompt__messages",
+    "prompt__split",
+    "prompt__messages_sha256",
+    "text",
+    "source",
+    "annotator_id",
+    "comparison_id",
+    "comparison__gold_choice",
+)
+
+
+def demonstration_records() -> Iterator[DemonstrationRecord]:
+    """Every demonstration as a ``DemonstrationRecord``, read in one query (streamed in chunks of
+    ``BATCH_SIZE``); demonstrations of one prompt share one messages list object."""
+    messages_by_prompt: dict[int, list[dict[str, str]]] = {}
+    rows = Demonstration.objects.values_list(*_DEMONSTRATION_COLUMNS).iterator(chunk_size=BATCH_SIZE)
+    for pk, prompt_id, messages, split, prompt_key, text, source, annotator_id, comparison_id, gold_choice in rows:
+        yield DemonstrationRecord(
+            demonstration_id=pk,
+            prompt_id=prompt_id,
+            prompt_messages=messages_by_prompt.setdefault(prompt_id, messages),
+            text=text,
+            source=source,
+            annotator_id=annotator_id,
+            comparison_id=comparison_id,
+            is_gold=bool(gold_choice),
+            split=split,
+            prompt_key=prompt_key,
+        )
+
+
+def sft_rules_parse(rules: Any) -> SFTRules:
+    """``SFTRules.from_dict`` with Django's error type.
+
+    Raises:
+        ValidationError: ``{"rules": ["strong_margin: must be ...", ...]}``, one message per bad field.
+    """
     try:
-        _rows_write(staging / TRAIN_FILE, dataset.train)
-        _rows_write(staging / EVAL_FILE, dataset.eval)
-        with transaction.atomic():
-            snapshot = DatasetSnapshot.objects.create(
-                created_by=created_by,
-                rules=parsed.as_dict(),
-                counts=dataset.counts,
-                train_rows=len(dataset.train),
-                eval_rows=len(dataset.eval),
-                annotator_count=len(dataset.annotator_ids),
-                content_hash=dataset.content_hash,
-                files_dir="",
-            )
-            snapshot.files_dir = f"{SNAPSHOTS_DIR}/{snapshot.pk}"
-            snapshot.save(update_fields=["files_dir"])
-            SnapshotVote.objects.bulk_create(
-                (SnapshotVote(snapshot=snapshot, vote_id=vote_id) for vote_id in dataset.vote_ids),
-                batch_size=BATCH_SIZE,
-            )
-            final = root / str(snapshot.pk)
-            os.rename(staging, final)  # refuses to replace a non-empty folder
-            written = final
-            _directory_fsync(root)
-    except BaseException:
-        shutil.rmtree(written, ignore_errors=True)
-        raise
-    return snapshot
+        return SFTRules.from_dict({} if rules is None else rules)
+    except RulesError as error:
+        raise ValidationError({"rules": [f"{name}: {message}" for name, message in error.errors.items()]}) from None
+
+
+def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> DatasetSnapshot:
+    """Build the SFT dataset (``feedback.demonstrations``) from every demonstration, and with
+    ``include_strongly_chosen`` every vote, under ``rules``, and freeze it as a snapshot of kind ``sft``.
+
+    Files and atomicity as ``snapshot_create``; lineage: one ``SnapshotDemonstration`` row per
+    demonstration that became a row and one ``SnapshotVote`` row per counted vote of each
+    comparison whose strongly chosen response became a row.
+
+    Args:
+        rules: JSON-shaped ``SFTRules`` (``None`` or ``{}``: the defaults); stored normalised.
+        created_by: the user asking, or None.
+    Returns:
+        The saved snapshot.
+    Raises:
+        ValidationError: ``{"rules": [...]}`` for bad rules; ``{"snapshot": "no demonstrations or
+            strongly chosen responses give training rows: <counts>"}`` when no train row results.
+        OSError: the data folder cannot be written (nothing is kept).
+    """
+    parsed = sft_rules_parse(rules)
+    votes = vote_records() if parsed.include_strongly_chosen else ()
+    dataset = build_sft_dataset(demonstration_records(), votes, parsed)
+    if not dataset.train:
+        raise ValidationError({
+            "snapshot": "no demonstrations or strongly chosen responses give training rows: "
+            + sft_counts_summary(dataset.counts)
+        })
+    return _snapshot_write(
+        kind=SnapshotKind.SFT,
+        rules=parsed.as_dict(),
+        train=dataset.train,
+        eval=dataset.eval,
+        counts=dataset.counts,
+        annotator_count=len(dataset.annotator_ids),
+        content_hash=dataset.content_hash,
+        vote_ids=dataset.vote_ids,
+        demonstration_ids=dataset.demonstration_ids,
+        created_by=created_by,
+    )
+
+
+def snapshot_demonstration_count(*, snapshot_id: int) -> int:
+    """How many demonstrations the snapshot used (0 for a preference snapshot)."""
+    return SnapshotDemonstration.objects.filter(snapshot_id=snapshot_id).count()
 
 
 def snapshot_load(*, snapshot_id: int) -> DatasetSnapshot:

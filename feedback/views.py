@@ -35,14 +35,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("annotate")
 
 
-def _item_context(request: HttpRequest, *, error: str = "", form_errors=None) -> dict:
+def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, kept: dict | None = None) -> dict:
+    """``kept``: what the annotator typed into a vote that was not saved (``comparison`` and
+    ``demonstration``), put back in the box when the same comparison is shown again."""
     assignment = services.assignment_claim(annotator=request.user)
     display = selectors.assignment_display(assignment=assignment) if assignment else None
+    kept = kept or {}
+    same_item = display is not None and str(display.comparison.id) == str(kept.get("comparison", ""))
     return {
         "display": display,
         "progress": selectors.annotator_progress(annotator=request.user),
         "error": error,
         "form_errors": form_errors or {},
+        "demonstration": kept.get("demonstration", "") if same_item else "",
     }
 
 
@@ -65,8 +70,9 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
     """Store a vote, then show the next comparison (htmx swap) or redirect to it (plain POST)."""
     _require(request, is_annotator)
     form = VoteForm(request.POST)
+    kept = {"comparison": request.POST.get("comparison", ""), "demonstration": request.POST.get("demonstration", "")}
     if not form.is_valid():
-        return _render_item(request, status=400, error="The vote was not saved.", form_errors=form.errors)
+        return _render_item(request, status=400, error="The vote was not saved.", form_errors=form.errors, kept=kept)
     data = form.cleaned_data
     try:
         services.vote_submit(
@@ -77,9 +83,12 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
             rationale=data["rationale"],
             aspects={aspect: data[aspect] for aspect in Vote.ASPECTS},
             ms_on_item=data["ms_on_item"],
+            demonstration=data["demonstration"],
         )
     except ValidationError as error:
-        return _render_item(request, status=400, error="The vote was not saved.", form_errors=error.message_dict)
+        return _render_item(
+            request, status=400, error="The vote was not saved.", form_errors=error.message_dict, kept=kept
+        )
     except FeedbackError as error:  # not assigned, conflict, lease expired, comparison retired
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:
@@ -125,7 +134,8 @@ def manage_comparisons(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admins: one comparison with both completions, model names, gold answer, reward scores and every vote."""
+    """Admins: one comparison with both completions, model names, gold answer, reward scores, every
+    vote and every demonstration (better response) written on it."""
     _require(request, is_feedback_admin)
     comparison = get_object_or_404(
         selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user)), pk=pk
@@ -135,5 +145,6 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "comparison": comparison,
         "votes": votes,
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
+        "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
     }
     return render(request, "feedback/manage_comparison_detail.html", context)

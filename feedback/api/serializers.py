@@ -184,6 +184,14 @@ class VoteSubmitSerializer(serializers.Serializer):
     harmlessness = serializers.ChoiceField(choices=AspectChoice.choices, required=False, allow_blank=True, default="")
     honesty = serializers.ChoiceField(choices=AspectChoice.choices, required=False, allow_blank=True, default="")
     ms_on_item = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000, allow_null=True)
+    demonstration = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        default="",
+        help_text="Optional: your own better response to the prompt (at most 20,000 characters); "
+        "stored as a demonstration for supervised fine-tuning with the vote.",
+    )
 
 
 class VoteSerializer(serializers.ModelSerializer):

@@ -216,5 +216,6 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             rationale=data["rationale"],
             aspects={k: data[k] for k in ("helpfulness", "harmlessness", "honesty")},
             ms_on_item=data.get("ms_on_item"),
+            demonstration=data["demonstration"],
         )
         return Response(VoteSerializer(vote).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,22 +1,36 @@
-"""manage.py snapshot_create [--rules JSON] [--exclude-annotator USERNAME ...] [--no-gold] [--no-margin]"""
+"""manage.py snapshot_create [--kind preference|sft] [--rules JSON] [--exclude-annotator USERNAME ...] [--no-gold]
+[--no-margin] [--no-strongly-chosen]"""
 import json
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from feedback.demonstrations import sft_counts_summary
+from feedback.models import SnapshotKind
 from feedback.preferences import counts_summary
-from feedback.snapshots import snapshot_create
+from feedback.snapshots import sft_snapshot_create, snapshot_create
 
 
 class Command(BaseCommand):
-    help = "Freeze the preference dataset built from every vote as a dataset snapshot (rows on disk, votes recorded)."
+    help = (
+        "Freeze a dataset as a snapshot (rows on disk, votes and demonstrations recorded): the preference "
+        "dataset built from every vote (--kind preference, the default), or the SFT dataset built from every "
+        "demonstration and strongly chosen response (--kind sft)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
+            "--kind",
+            choices=SnapshotKind.values,
+            default=SnapshotKind.PREFERENCE,
+            help="preference: prompt/chosen/rejected rows; sft: prompt/completion rows (default preference).",
+        )
+        parser.add_argument(
             "--rules",
             default="{}",
-            help='Aggregation rules as a JSON object, e.g. \'{"min_votes": 2, "split_by": "hash"}\'.',
+            help='Rules as a JSON object: aggregation rules for preference, e.g. \'{"min_votes": 2, "split_by": "hash"}\', '
+            'SFT rules for sft, e.g. \'{"strong_margin": 0.5}\'.',
         )
         parser.add_argument(
             "--exclude-annotator",
@@ -28,9 +42,17 @@ class Command(BaseCommand):
             help="Leave out this annotator's votes (repeatable).",
         )
         parser.add_argument("--no-gold", action="store_true", help="Leave out votes on gold comparisons.")
-        parser.add_argument("--no-margin", action="store_true", help="Rows carry no margin column.")
+        parser.add_argument("--no-margin", action="store_true", help="Rows carry no margin column (preference only).")
+        parser.add_argument(
+            "--no-strongly-chosen", action="store_true", help="Demonstrations only, no strongly chosen responses (sft only)."
+        )
 
-    def handle(self, *args, rules, exclude_annotators, no_gold, no_margin, **options):
+    def handle(self, *args, kind, rules, exclude_annotators, no_gold, no_margin, no_strongly_chosen, **options):
+        sft = kind == SnapshotKind.SFT
+        if sft and no_margin:
+            raise CommandError("--no-margin is for preference snapshots; SFT rows have no margin")
+        if not sft and no_strongly_chosen:
+            raise CommandError("--no-strongly-chosen is for SFT snapshots (--kind sft)")
         try:
             parsed = json.loads(rules)
         except json.JSONDecodeError as error:
@@ -52,14 +74,16 @@ class Command(BaseCommand):
             parsed["include_gold"] = False
         if no_margin:
             parsed["include_margin"] = False
+        if no_strongly_chosen:
+            parsed["include_strongly_chosen"] = False
         try:
-            snapshot = snapshot_create(rules=parsed)
+            snapshot = (sft_snapshot_create if sft else snapshot_create)(rules=parsed)
         except ValidationError as error:
             lines = [f"{field}: {message}" for field, messages in error.message_dict.items() for message in messages]
             raise CommandError("; ".join(lines)) from None
         self.stdout.write(
-            f"snapshot {snapshot.pk}: {snapshot.train_rows} train rows, {snapshot.eval_rows} eval rows, "
-            f"{snapshot.annotator_count} annotators, hash {snapshot.content_hash}"
+            f"{'SFT ' if sft else ''}snapshot {snapshot.pk}: {snapshot.train_rows} train rows, "
+            f"{snapshot.eval_rows} eval rows, {snapshot.annotator_count} annotators, hash {snapshot.content_hash}"
         )
         self.stdout.write(f"files: {snapshot.files_dir}")
-        self.stdout.write(f"counts: {counts_summary(snapshot.counts)}")
+        self.stdout.write(f"counts: {(sft_counts_summary if sft else counts_summary)(snapshot.counts)}")

@@ -1,0 +1,119 @@
+"""JSON-lines files read whole, gzip-compressed or plain, with every bad line reported by number
+(no Django imports). The import formats (``feedback.hh_rlhf``, ``feedback.prompt_completion``)
+parse each object; this module reads the lines and collects the problems.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+MAX_LINE_BYTES = 10 * 1024 * 1024
+MAX_LISTED_PROBLEMS = 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+T = TypeVar("T")
+
+
+class JSONLFormatError(ValueError):
+    """A JSON-lines file with problems; ``problems`` lists every one as ``(line_number, message)``
+    (line 1 is the first line; 0 for the file as a whole), and ``str()`` names the first 20."""
+
+    def __init__(self, path: str | Path, problems: list[tuple[int, str]]):
+        self.path = str(path)
+        self.problems = problems
+        listed = [f"line {n}: {message}" if n else message for n, message in problems[:MAX_LISTED_PROBLEMS]]
+        more = len(problems) - len(listed)
+        if more:
+            listed.append(f"... and {more} more")
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{self.path}: {len(problems)} {noun}; nothing was read\n" + "\n".join(listed))
+
+
+def object_of_line(raw: bytes) -> dict[str, Any]:
+    """One line's bytes as a JSON object.
+
+    Raises:
+        ValueError: ``"not UTF-8 (...)"``, ``"not JSON (...)"`` or ``"not a JSON object but <type>"``.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"not a JSON object but {type(row).__name__}")
+    return row
+
+
+def _raw_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """``(line_number, bytes or None)`` for each line; None for a line over ``MAX_LINE_BYTES`` (whose rest is skipped)."""
+    number = 0
+    while True:
+        line = handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES:
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(1024 * 1024)
+            yield number, None
+        else:
+            yield number, line
+
+
+def read_jsonl(
+    path: str | Path,
+    *,
+    parse: Callable[[dict[str, Any]], T],
+    noun: str = "rows",
+    error_class: type[JSONLFormatError] = JSONLFormatError,
+) -> list[T]:
+    """Read a whole JSON-lines file, gzip-compressed (told by its magic bytes, not its name) or plain,
+    and ``parse`` each non-blank line's JSON object.
+
+    Args:
+        path: the file.
+        parse: turns one JSON object into a record; raises ``ValueError`` with a readable reason.
+        noun: what a line holds, for the empty-file message (``"the file holds no <noun>"``).
+        error_class: the ``JSONLFormatError`` subclass to raise.
+    Returns: the records in file order (duplicates included).
+    Raises:
+        JSONLFormatError (``error_class``): every problem found, as ``(line_number, message)``: not
+            UTF-8, not JSON, not an object, whatever ``parse`` refuses, a line over 10 MB, a gzip
+            stream that is truncated or corrupt (numbered with the line it stopped in), or a file
+            with no records at all (line 0).
+        OSError: the file cannot be opened.
+    """
+    path = Path(path)
+    records: list[T] = []
+    problems: list[tuple[int, str]] = []
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        number = 0
+        try:
+            for number, line in _raw_lines(handle):
+                if line is None:
+                    problems.append((number, f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"))
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    records.append(parse(object_of_line(line)))
+                except ValueError as error:
+                    problems.append((number, str(error)))
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            problems.append((number + 1, f"the gzip stream is truncated or corrupt ({error}); is the file complete?"))
+    if not records and not problems:
+        problems.append((0, f"the file holds no {noun}"))
+    if problems:
+        raise error_class(path, problems)
+    return records
