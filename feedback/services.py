@@ -38,6 +38,7 @@ from .models import (
     Vote,
 )
 from .queue import Candidate, candidate_pick, side_draw
+from .signals import vote_recorded
 
 MAX_TAGS = 50
 MAX_TAG_CHARS = 100
@@ -597,6 +598,8 @@ def vote_submit(
                     {"open": ComparisonStatus.OPEN.value, "complete": ComparisonStatus.COMPLETE.value,
                      "id": comparison_id},
                 )
+            # Listeners (the training loop counts votes) hear of it once the vote is committed.
+            transaction.on_commit(lambda: vote_recorded.send(sender=Vote, vote_id=vote.pk, created_at=vote.created_at))
             return vote, True
     except IntegrityError:
         # Only a concurrent identical insert can get here (the unique constraint on comparison+annotator).

@@ -303,3 +303,22 @@ def test_lineage_page_shows_the_chain_runs_snapshots_accuracy_and_rating(world, 
     assert f"snapshot {loop_round.snapshot_id}: 12 votes by 1 annotators" in rows[0]
     assert "0.812" in rows[0] or "0.813" in rows[0]  # the round's reward model, behind this DPO run
     assert "rank 1" in rows[0] and "rank 1" in rows[1]  # 3 votes: the intervals overlap
+
+
+def test_the_vote_that_completes_a_batch_starts_a_round(world, annotator, django_capture_on_commit_callbacks):
+    from feedback.services import assignment_claim, vote_submit
+
+    enable(votes_per_round=2)
+    for index in range(2):
+        ComparisonFactory(prompt=PromptFactory(split="train"), completion_a__text=f"a{index}", completion_b__text=f"b{index}")
+    voted = []
+    for _ in range(2):
+        assignment = assignment_claim(annotator=annotator)
+        with django_capture_on_commit_callbacks(execute=True):
+            vote, _ = vote_submit(annotator=annotator, comparison_id=assignment.comparison_id, choice="a", strength="strong")
+        voted.append(vote)
+        if len(voted) == 1:
+            assert not LoopRound.objects.exists()  # one new vote of two
+    loop_round = LoopRound.objects.get()
+    assert loop_round.trigger == "votes" and loop_round.triggered_at == voted[-1].created_at
+    assert loop_round.last_vote_id == voted[-1].pk and loop_round.snapshot.votes.filter(pk=voted[-1].pk).exists()
