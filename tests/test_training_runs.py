@@ -168,7 +168,7 @@ def command_error(*args) -> str:
 def test_train_reward_command_queues_a_run_on_a_new_snapshot(world):
     out = command("train", "reward", "--base", "smol", "--max-steps", "3", "--set", "lora=true", "--no-gold")
     job = Job.objects.get()
-    assert out.startswith(f"queued reward run {job.pk} on snapshot {job.snapshot_id} (8 train / 4 eval pairs)")
+    assert out.startswith(f"queued reward run {job.pk} on snapshot {job.snapshot_id} (8 train / 4 eval rows)")
     assert job.config["lora"] is True and job.config["max_steps"] == 3
     assert job.snapshot.rules["include_gold"] is False
 
@@ -277,3 +277,27 @@ def test_scoring_form_launches_a_job(world, django_capture_on_commit_callbacks):
         ok = admin.post("/manage/score/", {"reward_model": "smol-rm", "scope": "all", "batch_size": "16"})
     job = Job.objects.get()
     assert ok.status_code == 302 and job.kind == "scoring" and job.config["only_unscored"] is False
+
+
+def test_train_command_queues_policy_runs_with_each_kinds_defaults(world):
+    out = command("train", "rl", "--base", "smol", "--reward-model", "smol-rm", "--algorithm", "grpo", "--max-steps", "2")
+    job = Job.objects.get()
+    assert out.startswith(f"queued rl run {job.pk} on snapshot {job.snapshot_id}")
+    assert job.config["algorithm"] == "grpo" and job.config["lora"] is True and job.config["beta"] == 0.05
+    command("train", "dpo", "--base", "smol", "--snapshot", str(job.snapshot_id), "--no-lora", "--beta", "0.3")
+    dpo = Job.objects.get(kind="dpo")
+    assert dpo.config["lora"] is False and dpo.config["beta"] == 0.3 and dpo.snapshot_id == job.snapshot_id
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("dpo", "--base", "smol-rm"), "base: 'smol-rm' is a reward model checkpoint; policy training needs a policy"),
+        (("dpo", "--base", "smol", "--beta", "-1"), "beta: must be a number in (0, 10]"),
+        (("rl", "--base", "smol"), "reward_model: required"),
+        (("sft", "--base", "smol", "--rules", '{"include_strongly_chosen": false}'), "snapshot: no demonstrations"),
+    ],
+)
+def test_train_command_refuses_bad_policy_runs_in_one_line(world, args, words):
+    assert words in command_error("train", *args)
+    assert Job.objects.count() == 0

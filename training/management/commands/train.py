@@ -1,52 +1,83 @@
-"""manage.py train reward --base NAME [--snapshot ID | rule options] [training options] [--wait]"""
+"""manage.py train reward|dpo|rl|sft --base NAME [--snapshot ID | rule options] [training options] [--wait]"""
 from __future__ import annotations
 
+import argparse
 import json
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from training.config import RewardConfig
-
 from ._launch import one_line, parse_setting, wait_for
 
-KINDS = ("reward",)
+KINDS = ("reward", "dpo", "rl", "sft")
+# Flags that map straight onto config fields; unset flags leave the kind's own defaults.
+FLAGS = {
+    "output_name": "output_name", "lora": "lora", "learning_rate": "learning_rate",
+    "num_train_epochs": "num_train_epochs", "max_steps": "max_steps", "batch_size": "per_device_train_batch_size",
+    "max_length": "max_length", "eval_steps": "eval_steps", "seed": "seed", "beta": "beta",
+    "reward_model": "reward_model", "algorithm": "algorithm", "save_adapter": "save_adapter",
+}
 
 
 class Command(BaseCommand):
     help = (
-        "Queue a training run. reward: train a reward model (TRL RewardTrainer) on a dataset snapshot "
-        "of the votes; --wait runs it here and prints its result."
+        "Queue a training run and (with --wait) run it here. reward: a reward model (TRL RewardTrainer); "
+        "dpo: DPO on the votes (DPOTrainer); rl: online RL against a reward model (RLOOTrainer, or GRPOTrainer "
+        "with --algorithm grpo; TRL no longer ships PPO); sft: SFT on demonstrations (SFTTrainer). The dataset "
+        "is --snapshot ID or a new snapshot of the current votes/demonstrations."
     )
 
     def add_arguments(self, parser):
-        d = RewardConfig(base="")
         parser.add_argument("kind", choices=KINDS)
-        parser.add_argument("--base", required=True, help="policy checkpoint to start from")
+        parser.add_argument("--base", required=True, help="policy checkpoint to start from (also the reference model)")
         parser.add_argument("--snapshot", type=int, dest="snapshot_id", help="use this dataset snapshot")
-        parser.add_argument("--rules", default="{}", help="aggregation rules for a new snapshot, as JSON")
+        parser.add_argument("--rules", default="{}", help="rules for a new snapshot, as JSON")
         parser.add_argument("--exclude-annotator", action="append", default=[], metavar="USERNAME",
                             help="leave this annotator's votes out of a new snapshot (repeatable)")
         parser.add_argument("--no-gold", action="store_true", help="leave gold items out of a new snapshot")
         parser.add_argument("--split-by", choices=["prompt", "hash"], help="how prompts go to train/eval")
         parser.add_argument("--eval-fraction", type=float, help="with --split-by hash")
-        parser.add_argument("--output-name", help="name of the new reward checkpoint")
-        parser.add_argument("--lora", action="store_true", help="train LoRA adapters (merged on save)")
-        parser.add_argument("--learning-rate", type=float, default=d.learning_rate)
-        parser.add_argument("--epochs", type=float, default=d.num_train_epochs, dest="num_train_epochs")
+        parser.add_argument("--output-name", help="name of the new checkpoint")
+        parser.add_argument("--reward-model", help="rl: the reward checkpoint that scores completions")
+        parser.add_argument("--algorithm", choices=["rloo", "grpo"], help="rl: RLOO (default) or GRPO")
+        parser.add_argument("--beta", type=float, help="dpo: implicit KL strength (0.1); rl: KL coefficient (0.05)")
+        parser.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None,
+                            help="train LoRA adapters (default: on for dpo/rl/sft, off for reward)")
+        parser.add_argument("--save-adapter", action="store_true", default=None, help="dpo/rl/sft: save the adapter, not a merged model")
+        parser.add_argument("--learning-rate", type=float)
+        parser.add_argument("--epochs", type=float, dest="num_train_epochs")
         parser.add_argument("--max-steps", type=int)
-        parser.add_argument("--batch-size", type=int, default=d.per_device_train_batch_size)
-        parser.add_argument("--max-length", type=int, default=d.max_length)
-        parser.add_argument("--eval-steps", type=int, default=d.eval_steps)
-        parser.add_argument("--seed", type=int, default=d.seed)
+        parser.add_argument("--batch-size", type=int)
+        parser.add_argument("--max-length", type=int)
+        parser.add_argument("--eval-steps", type=int)
+        parser.add_argument("--seed", type=int)
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="any other RewardConfig setting (value parsed as JSON when it can be)")
+                            help="any other setting of the kind's config (value parsed as JSON when it can be)")
         parser.add_argument("--wait", action="store_true", help="run the job in this process's child and wait for it")
 
     def handle(self, *args, **o):
-        from training.services import reward_run_create
+        from training import services
 
+        create = {"reward": services.reward_run_create, "dpo": services.dpo_run_create,
+                  "rl": services.rl_run_create, "sft": services.sft_run_create}[o["kind"]]
+        config = {"base": o["base"], **self._dataset(o)}
+        config.update({field: o[flag] for flag, field in FLAGS.items() if o[flag] is not None})
+        config.update(parse_setting(text) for text in o["set"])
+        try:
+            job = create(config=config)
+        except ValidationError as error:
+            raise CommandError(one_line(error)) from None
+        self.stdout.write(
+            f"queued {o['kind']} run {job.pk} on snapshot {job.snapshot_id} "
+            f"({job.snapshot.train_rows} train / {job.snapshot.eval_rows} eval rows)"
+        )
+        if o["wait"]:
+            wait_for(self, job)
+
+    def _dataset(self, o) -> dict:
+        if o["snapshot_id"] is not None:
+            return {"snapshot_id": o["snapshot_id"]}
         try:
             rules = json.loads(o["rules"])
         except json.JSONDecodeError as error:
@@ -64,26 +95,4 @@ class Command(BaseCommand):
         for flag in ("split_by", "eval_fraction"):
             if o[flag] is not None:
                 rules[flag] = o[flag]
-        config = {
-            "base": o["base"], "lora": o["lora"], "learning_rate": o["learning_rate"],
-            "num_train_epochs": o["num_train_epochs"], "max_steps": o["max_steps"],
-            "per_device_train_batch_size": o["batch_size"], "max_length": o["max_length"],
-            "eval_steps": o["eval_steps"], "seed": o["seed"],
-        }
-        if o["snapshot_id"] is not None:
-            config["snapshot_id"] = o["snapshot_id"]
-        if rules:
-            config["rules"] = rules
-        if o["output_name"]:
-            config["output_name"] = o["output_name"]
-        config.update(parse_setting(text) for text in o["set"])
-        try:
-            job = reward_run_create(config=config)
-        except ValidationError as error:
-            raise CommandError(one_line(error)) from None
-        self.stdout.write(
-            f"queued reward run {job.pk} on snapshot {job.snapshot_id} "
-            f"({job.snapshot.train_rows} train / {job.snapshot.eval_rows} eval pairs)"
-        )
-        if o["wait"]:
-            wait_for(self, job)
+        return {"rules": rules} if rules else {}
