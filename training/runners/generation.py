@@ -16,7 +16,7 @@ from feedback import interface as feedback
 from training.config import GenerationConfig
 from training.models import Checkpoint
 
-from .loading import LoadedPolicy, policy_load
+from .loading import LoadedPolicy, checkpoint_policy_load
 from .progress import Reporter, Stopwatch
 
 
@@ -81,11 +81,8 @@ def run_generation(job, reporter: Reporter) -> dict:
         ids=config.prompt_ids, tag=config.tag or None, split=config.split or None,
         max_open_comparisons=config.max_open_comparisons, limit=config.limit,
     )
-    checkpoints = {c.name: c for c in Checkpoint.objects.filter(name__in=config.checkpoints)}
-    policies = [
-        policy_load(name, checkpoints[name].location, is_adapter=checkpoints[name].is_adapter)
-        for name in config.checkpoints
-    ]
+    checkpoints = {c.name: c for c in Checkpoint.objects.filter(name__in=config.checkpoints).select_related("parent")}
+    policies = [checkpoint_policy_load(checkpoints[name]) for name in config.checkpoints]
     clock, summary, new_tokens, done = Stopwatch(), feedback.PairingSummary(), 0, 0
     base = {"temperature": config.temperature, "top_p": config.top_p, "max_new_tokens": config.max_new_tokens}
     reporter.progress(done=0, total=len(prompts))

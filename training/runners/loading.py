@@ -38,20 +38,28 @@ def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) 
     return sorted(ids)
 
 
-def policy_load(name: str, location: str, *, is_adapter: bool = False) -> LoadedPolicy:
+def policy_load(name: str, location: str, *, is_adapter: bool = False, base_location: str | None = None) -> LoadedPolicy:
     """Load a causal LM and its tokenizer for batched generation (left padding, eval mode).
 
     Args:
         name: the checkpoint name (recorded on completions).
         location: a local directory or a hub id (``Checkpoint.location``).
-        is_adapter: a peft adapter directory; loaded with ``AutoPeftModelForCausalLM`` and merged.
+        is_adapter: ``location`` holds a peft adapter (``adapter_config.json``, ``adapter_model.safetensors``
+            and the tokenizer); it is applied to its base and merged (``merge_and_unload``).
+        base_location: the adapter's base (its parent checkpoint's ``location``). When None, the
+            adapter's own ``base_model_name_or_path`` is used (``AutoPeftModelForCausalLM``).
     Returns: the model in float32 on CPU (bfloat16 on CUDA), eval mode.
     Raises:
-        OSError / ValueError from transformers when the location holds no loadable model.
+        OSError / ValueError from transformers or peft when a location holds no loadable model.
     """
     device = device_pick()
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    if is_adapter:
+    if is_adapter and base_location is not None:
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(base_location, dtype=dtype)
+        model = PeftModel.from_pretrained(base, location).merge_and_unload()
+    elif is_adapter:
         from peft import AutoPeftModelForCausalLM
 
         model = AutoPeftModelForCausalLM.from_pretrained(location, dtype=dtype).merge_and_unload()
@@ -63,3 +71,18 @@ def policy_load(name: str, location: str, *, is_adapter: bool = False) -> Loaded
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedPolicy(name, model, tokenizer, end_of_turn_ids(tokenizer, model))
+
+
+def checkpoint_policy_load(checkpoint) -> LoadedPolicy:
+    """``policy_load`` for a registered ``training.models.Checkpoint``: an adapter is applied to its
+    parent checkpoint (the base it was trained on).
+
+    Raises:
+        ValueError: an adapter checkpoint without a parent. Whatever ``policy_load`` raises.
+    """
+    base_location = None
+    if checkpoint.is_adapter:
+        if checkpoint.parent is None:
+            raise ValueError(f"{checkpoint.name!r} is a LoRA adapter with no parent checkpoint to apply it to")
+        base_location = checkpoint.parent.location
+    return policy_load(checkpoint.name, checkpoint.location, is_adapter=checkpoint.is_adapter, base_location=base_location)

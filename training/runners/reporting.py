@@ -32,6 +32,7 @@ class RunReporting(TrainerCallback):
     - Progress: ``done`` = optimiser steps of ``total`` = ``state.max_steps``, written at most every
       ``progress_interval_s`` seconds (and at the last step), with tokens per second from TRL's
       ``num_tokens`` log (input tokens seen, all processes) over the time since ``on_train_begin``.
+      Intervals default to this module's ``PROGRESS_INTERVAL_S``/``STOP_CHECK_INTERVAL_S``.
     - Metrics: one ``JobMetric`` row per training log (the trainer's keys less ``epoch``: ``loss``,
       ``learning_rate``, ``grad_norm``, TRL's ``rewards/...``, ``num_tokens``...) and one per
       evaluation (``eval_values(metrics)``; default: every ``eval_*`` number). The end-of-run
@@ -50,12 +51,14 @@ class RunReporting(TrainerCallback):
         is_main: bool,
         num_processes: int,
         eval_values: Callable[[dict[str, float]], dict[str, float]] = numeric_eval_values,
-        progress_interval_s: float = PROGRESS_INTERVAL_S,
-        stop_check_interval_s: float = STOP_CHECK_INTERVAL_S,
+        progress_interval_s: float | None = None,
+        stop_check_interval_s: float | None = None,
     ):
         self.reporter, self.is_main, self.num_processes = reporter, is_main, num_processes
         self.eval_values = eval_values
-        self.progress_interval_s, self.stop_check_interval_s = progress_interval_s, stop_check_interval_s
+        # None: this module's PROGRESS_INTERVAL_S / STOP_CHECK_INTERVAL_S, read now (tests may patch them)
+        self.progress_interval_s = PROGRESS_INTERVAL_S if progress_interval_s is None else progress_interval_s
+        self.stop_check_interval_s = STOP_CHECK_INTERVAL_S if stop_check_interval_s is None else stop_check_interval_s
         self.halted = False
         self.evaluations: list[dict[str, float]] = []
         self.clock = Stopwatch()

@@ -33,16 +33,11 @@ Under ``accelerate launch`` every process trains; only the main one reports, wri
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from accelerate import PartialState
 from datasets import Dataset
-from django.conf import settings
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
@@ -51,6 +46,7 @@ from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
+from .policy_training import process_roles, run_directory
 from .progress import Reporter, Stopwatch
 from .publish import checkpoint_publish
 from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
@@ -181,6 +177,7 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
     bf16 = cuda and torch.cuda.is_bf16_supported()
     base_dtype = "bfloat16" if bf16 and config.lora else "float32"
     return TRLRewardConfig(
+        use_cpu=not cuda,  # on CPUs under torchrun, what makes transformers set up data parallelism (gloo)
         output_dir=output_dir, report_to="none", save_strategy="no", push_to_hub=False, disable_tqdm=True,
         learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs,
         max_steps=config.max_steps if config.max_steps is not None else -1,
@@ -242,7 +239,6 @@ def run_reward(job, reporter: Reporter) -> dict:
     if not train_rows:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
-    state = PartialState()
     cuda = torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(base.location)
     if tokenizer.pad_token is None:
@@ -252,37 +248,33 @@ def run_reward(job, reporter: Reporter) -> dict:
     kept_eval = within_length(eval_ids, config.max_length)
     accuracy = PairAccuracy()
     accuracy.strengths = [strength_of(eval_rows[i]) for i in kept_eval]
-    reporting = RunReporting(
-        reporter, is_main=state.is_main_process, num_processes=state.num_processes, eval_values=evaluation_values,
-        progress_interval_s=PROGRESS_INTERVAL_S, stop_check_interval_s=STOP_CHECK_INTERVAL_S,
-    )
 
-    run_dir = Path(settings.ARBITER_DATA_DIR) / "runs" / str(job.pk)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryDirectory(prefix="trainer-", dir=run_dir) as output_dir:
-            trainer = RewardTrainer(
-                model=base.location,
-                args=trl_reward_config(config, output_dir, evaluate=bool(kept_eval), cuda=cuda),
-                train_dataset=trl_dataset(train_rows, with_margin=with_margin),
-                eval_dataset=trl_dataset(eval_rows, with_margin=with_margin) if kept_eval else None,
-                processing_class=tokenizer,
-                compute_metrics=accuracy if kept_eval else None,
-                preprocess_logits_for_metrics=pair_columns if kept_eval else None,
-                callbacks=[reporting],
-                peft_config=lora_config(config, task_type="SEQ_CLS") if config.lora else None,
+    with run_directory(job.pk) as output_dir:
+        args = trl_reward_config(config, output_dir, evaluate=bool(kept_eval), cuda=cuda)
+        is_main, num_processes = process_roles(args)
+        reporting = RunReporting(
+            reporter, is_main=is_main, num_processes=num_processes, eval_values=evaluation_values,
+            progress_interval_s=PROGRESS_INTERVAL_S, stop_check_interval_s=STOP_CHECK_INTERVAL_S,
+        )
+        trainer = RewardTrainer(
+            model=base.location,
+            args=args,
+            train_dataset=trl_dataset(train_rows, with_margin=with_margin),
+            eval_dataset=trl_dataset(eval_rows, with_margin=with_margin) if kept_eval else None,
+            processing_class=tokenizer,
+            compute_metrics=accuracy if kept_eval else None,
+            preprocess_logits_for_metrics=pair_columns if kept_eval else None,
+            callbacks=[reporting],
+            peft_config=lora_config(config, task_type="SEQ_CLS") if config.lora else None,
+        )
+        used_train = len(trainer.train_dataset)
+        if used_train == 0:
+            raise ValueError(
+                f"all {len(train_rows)} training pairs are longer than max_length={config.max_length} tokens"
             )
-            used_train = len(trainer.train_dataset)
-            if used_train == 0:
-                raise ValueError(
-                    f"all {len(train_rows)} training pairs are longer than max_length={config.max_length} tokens"
-                )
-            if kept_eval:
-                _check_eval_rows(trainer.eval_dataset, [eval_ids[i] for i in kept_eval])
-            result = trainer.train()
-    finally:
-        if state.is_main_process:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if kept_eval:
+            _check_eval_rows(trainer.eval_dataset, [eval_ids[i] for i in kept_eval])
+        result = trainer.train()
 
     last = reporting.evaluations[-1] if reporting.evaluations else {}
     summary = {
@@ -299,7 +291,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         reporter.halted = True
         summary["seconds"] = round(clock.elapsed(), 3)
         return summary
-    if not state.is_main_process:
+    if not is_main:
         return summary
 
     reporting.progress(trainer.state)
