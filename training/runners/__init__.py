@@ -21,3 +21,18 @@ def _scoring(job, reporter):
 
 
 RUNNERS = {"generation": _generation, "reward": _reward, "scoring": _scoring}
+
+
+def _dpo(job, reporter):
+    from .dpo import run_dpo
+
+    return run_dpo(job, reporter)
+
+
+def _sft(job, reporter):
+    from .sft import run_sft
+
+    return run_sft(job, reporter)
+
+
+RUNNERS.update({"dpo": _dpo, "sft": _sft})
