@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/train_overhead.py                        # SmolLM2-135M, 128 pairs, max length 128, batch 8
     .venv/bin/python bench/train_overhead.py --model tiny --train-pairs 256   # a tiny Llama: the overhead shows more
+    .venv/bin/python bench/train_overhead.py --parts rloo --rloo-steps 8      # only the RLOO row
 
 One run sets up a fresh store in a temporary ``ARBITER_VAR_DIR`` under ``var/`` (removed afterwards
 unless ``--keep``): a new SQLite database (migrated), human preferences from the shared HH-RLHF sample
@@ -33,6 +34,24 @@ whole child's wall time (Python start, imports, data, model load, training, savi
 also the supervisor), and peak RSS of the training process (``ru_maxrss``). Noise: as in
 ``bench/generate.py``, each run records the share of CPUs other processes kept busy; a noisy run is
 run again once (``--retry-noisy``) and medians prefer quiet runs.
+
+RLOO row (``--parts`` has ``rloo``; keys prefixed ``rloo_``): online RL against a reward model.
+The reward model is the base with a new random one-output score head, registered as kind reward
+(the row measures overhead, not learning). The prompts are chosen once with the runner's own
+``training.runners.rl.prompts_choose`` (distinct train prompts of the snapshot that fit
+``--rloo-max-prompt-length``, at most ``--rloo-prompts``, seeded) and both sides train on them:
+
+- platform: an ``rl`` job (``rl_run_create``, ``algorithm="rloo"``) through ``job_supervise`` in a
+  child process: ``run_rl`` with TRL's ``RLOOTrainer``, our reward function
+  (``RewardModelScore``: the scorer's tokenisation), LoRA (the platform's defaults), metric rows,
+  cancel checks, the merged checkpoint written and registered.
+- bare: ``--bare-rloo-worker``: ``RLOOTrainer`` with the reward checkpoint passed as a model plus
+  its tokenizer (TRL's own reward-model path), the same LoRA, ``--rloo-steps`` steps of
+  ``--rloo-batch-size`` completions (``--rloo-generations`` per prompt, up to
+  ``--rloo-completion-length`` tokens), beta, learning rate, seed, float32; ``save_model``.
+
+Samples/s for RLOO is completions per second over ``train()`` (TRL's ``train_samples_per_second``:
+sampling, reward scoring, reference and policy passes, updates); the 0.95 floor applies there too.
 
 The last line is one JSON object. Exit status 1 when a run fails or the sides trained on different
 numbers of pairs; the floor is reported (``floor_met``), not enforced.
@@ -158,6 +177,204 @@ def run_platform(config: dict, workdir: Path) -> dict:
     }
 
 
+# --- RLOO: platform RL run against a bare TRL RLOOTrainer script ------------------------------
+
+RLOO_REWARD_NAME = "bench-rm"
+
+
+def bare_rloo_worker(spec_path: str, out_path: str) -> None:
+    """Train with TRL's RLOOTrainer alone on the spec's prompts and reward model; write figures as JSON.
+
+    What a competent user would write: the prompts as a conversational prompt-only dataset, the
+    reward checkpoint passed to TRL as a model with its tokenizer (TRL's own reward-model path),
+    the same LoRA and trainer settings, ``train()``, ``save_model``. No database.
+    """
+    started = time.perf_counter()
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RLOOConfig, RLOOTrainer
+
+    spec = json.loads(Path(spec_path).read_text())
+    tokenizer = AutoTokenizer.from_pretrained(spec["location"], padding_side="left")
+    reward_model = AutoModelForSequenceClassification.from_pretrained(spec["reward_location"], dtype=torch.float32)
+    reward_tokenizer = AutoTokenizer.from_pretrained(spec["reward_location"])
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = RLOOConfig(
+            output_dir=output_dir, report_to="none", save_strategy="no", disable_tqdm=True,
+            learning_rate=spec["learning_rate"], max_steps=spec["max_steps"],
+            per_device_train_batch_size=spec["batch_size"], num_generations=spec["num_generations"],
+            max_completion_length=spec["max_completion_length"], temperature=1.0, beta=spec["beta"],
+            logging_steps=spec["logging_steps"], seed=spec["seed"], disable_dropout=spec["lora_dropout"] == 0,
+            bf16=False, activation_checkpointing=False, dataloader_pin_memory=False,
+            model_init_kwargs={"dtype": "float32"},
+        )
+        trainer = RLOOTrainer(
+            model=spec["location"], reward_funcs=reward_model, reward_processing_classes=reward_tokenizer, args=args,
+            train_dataset=Dataset.from_list([{"prompt": prompt} for prompt in spec["prompts"]]),
+            processing_class=tokenizer,
+            peft_config=LoraConfig(task_type="CAUSAL_LM", r=spec["lora_r"], lora_alpha=spec["lora_alpha"],
+                                   lora_dropout=spec["lora_dropout"], target_modules="all-linear"),
+        )
+        result = trainer.train()
+        trainer.save_model(str(Path(output_dir) / "model"))
+        rewards = [entry["reward"] for entry in trainer.state.log_history if "reward" in entry]
+    Path(out_path).write_text(json.dumps({
+        "samples_per_s": result.metrics["train_samples_per_second"], "train_s": result.metrics["train_runtime"],
+        "steps": trainer.state.global_step, "prompts": len(spec["prompts"]),
+        "reward_final": rewards[-1] if rewards else None,
+        "worker_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(resource.RUSAGE_SELF),
+        "threads": torch.get_num_threads(),
+    }))
+
+
+def run_bare_rloo(spec_path: Path, workdir: Path) -> dict:
+    out = workdir / f"bare-rloo-{time.monotonic_ns()}.json"
+    log = out.with_suffix(".log")
+    started = time.perf_counter()
+    with log.open("wb") as handle:
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--bare-rloo-worker", str(spec_path), str(out)],
+            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+        )
+    if done.returncode:
+        raise SystemExit(f"bare RLOO run failed ({done.returncode}):\n{log.read_text()[-3000:]}")
+    result = json.loads(out.read_text())
+    result["total_s"] = time.perf_counter() - started
+    return result
+
+
+def run_platform_rloo(config: dict, workdir: Path) -> dict:
+    from training.models import Job
+    from training.services import rl_run_create
+    from training.supervisor import log_tail
+
+    job = rl_run_create(config=config)
+    out = workdir / f"platform-{job.pk}.json"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--platform-worker", str(job.pk), str(out)],
+                   check=True, cwd=ROOT)
+    total = time.perf_counter() - started
+    helper = json.loads(out.read_text())
+    job = Job.objects.get(pk=job.pk)
+    if job.status != "succeeded":
+        raise SystemExit(f"platform RL job {job.pk} {job.status}: {job.error}\n{log_tail(job.pk)}")
+    summary = job.summary
+    return {
+        "samples_per_s": summary["samples_per_s"], "steps": summary["steps"], "prompts": summary["prompts"],
+        "reward_final": summary["reward_final"], "total_s": total, "run_s": summary["seconds"],
+        "peak_rss_mb": helper["peak_rss_mb"], "job": job.pk, "metric_rows": job.metrics.count(),
+    }
+
+
+def rloo_reward_register(location: str) -> tuple[str, str]:
+    """A reward checkpoint for the RLOO row: the base with a new random one-output score head
+    (transformers' ``AutoModelForSequenceClassification``), registered as kind reward. The bench
+    measures overhead, not learning, so an untrained head is enough; both sides use it."""
+    from django.conf import settings
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from training.models import CheckpointKind
+    from training.services import checkpoint_register
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    directory = Path(settings.ARBITER_DATA_DIR) / "checkpoints" / RLOO_REWARD_NAME
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    checkpoint = checkpoint_register(name=RLOO_REWARD_NAME, kind=CheckpointKind.REWARD,
+                                     weights_dir=f"checkpoints/{RLOO_REWARD_NAME}", parent=None)
+    return checkpoint.name, checkpoint.location
+
+
+def bench_rloo(args, workdir: Path, name: str, location: str, snapshot) -> tuple[dict, list[str]]:
+    """The RLOO row: platform ``rl`` job (child process) against ``bare_rloo_worker`` on the same
+    prompts (chosen by the runner's own ``prompts_choose``), base, reward model and settings.
+    Returns the ``rloo_``-prefixed JSON keys and any problems."""
+    from transformers import AutoTokenizer
+
+    from training.policy_config import RLConfig
+    from training.runners.rl import prompts_choose
+    from training.runners.snapshot_rows import rows_read
+
+    reward_name, reward_location = rloo_reward_register(location)
+    steps, batch = args.rloo_steps, args.rloo_batch_size
+    config = {
+        "base": name, "reward_model": reward_name, "snapshot_id": snapshot.id, "algorithm": "rloo",
+        "max_steps": steps, "per_device_train_batch_size": batch, "num_generations": args.rloo_generations,
+        "max_completion_length": args.rloo_completion_length, "max_prompt_length": args.rloo_max_prompt_length,
+        "max_prompts": args.rloo_prompts, "learning_rate": args.rloo_learning_rate, "beta": args.rloo_beta,
+        "logging_steps": args.logging_steps, "seed": args.seed,
+    }
+    defaults = RLConfig.from_dict(config)  # the platform's LoRA settings, for the bare side too
+    choice = prompts_choose(
+        rows_read(Path(snapshot.train_path)), AutoTokenizer.from_pretrained(location),
+        max_prompt_length=args.rloo_max_prompt_length, max_prompts=args.rloo_prompts, seed=args.seed,
+    )
+    spec_path = workdir / "bare-rloo-spec.json"
+    spec_path.write_text(json.dumps({
+        "location": location, "reward_location": reward_location, "prompts": choice.prompts,
+        "learning_rate": args.rloo_learning_rate, "max_steps": steps, "batch_size": batch,
+        "num_generations": args.rloo_generations, "max_completion_length": args.rloo_completion_length,
+        "beta": args.rloo_beta, "logging_steps": args.logging_steps, "seed": args.seed,
+        "lora_r": defaults.lora_r, "lora_alpha": defaults.lora_alpha, "lora_dropout": defaults.lora_dropout,
+    }))
+    print(f"RLOO: {len(choice.prompts)} prompts ({choice.distinct} distinct, {choice.too_long} too long); "
+          f"{steps} steps of {batch} completions ({args.rloo_generations} per prompt, up to "
+          f"{args.rloo_completion_length} tokens)", flush=True)
+    runs: dict[str, list[dict]] = {"platform": [], "bare": []}
+    for repeat in range(args.repeats):
+        for side in (("platform", "bare") if repeat % 2 == 0 else ("bare", "platform")):
+            for _attempt in range(1 + args.retry_noisy):
+                wait_for_quiet(args.quiet_wait)
+                before = cpu_snapshot()
+                result = run_platform_rloo(config, workdir) if side == "platform" else run_bare_rloo(spec_path, workdir)
+                result["others"] = others_share(before, cpu_snapshot())
+                runs[side].append(result)
+                noisy = result["others"] >= NOISY
+                print(f"  RLOO repeat {repeat + 1} {side:8}: {result['samples_per_s']:7.2f} completions/s in train(), "
+                      f"{result['total_s']:6.1f} s total, peak RSS {result['peak_rss_mb']:7.0f} MiB, final reward "
+                      f"{result['reward_final']}; other processes used {result['others']:.0%} of the CPUs"
+                      f"{' (noisy)' if noisy else ''}, loadavg {loadavg()}", flush=True)
+                if not noisy:
+                    break
+
+    def kept(side):
+        quiet = [r for r in runs[side] if r["others"] < NOISY]
+        return quiet or [min(runs[side], key=lambda r: r["others"])]
+
+    def med(side, key):
+        return statistics.median(r[key] for r in kept(side))
+
+    platform_run, bare_run = runs["platform"][-1], runs["bare"][-1]
+    problems = []
+    if (platform_run["steps"], platform_run["prompts"]) != (bare_run["steps"], bare_run["prompts"]):
+        problems.append(f"RLOO: platform ran {platform_run['steps']} steps on {platform_run['prompts']} prompts, "
+                        f"bare {bare_run['steps']} on {bare_run['prompts']}")
+    ratio = med("platform", "samples_per_s") / med("bare", "samples_per_s")
+    e2e_ratio = med("bare", "total_s") / med("platform", "total_s")
+    rss_ratio = med("platform", "peak_rss_mb") / med("bare", "peak_rss_mb")
+    others = max(r["others"] for side in runs for r in kept(side))
+    print(f"\nRLOO platform/bare completions/s: {ratio:.3f} (floor {FLOOR}: {'met' if ratio >= FLOOR else 'NOT met'}); "
+          f"end to end (bare s / platform s): {e2e_ratio:.3f}; peak RSS platform/bare: {rss_ratio:.3f}; "
+          f"other processes took up to {others:.0%} of the CPUs" + (" -- figures are noisy" if others >= NOISY else ""))
+    return {
+        "rloo_platform_samples_per_s": round(med("platform", "samples_per_s"), 3),
+        "rloo_bare_samples_per_s": round(med("bare", "samples_per_s"), 3), "rloo_ratio": round(ratio, 3),
+        "rloo_floor": FLOOR, "rloo_floor_met": ratio >= FLOOR,
+        "rloo_platform_total_s": round(med("platform", "total_s"), 1), "rloo_bare_total_s": round(med("bare", "total_s"), 1),
+        "rloo_e2e_ratio": round(e2e_ratio, 3), "rloo_platform_peak_rss_mb": round(med("platform", "peak_rss_mb")),
+        "rloo_bare_peak_rss_mb": round(med("bare", "peak_rss_mb")), "rloo_rss_ratio": round(rss_ratio, 3),
+        "rloo_platform_reward_final": platform_run["reward_final"], "rloo_bare_reward_final": bare_run["reward_final"],
+        "rloo_platform_metric_rows": platform_run["metric_rows"], "rloo_prompts": len(choice.prompts),
+        "rloo_steps": steps, "rloo_batch_size": batch, "rloo_num_generations": args.rloo_generations,
+        "rloo_max_completion_length": args.rloo_completion_length, "rloo_threads": bare_run["threads"],
+        "rloo_others_cpu_share_max": round(others, 3),
+    }, problems
+
+
 # --- setup -------------------------------------------------------------------------------------
 
 def setup_store(args) -> tuple[str, str]:
@@ -215,12 +432,29 @@ def main() -> int:
     parser.add_argument("--retry-noisy", type=int, default=1, metavar="N",
                         help="run a side again, up to N times, when other processes took 10%% or more of the CPUs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--parts", default="reward,rloo", help="rows to run, comma-separated: reward, rloo")
+    parser.add_argument("--rloo-steps", type=int, default=8, help="RLOO optimiser steps")
+    parser.add_argument("--rloo-batch-size", type=int, default=8, help="completions per RLOO step")
+    parser.add_argument("--rloo-generations", type=int, default=4, help="completions per prompt")
+    parser.add_argument("--rloo-completion-length", type=int, default=32, help="max new tokens per completion")
+    parser.add_argument("--rloo-max-prompt-length", type=int, default=256)
+    parser.add_argument("--rloo-prompts", type=int, default=64, help="at most this many distinct train prompts")
+    parser.add_argument("--rloo-learning-rate", type=float, default=1e-5)
+    parser.add_argument("--rloo-beta", type=float, default=0.05)
+    parser.add_argument("--bare-rloo-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--bare-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--platform-worker", nargs=2, metavar=("JOB_ID", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_worker:
         bare_worker(*args.bare_worker)
         return 0
+    if args.bare_rloo_worker:
+        sys.path.insert(0, str(ROOT))
+        bare_rloo_worker(*args.bare_rloo_worker)
+        return 0
+    args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    if not args.parts or args.parts - {"reward", "rloo"}:
+        parser.error("--parts takes reward and/or rloo")
     if args.platform_worker:
         sys.path.insert(0, str(ROOT))
         platform_worker(*args.platform_worker)
@@ -265,6 +499,27 @@ def bench(args, workdir: Path, load_start: str) -> int:
     snapshot = interface.snapshot_create(rules={"sources": ["hh-rlhf"]})
     config["snapshot_id"] = snapshot.id
     del config["rules"]
+    print(f"snapshot {snapshot.id}: {snapshot.train_rows} train and {snapshot.eval_rows} eval pairs", flush=True)
+    result: dict = {"model": name, "cpus": os.cpu_count(), "loadavg_start": load_start}
+    problems: list[str] = []
+    if "reward" in args.parts:
+        part, part_problems = bench_reward(args, workdir, load_start, name, location, snapshot, config, max_steps)
+        result.update(part)
+        problems += part_problems
+    if "rloo" in args.parts:
+        part, part_problems = bench_rloo(args, workdir, name, location, snapshot)
+        result.update(part)
+        problems += part_problems
+    result["loadavg_end"] = loadavg()
+    for problem in problems:
+        print(f"PROBLEM: {problem}")
+    print(json.dumps(result))
+    return 1 if problems else 0
+
+
+def bench_reward(args, workdir: Path, load_start: str, name: str, location: str, snapshot, config: dict,
+                 max_steps: int) -> tuple[dict, list[str]]:
+    """The reward row: platform reward run against ``bare_worker``; returns its JSON keys and problems."""
     spec_path = workdir / "bare-spec.json"
     spec_path.write_text(json.dumps({
         "location": location, "train_path": str(snapshot.train_path), "eval_path": str(snapshot.eval_path),
@@ -272,7 +527,6 @@ def bench(args, workdir: Path, load_start: str) -> int:
         "eval_batch_size": args.eval_batch_size, "max_length": args.max_length, "eval_steps": args.eval_steps,
         "logging_steps": args.logging_steps, "seed": args.seed,
     }))
-    print(f"snapshot {snapshot.id}: {snapshot.train_rows} train and {snapshot.eval_rows} eval pairs", flush=True)
     runs: dict[str, list[dict]] = {"platform": [], "bare": []}
     for repeat in range(args.repeats):
         for side in (("platform", "bare") if repeat % 2 == 0 else ("bare", "platform")):
@@ -342,10 +596,7 @@ def bench(args, workdir: Path, load_start: str) -> int:
         "repeats": args.repeats, "threads": bare_run["threads"], "loadavg_start": load_start, "loadavg_end": load_end,
         "others_cpu_share_max": round(others, 3), "cpus": os.cpu_count(), "problems": problems,
     }
-    for problem in problems:
-        print(f"PROBLEM: {problem}")
-    print(json.dumps(result))
-    return 1 if problems else 0
+    return result, problems
 
 
 if __name__ == "__main__":

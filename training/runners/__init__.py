@@ -36,3 +36,12 @@ def _sft(job, reporter):
 
 
 RUNNERS.update({"dpo": _dpo, "sft": _sft})
+
+
+def _rl(job, reporter):
+    from .rl import run_rl
+
+    return run_rl(job, reporter)
+
+
+RUNNERS["rl"] = _rl
