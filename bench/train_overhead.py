@@ -4,6 +4,7 @@
     .venv/bin/python bench/train_overhead.py                        # SmolLM2-135M, 128 pairs, max length 128, batch 8
     .venv/bin/python bench/train_overhead.py --model tiny --train-pairs 256   # a tiny Llama: the overhead shows more
     .venv/bin/python bench/train_overhead.py --parts rloo --rloo-steps 8      # only the RLOO row
+    .venv/bin/python bench/train_overhead.py --parts dpo --model tiny --dpo-train-pairs 32   # only the DPO row
 
 One run sets up a fresh store in a temporary ``ARBITER_VAR_DIR`` under ``var/`` (removed afterwards
 unless ``--keep``): a new SQLite database (migrated), human preferences from the shared HH-RLHF sample
@@ -52,6 +53,15 @@ The reward model is the base with a new random one-output score head, registered
 
 Samples/s for RLOO is completions per second over ``train()`` (TRL's ``train_samples_per_second``:
 sampling, reward scoring, reference and policy passes, updates); the 0.95 floor applies there too.
+
+DPO row (``--parts`` has ``dpo``; keys prefixed ``dpo_``): TRL ``DPOTrainer`` on the same snapshot
+files. platform: a ``dpo`` job (``dpo_run_create``) through ``job_supervise`` in a child process:
+``run_dpo`` with LoRA (the platform's defaults; the reference model is the adapter-disabled base),
+metric rows, cancel checks, the merged checkpoint written and registered. bare:
+``--bare-dpo-worker``: ``DPOTrainer`` with the same LoRA, ``--dpo-train-pairs`` / ``--dpo-batch-size``
+steps, ``--dpo-max-length``, beta, learning rate, seed, float32, evaluation every
+``--dpo-eval-steps`` (default: once, at the end) on the eval file; ``save_model``. Samples/s is
+preference pairs per second over ``train()``; the 0.95 floor applies there too.
 
 The last line is one JSON object. Exit status 1 when a run fails or the sides trained on different
 numbers of pairs; the floor is reported (``floor_met``), not enforced.
@@ -375,6 +385,180 @@ def bench_rloo(args, workdir: Path, name: str, location: str, snapshot) -> tuple
     }, problems
 
 
+# --- DPO: platform DPO run against a bare TRL DPOTrainer script --------------------------------
+
+def bare_dpo_worker(spec_path: str, out_path: str) -> None:
+    """Train with TRL's DPOTrainer alone on the spec's snapshot files; write figures as JSON.
+
+    What a competent user would write: load the JSONL files, keep prompt/chosen/rejected,
+    ``DPOTrainer`` with the same LoRA (the reference is then the adapter-disabled base) and trainer
+    settings, ``train()``, ``save_model``. No database.
+    """
+    started = time.perf_counter()
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    spec = json.loads(Path(spec_path).read_text())
+
+    def load(path):
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        return Dataset.from_list([{c: row[c] for c in ("prompt", "chosen", "rejected")} for row in rows])
+
+    tokenizer = AutoTokenizer.from_pretrained(spec["location"])
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = DPOConfig(
+            output_dir=output_dir, report_to="none", save_strategy="no", disable_tqdm=True,
+            learning_rate=spec["learning_rate"], max_steps=spec["max_steps"], beta=spec["beta"],
+            per_device_train_batch_size=spec["batch_size"], per_device_eval_batch_size=spec["eval_batch_size"],
+            max_length=spec["max_length"], eval_strategy="steps", eval_steps=spec["eval_steps"],
+            logging_steps=spec["logging_steps"], seed=spec["seed"], disable_dropout=spec["lora_dropout"] == 0,
+            bf16=False, activation_checkpointing=False, dataloader_pin_memory=False,
+            model_init_kwargs={"dtype": "float32"},
+        )
+        trainer = DPOTrainer(
+            model=spec["location"], args=args, train_dataset=load(spec["train_path"]),
+            eval_dataset=load(spec["eval_path"]), processing_class=tokenizer,
+            peft_config=LoraConfig(task_type="CAUSAL_LM", r=spec["lora_r"], lora_alpha=spec["lora_alpha"],
+                                   lora_dropout=spec["lora_dropout"], target_modules="all-linear"),
+        )
+        result = trainer.train()
+        trainer.save_model(str(Path(output_dir) / "model"))
+        evals = [entry for entry in trainer.state.log_history if "eval_rewards/accuracies" in entry]
+    Path(out_path).write_text(json.dumps({
+        "samples_per_s": result.metrics["train_samples_per_second"], "train_s": result.metrics["train_runtime"],
+        "steps": trainer.state.global_step, "train_rows": len(trainer.train_dataset),
+        "eval_rows": len(trainer.eval_dataset),
+        "eval_reward_accuracy": evals[-1]["eval_rewards/accuracies"] if evals else None,
+        "worker_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(resource.RUSAGE_SELF),
+        "threads": torch.get_num_threads(),
+    }))
+
+
+def run_bare_dpo(spec_path: Path, workdir: Path) -> dict:
+    out = workdir / f"bare-dpo-{time.monotonic_ns()}.json"
+    log = out.with_suffix(".log")
+    started = time.perf_counter()
+    with log.open("wb") as handle:
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--bare-dpo-worker", str(spec_path), str(out)],
+            cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+        )
+    if done.returncode:
+        raise SystemExit(f"bare DPO run failed ({done.returncode}):\n{log.read_text()[-3000:]}")
+    result = json.loads(out.read_text())
+    result["total_s"] = time.perf_counter() - started
+    return result
+
+
+def run_platform_dpo(config: dict, workdir: Path) -> dict:
+    from training.models import Job
+    from training.services import dpo_run_create
+    from training.supervisor import log_tail
+
+    job = dpo_run_create(config=config)
+    out = workdir / f"platform-{job.pk}.json"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--platform-worker", str(job.pk), str(out)],
+                   check=True, cwd=ROOT)
+    total = time.perf_counter() - started
+    helper = json.loads(out.read_text())
+    job = Job.objects.get(pk=job.pk)
+    if job.status != "succeeded":
+        raise SystemExit(f"platform DPO job {job.pk} {job.status}: {job.error}\n{log_tail(job.pk)}")
+    summary = job.summary
+    return {
+        "samples_per_s": summary["samples_per_s"], "steps": summary["steps"], "train_rows": summary["train_rows"],
+        "eval_rows": summary["eval_rows"], "eval_reward_accuracy": summary["eval_reward_accuracy"], "total_s": total,
+        "run_s": summary["seconds"], "peak_rss_mb": helper["peak_rss_mb"], "job": job.pk,
+        "filtered": summary["filtered_prompt_too_long"], "truncated": summary["truncated"],
+        "metric_rows": job.metrics.count(),
+    }
+
+
+def bench_dpo(args, workdir: Path, name: str, location: str, snapshot) -> tuple[dict, list[str]]:
+    """The DPO row: a platform ``dpo`` job (``dpo_run_create``, child process: ``run_dpo`` with TRL's
+    ``DPOTrainer``, our callbacks, the merged checkpoint written and registered) against
+    ``bare_dpo_worker`` on the same snapshot files, base and settings (LoRA as the platform's
+    defaults). Returns the ``dpo_``-prefixed JSON keys and any problems."""
+    from training.policy_config import DPOConfig
+
+    steps = args.dpo_train_pairs // args.dpo_batch_size
+    eval_steps = args.dpo_eval_steps or steps
+    config = {
+        "base": name, "snapshot_id": snapshot.id, "max_steps": steps, "max_length": args.dpo_max_length,
+        "per_device_train_batch_size": args.dpo_batch_size, "per_device_eval_batch_size": args.dpo_batch_size,
+        "learning_rate": args.dpo_learning_rate, "beta": args.dpo_beta, "eval_steps": eval_steps,
+        "logging_steps": args.logging_steps, "seed": args.seed,
+    }
+    defaults = DPOConfig.from_dict(config)  # the platform's LoRA settings, for the bare side too
+    spec_path = workdir / "bare-dpo-spec.json"
+    spec_path.write_text(json.dumps({
+        "location": location, "train_path": str(snapshot.train_path), "eval_path": str(snapshot.eval_path),
+        "learning_rate": args.dpo_learning_rate, "beta": args.dpo_beta, "max_steps": steps,
+        "batch_size": args.dpo_batch_size, "eval_batch_size": args.dpo_batch_size, "max_length": args.dpo_max_length,
+        "eval_steps": eval_steps, "logging_steps": args.logging_steps, "seed": args.seed,
+        "lora_r": defaults.lora_r, "lora_alpha": defaults.lora_alpha, "lora_dropout": defaults.lora_dropout,
+    }))
+    print(f"DPO: {args.dpo_train_pairs} pairs ({steps} steps of {args.dpo_batch_size}), max length "
+          f"{args.dpo_max_length}, beta {args.dpo_beta}, LoRA r={defaults.lora_r}, eval every {eval_steps} steps",
+          flush=True)
+    runs: dict[str, list[dict]] = {"platform": [], "bare": []}
+    for repeat in range(args.repeats):
+        for side in (("platform", "bare") if repeat % 2 == 0 else ("bare", "platform")):
+            for _attempt in range(1 + args.retry_noisy):
+                wait_for_quiet(args.quiet_wait)
+                before = cpu_snapshot()
+                result = run_platform_dpo(config, workdir) if side == "platform" else run_bare_dpo(spec_path, workdir)
+                result["others"] = others_share(before, cpu_snapshot())
+                runs[side].append(result)
+                noisy = result["others"] >= NOISY
+                print(f"  DPO repeat {repeat + 1} {side:8}: {result['samples_per_s']:7.2f} pairs/s in train(), "
+                      f"{result['total_s']:6.1f} s total, peak RSS {result['peak_rss_mb']:7.0f} MiB, eval reward "
+                      f"accuracy {result['eval_reward_accuracy']}; other processes used {result['others']:.0%} of "
+                      f"the CPUs{' (noisy)' if noisy else ''}, loadavg {loadavg()}", flush=True)
+                if not noisy:
+                    break
+
+    def kept(side):
+        quiet = [r for r in runs[side] if r["others"] < NOISY]
+        return quiet or [min(runs[side], key=lambda r: r["others"])]
+
+    def med(side, key):
+        return statistics.median(r[key] for r in kept(side))
+
+    platform_run, bare_run = runs["platform"][-1], runs["bare"][-1]
+    problems = []
+    if (platform_run["steps"], platform_run["train_rows"]) != (bare_run["steps"], bare_run["train_rows"]):
+        problems.append(f"DPO: platform trained {platform_run['steps']} steps on {platform_run['train_rows']} pairs, "
+                        f"bare {bare_run['steps']} on {bare_run['train_rows']}")
+    ratio = med("platform", "samples_per_s") / med("bare", "samples_per_s")
+    e2e_ratio = med("bare", "total_s") / med("platform", "total_s")
+    rss_ratio = med("platform", "peak_rss_mb") / med("bare", "peak_rss_mb")
+    others = max(r["others"] for side in runs for r in kept(side))
+    print(f"\nDPO platform/bare pairs/s: {ratio:.3f} (floor {FLOOR}: {'met' if ratio >= FLOOR else 'NOT met'}); "
+          f"end to end (bare s / platform s): {e2e_ratio:.3f}; peak RSS platform/bare: {rss_ratio:.3f}; "
+          f"other processes took up to {others:.0%} of the CPUs" + (" -- figures are noisy" if others >= NOISY else ""))
+    return {
+        "dpo_platform_samples_per_s": round(med("platform", "samples_per_s"), 3),
+        "dpo_bare_samples_per_s": round(med("bare", "samples_per_s"), 3), "dpo_ratio": round(ratio, 3),
+        "dpo_floor": FLOOR, "dpo_floor_met": ratio >= FLOOR,
+        "dpo_platform_total_s": round(med("platform", "total_s"), 1), "dpo_bare_total_s": round(med("bare", "total_s"), 1),
+        "dpo_e2e_ratio": round(e2e_ratio, 3), "dpo_platform_peak_rss_mb": round(med("platform", "peak_rss_mb")),
+        "dpo_bare_peak_rss_mb": round(med("bare", "peak_rss_mb")), "dpo_rss_ratio": round(rss_ratio, 3),
+        "dpo_platform_eval_reward_accuracy": platform_run["eval_reward_accuracy"],
+        "dpo_bare_eval_reward_accuracy": bare_run["eval_reward_accuracy"],
+        "dpo_platform_metric_rows": platform_run["metric_rows"], "dpo_pairs_trained": steps * args.dpo_batch_size,
+        "dpo_usable_train_pairs": platform_run["train_rows"],
+        "dpo_eval_rows": platform_run["eval_rows"], "dpo_filtered": platform_run["filtered"],
+        "dpo_truncated": platform_run["truncated"], "dpo_steps": steps, "dpo_batch_size": args.dpo_batch_size,
+        "dpo_max_length": args.dpo_max_length, "dpo_beta": args.dpo_beta, "dpo_eval_steps": eval_steps,
+        "dpo_threads": bare_run["threads"], "dpo_others_cpu_share_max": round(others, 3),
+    }, problems
+
+
 # --- setup -------------------------------------------------------------------------------------
 
 def setup_store(args) -> tuple[str, str]:
@@ -432,7 +616,7 @@ def main() -> int:
     parser.add_argument("--retry-noisy", type=int, default=1, metavar="N",
                         help="run a side again, up to N times, when other processes took 10%% or more of the CPUs")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.add_argument("--parts", default="reward,rloo", help="rows to run, comma-separated: reward, rloo")
+    parser.add_argument("--parts", default="reward,rloo,dpo", help="rows to run, comma-separated: reward, rloo, dpo")
     parser.add_argument("--rloo-steps", type=int, default=8, help="RLOO optimiser steps")
     parser.add_argument("--rloo-batch-size", type=int, default=8, help="completions per RLOO step")
     parser.add_argument("--rloo-generations", type=int, default=4, help="completions per prompt")
@@ -442,6 +626,13 @@ def main() -> int:
     parser.add_argument("--rloo-learning-rate", type=float, default=1e-5)
     parser.add_argument("--rloo-beta", type=float, default=0.05)
     parser.add_argument("--bare-rloo-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--dpo-train-pairs", type=int, default=64, help="DPO pairs trained on (steps = this / batch)")
+    parser.add_argument("--dpo-batch-size", type=int, default=4)
+    parser.add_argument("--dpo-max-length", type=int, default=128, help="DPO prompt + response tokens")
+    parser.add_argument("--dpo-learning-rate", type=float, default=5e-5)
+    parser.add_argument("--dpo-beta", type=float, default=0.1)
+    parser.add_argument("--dpo-eval-steps", type=int, default=0, help="DPO evaluation interval (0: once, at the end)")
+    parser.add_argument("--bare-dpo-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--bare-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--platform-worker", nargs=2, metavar=("JOB_ID", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -452,9 +643,12 @@ def main() -> int:
         sys.path.insert(0, str(ROOT))
         bare_rloo_worker(*args.bare_rloo_worker)
         return 0
+    if args.bare_dpo_worker:
+        bare_dpo_worker(*args.bare_dpo_worker)
+        return 0
     args.parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    if not args.parts or args.parts - {"reward", "rloo"}:
-        parser.error("--parts takes reward and/or rloo")
+    if not args.parts or args.parts - {"reward", "rloo", "dpo"}:
+        parser.error("--parts takes reward, rloo and/or dpo")
     if args.platform_worker:
         sys.path.insert(0, str(ROOT))
         platform_worker(*args.platform_worker)
@@ -508,6 +702,12 @@ def bench(args, workdir: Path, load_start: str) -> int:
         problems += part_problems
     if "rloo" in args.parts:
         part, part_problems = bench_rloo(args, workdir, name, location, snapshot)
+        result.update(part)
+        problems += part_problems
+    if "dpo" in args.parts:
+        if args.dpo_train_pairs % args.dpo_batch_size or args.dpo_train_pairs < 1:
+            raise SystemExit("--dpo-train-pairs must be a positive multiple of --dpo-batch-size")
+        part, part_problems = bench_dpo(args, workdir, name, location, snapshot)
         result.update(part)
         problems += part_problems
     result["loadavg_end"] = loadavg()
