@@ -322,3 +322,14 @@ def test_the_vote_that_completes_a_batch_starts_a_round(world, annotator, django
     loop_round = LoopRound.objects.get()
     assert loop_round.trigger == "votes" and loop_round.triggered_at == voted[-1].created_at
     assert loop_round.last_vote_id == voted[-1].pk and loop_round.snapshot.votes.filter(pk=voted[-1].pk).exists()
+
+
+def test_an_rl_run_page_draws_reward_kl_and_completion_length(world):
+    from training.models import JobMetric
+
+    job = services.rl_run_create(config={"base": "smol", "reward_model": "smol-rm"})
+    for step, reward in [(1, 0.5), (2, 0.9)]:
+        JobMetric.objects.create(job=job, step=step, values={"reward": reward, "kl": 0.01 * step, "completion_length": 30 + step})
+    page = client_as(world["admin"]).get(f"/manage/jobs/{job.pk}/").content.decode()
+    assert "Mean reward" in page and "KL to the reference" in page and "Completion length" in page
+    assert page.count("<polyline") == 3 and "0.9000" in page

@@ -136,22 +136,30 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "training/job_detail.html", context)
 
 
+# Curves a run page draws, by kind: (title, metric names or a name prefix, fixed y range).
+CHARTS = {
+    "reward": [("Loss", LOSS_METRICS, None), ("Held-out pairwise accuracy", ACCURACY_PREFIX, (0.0, 1.0))],
+    "dpo": [("Loss", LOSS_METRICS, None),
+            ("Implicit reward accuracy", ("rewards/accuracies", "eval_rewards/accuracies"), (0.0, 1.0)),
+            ("Implicit reward margin", ("rewards/margins", "eval_rewards/margins"), None)],
+    "rl": [("Mean reward", ("reward",), None), ("KL to the reference", ("kl",), None),
+           ("Completion length (tokens)", ("completion_length",), None)],
+    "sft": [("Loss", LOSS_METRICS, None)],
+}
+
+
 def _run_context(job: Job) -> dict:
-    """For a training run: its loss and accuracy curves, dataset snapshot and output checkpoint."""
+    """For a training run: its curves (``CHARTS``), dataset snapshot and output checkpoint."""
     if not job.is_training:
         return {}
     rows = [(m.step, m.values) for m in job.metrics.only("step", "values")]
-    accuracy_names = sorted({name for _, values in rows for name in values if name.startswith(ACCURACY_PREFIX)},
-                            key=lambda name: (name != ACCURACY_PREFIX, name))
+    charts = []
+    for title, names, y_range in CHARTS.get(job.kind, []):
+        if isinstance(names, str):  # a prefix: the overall metric first, then its breakdowns
+            names = sorted({n for _, values in rows for n in values if n.startswith(names)}, key=lambda n: (n != ACCURACY_PREFIX, n))
+        charts.append(line_chart(title, metric_series(rows, names), y_range=y_range))
     snapshot = feedback.snapshot_get(snapshot_id=job.snapshot_id) if job.snapshot_id else None
-    return {
-        "charts": [
-            line_chart("Loss", metric_series(rows, LOSS_METRICS)),
-            line_chart("Held-out pairwise accuracy", metric_series(rows, accuracy_names), y_range=(0.0, 1.0)),
-        ],
-        "snapshot": snapshot,
-        "output": job.output,
-    }
+    return {"charts": charts, "snapshot": snapshot, "output": job.output}
 
 
 def _job_tables(job: Job) -> dict:
