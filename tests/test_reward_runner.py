@@ -191,6 +191,19 @@ def test_a_run_registers_a_reward_checkpoint_with_lineage_metrics_and_held_out_a
     assert accuracy == pytest.approx(summary["eval_accuracy"])
     assert by == pytest.approx(summary["eval_accuracy_by_strength"])
 
+    # Every held-out pair counts in eval_accuracy_all: the two TRL left out are scored cut to
+    # their last 96 tokens (the response stays).
+    from training.runners.rewards import conversation_ids, reward_model_load, rewards_compute
+
+    model, tokenizer = reward_model_load(checkpoint.location)
+    long_pairs = toy_held_out()[:2]
+    scores = rewards_compute(model, tokenizer.pad_token_id, [
+        conversation_ids(tokenizer, row["prompt"], row[side])[-96:] for row in long_pairs for side in ("chosen", "rejected")
+    ], batch_size=4)
+    long_correct = sum(scores[2 * i] > scores[2 * i + 1] for i in range(2))
+    assert summary["eval_rows_all"] == 16 and meta["eval_rows_all"] == 16
+    assert summary["eval_accuracy_all"] == pytest.approx((11 + long_correct) / 16) == meta["eval_accuracy_all"]
+
 
 @pytest.mark.django_db
 def test_a_lora_run_trains_the_head_in_full_and_saves_a_merged_checkpoint(tiny_checkpoints, data_dir, one_torch_thread):

@@ -50,7 +50,7 @@ from .policy_training import process_roles, run_directory
 from .progress import Reporter, Stopwatch
 from .publish import checkpoint_publish
 from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
-from .rewards import conversation_ids
+from .rewards import conversation_ids, rewards_compute
 from .snapshot_rows import columns_keep, rows_read, snapshot_files
 
 UNSPECIFIED = "unspecified"  # metric suffix for pairs whose votes carried no strength
@@ -295,10 +295,15 @@ def run_reward(job, reporter: Reporter) -> dict:
         return summary
 
     reporting.progress(trainer.state)
+    summary.update(heldout_accuracy_all(
+        trainer.model, tokenizer, eval_ids, kept_eval, summary["eval_accuracy"], max_length=config.max_length,
+        batch_size=config.per_device_eval_batch_size,
+    ))
     name = config.output_name or f"{base.name}-rm-{job.pk}"
     metadata = {
         "base": base.name, "snapshot_id": snapshot.id, "snapshot_hash": snapshot.content_hash,
         "eval_accuracy": summary["eval_accuracy"], "eval_accuracy_by_strength": summary["eval_accuracy_by_strength"],
+        "eval_accuracy_all": summary.get("eval_accuracy_all"), "eval_rows_all": summary.get("eval_rows_all"),
         "eval_rows": len(kept_eval), "train_rows": used_train, "max_length": config.max_length,
         "lora": config.lora, "steps": summary["steps"],
     }
@@ -314,6 +319,32 @@ def run_reward(job, reporter: Reporter) -> dict:
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)
     return summary
+
+
+def heldout_accuracy_all(
+    model, tokenizer, eval_ids: list[tuple[list[int], list[int]]], kept: list[int], kept_accuracy: float | None,
+    *, max_length: int, batch_size: int,
+) -> dict[str, float | int | None]:
+    """Pairwise accuracy over *every* held-out pair, not only those TRL kept.
+
+    TRL leaves out pairs longer than ``max_length`` tokens; here those pairs are scored too, each
+    side cut to its last ``max_length`` tokens (the start of the prompt goes, the response stays),
+    and counted with the kept pairs' accuracy. A tie counts as wrong, as in TRL.
+    Returns: ``{"eval_accuracy_all": float | None, "eval_rows_all": int}``.
+    """
+    kept_set = set(kept)
+    left_out = [i for i in range(len(eval_ids)) if i not in kept_set]
+    if not eval_ids:
+        return {"eval_accuracy_all": None, "eval_rows_all": 0}
+    correct = (kept_accuracy or 0.0) * len(kept)
+    if left_out:
+        was_training = model.training
+        model.eval()
+        sequences = [side[-max_length:] for i in left_out for side in eval_ids[i]]
+        rewards = rewards_compute(model, tokenizer.pad_token_id, sequences, batch_size=batch_size)
+        model.train(was_training)
+        correct += sum(1 for j in range(len(left_out)) if rewards[2 * j] > rewards[2 * j + 1])
+    return {"eval_accuracy_all": round(correct / len(eval_ids), 6), "eval_rows_all": len(eval_ids)}
 
 
 def _finite(value) -> float | None:
