@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 
@@ -502,3 +503,21 @@ def vote_last_id() -> int:
 def vote_count_after(*, vote_id: int) -> int:
     """How many votes have an id above ``vote_id`` (votes recorded after that watermark)."""
     return Vote.objects.filter(id__gt=vote_id).count()
+
+
+def snapshot_files_discard(*, snapshot: SnapshotRef) -> None:
+    """Remove the folder of a snapshot whose row a caller's transaction rolled back (a run that
+    was refused after its snapshot was built), so nothing is half-written."""
+    snapshots.snapshot_files_discard(files_dir=str(snapshot.train_path.parent.relative_to(settings.ARBITER_DATA_DIR)))
+
+
+def preference_rules_check(*, rules: Mapping[str, Any], kind: str = "preference") -> None:
+    """Validate snapshot rules without building anything (``kind`` ``preference`` or ``sft``).
+
+    Raises:
+        ValidationError: ``{"rules": ["field: message", ...]}``.
+    """
+    if kind == "sft":
+        snapshots.sft_rules_parse(rules)
+    else:
+        snapshots.rules_parse(rules)

@@ -157,8 +157,9 @@ def _snapshot_write(
     The rows are written to a temporary folder beside the final one and fsynced; then, in one
     transaction, the ``DatasetSnapshot`` row, its ``SnapshotVote`` rows (one per id of
     ``vote_ids``) and ``SnapshotDemonstration`` rows (one per id of ``demonstration_ids``) are
-    created and the folder is renamed to ``snapshots/<id>``. If anything fails, the folder is
-    removed and no row is left.
+    created and the folder is renamed to ``snapshots/<id>-<random>``. If anything fails, the
+    folder is removed and no row is left. A caller whose own transaction rolls back after this
+    returns removes the folder with ``snapshot_files_discard``.
 
     Raises:
         OSError: the data folder cannot be written (nothing is kept).
@@ -192,7 +193,11 @@ def _snapshot_write(
                 (SnapshotDemonstration(snapshot=snapshot, demonstration_id=pk) for pk in demonstration_ids),
                 batch_size=BATCH_SIZE,
             )
-            final = root / str(snapshot.pk)
+            # The id plus the staging folder's random part: SQLite may hand out a rolled-back
+            # snapshot's id again, and a folder left behind by then must not be in the way.
+            final = root / f"{snapshot.pk}-{staging.name.rsplit('-', 1)[-1]}"
+            snapshot.files_dir = f"{SNAPSHOTS_DIR}/{final.name}"
+            snapshot.save(update_fields=["files_dir"])
             os.rename(staging, final)  # refuses to replace a non-empty folder
             written = final
             _directory_fsync(root)
@@ -382,3 +387,17 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
         "annotator_count": votes.values("annotator_id").distinct().count(),
         "sources": sources,
     }
+
+
+def snapshot_files_discard(*, files_dir: str) -> None:
+    """Remove a snapshot's folder (``files_dir`` relative to ``ARBITER_DATA_DIR``, under the
+    snapshots folder) whose row was rolled back. Anything outside the snapshots folder is refused.
+
+    Raises:
+        ValueError: ``files_dir`` is not a folder directly under the snapshots folder.
+    """
+    root = snapshot_root().resolve()
+    target = (Path(settings.ARBITER_DATA_DIR) / files_dir).resolve()
+    if target.parent != root:
+        raise ValueError(f"{files_dir!r} is not a snapshot folder")
+    shutil.rmtree(target, ignore_errors=True)

@@ -315,7 +315,7 @@ def test_sft_snapshot_freezes_demonstrations_and_strongly_chosen_responses(arbit
     assert snapshot.kind == SnapshotKind.SFT and snapshot.created_by == writer
     assert snapshot.rules == SFTRules().as_dict()
     assert (ref.train_rows, ref.eval_rows, ref.vote_count, ref.annotator_count) == (2, 1, 2, 3)
-    assert ref.train_path == arbiter_data / "snapshots" / str(ref.id) / "train.jsonl"
+    assert ref.train_path == arbiter_data / snapshot.files_dir / "train.jsonl" and snapshot.files_dir.startswith(f"snapshots/{ref.id}-")
     assert read_rows(ref.train_path) == [
         {"prompt": written_on.prompt.messages, "completion": [{"role": "assistant", "content": "A better answer."}],
          "source": "annotator", "demonstration_id": demonstration.pk, "comparison_id": written_on.pk},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -69,9 +70,9 @@ def voted(annotators):
 
 def test_files_hold_exactly_the_rows_and_the_hash_matches(voted, arbiter_data):
     snapshot = snapshots.snapshot_create(rules={})
-    assert snapshot.files_dir == f"snapshots/{snapshot.pk}"
+    assert re.fullmatch(rf"snapshots/{snapshot.pk}-\w+", snapshot.files_dir)
     train_path, eval_path = snapshots.snapshot_paths(snapshot)
-    assert train_path == arbiter_data / "snapshots" / str(snapshot.pk) / "train.jsonl"
+    assert train_path == arbiter_data / snapshot.files_dir / "train.jsonl"
     train, eval_rows = read_rows(train_path), read_rows(eval_path)
 
     won, won_votes = voted["won"]
@@ -104,7 +105,7 @@ def test_files_hold_exactly_the_rows_and_the_hash_matches(voted, arbiter_data):
     assert snapshot.counts["ties"] == 1 and snapshot.counts["votes_seen"] == 7
     assert snapshot.rules == AggregationRules().as_dict()
     assert snapshots.snapshot_verify(snapshot_id=snapshot.pk)
-    assert [p.name for p in (arbiter_data / "snapshots").iterdir()] == [str(snapshot.pk)]  # no staging left
+    assert [p.name for p in (arbiter_data / "snapshots").iterdir()] == [snapshot.files_dir.split("/")[-1]]  # no staging left
 
 
 def test_files_match_the_pure_builder_on_the_same_votes(voted):
@@ -256,7 +257,7 @@ def test_command_prints_the_id_rows_and_counts(voted):
     snapshot = DatasetSnapshot.objects.get()
     assert output.splitlines() == [
         f"snapshot {snapshot.pk}: 2 train rows, 1 eval rows, 3 annotators, hash {snapshot.content_hash}",
-        f"files: snapshots/{snapshot.pk}",
+        f"files: {snapshot.files_dir}",
         "counts: votes_seen=7, comparisons=4, pairs_train=2, pairs_eval=1, ties=1",
     ]
 

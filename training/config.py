@@ -28,6 +28,31 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MAX_INT = 2**53  # larger integers lose precision in JSON and overflow 64-bit database columns
+
+
+def _value_problem(value, depth: int = 0) -> str | None:
+    """What makes a JSON value unusable anywhere in a config (None when fine): integers beyond
+    ±2**53, NUL characters (PostgreSQL text refuses them), nesting deeper than 8."""
+    if depth > 8:
+        return "is nested too deeply"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"is too large (at most {MAX_INT})"
+    if isinstance(value, str) and "\x00" in value:
+        return "must not contain NUL characters"
+    if isinstance(value, dict):
+        items = list(value.keys()) + list(value.values())
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        return None
+    for item in items:
+        problem = _value_problem(item, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
 class _FromDict:
     """``from_dict`` for config dataclasses: unknown keys, missing required keys and every invalid
     value are reported together, by field. Subclasses list ``REQUIRED`` (field -> message)."""
@@ -46,6 +71,11 @@ class _FromDict:
             raise ConfigError({"config": "must be an object"})
         known = {f.name for f in fields(cls)}
         errors = {str(name): "unknown setting" for name in sorted(set(data) - known, key=str)}
+        for name, value in data.items():
+            problem = _value_problem(value)
+            if problem and name in known:
+                errors[name] = problem
+        data = {k: v for k, v in data.items() if k not in errors}
         for name, message in cls.REQUIRED.items():
             if name not in data:
                 errors[name] = message
@@ -193,8 +223,8 @@ def training_fields_check(config) -> dict[str, str]:
         value = getattr(config, name, 1)
         if not _is_int(value) or not 1 <= value <= 1_000_000:
             errors[name] = "must be a positive integer"
-    if not _is_int(config.seed) or config.seed < 0:
-        errors["seed"] = "must be a non-negative integer"
+    if not _is_int(config.seed) or not 0 <= config.seed < 2**32:
+        errors["seed"] = "must be an integer from 0 to 4294967295"
     return errors
 
 

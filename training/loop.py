@@ -53,11 +53,15 @@ def loop_settings() -> LoopSettings:
     return settings
 
 
+# Settings each round fills in itself; a per-step setting may not fix them.
+LOOP_OWNED = ("base", "snapshot_id", "rules", "output_name", "reward_model")
+
+
 def _config_errors(config_class, data: dict[str, Any], placeholders: dict[str, Any], prefix: str) -> dict[str, str]:
     """Validate per-round settings with the names the loop fills in each round stubbed out."""
     if not isinstance(data, dict):
         return {prefix: "must be an object"}
-    owned = set(placeholders) & set(data)
+    owned = set(LOOP_OWNED) & set(data)
     if owned:
         return {prefix: f"{', '.join(sorted(owned))} is set by the loop each round"}
     try:
@@ -65,6 +69,60 @@ def _config_errors(config_class, data: dict[str, Any], placeholders: dict[str, A
     except ConfigError as error:
         return {f"{prefix}.{name}": message for name, message in error.errors.items()}
     return {}
+
+
+def loop_settings_errors(
+    *,
+    enabled: bool,
+    votes_per_round: int,
+    method: str,
+    policy: str | None,
+    rules: dict[str, Any] | None = None,
+    reward_config: dict[str, Any] | None = None,
+    policy_config: dict[str, Any] | None = None,
+    generation_config: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """Every problem with these loop settings, by field (empty when they are fine); nothing is
+    saved. Rounds with settings that pass cannot fail on them later."""
+    errors: dict[str, str] = {}
+    if not isinstance(votes_per_round, int) or isinstance(votes_per_round, bool) or not 1 <= votes_per_round <= 1_000_000:
+        errors["votes_per_round"] = "must be an integer from 1 to 1000000"
+    if method not in LoopMethod.values:
+        errors["method"] = f"must be one of {', '.join(LoopMethod.values)}"
+    if policy:
+        checkpoint = Checkpoint.objects.filter(name=policy).first()
+        if checkpoint is None:
+            errors["policy"] = f"no checkpoint named {policy!r}"
+        elif checkpoint.kind != CheckpointKind.POLICY:
+            errors["policy"] = f"{policy!r} is a {checkpoint.get_kind_display()} checkpoint; the loop needs a policy"
+        elif checkpoint.is_adapter:
+            errors["policy"] = f"{policy!r} is a LoRA adapter; start the loop from a full checkpoint"
+    elif enabled:
+        errors["policy"] = "choose the policy the loop starts from before switching it on"
+    rules, reward_config = rules or {}, reward_config or {}
+    policy_config, generation_config = policy_config or {}, generation_config or {}
+    if not isinstance(rules, dict):
+        errors["rules"] = "must be an object of aggregation rules"
+    else:
+        try:
+            feedback.preference_rules_check(rules=rules)
+        except ValidationError as error:
+            errors["rules"] = "; ".join(error.messages)
+    errors.update(_config_errors(RewardConfig, reward_config, {"base": "x"}, "reward_config"))
+    if method == LoopMethod.RL:
+        errors.update(_config_errors(RLConfig, policy_config, {"base": "x", "reward_model": "x"}, "policy_config"))
+    elif method == LoopMethod.DPO:
+        errors.update(_config_errors(DPOConfig, policy_config, {"base": "x"}, "policy_config"))
+    if isinstance(policy_config, dict) and policy_config.get("save_adapter"):
+        errors["policy_config.save_adapter"] = "each round starts from the last one's output: the loop keeps merged checkpoints"
+    if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
+        errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
+    else:
+        try:
+            GenerationConfig.from_dict({**FOLLOWUP_DEFAULTS, **generation_config, "checkpoints": ["new", "parent"], "strategy": "head_to_head"})
+        except ConfigError as error:
+            errors.update({f"generation_config.{name}": message for name, message in error.errors.items()})
+    return errors
 
 
 def loop_settings_update(
@@ -81,40 +139,19 @@ def loop_settings_update(
     """Validate and store the loop's settings.
 
     ``policy`` names the checkpoint the next round starts from. The per-step settings are the
-    ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself (it sets
-    the base, the snapshot and the reward model each round) and the generation settings of the
-    new-vs-parent job (``FOLLOWUP_SETTINGS``).
+    ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself
+    (``LOOP_OWNED``), the aggregation ``rules`` of each round's snapshot, and the generation
+    settings of the new-vs-parent job (``FOLLOWUP_SETTINGS``).
     Raises:
-        ValidationError: by field: a bad number or method, an unknown or non-policy checkpoint,
-            an invalid per-step setting (``policy_config.beta`` etc.), or enabling with no policy.
+        ValidationError: by field (see ``loop_settings_errors``); nothing is saved then.
     """
-    errors: dict[str, str] = {}
-    if not isinstance(votes_per_round, int) or isinstance(votes_per_round, bool) or not 1 <= votes_per_round <= 1_000_000:
-        errors["votes_per_round"] = "must be an integer from 1 to 1000000"
-    if method not in LoopMethod.values:
-        errors["method"] = f"must be one of {', '.join(LoopMethod.values)}"
-    checkpoint = None
-    if policy:
-        checkpoint = Checkpoint.objects.filter(name=policy).first()
-        if checkpoint is None:
-            errors["policy"] = f"no checkpoint named {policy!r}"
-        elif checkpoint.kind != CheckpointKind.POLICY:
-            errors["policy"] = f"{policy!r} is a {checkpoint.get_kind_display()} checkpoint; the loop needs a policy"
-    elif enabled:
-        errors["policy"] = "choose the policy the loop starts from before switching it on"
-    rules, reward_config = rules or {}, reward_config or {}
-    policy_config, generation_config = policy_config or {}, generation_config or {}
-    if not isinstance(rules, dict):
-        errors["rules"] = "must be an object of aggregation rules"
-    errors.update(_config_errors(RewardConfig, reward_config, {"base": "x"}, "reward_config"))
-    if method == LoopMethod.RL:
-        errors.update(_config_errors(RLConfig, policy_config, {"base": "x", "reward_model": "x"}, "policy_config"))
-    elif method == LoopMethod.DPO:
-        errors.update(_config_errors(DPOConfig, policy_config, {"base": "x"}, "policy_config"))
-    if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
-        errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
+    errors = loop_settings_errors(
+        enabled=enabled, votes_per_round=votes_per_round, method=method, policy=policy, rules=rules,
+        reward_config=reward_config, policy_config=policy_config, generation_config=generation_config,
+    )
     if errors:
         raise ValidationError(errors)
+    checkpoint = Checkpoint.objects.filter(name=policy).first() if policy else None
     with transaction.atomic():
         settings = LoopSettings.objects.select_for_update().get_or_create(pk=1)[0]
         if enabled and not settings.enabled:
@@ -122,8 +159,8 @@ def loop_settings_update(
             settings.last_vote_id = feedback.vote_last_id()
         settings.enabled, settings.votes_per_round, settings.method = enabled, votes_per_round, method
         settings.policy = checkpoint
-        settings.rules, settings.reward_config = rules, reward_config
-        settings.policy_config, settings.generation_config = policy_config, generation_config
+        settings.rules, settings.reward_config = rules or {}, reward_config or {}
+        settings.policy_config, settings.generation_config = policy_config or {}, generation_config or {}
         settings.save()
     return settings
 
@@ -189,8 +226,12 @@ def loop_maybe_start(*, triggered_at: datetime | None = None) -> LoopRound | Non
 
 def on_vote_recorded(sender, *, vote_id: int, created_at: datetime, **kwargs) -> None:
     """Receiver of ``feedback.signals.vote_recorded``: the vote that completes a batch of
-    ``votes_per_round`` starts a round (its time is the round's ``triggered_at``)."""
-    loop_maybe_start(triggered_at=created_at)
+    ``votes_per_round`` starts a round (its time is the round's ``triggered_at``). The vote is
+    already stored: whatever goes wrong here is logged, never passed on to the annotator."""
+    try:
+        loop_maybe_start(triggered_at=created_at)
+    except Exception:  # noqa: BLE001 - a loop problem must not fail a vote
+        logger.exception("loop: checking for a round after vote %s failed", vote_id)
 
 
 def policy_followup(*, job: Job, overrides: dict[str, Any] | None = None) -> Job | None:

@@ -111,9 +111,9 @@ def _checkpoint_of_kind(name: str, kind: str, *, field: str, purpose: str) -> Ch
     return checkpoint
 
 
-def _snapshot_for(parsed, *, kind: str, created_by) -> "feedback.SnapshotRef":
-    """The run's snapshot: ``parsed.snapshot_id`` (of the right kind), or a new one built now from
-    ``parsed.rules`` (then recorded on ``parsed``)."""
+def _snapshot_for(parsed, *, kind: str, created_by) -> tuple["feedback.SnapshotRef", bool]:
+    """The run's snapshot and whether it was built now: ``parsed.snapshot_id`` (of the right
+    kind, its files intact), or a new one from ``parsed.rules`` (then recorded on ``parsed``)."""
     if parsed.snapshot_id is not None:
         try:
             snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
@@ -121,23 +121,42 @@ def _snapshot_for(parsed, *, kind: str, created_by) -> "feedback.SnapshotRef":
             raise ValidationError({"snapshot_id": f"no snapshot {parsed.snapshot_id}"}) from None
         if snapshot.kind != kind:
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id} holds {snapshot.kind} rows; this run needs {kind} rows"})
-        return snapshot
+        if not feedback.snapshot_verify(snapshot_id=snapshot.id):
+            raise ValidationError({"snapshot_id": f"snapshot {snapshot.id}'s files are missing or no longer match its hash; build a new one"})
+        return snapshot, False
     if kind == "sft":
         snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by)
     else:
         snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
     parsed.snapshot_id, parsed.rules = snapshot.id, {}  # the snapshot now fixes the rules
-    return snapshot
+    return snapshot, True
 
 
 def _output_name_check(parsed) -> None:
-    if parsed.output_name and Checkpoint.objects.filter(name=parsed.output_name).exists():
-        raise ValidationError({"output_name": f"a checkpoint named {parsed.output_name!r} exists"})
+    """The output name must be free: no checkpoint has it and no queued or running run claims it."""
+    name = parsed.output_name
+    if not name:
+        return
+    if Checkpoint.objects.filter(name=name).exists():
+        raise ValidationError({"output_name": f"a checkpoint named {name!r} exists"})
+    claimed = Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING], config__output_name=name).first()
+    if claimed is not None:
+        raise ValidationError({"output_name": f"{claimed.get_kind_display()} run {claimed.pk} will register {name!r}"})
 
 
-def _run_queue(kind: str, parsed, snapshot, created_by) -> Job:
+def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None) -> Job:
+    """Freeze (or check) the run's snapshot and queue the run, in one transaction: a run refused
+    by ``check(snapshot)`` leaves no snapshot row and no snapshot folder behind."""
     with transaction.atomic():
-        job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id)
+        snapshot, built = _snapshot_for(parsed, kind=snapshot_kind, created_by=created_by)
+        try:
+            if check is not None:
+                check(snapshot)
+            job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id)
+        except BaseException:
+            if built:  # the rollback drops the snapshot's rows; its folder goes here
+                feedback.snapshot_files_discard(snapshot=snapshot)
+            raise
         transaction.on_commit(lambda: _enqueue(job))
     return job
 
@@ -156,13 +175,18 @@ def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(RewardConfig, config)
     _checkpoint_of_kind(parsed.base, CheckpointKind.POLICY, field="base", purpose="a reward model's base")
     _output_name_check(parsed)
-    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
-    if snapshot.eval_rows == 0:
-        raise ValidationError({
-            "snapshot_id": f"snapshot {snapshot.id} has no eval pairs, so held-out accuracy cannot be measured: "
-            "mark some prompts as eval, or build it with rules split_by=hash"
-        })
-    return _run_queue(JobKind.REWARD, parsed, snapshot, created_by)
+    split_hint = (
+        "raise rules.eval_fraction" if parsed.rules.get("split_by") == "hash"
+        else "mark some prompts as eval, or build it with rules split_by=hash"
+    )
+
+    def held_out(snapshot) -> None:
+        if snapshot.eval_rows == 0:
+            raise ValidationError({
+                "snapshot_id": f"the snapshot has no eval pairs, so held-out accuracy cannot be measured: {split_hint}"
+            })
+
+    return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out)
 
 
 def _policy_base(parsed) -> Checkpoint:
@@ -183,8 +207,7 @@ def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(DPOConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
-    return _run_queue(JobKind.DPO, parsed, snapshot, created_by)
+    return _run_create(JobKind.DPO, parsed, snapshot_kind="preference", created_by=created_by)
 
 
 def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
@@ -199,8 +222,7 @@ def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     _policy_base(parsed)
     _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="online RL")
     _output_name_check(parsed)
-    snapshot = _snapshot_for(parsed, kind="preference", created_by=created_by)
-    return _run_queue(JobKind.RL, parsed, snapshot, created_by)
+    return _run_create(JobKind.RL, parsed, snapshot_kind="preference", created_by=created_by)
 
 
 def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
@@ -213,8 +235,7 @@ def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(SFTConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    snapshot = _snapshot_for(parsed, kind="sft", created_by=created_by)
-    return _run_queue(JobKind.SFT, parsed, snapshot, created_by)
+    return _run_create(JobKind.SFT, parsed, snapshot_kind="sft", created_by=created_by)
 
 
 def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:

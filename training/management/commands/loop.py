@@ -38,23 +38,27 @@ class Command(BaseCommand):
 
         if o["rounds"] < 1:
             raise CommandError("--rounds must be at least 1")
-        if o["bootstrap_hh_rlhf"]:
-            self._bootstrap(o["bootstrap_hh_rlhf"], o["bootstrap_limit"])
         settings = loop.loop_settings()
         try:
             rules = json.loads(o["rules"]) if o["rules"] else settings.rules
         except json.JSONDecodeError as error:
             raise CommandError(f"--rules is not JSON: {error}") from None
+        values = {
+            "enabled": settings.enabled, "votes_per_round": settings.votes_per_round,
+            "method": o["method"] or settings.method,
+            "policy": o["policy"] or (settings.policy.name if settings.policy else None),
+            "rules": rules,
+            "reward_config": {**settings.reward_config, **dict(parse_setting(t) for t in o["reward"])},
+            "policy_config": {**settings.policy_config, **dict(parse_setting(t) for t in o["train"])},
+            "generation_config": {**settings.generation_config, **dict(parse_setting(t) for t in o["generate"])},
+        }
+        errors = loop.loop_settings_errors(**values)  # before anything is imported or saved
+        if errors:
+            raise CommandError("; ".join(f"{key}: {message}" for key, message in errors.items()))
+        if o["bootstrap_hh_rlhf"]:
+            self._bootstrap(o["bootstrap_hh_rlhf"], o["bootstrap_limit"])
         try:
-            loop.loop_settings_update(
-                enabled=settings.enabled, votes_per_round=settings.votes_per_round,
-                method=o["method"] or settings.method,
-                policy=o["policy"] or (settings.policy.name if settings.policy else None),
-                rules=rules,
-                reward_config={**settings.reward_config, **dict(parse_setting(t) for t in o["reward"])},
-                policy_config={**settings.policy_config, **dict(parse_setting(t) for t in o["train"])},
-                generation_config={**settings.generation_config, **dict(parse_setting(t) for t in o["generate"])},
-            )
+            loop.loop_settings_update(**values)
         except ValidationError as error:
             raise CommandError(one_line(error)) from None
         failed = 0
@@ -81,7 +85,8 @@ class Command(BaseCommand):
         try:
             summary = hh_rlhf_import(path=path, limit=limit)
         except (HHRLHFFormatError, OSError, ValueError) as error:
-            raise CommandError(f"--bootstrap-hh-rlhf: {str(error).splitlines()[0]}") from None
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            raise CommandError(f"--bootstrap-hh-rlhf: {'; '.join(lines[:4])}") from None
         self.stdout.write(f"bootstrap: {summary.imported} HH-RLHF pairs imported, {summary.already_present} already present")
 
     def _drive(self, loop_round) -> None:

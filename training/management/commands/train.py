@@ -77,6 +77,11 @@ class Command(BaseCommand):
 
     def _dataset(self, o) -> dict:
         if o["snapshot_id"] is not None:
+            given = [flag for flag, value in (("--rules", o["rules"] != "{}"), ("--exclude-annotator", o["exclude_annotator"]),
+                     ("--no-gold", o["no_gold"]), ("--split-by", o["split_by"]), ("--eval-fraction", o["eval_fraction"] is not None))
+                     if value]
+            if given:
+                raise CommandError(f"{', '.join(given)} only shape a new snapshot; --snapshot {o['snapshot_id']} is fixed")
             return {"snapshot_id": o["snapshot_id"]}
         try:
             rules = json.loads(o["rules"])
