@@ -3,41 +3,56 @@ first, then written in one transaction.
 
 An imported pair becomes a prompt (reused when one with the same messages exists), two completions,
 a complete comparison keyed by ``external_id`` (so importing it again adds nothing) and one vote by a
-system user named after the source, carrying the source's preference. An imported demonstration
-becomes a ``Demonstration`` (keyed by ``external_id`` likewise) of a reused or new prompt.
+system user named after the source, carrying the source's preference (``pairs_import``). The
+formats: HH-RLHF transcripts (``feedback.hh_rlhf``), TRL preference rows
+(``feedback.trl_preferences``) and Chatbot-Arena battles (``feedback.arena``); ``preferences_import``
+picks one by name. An imported demonstration becomes a ``Demonstration`` (keyed by
+``external_id`` likewise) of a reused or new prompt.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from django.db import models
+from typing import TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import models, transaction
 
-from .hh_rlhf import HHPair, read_hh_rlhf
+from .arena import ArenaBattle, read_arena_battles
+from .hh_rlhf import read_hh_rlhf
+from .import_rows import RowRefused, RowsRead, model_name_check
 from .messages import messages_sha256, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Side, Split, Vote
 from .prompt_completion import ImportedDemonstration, read_demonstrations
+from .trl_preferences import TRLPair, read_trl_preferences
 
 HH_RLHF = "hh-rlhf"  # the prompts' source, the completions' model name, the votes' source and annotator
+TRL_IMPORT_SOURCE = "trl-import"
+ARENA_IMPORT_SOURCE = "arena"
+DEFAULT_SOURCE = {"trl": TRL_IMPORT_SOURCE, "hh-rlhf": HH_RLHF, "arena": ARENA_IMPORT_SOURCE}
+PREFERENCE_FORMATS = tuple(DEFAULT_SOURCE)  # the names ``preferences_import`` takes
 LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL variables)
+MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
+MAX_LISTED_REFUSALS = 20
+
+T = TypeVar("T")
 
 
 @dataclass
 class ImportSummary:
     """What an import read and wrote.
 
-    ``lines`` pairs were read in the asked range; each is counted once more in exactly one of
-    ``imported``, ``already_present`` (its ``external_id`` was imported before), ``identical_responses``
-    (both responses the same text, so no preference to learn: not imported) or ``duplicate_lines``
-    (the same pair earlier in the range). ``diverged_before_last_turn`` counts the distinct pairs
-    of the range whose transcripts differ before their last turn (imported or not). ``prompts_created``
-    and ``prompts_reused`` count distinct prompts of the imported pairs: new rows, or existing
-    prompts with the same messages (which keep their split).
+    ``lines`` rows (pairs, lines or Parquet rows) were read in the asked range; each is counted once
+    more in exactly one of ``imported``, ``already_present`` (its ``external_id`` was imported
+    before), ``identical_responses`` (both responses the same text, so no preference to learn: not
+    imported), ``duplicate_lines`` (the same pair earlier in the range) or ``refused`` (a valid row
+    that cannot be stored, such as a multi-turn continuation; ``refusals`` holds each one's
+    ``(number, reason)``, numbered in ``unit``s: ``"line"`` or ``"row"``). ``diverged_before_last_turn``
+    counts the distinct HH-RLHF pairs of the range whose transcripts differ before their last turn
+    (imported or not). ``prompts_created`` and ``prompts_reused`` count distinct prompts of the
+    imported pairs: new rows, or existing prompts with the same messages (which keep their split).
     """
 
     lines: int = 0
@@ -45,12 +60,65 @@ class ImportSummary:
     already_present: int = 0
     duplicate_lines: int = 0
     identical_responses: int = 0
+    refused: int = 0
     diverged_before_last_turn: int = 0
     prompts_created: int = 0
     prompts_reused: int = 0
+    refusals: list[tuple[int, str]] = field(default_factory=list)
+    unit: str = "line"
+
+    COUNTS = (
+        "lines", "imported", "already_present", "duplicate_lines", "identical_responses", "refused",
+        "diverged_before_last_turn", "prompts_created", "prompts_reused",
+    )
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The counts (``COUNTS``), without ``refusals`` and ``unit``."""
+        return {name: getattr(self, name) for name in self.COUNTS}
+
+    def report(self, *, max_refusals: int = MAX_LISTED_REFUSALS) -> list[str]:
+        """The summary as lines for a person: the counts, then the first ``max_refusals`` refused
+        rows with their numbers and reasons."""
+        units = self.unit if self.lines == 1 else f"{self.unit}s"
+        lines = [
+            f"{self.lines} {units} read: {self.imported} imported, {self.already_present} already present, "
+            f"{self.refused} refused, {self.identical_responses} with identical responses (skipped), "
+            f"{self.duplicate_lines} duplicate lines",
+            f"prompts: {self.prompts_created} created, {self.prompts_reused} reused",
+        ]
+        if self.diverged_before_last_turn:
+            lines.append(f"{self.diverged_before_last_turn} differ before the last turn")
+        lines.extend(f"refused {self.unit} {number}: {reason}" for number, reason in self.refusals[:max_refusals])
+        if len(self.refusals) > max_refusals:
+            lines.append(f"... and {len(self.refusals) - max_refusals} more refused")
+        return lines
+
+
+@dataclass(frozen=True)
+class ImportedPair:
+    """One pair to store, whatever file it came from.
+
+    Attributes:
+        prompt_messages: ``[{"role", "content"}, ...]`` ending with a user turn (already validated).
+        text_a, text_b: the responses stored as completion A and completion B.
+        model_a, model_b: their ``Completion.model_name`` (1-200 characters).
+        choice: the imported vote's choice, a ``Choice`` value (``"a"``, ``"b"``, ``"tie"``, ``"both_bad"``).
+        external_id: the comparison's stable key (at most 128 characters).
+        diverged_before_last_turn: an HH-RLHF pair whose responses hold later turns (counted only).
+    """
+
+    prompt_messages: list[dict[str, str]]
+    text_a: str
+    text_b: str
+    model_a: str
+    model_b: str
+    choice: str
+    external_id: str
+    diverged_before_last_turn: bool = False
+
+    @property
+    def responses_identical(self) -> bool:
+        return self.text_a == self.text_b
 
 
 def split_by_hash(*, messages_hash: str, eval_fraction: float) -> str:
@@ -108,6 +176,29 @@ def _existing_prompts(hashes: Sequence[str]) -> dict[str, int]:
     return found
 
 
+def _prompts_resolve(
+    messages_of: Sequence[list[dict[str, str]]], *, source: str, split: str | None, eval_fraction: float
+) -> tuple[list[int], int, int]:
+    """The prompt id of each messages list (an existing prompt with the same ``messages_sha256``, else
+    a new one with ``source`` and ``split`` or ``split_by_hash``), and how many distinct prompts were
+    reused and created. Call inside a transaction."""
+    hashes = [messages_sha256(messages) for messages in messages_of]
+    prompt_ids = _existing_prompts(list(dict.fromkeys(hashes)))
+    reused = len(prompt_ids)
+    new_prompts: dict[str, Prompt] = {}
+    for messages, digest in zip(messages_of, hashes):
+        if digest not in prompt_ids and digest not in new_prompts:
+            new_prompts[digest] = Prompt(
+                messages=messages,
+                messages_sha256=digest,
+                source=source,
+                split=split or split_by_hash(messages_hash=digest, eval_fraction=eval_fraction),
+            )
+    Prompt.objects.bulk_create(new_prompts.values(), batch_size=LOOKUP_BATCH)
+    prompt_ids.update((digest, prompt.pk) for digest, prompt in new_prompts.items())
+    return [prompt_ids[digest] for digest in hashes], reused, len(new_prompts)
+
+
 def _arguments_check(split: str | None, eval_fraction: float, offset: int, limit: int | None) -> None:
     if split is not None and split not in Split.values:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(Split.values)}")
@@ -119,46 +210,64 @@ def _arguments_check(split: str | None, eval_fraction: float, offset: int, limit
         raise ValueError("limit must be a non-negative integer")
 
 
-def hh_rlhf_import(
+def _source_check(source: object) -> str:
+    if not isinstance(source, str) or not source.strip() or len(source.strip()) > MAX_SOURCE_CHARS:
+        raise ValueError(f"source must be a non-empty name of at most {MAX_SOURCE_CHARS} characters")
+    return source.strip()
+
+
+def _model_name_check(model_name: object) -> str:
+    try:
+        return model_name_check(model_name, "model_name").strip()
+    except ValueError as error:
+        raise ValueError(f"{error} (a model name is 1-200 characters)") from None
+
+
+def _in_range(items: Sequence[T], offset: int, limit: int | None) -> Sequence[T]:
+    return items[offset:] if limit is None else items[offset : offset + limit]
+
+
+def pairs_import(
     *,
-    path: str | Path,
+    pairs: Sequence[ImportedPair],
+    source: str,
     split: str | None = None,
     eval_fraction: float = 0.1,
-    offset: int = 0,
-    limit: int | None = None,
 ) -> ImportSummary:
-    """Import Anthropic HH-RLHF pairs (``feedback.hh_rlhf``) as complete, already-voted comparisons.
+    """Store parsed preference pairs as complete, already-voted comparisons, in one transaction.
 
-    The whole file is read and parsed first; a file with any bad line raises and writes nothing.
-    Then, in one transaction, for each pair of lines ``offset`` .. ``offset + limit`` not imported
-    before (by ``external_id``) and with two different responses:
+    For each distinct pair (by ``external_id``; later repeats count as ``duplicate_lines``) not
+    imported before and with two different responses (else ``identical_responses``, not stored):
 
     - the prompt: an existing one with the same messages (``messages_sha256``), else a new one with
-      source ``"hh-rlhf"`` and split ``split``, or when ``split`` is None ``split_by_hash(eval_fraction)``;
-    - two completions with model name ``"hh-rlhf"`` (both, so the name does not tell which was chosen);
-    - a comparison with the pair's ``external_id``, status complete, 1 of 1 votes, the chosen
-      response as A or B by ``chosen_is_a``;
-    - one vote by the inactive system user ``hh-rlhf`` with source ``"hh-rlhf"``, choice the chosen
-      side, no strength, shown_left ``"a"``.
+      source ``source`` and split ``split``, or when ``split`` is None ``split_by_hash(eval_fraction)``;
+    - completions A and B with the pair's texts and model names (``is_empty`` when blank);
+    - a comparison with the pair's ``external_id``, status complete, 1 of 1 votes;
+    - one vote by the inactive system user named ``source`` (``system_user_get``) with source
+      ``source``, the pair's choice, no strength, shown_left ``"a"``.
 
     Args:
-        path: a ``.jsonl`` or gzip-compressed ``.jsonl.gz`` HH-RLHF file.
+        pairs: the pairs, in file order.
+        source: the new prompts', the votes' and the system user's name, 1-100 characters.
         split: ``"train"`` or ``"eval"`` for every new prompt; None to split by prompt hash.
         eval_fraction: 0..1, the share of new prompts put in eval when ``split`` is None.
-        offset: pairs (non-blank lines) to pass over first.
-        limit: at most this many pairs after ``offset``; None for all.
-    Returns: an ``ImportSummary``.
+    Returns: an ``ImportSummary`` with ``lines = len(pairs)`` (``refused`` 0).
     Raises:
-        HHRLHFFormatError: bad lines (every one, with line numbers); nothing is written.
-        OSError: the file cannot be read.
-        ValueError: a bad argument, or a user named ``hh-rlhf`` that can log in.
+        ValueError: a bad argument, a pair with an unknown choice, a blank or over-long model name
+            or external id, or a user named ``source`` that can log in; nothing is written.
         IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
     """
-    _arguments_check(split, eval_fraction, offset, limit)
-    pairs = read_hh_rlhf(path)
-    pairs = pairs[offset:] if limit is None else pairs[offset : offset + limit]
+    _arguments_check(split, eval_fraction, 0, None)
+    source = _source_check(source)
+    for pair in pairs:
+        if pair.choice not in Choice.values:
+            raise ValueError(f"pair {pair.external_id}: unknown choice {pair.choice!r}")
+        if not pair.external_id or len(pair.external_id) > 128:
+            raise ValueError(f"pair {pair.external_id[:40]!r}: an external id is 1-128 characters")
+        model_name_check(pair.model_a, "model_a")
+        model_name_check(pair.model_b, "model_b")
     summary = ImportSummary(lines=len(pairs))
-    distinct: dict[str, HHPair] = {}
+    distinct: dict[str, ImportedPair] = {}
     for pair in pairs:
         distinct.setdefault(pair.external_id, pair)
     summary.duplicate_lines = len(pairs) - len(distinct)
@@ -173,56 +282,267 @@ def hh_rlhf_import(
         summary.imported = len(todo)
         if not todo:
             return summary
+        annotator = system_user_get(username=source)
 
-        hashes = [messages_sha256(pair.prompt_messages) for pair in todo]
-        prompt_ids = _existing_prompts(list(dict.fromkeys(hashes)))
-        summary.prompts_reused = len(prompt_ids)
-        new_prompts: dict[str, Prompt] = {}
-        for pair, digest in zip(todo, hashes):
-            if digest not in prompt_ids and digest not in new_prompts:
-                new_prompts[digest] = Prompt(
-                    messages=pair.prompt_messages,
-                    messages_sha256=digest,
-                    source=HH_RLHF,
-                    split=split or split_by_hash(messages_hash=digest, eval_fraction=eval_fraction),
-                )
-        Prompt.objects.bulk_create(new_prompts.values())
-        summary.prompts_created = len(new_prompts)
-        prompt_ids.update((digest, prompt.pk) for digest, prompt in new_prompts.items())
-
+        prompt_ids, summary.prompts_reused, summary.prompts_created = _prompts_resolve(
+            [pair.prompt_messages for pair in todo], source=source, split=split, eval_fraction=eval_fraction
+        )
         completions = []
-        for pair, digest in zip(todo, hashes):
-            for text in (pair.chosen, pair.rejected):
+        for pair, prompt_id in zip(todo, prompt_ids):
+            for model_name, text in ((pair.model_a, pair.text_a), (pair.model_b, pair.text_b)):
                 completions.append(
-                    Completion(prompt_id=prompt_ids[digest], model_name=HH_RLHF, text=text, is_empty=text_is_empty(text))
+                    Completion(prompt_id=prompt_id, model_name=model_name, text=text, is_empty=text_is_empty(text))
                 )
-        Completion.objects.bulk_create(completions)
+        Completion.objects.bulk_create(completions, batch_size=LOOKUP_BATCH)
 
-        comparisons, choices = [], []
-        for index, (pair, digest) in enumerate(zip(todo, hashes)):
-            chosen, rejected = completions[2 * index], completions[2 * index + 1]
-            a_is_chosen = chosen_is_a(external_id=pair.external_id)
-            a, b = (chosen, rejected) if a_is_chosen else (rejected, chosen)
-            comparisons.append(
-                Comparison(
-                    prompt_id=prompt_ids[digest],
-                    completion_a=a,
-                    completion_b=b,
-                    votes_required=1,
-                    vote_count=1,
-                    status=ComparisonStatus.COMPLETE,
-                    external_id=pair.external_id,
-                )
+        comparisons = [
+            Comparison(
+                prompt_id=prompt_id,
+                completion_a=completions[2 * index],
+                completion_b=completions[2 * index + 1],
+                votes_required=1,
+                vote_count=1,
+                status=ComparisonStatus.COMPLETE,
+                external_id=pair.external_id,
             )
-            choices.append(Choice.A if a_is_chosen else Choice.B)
-        Comparison.objects.bulk_create(comparisons)
-
-        annotator = system_user_get(username=HH_RLHF)
+            for index, (pair, prompt_id) in enumerate(zip(todo, prompt_ids))
+        ]
+        Comparison.objects.bulk_create(comparisons, batch_size=LOOKUP_BATCH)
         Vote.objects.bulk_create(
-            Vote(comparison=comparison, annotator=annotator, choice=choice, shown_left=Side.A, source=HH_RLHF)
-            for comparison, choice in zip(comparisons, choices)
+            (
+                Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left=Side.A, source=source)
+                for comparison, pair in zip(comparisons, todo)
+            ),
+            batch_size=LOOKUP_BATCH,
         )
     return summary
+
+
+def _chosen_rejected_pair(
+    *, prompt_messages: list[dict[str, str]], chosen: str, rejected: str, model_name: str, external_id: str,
+    diverged_before_last_turn: bool = False,
+) -> ImportedPair:
+    """A chosen/rejected pair with both completions by ``model_name``, the chosen one as A or B by ``chosen_is_a``."""
+    a_is_chosen = chosen_is_a(external_id=external_id)
+    return ImportedPair(
+        prompt_messages=prompt_messages,
+        text_a=chosen if a_is_chosen else rejected,
+        text_b=rejected if a_is_chosen else chosen,
+        model_a=model_name,
+        model_b=model_name,
+        choice=Choice.A if a_is_chosen else Choice.B,
+        external_id=external_id,
+        diverged_before_last_turn=diverged_before_last_turn,
+    )
+
+
+def hh_rlhf_import(
+    *,
+    path: str | Path,
+    source: str = HH_RLHF,
+    model_name: str | None = None,
+    split: str | None = None,
+    eval_fraction: float = 0.1,
+    offset: int = 0,
+    limit: int | None = None,
+) -> ImportSummary:
+    """Import Anthropic HH-RLHF pairs (``feedback.hh_rlhf``) as complete, already-voted comparisons.
+
+    The whole file is read and parsed first; a file with any bad line raises and writes nothing.
+    Then the pairs of lines ``offset`` .. ``offset + limit`` go to ``pairs_import``: both completions
+    by ``model_name`` (so the name does not tell which was chosen), the chosen response as A or B by
+    ``chosen_is_a``, the vote for it by the system user ``source``; pairs with two identical
+    responses are skipped (``identical_responses``).
+
+    Args:
+        path: a ``.jsonl`` or gzip-compressed ``.jsonl.gz`` HH-RLHF file.
+        source: the new prompts', votes' and system user's name (default ``"hh-rlhf"``).
+        model_name: both completions' model name; None: ``source``.
+        split: ``"train"`` or ``"eval"`` for every new prompt; None to split by prompt hash.
+        eval_fraction: 0..1, the share of new prompts put in eval when ``split`` is None.
+        offset: pairs (non-blank lines) to pass over first.
+        limit: at most this many pairs after ``offset``; None for all.
+    Returns: an ``ImportSummary``.
+    Raises:
+        HHRLHFFormatError: bad lines (every one, with line numbers); nothing is written.
+        OSError: the file cannot be read.
+        ValueError: a bad argument, or a user named ``source`` that can log in.
+        IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
+    """
+    _arguments_check(split, eval_fraction, offset, limit)
+    source = _source_check(source)
+    model_name = _model_name_check(source if model_name is None else model_name)
+    pairs = _in_range(read_hh_rlhf(path), offset, limit)
+    return pairs_import(
+        pairs=[
+            _chosen_rejected_pair(
+                prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
+                model_name=model_name, external_id=pair.external_id,
+                diverged_before_last_turn=pair.diverged_before_last_turn,
+            )
+            for pair in pairs
+        ],
+        source=source,
+        split=split,
+        eval_fraction=eval_fraction,
+    )
+
+
+def _rows_import(
+    read: RowsRead[T], *, to_pair, source: str, split: str | None, eval_fraction: float, offset: int, limit: int | None
+) -> ImportSummary:
+    """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``; the refusals among
+    them are counted in ``lines`` and ``refused`` and listed in ``refusals``."""
+    rows = _in_range(read.rows, offset, limit)
+    refusals = [(number, str(record)) for number, record in rows if isinstance(record, RowRefused)]
+    pairs = [to_pair(record) for _, record in rows if not isinstance(record, RowRefused)]
+    summary = pairs_import(pairs=pairs, source=source, split=split, eval_fraction=eval_fraction)
+    summary.lines += len(refusals)
+    summary.refused = len(refusals)
+    summary.refusals = refusals
+    summary.unit = read.unit
+    return summary
+
+
+def trl_preferences_import(
+    *,
+    path: str | Path,
+    source: str = TRL_IMPORT_SOURCE,
+    model_name: str | None = None,
+    split: str | None = None,
+    eval_fraction: float = 0.1,
+    offset: int = 0,
+    limit: int | None = None,
+) -> ImportSummary:
+    """Import a TRL preference file (``feedback.trl_preferences``: JSON lines, gzip or plain, or
+    Parquet; conversational or text; explicit or implicit prompt) as complete, voted comparisons.
+
+    The whole file is read and parsed first; any problem raises and writes nothing. Rows that are
+    valid but cannot be stored (a multi-message response) are skipped and reported in the summary.
+    Each pair of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: both completions by
+    ``model_name``, the chosen one as A or B by ``chosen_is_a(external_id)``, external id
+    ``"trl:" + sha256(canonical prompt + chosen + rejected)``. ``margin`` is not stored.
+
+    Args:
+        path: the file; JSON lines or Parquet is told by its first bytes.
+        source: the new prompts', votes' and system user's name (default ``"trl-import"``).
+        model_name: both completions' model name; None: ``source``.
+        split, eval_fraction: as for ``pairs_import``.
+        offset: rows (non-blank lines, or Parquet rows) to pass over first, refused ones included.
+        limit: at most this many rows after ``offset``; None for all.
+    Returns: an ``ImportSummary`` (``unit`` ``"line"`` or ``"row"``).
+    Raises:
+        PreferenceFileError: every problem with its line or row number; nothing is written.
+        OSError: the file cannot be read.
+        ValueError: a bad argument, or a user named ``source`` that can log in.
+        IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
+    """
+    _arguments_check(split, eval_fraction, offset, limit)
+    source = _source_check(source)
+    model_name = _model_name_check(source if model_name is None else model_name)
+
+    def to_pair(pair: TRLPair) -> ImportedPair:
+        return _chosen_rejected_pair(
+            prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
+            model_name=model_name, external_id=pair.external_id,
+        )
+
+    return _rows_import(
+        read_trl_preferences(path), to_pair=to_pair, source=source, split=split, eval_fraction=eval_fraction,
+        offset=offset, limit=limit,
+    )
+
+
+def arena_import(
+    *,
+    path: str | Path,
+    source: str = ARENA_IMPORT_SOURCE,
+    split: str | None = None,
+    eval_fraction: float = 0.1,
+    offset: int = 0,
+    limit: int | None = None,
+) -> ImportSummary:
+    """Import Chatbot-Arena battles (``feedback.arena``: JSON lines, gzip or plain, or Parquet) as
+    complete, voted comparisons between the named models, which the leaderboard then rates.
+
+    The whole file is read and parsed first; any problem raises and writes nothing. Battles whose
+    conversations differ before the last turn are skipped and reported (``refused``); battles whose
+    two answers are the same text are skipped and counted (``identical_responses``). Each other
+    battle of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: completion A is
+    ``model_a``'s answer with ``model_a`` as its model name, B likewise, and the vote's choice is
+    the winner (``model_a`` -> ``a``, ``model_b`` -> ``b``, ``tie`` -> ``tie``, ``tie (bothbad)`` ->
+    ``both_bad``), by the system user ``source`` (the row's ``judge`` is not an account).
+
+    Args:
+        path: the file; JSON lines or Parquet is told by its first bytes.
+        source: the new prompts', votes' and system user's name (default ``"arena"``).
+        split, eval_fraction: as for ``pairs_import``.
+        offset: rows to pass over first, refused ones included.
+        limit: at most this many rows after ``offset``; None for all.
+    Returns: an ``ImportSummary``.
+    Raises:
+        PreferenceFileError: every problem with its line or row number; nothing is written.
+        OSError: the file cannot be read.
+        ValueError: a bad argument, or a user named ``source`` that can log in.
+        IntegrityError: another import of the same battles committed meanwhile; nothing is written (run again).
+    """
+    _arguments_check(split, eval_fraction, offset, limit)
+    source = _source_check(source)
+
+    def to_pair(battle: ArenaBattle) -> ImportedPair:
+        return ImportedPair(
+            prompt_messages=battle.prompt_messages,
+            text_a=battle.response_a,
+            text_b=battle.response_b,
+            model_a=battle.model_a,
+            model_b=battle.model_b,
+            choice=battle.choice,
+            external_id=battle.external_id,
+        )
+
+    return _rows_import(
+        read_arena_battles(path), to_pair=to_pair, source=source, split=split, eval_fraction=eval_fraction,
+        offset=offset, limit=limit,
+    )
+
+
+def preferences_import(
+    *,
+    path: str | Path,
+    format: str,
+    source: str | None = None,
+    model_name: str | None = None,
+    split: str | None = None,
+    eval_fraction: float = 0.1,
+    offset: int = 0,
+    limit: int | None = None,
+) -> ImportSummary:
+    """Import a preference file in the named format: ``"trl"`` (``trl_preferences_import``),
+    ``"hh-rlhf"`` (``hh_rlhf_import``) or ``"arena"`` (``arena_import``).
+
+    Args:
+        format: one of ``PREFERENCE_FORMATS``.
+        source: None for the format's default (``DEFAULT_SOURCE``).
+        model_name: the completions' model name for ``trl`` and ``hh-rlhf`` (None: ``source``);
+            must be None for ``arena``, whose rows name their models.
+        split, eval_fraction, offset, limit: as for the format's importer.
+    Returns: an ``ImportSummary``.
+    Raises:
+        ValueError: an unknown format (checked before the file is opened), ``model_name`` with
+            ``arena``, or whatever the format's importer raises (``JSONLFormatError`` subclasses for
+            bad files; nothing is written).
+        OSError: the file cannot be read.
+    """
+    if format not in PREFERENCE_FORMATS:
+        raise ValueError(f"unknown format {format!r}; expected one of {', '.join(PREFERENCE_FORMATS)}")
+    source = DEFAULT_SOURCE[format] if source is None else source
+    options = {"path": path, "source": source, "split": split, "eval_fraction": eval_fraction, "offset": offset, "limit": limit}
+    if format == "arena":
+        if model_name is not None:
+            raise ValueError("model_name does not apply to arena battles: each row names its two models")
+        return arena_import(**options)
+    importer = trl_preferences_import if format == "trl" else hh_rlhf_import
+    return importer(**options, model_name=model_name)
 
 
 # --- demonstrations ---------------------------------------------------------------------------
@@ -284,9 +604,7 @@ def demonstrations_import(
             written (run again).
     """
     _arguments_check(split, eval_fraction, 0, None)
-    if not isinstance(source, str) or not source.strip() or len(source.strip()) > 100:
-        raise ValueError("source must be a non-empty name of at most 100 characters")
-    source = source.strip()
+    source = _source_check(source)
     read = read_demonstrations(path)
     summary = DemonstrationImportSummary(lines=len(read))
     distinct: dict[str, ImportedDemonstration] = {}
@@ -302,31 +620,20 @@ def demonstrations_import(
         if not todo:
             return summary
 
-        hashes = [messages_sha256(demonstration.prompt_messages) for demonstration in todo]
-        prompt_ids = _existing_prompts(list(dict.fromkeys(hashes)))
-        summary.prompts_reused = len(prompt_ids)
-        new_prompts: dict[str, Prompt] = {}
-        for demonstration, digest in zip(todo, hashes):
-            if digest not in prompt_ids and digest not in new_prompts:
-                new_prompts[digest] = Prompt(
-                    messages=demonstration.prompt_messages,
-                    messages_sha256=digest,
-                    source=source,
-                    split=split or split_by_hash(messages_hash=digest, eval_fraction=eval_fraction),
-                )
-        Prompt.objects.bulk_create(new_prompts.values())
-        summary.prompts_created = len(new_prompts)
-        prompt_ids.update((digest, prompt.pk) for digest, prompt in new_prompts.items())
+        prompt_ids, summary.prompts_reused, summary.prompts_created = _prompts_resolve(
+            [demonstration.prompt_messages for demonstration in todo],
+            source=source, split=split, eval_fraction=eval_fraction,
+        )
 
         Demonstration.objects.bulk_create(
             (
                 Demonstration(
-                    prompt_id=prompt_ids[digest],
+                    prompt_id=prompt_id,
                     text=demonstration.completion,
                     source=source,
                     external_id=demonstration.external_id,
                 )
-                for demonstration, digest in zip(todo, hashes)
+                for demonstration, prompt_id in zip(todo, prompt_ids)
             ),
             batch_size=LOOKUP_BATCH,
         )

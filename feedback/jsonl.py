@@ -20,12 +20,14 @@ T = TypeVar("T")
 
 class JSONLFormatError(ValueError):
     """A JSON-lines file with problems; ``problems`` lists every one as ``(line_number, message)``
-    (line 1 is the first line; 0 for the file as a whole), and ``str()`` names the first 20."""
+    (line 1 is the first line; 0 for the file as a whole), and ``str()`` names the first 20.
+    ``unit="row"`` numbers Parquet rows instead (``feedback.import_rows``)."""
 
-    def __init__(self, path: str | Path, problems: list[tuple[int, str]]):
+    def __init__(self, path: str | Path, problems: list[tuple[int, str]], *, unit: str = "line"):
         self.path = str(path)
         self.problems = problems
-        listed = [f"line {n}: {message}" if n else message for n, message in problems[:MAX_LISTED_PROBLEMS]]
+        self.unit = unit  # what the numbers count: "line" (JSON lines) or "row" (Parquet)
+        listed = [f"{unit} {n}: {message}" if n else message for n, message in problems[:MAX_LISTED_PROBLEMS]]
         more = len(problems) - len(listed)
         if more:
             listed.append(f"... and {more} more")
@@ -68,6 +70,38 @@ def _raw_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
             yield number, line
 
 
+def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+    """Each non-blank line of a JSON-lines file, gzip-compressed (told by its magic bytes, not its
+    name) or plain, as ``(line_number, object)``, or ``(line_number, ValueError(reason))`` for a line
+    that is not UTF-8, not JSON, not an object or over 10 MB, and for a gzip stream that is
+    truncated or corrupt (numbered with the line it stopped in; nothing follows it).
+
+    Reads one line at a time: memory holds at most one line of up to ``MAX_LINE_BYTES`` (the rest of
+    a longer line is skipped in 1 MB reads, never held).
+
+    Raises:
+        OSError: the file cannot be opened (on the first ``next()``).
+    """
+    with open(Path(path), "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        number = 0
+        try:
+            for number, line in _raw_lines(handle):
+                if line is None:
+                    yield number, ValueError(f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    yield number, object_of_line(line)
+                except ValueError as error:
+                    yield number, error
+        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+            yield number + 1, ValueError(f"the gzip stream is truncated or corrupt ({error}); is the file complete?")
+
+
 def read_jsonl(
     path: str | Path,
     *,
@@ -91,27 +125,16 @@ def read_jsonl(
             with no records at all (line 0).
         OSError: the file cannot be opened.
     """
-    path = Path(path)
     records: list[T] = []
     problems: list[tuple[int, str]] = []
-    with open(path, "rb") as raw:
-        compressed = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
-        handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        number = 0
+    for number, row in jsonl_objects(path):
+        if isinstance(row, ValueError):
+            problems.append((number, str(row)))
+            continue
         try:
-            for number, line in _raw_lines(handle):
-                if line is None:
-                    problems.append((number, f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB"))
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    records.append(parse(object_of_line(line)))
-                except ValueError as error:
-                    problems.append((number, str(error)))
-        except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-            problems.append((number + 1, f"the gzip stream is truncated or corrupt ({error}); is the file complete?"))
+            records.append(parse(row))
+        except ValueError as error:
+            problems.append((number, str(error)))
     if not records and not problems:
         problems.append((0, f"the file holds no {noun}"))
     if problems:

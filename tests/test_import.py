@@ -44,7 +44,7 @@ def test_the_sample_imports_as_complete_comparisons_voted_for_the_chosen_respons
 
     assert summary.as_dict() == {
         "lines": 1600, "imported": 1600, "already_present": 0, "duplicate_lines": 0, "identical_responses": 0,
-        "diverged_before_last_turn": 1, "prompts_created": 1598, "prompts_reused": 0,
+        "refused": 0, "diverged_before_last_turn": 1, "prompts_created": 1598, "prompts_reused": 0,
     }
     assert (Prompt.objects.count(), Completion.objects.count(), Comparison.objects.count(), Vote.objects.count()) == (
         1598, 3200, 1600, 1600,
@@ -99,7 +99,7 @@ def test_importing_again_adds_nothing(sample):
 
     assert again.as_dict() == {
         "lines": 50, "imported": 0, "already_present": 50, "duplicate_lines": 0, "identical_responses": 0,
-        "diverged_before_last_turn": 0, "prompts_created": 0, "prompts_reused": 0,
+        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 0, "prompts_reused": 0,
     }
     assert (Prompt.objects.count(), Completion.objects.count(), Comparison.objects.count(), Vote.objects.count()) == counts
     assert get_user_model().objects.filter(username="hh-rlhf").count() == 1
@@ -164,7 +164,7 @@ def test_duplicate_lines_count_once_and_identical_responses_are_skipped(tmp_path
 
     assert summary.as_dict() == {
         "lines": 5, "imported": 2, "already_present": 0, "duplicate_lines": 2, "identical_responses": 1,
-        "diverged_before_last_turn": 0, "prompts_created": 2, "prompts_reused": 0,
+        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 2, "prompts_reused": 0,
     }
     assert Comparison.objects.count() == 2 and Vote.objects.count() == 2
 

@@ -1,0 +1,246 @@
+"""What the preference-file formats share (no Django imports): reading rows from JSON lines or
+Parquet, refusing a row that is well formed but cannot be stored, and checking conversations.
+
+A file is JSON lines (gzip-compressed or plain, ``feedback.jsonl``) or Parquet, told apart by its
+first bytes (``PAR1``, ``1f 8b``), never by its name. Parquet is read in record batches of
+``PARQUET_BATCH_ROWS`` rows, only the columns the format reads (``pyarrow``). Rows are numbered
+from 1: JSON lines by line (blank lines are skipped but counted), Parquet by row.
+
+Two outcomes of a row besides a record:
+
+- a **problem** (the parser raises ``ValueError``): the row breaks the format (a missing field, a
+  value of the wrong type, ``chosen`` equal to ``rejected``). Any problem anywhere fails the whole
+  file (``PreferenceFileError``, every problem listed with its number): nothing is imported.
+- a **refusal** (the parser raises ``RowRefused``): the row is valid in its format but holds
+  something Arbiter cannot store as one prompt and two one-message responses (a multi-turn
+  continuation). The row is skipped, counted and reported with its number and reason; the rest of
+  the file is imported.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .jsonl import GZIP_MAGIC, JSONLFormatError, jsonl_objects
+from .messages import MAX_COMPLETION_CHARS, ROLES
+
+PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 1024
+MAX_MODEL_NAME_CHARS = 200  # Completion.model_name
+
+T = TypeVar("T")
+
+
+class PreferenceFileError(JSONLFormatError):
+    """A preference file (TRL or Arena, JSON lines or Parquet) with problems; ``problems`` lists
+    every one as ``(number, message)`` with ``unit`` ``"line"`` or ``"row"`` (0: the file as a
+    whole), and ``str()`` names the first 20."""
+
+
+class RowRefused(Exception):
+    """Raised by a row parser for a valid row that Arbiter cannot store; ``str()`` is the reason.
+
+    Deliberately not a ``ValueError``: a refusal skips the row, a ``ValueError`` fails the file.
+    """
+
+
+@dataclass(frozen=True)
+class RowsRead(Generic[T]):
+    """A whole file parsed: ``rows`` in file order as ``(number, record or RowRefused)``; ``unit``
+    says what the numbers count (``"line"`` or ``"row"``)."""
+
+    unit: str
+    rows: list[tuple[int, T | RowRefused]]
+
+
+def file_kind(path: str | Path) -> str:
+    """``"parquet"`` when the file starts with ``PAR1``, else ``"jsonl"`` (gzip or plain).
+
+    Raises:
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as handle:
+        return "parquet" if handle.read(4) == PARQUET_MAGIC else "jsonl"
+
+
+def parquet_objects(
+    path: str | Path, *, columns: Sequence[str] | None = None, batch_rows: int = PARQUET_BATCH_ROWS
+) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+    """Each row of a Parquet file as ``(row_number, {column: Python value})`` (lists of structs become
+    lists of dicts, nulls None), read ``batch_rows`` rows at a time; or ``(n, ValueError(reason))``
+    once, where the file cannot be read as Parquet (``n`` 0 for the file, else the first row of the
+    batch that failed; nothing follows it).
+
+    Args:
+        columns: read only these columns (those the file lacks are left out of the dicts); None: all.
+    Raises:
+        OSError: the file cannot be opened.
+    """
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            names = set(parquet.schema_arrow.names)
+        except (pyarrow.ArrowException, OSError, ValueError) as error:
+            yield 0, ValueError(f"not a readable Parquet file ({error}); is the file complete?")
+            return
+        wanted = None if columns is None else [name for name in columns if name in names]
+        number = 0
+        try:
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+        except (pyarrow.ArrowException, OSError, ValueError) as error:
+            yield 0, ValueError(f"not a readable Parquet file ({error})")
+            return
+        while True:
+            try:
+                batch = next(batches, None)
+                if batch is None:
+                    return
+                rows = batch.to_pylist()
+            except (pyarrow.ArrowException, OSError, ValueError) as error:
+                yield number + 1, ValueError(f"the Parquet data is corrupt from here on ({error})")
+                return
+            for row in rows:
+                number += 1
+                yield number, row
+
+
+def read_rows(
+    path: str | Path,
+    *,
+    parse: Callable[[dict[str, Any]], T],
+    columns: Sequence[str] | None = None,
+    noun: str = "rows",
+    error_class: type[JSONLFormatError] = PreferenceFileError,
+) -> RowsRead[T]:
+    """Read and ``parse`` every row of a JSON-lines (gzip or plain) or Parquet file, whole.
+
+    Args:
+        parse: one row's object -> a record; raises ``ValueError`` (a problem: fails the file) or
+            ``RowRefused`` (the row is skipped and reported).
+        columns: the fields the format reads (Parquet reads only these columns; JSON lines all).
+        noun: what a row holds, for the empty-file message.
+        error_class: the ``JSONLFormatError`` subclass to raise.
+    Returns: a ``RowsRead`` with every row, record or refusal, in file order.
+    Raises:
+        error_class: every problem found, as ``(number, message)``: a line that is not UTF-8, not
+            JSON, not an object or over 10 MB, a truncated or corrupt gzip stream or Parquet file,
+            whatever ``parse`` raises ``ValueError`` for, or a file with no rows at all (0).
+        OSError: the file cannot be opened.
+    """
+    if file_kind(path) == "parquet":
+        unit, objects = "row", parquet_objects(path, columns=columns)
+    else:
+        unit, objects = "line", jsonl_objects(path)
+    rows: list[tuple[int, T | RowRefused]] = []
+    problems: list[tuple[int, str]] = []
+    for number, row in objects:
+        if isinstance(row, ValueError):
+            problems.append((number, str(row)))
+            continue
+        try:
+            rows.append((number, parse(row)))
+        except RowRefused as refusal:
+            rows.append((number, refusal))
+        except ValueError as error:
+            problems.append((number, str(error)))
+    if not rows and not problems:
+        problems.append((0, f"the file holds no {noun}"))
+    if problems:
+        raise error_class(path, problems, unit=unit)
+    return RowsRead(unit=unit, rows=rows)
+
+
+# --- checks shared by the formats ---------------------------------------------------------------
+
+
+def text_check(value: Any, field: str, *, max_chars: int = MAX_COMPLETION_CHARS) -> str:
+    """``value`` if it is a string of at most ``max_chars`` characters, valid Unicode and free of NUL.
+
+    Raises:
+        ValueError: ``"<field>: ..."`` naming what is wrong.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: must be text, not {type(value).__name__}")
+    if len(value) > max_chars:
+        raise ValueError(f"{field}: is {len(value)} characters; at most {max_chars}")
+    if "\x00" in value:
+        raise ValueError(f"{field}: contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"{field}: is not valid Unicode text ({error.reason} at character {error.start})") from None
+    return value
+
+
+def model_name_check(value: Any, field: str) -> str:
+    """A model name: non-blank text of at most 200 characters, kept verbatim.
+
+    Raises:
+        ValueError: ``"<field>: ..."``.
+    """
+    text_check(value, field, max_chars=MAX_MODEL_NAME_CHARS)
+    if not value.strip():
+        raise ValueError(f"{field}: is empty")
+    return value
+
+
+def conversation_check(value: Any, field: str) -> list[dict[str, str]]:
+    """A list of chat messages normalised to ``[{"role", "content"}, ...]`` (any length, any last role).
+
+    A message is an object with ``role`` one of system/user/assistant and text ``content`` (checked
+    by ``text_check``). Other keys are refused unless null, as Parquet fills in struct fields that
+    only some messages of a file have.
+
+    Raises:
+        ValueError: ``"<field>: message <i> ..."`` (0-based), or not a list.
+    """
+    if not isinstance(value, list):
+        raise ValueError(f"{field}: must be a list of {{role, content}} messages, not {type(value).__name__}")
+    messages = []
+    for index, message in enumerate(value):
+        where = f"{field}: message {index}"
+        if not isinstance(message, Mapping):
+            raise ValueError(f"{where} must be an object with role and content")
+        extra = sorted(str(key) for key, item in message.items() if key not in ("role", "content") and item is not None)
+        if extra:
+            raise ValueError(f"{where} has unknown keys: {', '.join(extra)}")
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
+        messages.append({"role": role, "content": text_check(message.get("content"), f"{where} content")})
+    return messages
+
+
+def common_prefix_length(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many leading items two sequences share."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def margin_check(value: Any) -> None:
+    """A ``margin`` is null or a finite number (it is checked, not stored: see ``feedback.trl_preferences``).
+
+    Raises:
+        ValueError: ``"margin: ..."``.
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"margin: must be a finite number, not {value!r}"[:200])
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no spaces, UTF-8 characters kept (``str()`` for
+    values JSON has no type for, such as a Parquet timestamp)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
