@@ -28,3 +28,20 @@ class ComparisonFilterForm(forms.Form):
     model_name = forms.CharField(required=False, max_length=200)
     tag = forms.CharField(required=False, max_length=100)
     order = forms.ChoiceField(choices=list(COMPARISON_ORDERS.items()), required=False)
+
+
+class PreferenceImportForm(forms.Form):
+    """An uploaded preference file for ``feedback.imports.preferences_import``."""
+
+    file = forms.FileField(help_text="JSON lines (.jsonl or .jsonl.gz) or Parquet; told by its content.")
+    format = forms.ChoiceField(
+        choices=[("trl", "TRL preference (prompt/chosen/rejected)"), ("hh-rlhf", "HH-RLHF transcripts"), ("arena", "Chatbot-Arena battles")]
+    )
+    source = forms.CharField(
+        required=False, max_length=100, help_text="Name of the new prompts, the votes and the system user (default per format)."
+    )
+    model_name = forms.CharField(
+        required=False, max_length=200, help_text="Model name of both completions (TRL, HH-RLHF; default: the source)."
+    )
+    split = forms.ChoiceField(choices=[("", "by prompt hash"), *Split.choices], required=False)
+    eval_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1, required=False)

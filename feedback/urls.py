@@ -9,4 +9,5 @@ urlpatterns = [
     path("annotate/skip/", views.annotate_skip, name="annotate-skip"),
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
+    path("manage/imports/", views.manage_imports, name="manage-imports"),
 ]

@@ -1,9 +1,11 @@
-"""Browser pages: the annotator's comparison page and the admins' comparison list.
+"""Browser pages: the annotator's comparison page, the admins' comparison list and preference import.
 
 Each view renders the full page, or for an htmx request the named partial of the same
 template; every action also works as a plain form POST.
 """
 from __future__ import annotations
+
+import tempfile
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,13 +15,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import imports, selectors, services
 from .errors import FeedbackError
-from .forms import ComparisonFilterForm, SkipForm, VoteForm
+from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
+from .jsonl import JSONLFormatError
 from .models import Vote
 from .roles import is_annotator, is_feedback_admin
 
 ANNOTATE_TEMPLATE = "feedback/annotate.html"
+IMPORT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # larger files: manage.py import_preferences
 
 
 def _require(request: HttpRequest, check) -> None:
@@ -148,3 +152,37 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
     }
     return render(request, "feedback/manage_comparison_detail.html", context)
+
+
+@login_required
+def manage_imports(request: HttpRequest) -> HttpResponse:
+    """Admins: upload a preference file (TRL, HH-RLHF or Arena; up to ``IMPORT_UPLOAD_MAX_BYTES``)
+    and import it inline, whole or not at all; shows the summary, or every problem with its line."""
+    _require(request, is_feedback_admin)
+    form = PreferenceImportForm(request.POST or None, request.FILES or None)
+    context = {"form": form, "summary": None, "problems": None, "max_mb": IMPORT_UPLOAD_MAX_BYTES // (1024 * 1024)}
+    if request.method != "POST":
+        return render(request, "feedback/manage_imports.html", context)
+    if form.is_valid() and form.cleaned_data["file"].size > IMPORT_UPLOAD_MAX_BYTES:
+        form.add_error("file", f"The file is over {context['max_mb']} MB; import it with manage.py import_preferences.")
+    if form.is_valid():
+        data = form.cleaned_data
+        with tempfile.NamedTemporaryFile(prefix="arbiter-import-") as handle:
+            for chunk in data["file"].chunks():
+                handle.write(chunk)
+            handle.flush()
+            try:
+                context["summary"] = imports.preferences_import(
+                    path=handle.name,
+                    format=data["format"],
+                    source=data["source"].strip() or None,
+                    model_name=(data["model_name"].strip() or None) if data["format"] != "arena" else None,
+                    split=data["split"] or None,
+                    eval_fraction=0.1 if data["eval_fraction"] is None else data["eval_fraction"],
+                )
+            except JSONLFormatError as error:
+                context["problems"] = str(error).splitlines()[1:]
+            except (OSError, ValueError) as error:
+                form.add_error(None, str(error))
+    failed = context["summary"] is None
+    return render(request, "feedback/manage_imports.html", context, status=400 if failed else 200)
