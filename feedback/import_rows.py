@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .jsonl import GZIP_MAGIC, JSONLFormatError, jsonl_objects
+from .jsonl import JSONLFormatError, jsonl_objects
 from .messages import MAX_COMPLETION_CHARS, ROLES
 
 PARQUET_MAGIC = b"PAR1"

@@ -1,6 +1,7 @@
 """JSON-lines files read whole, gzip-compressed or plain, with every bad line reported by number
-(no Django imports). The import formats (``feedback.hh_rlhf``, ``feedback.prompt_completion``)
-parse each object; this module reads the lines and collects the problems.
+(no Django imports). The import formats (``feedback.hh_rlhf``, ``feedback.prompt_completion``, and
+through ``feedback.import_rows`` ``feedback.trl_preferences`` and ``feedback.arena``) parse each
+object; this module reads the lines and collects the problems.
 """
 from __future__ import annotations
 

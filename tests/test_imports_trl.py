@@ -430,3 +430,13 @@ def test_the_command_imports_hh_rlhf_with_the_existing_importer(tmp_path):
     out = io.StringIO()
     call_command("import_hh_rlhf", str(sample), "--limit", "20", stdout=out)
     assert out.getvalue().startswith("20 pairs read: 0 imported, 20 already present")
+
+
+def test_a_parquet_file_corrupt_inside_names_the_first_row_it_could_not_read(tmp_path):
+    full = write_parquet(tmp_path / "full.parquet", [conversational(n) for n in range(100)])
+    data = bytearray(full.read_bytes())
+    data[20 : len(data) // 2] = bytes(len(data) // 2 - 20)  # zero the pages, keep the footer
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(bytes(data))
+    error = problems_of(broken)
+    assert error.problems[0][0] == 1 and "the Parquet data is corrupt" in error.problems[0][1]
