@@ -70,6 +70,9 @@ def sample_batch(
     return results
 
 
+SECOND_SIDE_SEED_OFFSET = 1_000_003  # head_to_head: B's seed is A's plus this
+
+
 def run_generation(job, reporter: Reporter) -> dict:
     """Run a generation job (see ``GenerationConfig``); returns the job summary.
 
@@ -97,15 +100,19 @@ def run_generation(job, reporter: Reporter) -> dict:
             outputs = sample_batch(policies[0], conversations, seed=seed, num_samples=2, **_sampling(config))
             sides = [[(policies[0].name, s, i) for i, s in enumerate(samples)] for samples in outputs]
         else:
+            # Each side draws with its own seed: a checkpoint one short training run away from its
+            # parent would otherwise often sample the very same text, and identical pairs are never
+            # queued. The seeds are still fixed by config.seed, so runs repeat.
             first = sample_batch(policies[0], conversations, seed=seed, **_sampling(config))
-            second = sample_batch(policies[1], conversations, seed=seed, **_sampling(config))
-            sides = [[(policies[0].name, a[0], 0), (policies[1].name, b[0], 0)] for a, b in zip(first, second)]
+            second = sample_batch(policies[1], conversations, seed=seed + SECOND_SIDE_SEED_OFFSET, **_sampling(config))
+            sides = [[(policies[0].name, a[0], 0), (policies[1].name, b[0], 1)] for a, b in zip(first, second)]
         pairs = []
         for prompt, (left, right) in zip(batch, sides):
             generated = []
             for model_name, (text, truncated, count), sample_index in (left, right):
                 new_tokens += count
-                params = {**base, "seed": seed, "sample_index": sample_index, "strategy": config.strategy, "job": job.pk}
+                side_seed = seed + SECOND_SIDE_SEED_OFFSET if config.strategy == "head_to_head" and sample_index else seed
+                params = {**base, "seed": side_seed, "sample_index": sample_index, "strategy": config.strategy, "job": job.pk}
                 generated.append(feedback.GeneratedText(model_name, text, params, truncated))
             pairs.append(feedback.CandidatePair(prompt.id, generated[0], generated[1]))
         elapsed = clock.elapsed()
