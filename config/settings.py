@@ -267,6 +267,8 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["d
 # Apps whose every permission the "admins" group holds.
 ARBITER_ADMIN_APPS = ["feedback", "training", "authtoken"]
 ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
+# Exports matching at most this many votes run inline, in the request; larger ones in the worker.
+ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -9,6 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from .exports.formats import FILE_TYPES as EXPORT_FILE_TYPE_NAMES
+from .exports.formats import FORMATS as EXPORT_FORMAT_REGISTRY
+
 
 class Split(models.TextChoices):
     TRAIN = "train", "train"
@@ -317,3 +320,70 @@ class CompletionScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reward_model}: {self.score:.3f} for completion {self.completion_id}"
+
+
+EXPORT_FORMATS = tuple(EXPORT_FORMAT_REGISTRY)
+EXPORT_FILE_TYPES = EXPORT_FILE_TYPE_NAMES
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+class Export(models.Model):
+    """A dataset export (``feedback.exports``): what was asked, how far it got, and the file it wrote.
+
+    ``file_path`` is relative to ``ARBITER_DATA_DIR`` (``exports/<id>-<random>-<format>.<ext>``; a
+    directory for ``hf-dataset``), set only once the file is complete (written to a temporary name,
+    then renamed). ``checksum`` is the SHA-256 of the file (of the directory's ``sha256sum`` listing
+    for ``hf-dataset``). ``votes_total`` is how many votes matched the filters when it was created;
+    ``votes_read`` and ``progress_rows`` grow as it runs.
+    """
+
+    format = models.CharField(max_length=20, choices=[(f, f) for f in EXPORT_FORMATS])
+    file_type = models.CharField(max_length=12, choices=[(t, t) for t in EXPORT_FILE_TYPES])
+    filters = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    inline = models.BooleanField(default=False, help_text="Ran in the request that created it, not in the worker.")
+    vote_id_max = models.PositiveBigIntegerField(default=0, help_text="Votes with a larger id (cast later) are not exported.")
+    votes_total = models.PositiveBigIntegerField(default=0)
+    votes_read = models.PositiveBigIntegerField(default=0)
+    progress_rows = models.PositiveBigIntegerField(default=0)
+    row_count = models.PositiveBigIntegerField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    checksum = models.CharField(max_length=64, blank=True, default="")
+    file_path = models.CharField(max_length=500, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last progress while running.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ExportStatus.values), name="export_status_valid"),
+            models.CheckConstraint(condition=Q(format__in=EXPORT_FORMATS), name="export_format_valid"),
+            models.CheckConstraint(condition=Q(file_type__in=EXPORT_FILE_TYPES), name="export_file_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} ({self.format}, {self.file_type}, {self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+
+    @property
+    def percent(self) -> int:
+        """Votes read as a share of the votes matched at creation, 0-100 (100 once succeeded)."""
+        if self.status == ExportStatus.SUCCEEDED:
+            return 100
+        return min(99, int(100 * self.votes_read / self.votes_total)) if self.votes_total else 0

@@ -111,16 +111,16 @@ class RulesReader:
         RulesError: ``{"rules": ...}`` when ``data`` is not an object.
     """
 
-    def __init__(self, data: Any, known: Iterable[str]):
+    def __init__(self, data: Any, known: Iterable[str], *, noun: str = "rule"):
         if not isinstance(data, Mapping):
-            raise RulesError({"rules": "must be an object of rule names to values"})
+            raise RulesError({f"{noun}s": f"must be an object of {noun} names to values"})
         known = list(known)
         self.data = data
         self.values: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         for key in data:
             if key not in known:
-                self.errors[str(key)] = f"unknown rule; expected one of {', '.join(known)}"
+                self.errors[str(key)] = f"unknown {noun}; expected one of {', '.join(known)}"
 
     def check(self, name: str, ok, message: str, convert=lambda v: v) -> None:
         """Keep ``convert(data[name])`` when ``ok(data[name])``, else record ``message``; absent keys keep their default."""
@@ -351,10 +351,96 @@ def majority(choices: Iterable[str]) -> str | None:
 
 def _row_strength(strengths: list[str]) -> str:
     """The most common strength given (ties go to the weaker), or '' when none was given."""
-    tally = Counter(s for s in strengths if s)
-    if not tally:
-        return ""
-    return max(STRENGTH_ORDER, key=lambda s: (tally[s], -STRENGTH_ORDER.index(s)))
+    best, best_count = "", 0
+    for strength in STRENGTH_ORDER:  # weakest first; only a strictly larger count replaces it
+        count = strengths.count(strength)
+        if count > best_count:
+            best, best_count = strength, count
+    return best
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one comparison's counted votes decide (``comparison_verdict``).
+
+    ``outcome``: ``"pair"`` when the votes make a chosen/rejected row, else the count key saying
+    why not: ``too_few_votes``, ``split_votes``, ``ties``, ``both_bad`` or ``low_agreement``.
+    ``winner``: the strict-majority choice (``a``, ``b``, ``tie``, ``both_bad``) or None (a split).
+    ``agreement``: share of the votes giving the most common choice (0.0-1.0; 0.0 for no votes).
+    ``margin``: mean of ``MARGIN_BY_STRENGTH`` over the votes agreeing with the winner (0.0 unless a pair).
+    ``strength``: their most common strength, ties to the weaker (``""`` unless a pair, or none given).
+    """
+
+    outcome: str
+    winner: str | None
+    agreement: float
+    margin: float = 0.0
+    strength: str = ""
+
+
+def agreement(choices: Sequence[str]) -> float:
+    """Share of ``choices`` equal to the most common one (0.0-1.0); 0.0 for no choices.
+
+    For a comparison with a strict majority this is the share of votes agreeing with the winner,
+    the quantity ``min_agreement`` is compared with.
+    """
+    if not choices:
+        return 0.0
+    return Counter(choices).most_common(1)[0][1] / len(choices)
+
+
+def comparison_verdict(votes: Sequence[tuple[str, str]], *, min_votes: int = 1, min_agreement: float = 0.0) -> Verdict:
+    """Decide one comparison from its counted votes, each ``(choice, strength)``, in vote id order.
+
+    In this order: fewer than ``min_votes`` votes -> ``too_few_votes``; no strict majority ->
+    ``split_votes`` (a 1-1 or 2-2-1 vote is never broken by order); majority ``tie`` -> ``ties``;
+    majority ``both_bad`` -> ``both_bad``; share agreeing with the winner below ``min_agreement``
+    -> ``low_agreement``; otherwise ``pair``. The one decision used by snapshots
+    (``build_preference_dataset``) and by exports (``feedback.exports``).
+    """
+    # One tally for the majority (as ``majority``) and the agreement (as ``agreement``): this runs
+    # once per comparison of every export.
+    ranked = Counter([choice for choice, _ in votes]).most_common()
+    share = ranked[0][1] / len(votes) if ranked else 0.0
+    if len(votes) < min_votes:
+        return Verdict("too_few_votes", None, share)
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return Verdict("split_votes", None, share)
+    winner = ranked[0][0]
+    if winner == "tie":
+        return Verdict("ties", winner, share)
+    if winner == "both_bad":
+        return Verdict("both_bad", winner, share)
+    agreeing = [strength for choice, strength in votes if choice == winner]
+    if len(agreeing) / len(votes) < min_agreement:
+        return Verdict("low_agreement", winner, share)
+    margin = math.fsum(MARGIN_BY_STRENGTH[s] for s in agreeing) / len(agreeing)
+    return Verdict("pair", winner, share, margin, _row_strength(agreeing))
+
+
+def chosen_rejected(*, winner: str, text_a: str, text_b: str) -> tuple[str, str] | None:
+    """``(chosen, rejected)`` texts for a winner ``"a"`` or ``"b"``, or None when the two texts are
+    equal after ``strip()`` (``identical``: no preference to learn)."""
+    chosen, rejected = (text_a, text_b) if winner == "a" else (text_b, text_a)
+    if chosen.strip() == rejected.strip():
+        return None
+    return chosen, rejected
+
+
+def preference_row(
+    *, prompt_messages: list[dict[str, str]], chosen: str, rejected: str, margin: float | None
+) -> dict[str, Any]:
+    """One row of TRL's conversational preference format with an explicit prompt:
+    ``{"prompt": messages, "chosen": [assistant msg], "rejected": [assistant msg]}`` plus
+    ``"margin"`` (float) unless ``margin`` is None."""
+    row: dict[str, Any] = {
+        "prompt": prompt_messages,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+    if margin is not None:
+        row["margin"] = margin
+    return row
 
 
 def _validated(votes: Iterable[VoteRecord]) -> Iterator[VoteRecord]:
@@ -431,36 +517,22 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
     for comparison_id in sorted(by_comparison):
         counted = sorted(by_comparison[comparison_id], key=lambda v: v.vote_id)
         counts["comparisons"] += 1
-        if len(counted) < rules.min_votes:
-            counts["too_few_votes"] += 1
-            continue
-        winner = majority(v.choice for v in counted)
-        if winner is None:
-            counts["split_votes"] += 1
-            continue
-        if winner == "tie":
-            counts["ties"] += 1
-            continue
-        if winner == "both_bad":
-            counts["both_bad"] += 1
-            continue
-        agreeing = [v for v in counted if v.choice == winner]
-        if len(agreeing) / len(counted) < rules.min_agreement:
-            counts["low_agreement"] += 1
+        verdict = comparison_verdict(
+            [(v.choice, v.strength) for v in counted], min_votes=rules.min_votes, min_agreement=rules.min_agreement
+        )
+        if verdict.outcome != "pair":
+            counts[verdict.outcome] += 1
             continue
         first = counted[0]
-        chosen, rejected = (first.text_a, first.text_b) if winner == "a" else (first.text_b, first.text_a)
-        if chosen.strip() == rejected.strip():
+        texts = chosen_rejected(winner=verdict.winner, text_a=first.text_a, text_b=first.text_b)
+        if texts is None:
             counts["identical"] += 1
             continue
-        row: dict[str, Any] = {
-            "prompt": first.prompt_messages,
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-        }
-        if rules.include_margin:
-            row["margin"] = math.fsum(MARGIN_BY_STRENGTH[v.strength] for v in agreeing) / len(agreeing)
-        row["strength"] = _row_strength([v.strength for v in agreeing])
+        row = preference_row(
+            prompt_messages=first.prompt_messages, chosen=texts[0], rejected=texts[1],
+            margin=verdict.margin if rules.include_margin else None,
+        )
+        row["strength"] = verdict.strength
         row["comparison_id"] = comparison_id
         split = split_of(first.prompt_key)
         rows[split].append(row)

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,5 +9,6 @@ urlpatterns = [
     path("annotate/skip/", views.annotate_skip, name="annotate-skip"),
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
+    path("", include("feedback.exports.urls")),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
 ]

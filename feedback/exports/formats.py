@@ -1,0 +1,372 @@
+"""Export formats: what one comparison and its votes become in each format (no Django imports).
+
+Every format reads ``ComparisonGroup`` records (a comparison, its prompt and completions, and its
+votes that passed the filters, in vote id order) and yields plain rows (dicts of JSON values) whose
+keys are the format's ``columns``. The formats:
+
+``trl-preference``
+    TRL's preference format with an explicit prompt, one row per comparison whose votes make a
+    pair: ``prompt``, ``chosen``, ``rejected`` and, unless ``include_margin`` is off, ``margin``.
+    Votes are aggregated exactly as dataset snapshots aggregate them
+    (``feedback.preferences.comparison_verdict``: strict majority; ties, both-bad, split votes and
+    identical texts give no row; ``margin`` is the mean ``MARGIN_BY_STRENGTH`` of the agreeing
+    votes, after Llama 2). Conversational by default (message lists); with ``conversational`` off,
+    plain text: the prompt is rendered as an HH-RLHF transcript ending in the assistant cue
+    (``"\\n\\nHuman: q\\n\\nAssistant:"``, system turns as ``"\\n\\nSystem: ..."``) and each
+    response is ``" " + text``, so ``prompt + chosen`` is exactly the HH-RLHF transcript.
+``trl-unpaired``
+    TRL's unpaired preference format for KTO: ``prompt``, ``completion``, ``label`` (bool).
+    Aggregated like ``trl-preference``: a pair gives the chosen completion ``True`` and the
+    rejected one ``False``; a both-bad majority gives both completions ``False`` (A, then B).
+    A tie majority gives no rows: "equally good or equally bad" says nothing about either
+    completion alone, and KTO needs an absolute label per completion. Split votes give no rows.
+``raw-votes``
+    One row per vote, nothing aggregated: ids of the vote, comparison, prompt and both completions,
+    both model names, ``choice``, ``strength``, the three aspects, ``rationale``, ``shown_left``,
+    ``ms_on_item``, ``annotator`` (a pseudonym, see ``Pseudonyms``), ``source``, ``created_at``
+    (ISO 8601, UTC), the prompt's ``split`` and the comparison's ``gold_choice``.
+``hh-rlhf``
+    Anthropic HH-RLHF transcripts, one ``{"chosen": ..., "rejected": ...}`` row per comparison whose
+    votes make a pair (aggregated as ``trl-preference``), built by ``feedback.hh_rlhf.transcript_build``,
+    the exact inverse of the importer's parser. A prompt with a system turn has no HH-RLHF form:
+    that comparison is skipped and counted as ``system_prompt``.
+``arena``
+    Chatbot Arena battles (as in lmsys/chatbot_arena_conversations), one row per vote:
+    ``question_id`` (the comparison id, as text), ``model_a``, ``model_b``, ``winner`` in
+    ``model_a``/``model_b``/``tie``/``tie (bothbad)``, ``judge`` (a pseudonym), ``conversation_a``
+    and ``conversation_b`` (the prompt's messages plus the assistant's answer), ``turn`` (the
+    number of user turns) and ``tstamp`` (the vote's Unix time, seconds).
+
+Rows the aggregation leaves out are counted by reason in ``FormatContext.counts`` (the
+``feedback.preferences`` count keys, plus ``system_prompt`` and ``low_agreement``).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from feedback.hh_rlhf import ASSISTANT, HUMAN, transcript_build
+from feedback.preferences import agreement, chosen_rejected, comparison_verdict, preference_row
+
+TRL_PREFERENCE = "trl-preference"
+TRL_UNPAIRED = "trl-unpaired"
+RAW_VOTES = "raw-votes"
+HH_RLHF = "hh-rlhf"
+ARENA = "arena"
+
+JSONL = "jsonl"
+PARQUET = "parquet"
+HF_DATASET = "hf-dataset"
+CSV = "csv"
+FILE_TYPES = (JSONL, PARQUET, HF_DATASET, CSV)
+
+SYSTEM = "\n\nSystem:"
+TEXT_MARKERS = {"user": HUMAN, "assistant": ASSISTANT, "system": SYSTEM}
+ARENA_WINNERS = {"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
+PSEUDONYM_PREFIX = "annotator-"
+PSEUDONYM_HEX = 16  # 64 bits of the HMAC: collisions need about 2**32 annotators
+
+
+class VoteRow(NamedTuple):
+    """One vote as the stream reads it. The fields after ``annotator_id`` are only read for the
+    formats that show them (``ExportFormat.needs_vote_details``); otherwise they keep their defaults."""
+
+    vote_id: int
+    choice: str
+    strength: str
+    annotator_id: int
+    annotator_name: str = ""
+    rationale: str = ""
+    helpfulness: str = ""
+    harmlessness: str = ""
+    honesty: str = ""
+    shown_left: str = ""
+    ms_on_item: int | None = None
+    source: str = ""
+    created_at: datetime | None = None
+
+
+# Every field's default, in field order (the first four have none): pads a row read without the details.
+VOTE_ROW_DEFAULTS = (None,) * 4 + tuple(VoteRow._field_defaults.values())
+
+
+@dataclass(slots=True)
+class ComparisonGroup:
+    """A comparison with what the formats need of it and its filtered votes (vote id order).
+
+    ``prompt_messages`` is ``[{"role", "content"}, ...]`` ending with a user turn; ``split`` is
+    ``"train"`` or ``"eval"`` decided as snapshots decide it (``feedback.preferences.prompt_split``);
+    ``gold_choice`` is ``""`` unless the comparison is a gold item.
+    """
+
+    comparison_id: int
+    prompt_id: int
+    prompt_messages: list[dict[str, str]]
+    split: str
+    completion_a_id: int
+    completion_b_id: int
+    model_a: str
+    model_b: str
+    text_a: str
+    text_b: str
+    gold_choice: str
+    votes: list[VoteRow]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a format: ``kind`` is ``int``, ``int?`` (nullable), ``float``, ``bool``, ``str``
+    or ``messages`` (a list of ``{"role": str, "content": str}``)."""
+
+    name: str
+    kind: str
+
+
+class Pseudonyms:
+    """Annotator names as they appear in an export.
+
+    A pseudonym is ``"annotator-"`` + the first 16 hex digits of HMAC-SHA256(key=salt, message=the
+    annotator's user id in decimal ASCII). The salt is 32 random bytes drawn per export and never
+    stored, so one annotator has one pseudonym throughout an export, different pseudonyms in
+    different exports, and pseudonyms cannot be linked back to accounts (nor across exports) without
+    the salt. With ``real_names`` (an explicit admin option) the username is written instead.
+    """
+
+    def __init__(self, *, salt: bytes | None = None, real_names: bool = False):
+        self.salt = salt if salt is not None else secrets.token_bytes(32)
+        self.real_names = real_names
+        self._cache: dict[int, str] = {}
+
+    def __call__(self, annotator_id: int, username: str = "") -> str:
+        if self.real_names:
+            return username
+        name = self._cache.get(annotator_id)
+        if name is None:
+            digest = hmac.new(self.salt, str(annotator_id).encode("ascii"), hashlib.sha256).hexdigest()
+            name = self._cache[annotator_id] = PSEUDONYM_PREFIX + digest[:PSEUDONYM_HEX]
+        return name
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a format writes its rows: ``conversational`` (message lists, else plain text; TRL
+    formats), ``include_margin`` (``trl-preference``), ``real_usernames`` (``raw-votes``, ``arena``)."""
+
+    conversational: bool = True
+    include_margin: bool = True
+    real_usernames: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"conversational": self.conversational, "include_margin": self.include_margin,
+                "real_usernames": self.real_usernames}
+
+
+@dataclass
+class FormatContext:
+    """What a format's row function gets besides the group: the options, the export's pseudonyms
+    and a counter of comparisons left out, by reason."""
+
+    options: ExportOptions = field(default_factory=ExportOptions)
+    pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
+    counts: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    label: str
+    file_types: tuple[str, ...]
+    options: tuple[str, ...]  # the ``ExportOptions`` fields this format reads
+    needs_vote_details: bool
+    columns: Callable[[ExportOptions], tuple[Column, ...]]
+    rows: Callable[[ComparisonGroup, FormatContext], Iterable[dict[str, Any]]]
+
+
+# --- shared pieces ---------------------------------------------------------------------------------
+
+
+def prompt_text(messages: list[dict[str, str]]) -> str:
+    """A prompt as plain text: each turn as ``"\\n\\nHuman: "``/``"\\n\\nAssistant: "``/``"\\n\\nSystem: "``
+    + content, then the assistant cue ``"\\n\\nAssistant:"`` (HH-RLHF's transcript form)."""
+    return "".join(f"{TEXT_MARKERS[m['role']]} {m['content']}" for m in messages) + ASSISTANT
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _pair(group: ComparisonGroup, context: FormatContext):
+    """``(verdict, (chosen, rejected))`` when the group's votes make a pair, else None (counted)."""
+    verdict = comparison_verdict([(v.choice, v.strength) for v in group.votes])
+    if verdict.outcome != "pair":
+        context.counts[verdict.outcome] += 1
+        return None
+    texts = chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
+    if texts is None:
+        context.counts["identical"] += 1
+        return None
+    return verdict, texts
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).isoformat() if moment is not None else ""
+
+
+# --- the formats -----------------------------------------------------------------------------------
+
+
+def trl_preference_columns(options: ExportOptions) -> tuple[Column, ...]:
+    kind = "messages" if options.conversational else "str"
+    columns = (Column("prompt", kind), Column("chosen", kind), Column("rejected", kind))
+    return columns + ((Column("margin", "float"),) if options.include_margin else ())
+
+
+def trl_preference_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    decided = _pair(group, context)
+    if decided is None:
+        return ()
+    verdict, (chosen, rejected) = decided
+    margin = verdict.margin if context.options.include_margin else None
+    if context.options.conversational:
+        return (preference_row(prompt_messages=group.prompt_messages, chosen=chosen, rejected=rejected, margin=margin),)
+    row: dict[str, Any] = {"prompt": prompt_text(group.prompt_messages), "chosen": " " + chosen, "rejected": " " + rejected}
+    if margin is not None:
+        row["margin"] = margin
+    return (row,)
+
+
+def trl_unpaired_columns(options: ExportOptions) -> tuple[Column, ...]:
+    kind = "messages" if options.conversational else "str"
+    return (Column("prompt", kind), Column("completion", kind), Column("label", "bool"))
+
+
+def trl_unpaired_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    verdict = comparison_verdict([(v.choice, v.strength) for v in group.votes])
+    if verdict.outcome == "pair":
+        texts = chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
+        if texts is None:
+            context.counts["identical"] += 1
+            return ()
+        labelled = ((texts[0], True), (texts[1], False))
+    elif verdict.outcome == "both_bad":
+        labelled = ((group.text_a, False), (group.text_b, False))
+    else:
+        context.counts[verdict.outcome] += 1
+        return ()
+    if context.options.conversational:
+        prompt = group.prompt_messages
+        return [{"prompt": prompt, "completion": _assistant(text), "label": label} for text, label in labelled]
+    prompt = prompt_text(group.prompt_messages)
+    return [{"prompt": prompt, "completion": " " + text, "label": label} for text, label in labelled]
+
+
+RAW_VOTE_COLUMNS = (
+    Column("vote_id", "int"), Column("comparison_id", "int"), Column("prompt_id", "int"),
+    Column("completion_a_id", "int"), Column("completion_b_id", "int"),
+    Column("model_a", "str"), Column("model_b", "str"),
+    Column("choice", "str"), Column("strength", "str"),
+    Column("helpfulness", "str"), Column("harmlessness", "str"), Column("honesty", "str"),
+    Column("rationale", "str"), Column("shown_left", "str"), Column("ms_on_item", "int?"),
+    Column("annotator", "str"), Column("source", "str"), Column("created_at", "str"),
+    Column("split", "str"), Column("gold_choice", "str"),
+)
+
+
+def raw_vote_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    name = context.pseudonyms
+    return [
+        {
+            "vote_id": v.vote_id, "comparison_id": group.comparison_id, "prompt_id": group.prompt_id,
+            "completion_a_id": group.completion_a_id, "completion_b_id": group.completion_b_id,
+            "model_a": group.model_a, "model_b": group.model_b,
+            "choice": v.choice, "strength": v.strength,
+            "helpfulness": v.helpfulness, "harmlessness": v.harmlessness, "honesty": v.honesty,
+            "rationale": v.rationale, "shown_left": v.shown_left, "ms_on_item": v.ms_on_item,
+            "annotator": name(v.annotator_id, v.annotator_name), "source": v.source,
+            "created_at": _iso(v.created_at), "split": group.split, "gold_choice": group.gold_choice,
+        }
+        for v in group.votes
+    ]
+
+
+HH_RLHF_COLUMNS = (Column("chosen", "str"), Column("rejected", "str"))
+
+
+def hh_rlhf_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    if any(m["role"] == "system" for m in group.prompt_messages):
+        context.counts["system_prompt"] += 1
+        return ()
+    decided = _pair(group, context)
+    if decided is None:
+        return ()
+    _, (chosen, rejected) = decided
+    return ({
+        "chosen": transcript_build(prompt_messages=group.prompt_messages, response=chosen),
+        "rejected": transcript_build(prompt_messages=group.prompt_messages, response=rejected),
+    },)
+
+
+ARENA_COLUMNS = (
+    Column("question_id", "str"), Column("model_a", "str"), Column("model_b", "str"), Column("winner", "str"),
+    Column("judge", "str"), Column("conversation_a", "messages"), Column("conversation_b", "messages"),
+    Column("turn", "int"), Column("tstamp", "float"),
+)
+
+
+def arena_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    conversation_a = group.prompt_messages + _assistant(group.text_a)
+    conversation_b = group.prompt_messages + _assistant(group.text_b)
+    turn = sum(1 for m in group.prompt_messages if m["role"] == "user")
+    name = context.pseudonyms
+    return [
+        {
+            "question_id": str(group.comparison_id), "model_a": group.model_a, "model_b": group.model_b,
+            "winner": ARENA_WINNERS[v.choice], "judge": name(v.annotator_id, v.annotator_name),
+            "conversation_a": conversation_a, "conversation_b": conversation_b, "turn": turn,
+            "tstamp": v.created_at.timestamp() if v.created_at is not None else 0.0,
+        }
+        for v in group.votes
+    ]
+
+
+ROW_FILE_TYPES = (JSONL, PARQUET, HF_DATASET)
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat(TRL_PREFERENCE, "TRL preference (prompt/chosen/rejected + margin)", ROW_FILE_TYPES,
+                     ("conversational", "include_margin"), False, trl_preference_columns, trl_preference_rows),
+        ExportFormat(TRL_UNPAIRED, "TRL unpaired / KTO (prompt/completion/label)", ROW_FILE_TYPES,
+                     ("conversational",), False, trl_unpaired_columns, trl_unpaired_rows),
+        ExportFormat(RAW_VOTES, "Raw votes (one row per vote)", FILE_TYPES,
+                     ("real_usernames",), True, lambda options: RAW_VOTE_COLUMNS, raw_vote_rows),
+        ExportFormat(HH_RLHF, "HH-RLHF transcripts (chosen/rejected)", ROW_FILE_TYPES,
+                     (), False, lambda options: HH_RLHF_COLUMNS, hh_rlhf_rows),
+        ExportFormat(ARENA, "Chatbot Arena battles (one row per vote)", ROW_FILE_TYPES,
+                     ("real_usernames",), True, lambda options: ARENA_COLUMNS, arena_rows),
+    )
+}
+
+
+def export_rows(
+    groups: Iterable[ComparisonGroup], *, export_format: ExportFormat, context: FormatContext, min_agreement: float = 0.0
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(split, row)`` for every row the format makes of ``groups``, in group order.
+
+    A group with no votes gives nothing; one whose share of votes agreeing with the most common
+    choice (``feedback.preferences.agreement``) is below ``min_agreement`` gives nothing and is
+    counted as ``low_agreement`` (this is the "minimum agreement" filter, applied to every format).
+    """
+    for group in groups:
+        if not group.votes:
+            continue
+        if min_agreement and agreement([v.choice for v in group.votes]) < min_agreement:
+            context.counts["low_agreement"] += 1
+            continue
+        for row in export_format.rows(group, context):
+            yield group.split, row

@@ -1,0 +1,159 @@
+"""Comparisons with their votes, streamed from the database in constant memory.
+
+``comparison_groups`` walks comparisons in id order by keyset pagination (``id > last``, ``LIMIT
+chunk_size``), never by OFFSET. Per chunk it runs two queries, both ``values_list`` (no model
+instances): the chunk's comparisons with their prompt and completions, then the chunk's votes
+ordered by ``(comparison_id, id)``. Memory is one chunk of comparisons and votes (plus the set of
+eval prompt keys), whatever the number of votes.
+
+Votes are those with ``id <= max_vote_id`` (the last vote when the export started, so votes cast
+meanwhile do not half-appear) that pass the vote filters (dates, annotators); comparisons are those
+with at least one such vote that pass the comparison filters (models, tags, gold); a comparison whose
+prompt is not in the asked splits is dropped after reading (its split is decided as snapshots
+decide it: eval when any prompt with the same messages that has a vote is stored as eval).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import groupby
+from operator import itemgetter
+
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+
+from feedback.models import Comparison, Prompt, Vote
+from feedback.selectors import prompts_with_tag
+
+from .filters import ExportFilters
+from .formats import VOTE_ROW_DEFAULTS, ComparisonGroup, VoteRow
+
+CHUNK_COMPARISONS = 2000
+_first = itemgetter(0)
+
+_COMPARISON_COLUMNS = (
+    "id", "prompt_id", "prompt__messages", "prompt__messages_sha256",
+    "completion_a_id", "completion_b_id", "completion_a__model_name", "completion_b__model_name",
+    "completion_a__text", "completion_b__text", "gold_choice",
+)
+_VOTE_COLUMNS = ("comparison_id", "id", "choice", "strength", "annotator_id")
+_VOTE_DETAIL_COLUMNS = (
+    "annotator__username", "rationale", "helpfulness", "harmlessness", "honesty",
+    "shown_left", "ms_on_item", "source", "created_at",
+)
+
+
+def vote_last_id() -> int:
+    """The id of the newest vote (0 when there is none): the stream's upper bound."""
+    return Vote.objects.aggregate(last=Max("id"))["last"] or 0
+
+
+def _vote_q(filters: ExportFilters, *, max_vote_id: int | None, prefix: str = "") -> Q:
+    """The vote filters as a Q on Vote (``prefix`` ``"votes__"`` etc. to use them from another model)."""
+    q = Q()
+    if max_vote_id is not None:
+        q &= Q(**{f"{prefix}id__lte": max_vote_id})
+    if filters.date_from is not None:
+        q &= Q(**{f"{prefix}created_at__gte": filters.date_from})
+    if filters.date_to is not None:
+        q &= Q(**{f"{prefix}created_at__lt": filters.date_to})
+    if filters.annotators:
+        q &= Q(**{f"{prefix}annotator_id__in": filters.annotators})
+    if filters.exclude_annotators:
+        q &= ~Q(**{f"{prefix}annotator_id__in": filters.exclude_annotators})
+    return q
+
+
+def _comparison_q(filters: ExportFilters, *, prefix: str = "") -> Q:
+    """The comparison filters (models, tags, gold) as a Q on Comparison (``prefix`` ``"comparison__"`` from Vote)."""
+    q = Q()
+    if filters.model_names:
+        q &= Q(**{f"{prefix}completion_a__model_name__in": filters.model_names}) | Q(
+            **{f"{prefix}completion_b__model_name__in": filters.model_names}
+        )
+    if filters.tags:
+        tagged = Q()
+        for tag in filters.tags:
+            tagged |= Q(**{f"{prefix}prompt__in": prompts_with_tag(tag).values("pk")})
+        q &= tagged
+    if filters.gold == "exclude":
+        q &= Q(**{f"{prefix}gold_choice": ""})
+    elif filters.gold == "only":
+        q &= ~Q(**{f"{prefix}gold_choice": ""})
+    return q
+
+
+def votes_matching(*, filters: ExportFilters, max_vote_id: int | None = None) -> QuerySet[Vote]:
+    """Votes passing the vote and comparison filters (not splits or agreement, which need the
+    whole comparison): what an export will read, for sizing and progress."""
+    return Vote.objects.filter(_vote_q(filters, max_vote_id=max_vote_id) & _comparison_q(filters, prefix="comparison__"))
+
+
+def eval_prompt_keys() -> set[str]:
+    """``messages_sha256`` of every prompt stored as eval that has a vote: the ``eval_keys`` of
+    ``feedback.preferences.build_preference_dataset``, so exports split prompts as snapshots do."""
+    voted = Vote.objects.filter(comparison__prompt_id=OuterRef("pk"))
+    return set(
+        Prompt.objects.filter(split="eval").filter(Exists(voted)).values_list("messages_sha256", flat=True).distinct()
+    )
+
+
+def comparison_groups(
+    *,
+    filters: ExportFilters,
+    vote_details: bool = False,
+    max_vote_id: int | None = None,
+    chunk_size: int = CHUNK_COMPARISONS,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Iterator[ComparisonGroup]:
+    """Every comparison with at least one vote passing ``filters``, with those votes, in comparison id order.
+
+    Args:
+        filters: see ``feedback.exports.filters``; ``min_agreement`` is not applied here
+            (``feedback.exports.formats.export_rows`` applies it).
+        vote_details: read every vote field (``VoteRow``'s optional ones), not just choice,
+            strength and annotator.
+        max_vote_id: ignore votes with a larger id (None: no bound).
+        chunk_size: comparisons per chunk (two queries per chunk).
+        on_chunk: called with the number of votes read after each chunk's groups are consumed.
+    Yields:
+        ``ComparisonGroup`` records; ``votes`` in vote id order.
+    """
+    vote_q = _vote_q(filters, max_vote_id=max_vote_id)
+    comparisons = Comparison.objects.filter(_comparison_q(filters)).order_by("id")
+    if filters.date_from or filters.date_to or filters.annotators or filters.exclude_annotators:
+        # Skip comparisons none of whose votes pass (an incremental export reads only new ones).
+        # Without vote filters this costs more than reading the few comparisons that have no votes.
+        comparisons = comparisons.filter(Exists(Vote.objects.filter(vote_q, comparison_id=OuterRef("pk"))))
+    vote_columns = _VOTE_COLUMNS + (_VOTE_DETAIL_COLUMNS if vote_details else ())
+    wanted_splits = set(filters.splits)
+    eval_keys = eval_prompt_keys()
+    last = 0
+    # Votes of a chunk are read by comparison id range when no comparison filter can drop
+    # comparisons inside the range (far cheaper than a 2,000-id IN list); otherwise by the ids,
+    # so a sparse filter never pulls a huge range into memory.
+    padding = VOTE_ROW_DEFAULTS[len(vote_columns) - 1:]
+    new_vote = tuple.__new__  # VoteRow(*row) without its Python-level __new__: 1M calls add up
+    by_range = not (filters.model_names or filters.tags or filters.gold != "include")
+    last = 0
+    while True:
+        chunk = list(comparisons.filter(id__gt=last).values_list(*_COMPARISON_COLUMNS)[:chunk_size])
+        if not chunk:
+            return
+        last = chunk[-1][0]
+        if by_range:
+            votes = Vote.objects.filter(vote_q, comparison_id__gte=chunk[0][0], comparison_id__lte=last)
+        else:
+            votes = Vote.objects.filter(vote_q, comparison_id__in=[c[0] for c in chunk])
+        votes_by_comparison: dict[int, list[VoteRow]] = {}
+        read = 0
+        for comparison_id, rows in groupby(votes.order_by("comparison_id", "id").values_list(*vote_columns), key=_first):
+            group = votes_by_comparison[comparison_id] = [new_vote(VoteRow, row[1:] + padding) for row in rows]
+            read += len(group)
+        for (pk, prompt_id, messages, prompt_key, a_id, b_id, model_a, model_b, text_a, text_b, gold) in chunk:
+            group = votes_by_comparison.get(pk)
+            if not group:
+                continue
+            split = "eval" if prompt_key in eval_keys else "train"
+            if split in wanted_splits:
+                yield ComparisonGroup(pk, prompt_id, messages, split, a_id, b_id, model_a, model_b, text_a, text_b, gold, group)
+        if on_chunk is not None:
+            on_chunk(read)

@@ -1,0 +1,202 @@
+"""Rows -> files: JSONL, Parquet, CSV and Hugging Face ``datasets`` directories (no Django imports).
+
+Every writer takes ``(split, row)`` pairs (``feedback.exports.formats.export_rows``) and the
+format's ``columns``, writes in batches of ``BATCH_ROWS`` rows (memory is one batch, whatever the
+number of rows) to a temporary path beside the destination and renames it into place when complete
+(``feedback.exports.files.published``), so a failing export leaves no file.
+
+- ``jsonl``: one ``json.dumps(row, ensure_ascii=False)`` line per row (keys in column order,
+  ``", "``/``": "`` separators, UTF-8, ``\\n`` line ends): the layout of the HH-RLHF files.
+- ``parquet``: one row group per batch, with an explicit Arrow schema from the columns (messages as
+  ``list<struct<role: string, content: string>>``), Snappy-compressed.
+- ``csv``: a header of column names, then one line per row (RFC 4180 quoting, UTF-8). A text cell
+  that starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with ``'`` so a
+  spreadsheet shows it as text instead of running it as a formula (OWASP "CSV injection").
+- ``hf-dataset``: a ``datasets.DatasetDict`` saved with ``save_to_disk``, one split per asked
+  split (``train``, ``eval``; empty ones too). Rows go to one Parquet file per split first, which
+  ``Dataset.from_parquet`` then turns into Arrow files batch by batch, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import files
+from .formats import CSV, HF_DATASET, JSONL, PARQUET, Column
+
+BATCH_ROWS = 10_000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a writer produced: ``rows`` written, the ``checksum`` (``files.checksum``) and ``size_bytes``."""
+
+    rows: int
+    checksum: str
+    size_bytes: int
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run: ``'`` before text starting with = + - @ tab or CR;
+    None as an empty cell; anything else unchanged."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def arrow_schema(columns: Sequence[Column]):
+    """The Arrow schema of a format's columns."""
+    import pyarrow as pa
+
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    types = {
+        "int": pa.int64(), "int?": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+        "str": pa.string(), "messages": pa.list_(message),
+    }
+    return pa.schema([pa.field(c.name, types[c.kind], nullable=c.kind == "int?") for c in columns])
+
+
+def _batches(rows: Iterable[tuple[str, dict[str, Any]]], size: int):
+    batch: list[tuple[str, dict[str, Any]]] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_jsonl(rows, columns, path: Path) -> int:
+    encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        for batch in _batches(rows, BATCH_ROWS):
+            handle.write("".join([encode(row) + "\n" for _, row in batch]))
+            count += len(batch)
+    return count
+
+
+def _write_csv(rows, columns, path: Path) -> int:
+    names = [c.name for c in columns]
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for batch in _batches(rows, BATCH_ROWS):
+            writer.writerows([[spreadsheet_safe(row[name]) for name in names] for _, row in batch])
+            count += len(batch)
+    return count
+
+
+class _ParquetSink:
+    """A Parquet file written one row group per batch."""
+
+    def __init__(self, path: Path, columns: Sequence[Column]):
+        import pyarrow.parquet as pq
+
+        self.schema = arrow_schema(columns)
+        self.names = [c.name for c in columns]
+        self.writer = pq.ParquetWriter(path, self.schema, compression="snappy")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        arrays = [pa.array([row[name] for row in rows], type=field.type) for name, field in zip(self.names, self.schema)]
+        self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=len(rows))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _write_parquet(rows, columns, path: Path) -> int:
+    sink = _ParquetSink(path, columns)
+    count = 0
+    try:
+        for batch in _batches(rows, BATCH_ROWS):
+            sink.write([row for _, row in batch])
+            count += len(batch)
+    finally:
+        sink.close()
+    return count
+
+
+def _write_hf_dataset(rows, columns, path: Path, splits: Sequence[str]) -> int:
+    from datasets import Dataset, DatasetDict, disable_progress_bars
+
+    disable_progress_bars()
+    with tempfile.TemporaryDirectory(prefix=".parts-", dir=path.parent) as work:
+        work_dir = Path(work)
+        parts = {split: work_dir / f"{split}.parquet" for split in splits}
+        sinks = {split: _ParquetSink(part, columns) for split, part in parts.items()}
+        per_split = dict.fromkeys(splits, 0)
+        count = 0
+        try:
+            for batch in _batches(rows, BATCH_ROWS):
+                by_split: dict[str, list[dict[str, Any]]] = {}
+                for split, row in batch:
+                    by_split.setdefault(split, []).append(row)
+                for split, split_rows in by_split.items():
+                    sinks[split].write(split_rows)
+                    per_split[split] += len(split_rows)
+                count += len(batch)
+        finally:
+            for sink in sinks.values():
+                sink.close()
+        cache = str(work_dir / "cache")
+        empty = arrow_schema(columns).empty_table()
+        dataset = DatasetDict({
+            split: Dataset.from_parquet(str(part), cache_dir=cache, keep_in_memory=False)
+            if per_split[split] else Dataset(empty)  # datasets cannot read a Parquet file with no rows
+            for split, part in parts.items()
+        })
+        # An empty split saved with the default sharding has no Arrow file, and datasets then cannot load it.
+        dataset.save_to_disk(str(path), num_shards={split: 1 for split in splits if not per_split[split]} or None)
+        del dataset
+    return count
+
+
+WRITERS = {JSONL: _write_jsonl, CSV: _write_csv, PARQUET: _write_parquet}
+
+
+def rows_write(
+    *,
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    columns: Sequence[Column],
+    file_type: str,
+    path: Path,
+    splits: Sequence[str] = ("train", "eval"),
+) -> WriteResult:
+    """Write rows as ``file_type`` to ``path`` (a directory for ``hf-dataset``), atomically.
+
+    Args:
+        rows: ``(split, row)`` pairs; each row has every column's key. Read once.
+        columns: the format's columns, in file order.
+        file_type: ``jsonl``, ``parquet``, ``csv`` or ``hf-dataset``.
+        path: the destination; its folder is created. An existing file is replaced; an existing
+            directory is refused.
+        splits: ``hf-dataset`` only: the splits the dataset holds (rows of others are an error).
+    Returns:
+        ``WriteResult`` (rows, checksum, size in bytes).
+    Raises:
+        ValueError: an unknown file type. Whatever ``rows`` raises, ``OSError`` on a full disk,
+        ``FileExistsError`` (see ``files.published``): in every case nothing is left at ``path``.
+    """
+    if file_type not in (*WRITERS, HF_DATASET):
+        raise ValueError(f"unknown file type {file_type!r}")
+    path = Path(path)
+    with files.published(path) as temporary:
+        if file_type == HF_DATASET:
+            count = _write_hf_dataset(rows, columns, temporary, splits)
+        else:
+            count = WRITERS[file_type](rows, columns, temporary)
+        digest, size = files.checksum(temporary), files.size_bytes(temporary)
+    return WriteResult(rows=count, checksum=digest, size_bytes=size)

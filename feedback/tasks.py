@@ -1,0 +1,10 @@
+"""Background tasks of the feedback app (django-tasks, db backend). Thin: take an id, call a service."""
+from django_tasks import task
+
+
+@task()
+def export_execute(export_id: int) -> str:
+    """Write export ``export_id`` (``feedback.exports.services.export_run``); returns its final status."""
+    from .exports.services import export_run
+
+    return export_run(export_id=export_id).status

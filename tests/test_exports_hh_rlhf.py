@@ -1,0 +1,33 @@
+"""Round trip: the shared HH-RLHF sample imported, then exported as HH-RLHF, gives back the same
+lines byte for byte (in file order, which is the import's comparison order)."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+
+import pytest
+from django.core.management import call_command
+
+from tests.shared_data import HH_RLHF_SAMPLE, shared_data_path
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_shared_sample_imported_then_exported_as_hh_rlhf_is_the_same_bytes(tmp_path, settings):
+    settings.ARBITER_DATA_DIR = tmp_path / "data"
+    sample = shared_data_path(HH_RLHF_SAMPLE)
+    call_command("import_hh_rlhf", str(sample), stdout=io.StringIO())
+    output = tmp_path / "hh-rlhf.jsonl"
+    printed = io.StringIO()
+    call_command("export_preferences", "--format", "hh-rlhf", "--file-type", "jsonl", "--output", str(output),
+                 stdout=printed, stderr=io.StringIO())
+    with gzip.open(sample, "rb") as handle:
+        original = handle.read()
+    exported = output.read_bytes()
+    assert exported.count(b"\n") == original.count(b"\n") == 1600
+    assert exported == original
+    printed = printed.getvalue().splitlines()
+    assert printed[0] == "1600 rows from 1600 votes on 1600 comparisons"
+    assert printed[1] == f"sha256 {hashlib.sha256(original).hexdigest()}"
+    assert printed[2] == f"path {output.resolve()}"
