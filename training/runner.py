@@ -11,6 +11,11 @@ import sys
 import traceback
 
 
+# Kinds whose runner does not share work across processes: under a multi-process launcher
+# (``ARBITER_RUNNER_LAUNCHER``) only rank 0 runs them. (Scoring keeps to rank 0 by itself.)
+SINGLE_PROCESS_KINDS = ("generation",)
+
+
 def is_main_process() -> bool:
     """True in a plain process and in the rank-0 process of a ``torchrun``/``accelerate launch``
     group (read from the ``RANK`` variable those launchers set, so no torch import is needed)."""
@@ -42,6 +47,8 @@ def main(argv: list[str]) -> int:
     # beats the heartbeat and records the outcome. The runners themselves keep to the same rule
     # for files, registration and progress.
     main_process = is_main_process()
+    if not main_process and job.kind in SINGLE_PROCESS_KINDS:
+        return 0  # rank 0 does all of it; another rank would write every completion again
     reporter = Reporter(job_id)
     if main_process:
         reporter.start()
@@ -50,8 +57,11 @@ def main(argv: list[str]) -> int:
     except Exception as error:  # any failure is recorded on the row, readable first, traceback after
         reporter.stop()
         trace = traceback.format_exc()
+        reason = f"{type(error).__name__}: {error}"
+        # The log (stderr goes there) says the same: the readable line first, then the traceback.
+        print(f"error: {reason}", file=sys.stderr)
         print(trace, file=sys.stderr)
-        job_fail(job_id=job_id, error=f"{type(error).__name__}: {error}", traceback=trace)
+        job_fail(job_id=job_id, error=reason, traceback=trace)
         return 1
     reporter.stop()
     if not main_process:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -61,11 +62,23 @@ def describe_exit(returncode: int) -> str:
     return f"The runner process exited with code {returncode} without recording a result."
 
 
-def job_supervise(*, job_id: int) -> str:
+def log_error_line(job_id: int, error: str) -> None:
+    """Append ``error: <readable reason>`` to the job's log, so the log says why the job failed
+    even when the child died before it could say so itself."""
+    path = job_log_path(job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(f"error: {error}\n")
+
+
+def job_supervise(*, job_id: int, on_progress: Callable[[int, int], None] | None = None) -> str:
     """Run one queued job to its end and return its final status.
 
     Reaps stale jobs first. Does nothing for a job that is no longer queued (e.g. cancelled).
-    While the child runs, a cancel request is passed on as SIGTERM (SIGKILL after a grace period).
+    While the child runs, a cancel request is passed on as SIGTERM (SIGKILL after a grace period),
+    and ``on_progress(progress_done, progress_total)`` (the job row's counts) is called every
+    ``POLL_S`` seconds. A child that ends without recording an outcome fails the job with a readable
+    reason, which is also the log's last line (``error: ...``).
     """
     jobs_reap()
     with transaction.atomic():
@@ -86,7 +99,9 @@ def job_supervise(*, job_id: int) -> str:
                 cwd=settings.BASE_DIR, start_new_session=True,
             )
         except OSError as error:
-            job_fail(job_id=job_id, error=f"Could not start the runner: {error}")
+            reason = f"Could not start the runner: {error}"
+            job_fail(job_id=job_id, error=reason)
+            log_error_line(job_id, reason)
             return JobStatus.FAILED
         Job.objects.filter(pk=job_id).update(pid=child.pid)
         signalled_at = None
@@ -96,7 +111,10 @@ def job_supervise(*, job_id: int) -> str:
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if signalled_at is None and Job.objects.filter(pk=job_id, cancel_requested=True).exists():
+            row = Job.objects.filter(pk=job_id).values_list("cancel_requested", "progress_done", "progress_total").first()
+            if row is not None and on_progress is not None:
+                on_progress(row[1], row[2])
+            if signalled_at is None and row is not None and row[0]:
                 child.send_signal(signal.SIGTERM)
                 signalled_at = time.monotonic()
             elif signalled_at is not None and time.monotonic() - signalled_at > CANCEL_GRACE_S:
@@ -109,7 +127,9 @@ def job_supervise(*, job_id: int) -> str:
                 status=JobStatus.CANCELLED, finished_at=timezone.now()
             )
         else:
-            job_fail(job_id=job_id, error=describe_exit(returncode), traceback=log_tail(job_id))
+            reason = describe_exit(returncode)
+            job_fail(job_id=job_id, error=reason, traceback=log_tail(job_id))
+            log_error_line(job_id, reason)
         job.refresh_from_db()
     from .loop import job_finished
 

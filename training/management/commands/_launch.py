@@ -1,4 +1,4 @@
-"""Shared by the commands that queue a job: turn a ValidationError into one line, and --wait."""
+"""Shared by the commands that queue a job: turn a ValidationError into one line, --wait, and its progress line."""
 from __future__ import annotations
 
 import json
@@ -30,8 +30,77 @@ def parse_setting(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+# Seconds between progress lines when stdout is not a terminal (a log file, CI).
+PROGRESS_EVERY_S = 15.0
+
+
+def progress_unit(kind: str) -> str:
+    """What a job kind's ``progress_done``/``progress_total`` count, as the job pages say it."""
+    from training.models import TRAINING_KINDS
+
+    if kind in TRAINING_KINDS:
+        return "step"
+    return "completion" if kind == "scoring" else "prompt"
+
+
+class ProgressLine:
+    """A running job's progress on a command's stdout, e.g. ``  step 12/38 (31%)``.
+
+    On a terminal the line is rewritten in place (``\r``) whenever the counts change; elsewhere a
+    full line is written at most every ``every_s`` seconds, and only when the counts changed, so
+    logs stay short. Nothing is written before the job reports any progress. ``clear()`` removes
+    the in-place line before the caller writes its own.
+    """
+
+    def __init__(self, stdout, *, unit: str, prefix: str = "  ", tty: bool | None = None,
+                 every_s: float | None = None, clock=time.monotonic):
+        self.stdout, self.unit, self.prefix = stdout, unit, prefix
+        self.tty = stdout.isatty() if tty is None else tty
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.clock = clock
+        self._shown: tuple[int, int] | None = None
+        self._shown_at: float | None = None
+        self._width = 0
+
+    def text(self, done: int, total: int) -> str:
+        if total:
+            return f"{self.prefix}{self.unit} {done}/{total} ({100 * done // total}%)"
+        return f"{self.prefix}{self.unit} {done}"
+
+    def start(self) -> None:
+        """Say the job has started (``<prefix>started``), before it reports any progress."""
+        self._show(f"{self.prefix}started", self.clock())
+
+    def update(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` units (``total`` 0: not known yet)."""
+        if (done, total) == self._shown or (done == 0 and total == 0):
+            return
+        now = self.clock()
+        if not self.tty and self._shown_at is not None and now - self._shown_at < self.every_s:
+            return
+        self._show(self.text(done, total), now)
+        self._shown = (done, total)
+
+    def _show(self, line: str, now: float) -> None:
+        if self.tty:
+            self.stdout.write("\r" + line.ljust(self._width), ending="")
+            self._width = max(self._width, len(line))
+        else:
+            self.stdout.write(line)
+        self.stdout.flush()
+        self._shown_at = now
+
+    def clear(self) -> None:
+        """Rub out the in-place line (terminal only), leaving the cursor at the start of the line."""
+        if self.tty and self._width:
+            self.stdout.write("\r" + " " * self._width + "\r", ending="")
+            self.stdout.flush()
+            self._width = 0
+
+
 def wait_for(command, job) -> None:
-    """Run ``job`` in a child process of this command (as a worker would), print how it ended.
+    """Run ``job`` in a child process of this command (as a worker would), showing its progress
+    (``ProgressLine``), then print how it ended.
 
     Raises:
         CommandError: the job did not succeed (its readable error is the message).
@@ -39,7 +108,11 @@ def wait_for(command, job) -> None:
     from training.supervisor import job_supervise
 
     started = time.monotonic()
-    status = job_supervise(job_id=job.pk)
+    progress = ProgressLine(command.stdout, unit=progress_unit(job.kind))
+    try:
+        status = job_supervise(job_id=job.pk, on_progress=progress.update)
+    finally:
+        progress.clear()
     job.refresh_from_db()
     command.stdout.write(f"job {job.pk} {status} in {time.monotonic() - started:.1f} s: {json.dumps(job.summary)}")
     if status != "succeeded":

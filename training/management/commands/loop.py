@@ -12,7 +12,7 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from ._launch import one_line, parse_setting
+from ._launch import ProgressLine, one_line, parse_setting, progress_unit
 
 POLL_S = 1.0
 
@@ -91,7 +91,7 @@ class Command(BaseCommand):
 
     def _drive(self, loop_round) -> None:
         """Run each step's job here as soon as the round queues it (a worker may take one first:
-        then wait for it), printing each step's outcome."""
+        then wait for it), showing its progress and then printing its outcome."""
         from training.models import Job, LoopRound, RoundStatus
         from training.supervisor import job_supervise
 
@@ -107,14 +107,20 @@ class Command(BaseCommand):
                 continue
             job = pending[0]
             started = time.monotonic()
-            self.stdout.write(f"  {job.get_kind_display()} job {job.pk} ...", ending="")
-            self.stdout.flush()
-            status = job_supervise(job_id=job.pk)
-            while status in ("queued", "running"):  # a worker took it first
-                time.sleep(POLL_S)
-                status = Job.objects.get(pk=job.pk).status
+            name = f"{job.get_kind_display()} job {job.pk}"
+            progress = ProgressLine(self.stdout, unit=progress_unit(job.kind), prefix=f"  {name}: ")
+            progress.start()
+            try:
+                status = job_supervise(job_id=job.pk, on_progress=progress.update)
+                while status in ("queued", "running"):  # a worker took it first
+                    time.sleep(POLL_S)
+                    row = Job.objects.values_list("status", "progress_done", "progress_total").get(pk=job.pk)
+                    status = row[0]
+                    progress.update(row[1], row[2])
+            finally:
+                progress.clear()
             job.refresh_from_db()
-            self.stdout.write(f" {status} in {time.monotonic() - started:.0f} s" + (f": {job.error}" if job.error else ""))
+            self.stdout.write(f"  {name} {status} in {time.monotonic() - started:.0f} s" + (f": {job.error}" if job.error else ""))
             done.add(job.pk)
 
     def _report(self, loop_round) -> None:
