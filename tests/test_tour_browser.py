@@ -24,7 +24,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from feedback import interface, services
-from feedback.models import Comparison
+from feedback.models import Comparison, Export
 from tests.factories import PASSWORD, UserFactory, VoteFactory
 from training import loop
 from training import services as training_services
@@ -100,7 +100,8 @@ class Tab:
             self.page.locator(scroll_to).scroll_into_view_if_needed()
         else:
             self.page.evaluate("window.scrollTo(0, 0)")
-        self.page.screenshot(path=str(path))
+        self.page.evaluate("document.activeElement && document.activeElement.blur()")
+        self.page.screenshot(path=str(path), animations="disabled")  # no half-faded focus ring
         return path
 
     def heading(self) -> str:
@@ -471,5 +472,7 @@ def test_the_exports_page_writes_a_dataset_file(admin_tab, settings, tmp_path):
     row = page.locator("#export-table tbody tr").first
     row.locator(".status-succeeded").wait_for()
     assert "15" in row.inner_text() and "trl-preference" in row.inner_text()
-    assert row.get_by_role("link", name="Download").is_visible()
+    Export.objects.update(created_at=T0)  # a fixed date in the screenshot
+    tab.open("/manage/exports/")
+    assert row.get_by_role("link", name="Download").is_visible() and "2025-06-02 09:00" in row.inner_text()
     tab.shoot("exports", scroll_to="#export-table")
