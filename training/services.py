@@ -298,7 +298,7 @@ def jobs_reap(*, now: datetime | None = None, timeout_s: int = HEARTBEAT_TIMEOUT
     """Mark running jobs whose heartbeat is older than ``timeout_s`` seconds as failed.
 
     Returns the number of jobs reaped. Runs at the start of every job, when the job list is
-    shown, and from ``manage.py reap_jobs``.
+    shown (pages and API). A round of the loop waiting on a reaped job ends with it.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=timeout_s)
