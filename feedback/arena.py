@@ -15,8 +15,8 @@ response judged); everything before it is the prompt, which must be the same in 
 a user turn (``feedback.messages.messages_validate``).
 
 Multi-turn battles whose two sides differ before the last turn (in the Arena each side's earlier
-answers differ, so almost every multi-turn battle) are **refused** (``RowRefused``: skipped and
-reported), not imported by their longest common prefix: the verdict judged the whole conversation,
+answers differ, so almost every multi-turn battle) are **refused** (``RowRefused``: the file is
+refused, or with ``skip_refused`` the battle is skipped and reported), not imported by their longest common prefix: the verdict judged the whole conversation,
 and storing it as a preference between the first answers would claim a judgement nobody made.
 
 A battle whose two final answers are the same text is parsed (``responses_identical``); the importer

@@ -45,3 +45,8 @@ class PreferenceImportForm(forms.Form):
     )
     split = forms.ChoiceField(choices=[("", "by prompt hash"), *Split.choices], required=False)
     eval_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1, required=False)
+    skip_refused = forms.BooleanField(
+        required=False, label="Skip refused rows",
+        help_text="Import the other rows when some are valid but cannot be stored (multi-message responses); "
+        "otherwise such a row imports nothing.",
+    )

@@ -13,8 +13,9 @@ Two outcomes of a row besides a record:
   file (``PreferenceFileError``, every problem listed with its number): nothing is imported.
 - a **refusal** (the parser raises ``RowRefused``): the row is valid in its format but holds
   something Arbiter cannot store as one prompt and two one-message responses (a multi-turn
-  continuation). The row is skipped, counted and reported with its number and reason; the rest of
-  the file is imported.
+  continuation). By default any refusal fails the whole file too (``imports.RowsRefusedError``);
+  with ``skip_refused`` the row is skipped, counted and reported with its number and reason, and
+  the rest of the file is imported.
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ class PreferenceFileError(JSONLFormatError):
 class RowRefused(Exception):
     """Raised by a row parser for a valid row that Arbiter cannot store; ``str()`` is the reason.
 
-    Deliberately not a ``ValueError``: a refusal skips the row, a ``ValueError`` fails the file.
+    Deliberately not a ``ValueError``: the importer decides (the file fails, or with ``skip_refused``
+    the row is skipped); a ``ValueError`` always fails the file.
     """
 
 
@@ -123,7 +125,7 @@ def read_rows(
 
     Args:
         parse: one row's object -> a record; raises ``ValueError`` (a problem: fails the file) or
-            ``RowRefused`` (the row is skipped and reported).
+            ``RowRefused`` (kept as the row's outcome; the importer decides).
         columns: the fields the format reads (Parquet reads only these columns; JSON lines all).
         noun: what a row holds, for the empty-file message.
         error_class: the ``JSONLFormatError`` subclass to raise.

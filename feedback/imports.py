@@ -22,7 +22,7 @@ from django.db import models, transaction
 
 from .arena import ArenaBattle, read_arena_battles
 from .hh_rlhf import read_hh_rlhf
-from .import_rows import RowRefused, RowsRead, model_name_check
+from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_check
 from .messages import messages_sha256, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Side, Split, Vote
 from .prompt_completion import ImportedDemonstration, read_demonstrations
@@ -38,6 +38,23 @@ MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
 MAX_LISTED_REFUSALS = 20
 
 T = TypeVar("T")
+
+
+class RowsRefusedError(PreferenceFileError):
+    """A preference file with rows that are valid but cannot be stored (``RowRefused``), imported
+    without ``skip_refused``: nothing is imported. ``problems`` lists every refused row as
+    ``(number, "refused: <reason>")``; ``str()`` names the first ``MAX_LISTED_REFUSALS``."""
+
+    def __init__(self, path: str | Path, refusals: list[tuple[int, str]], *, unit: str = "line"):
+        super().__init__(path, [(number, f"refused: {reason}") for number, reason in refusals], unit=unit)
+        units = unit if len(refusals) == 1 else f"{unit}s"
+        listed = [f"{unit} {number}: {message}" for number, message in self.problems[:MAX_LISTED_REFUSALS]]
+        if len(refusals) > MAX_LISTED_REFUSALS:
+            listed.append(f"... and {len(refusals) - MAX_LISTED_REFUSALS} more refused")
+        self.args = (
+            f"{self.path}: {len(refusals)} {units} cannot be stored; nothing was imported "
+            "(skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)\n" + "\n".join(listed),
+        )
 
 
 @dataclass
@@ -389,12 +406,16 @@ def hh_rlhf_import(
 
 
 def _rows_import(
-    read: RowsRead[T], *, to_pair, source: str, split: str | None, eval_fraction: float, offset: int, limit: int | None
+    read: RowsRead[T], *, path: str | Path, to_pair, source: str, split: str | None, eval_fraction: float,
+    offset: int, limit: int | None, skip_refused: bool,
 ) -> ImportSummary:
-    """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``; the refusals among
-    them are counted in ``lines`` and ``refused`` and listed in ``refusals``."""
+    """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``. Any refusal among
+    them raises ``RowsRefusedError`` (nothing written) unless ``skip_refused``, when they are counted
+    in ``lines`` and ``refused``, listed in ``refusals`` and the other rows are imported."""
     rows = _in_range(read.rows, offset, limit)
     refusals = [(number, str(record)) for number, record in rows if isinstance(record, RowRefused)]
+    if refusals and not skip_refused:
+        raise RowsRefusedError(path, refusals, unit=read.unit)
     pairs = [to_pair(record) for _, record in rows if not isinstance(record, RowRefused)]
     summary = pairs_import(pairs=pairs, source=source, split=split, eval_fraction=eval_fraction)
     summary.lines += len(refusals)
@@ -413,12 +434,15 @@ def trl_preferences_import(
     eval_fraction: float = 0.1,
     offset: int = 0,
     limit: int | None = None,
+    skip_refused: bool = False,
 ) -> ImportSummary:
     """Import a TRL preference file (``feedback.trl_preferences``: JSON lines, gzip or plain, or
     Parquet; conversational or text; explicit or implicit prompt) as complete, voted comparisons.
 
-    The whole file is read and parsed first; any problem raises and writes nothing. Rows that are
-    valid but cannot be stored (a multi-message response) are skipped and reported in the summary.
+    The whole file is read and parsed first; any problem raises and writes nothing. A row that is
+    valid but cannot be stored (a multi-message response) also fails the whole file
+    (``RowsRefusedError``), unless ``skip_refused``: then such rows are skipped and reported in the
+    summary and the rest is imported.
     Each pair of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: both completions by
     ``model_name``, the chosen one as A or B by ``chosen_is_a(external_id)``, external id
     ``"trl:" + sha256(canonical prompt + chosen + rejected)``. ``margin`` is not stored.
@@ -430,9 +454,12 @@ def trl_preferences_import(
         split, eval_fraction: as for ``pairs_import``.
         offset: rows (non-blank lines, or Parquet rows) to pass over first, refused ones included.
         limit: at most this many rows after ``offset``; None for all.
+        skip_refused: import the other rows when some in the range cannot be stored.
     Returns: an ``ImportSummary`` (``unit`` ``"line"`` or ``"row"``).
     Raises:
         PreferenceFileError: every problem with its line or row number; nothing is written.
+        RowsRefusedError: (a ``PreferenceFileError``) rows that cannot be stored, without
+            ``skip_refused``; nothing is written.
         OSError: the file cannot be read.
         ValueError: a bad argument, or a user named ``source`` that can log in.
         IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
@@ -448,8 +475,8 @@ def trl_preferences_import(
         )
 
     return _rows_import(
-        read_trl_preferences(path), to_pair=to_pair, source=source, split=split, eval_fraction=eval_fraction,
-        offset=offset, limit=limit,
+        read_trl_preferences(path), path=path, to_pair=to_pair, source=source, split=split,
+        eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
     )
 
 
@@ -461,12 +488,15 @@ def arena_import(
     eval_fraction: float = 0.1,
     offset: int = 0,
     limit: int | None = None,
+    skip_refused: bool = False,
 ) -> ImportSummary:
     """Import Chatbot-Arena battles (``feedback.arena``: JSON lines, gzip or plain, or Parquet) as
     complete, voted comparisons between the named models, which the leaderboard then rates.
 
-    The whole file is read and parsed first; any problem raises and writes nothing. Battles whose
-    conversations differ before the last turn are skipped and reported (``refused``); battles whose
+    The whole file is read and parsed first; any problem raises and writes nothing. A battle whose
+    conversations differ before the last turn cannot be stored: it fails the whole file
+    (``RowsRefusedError``), unless ``skip_refused``, when such battles are skipped and reported
+    (``refused``) and the rest is imported. Battles whose
     two answers are the same text are skipped and counted (``identical_responses``). Each other
     battle of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: completion A is
     ``model_a``'s answer with ``model_a`` as its model name, B likewise, and the vote's choice is
@@ -479,9 +509,12 @@ def arena_import(
         split, eval_fraction: as for ``pairs_import``.
         offset: rows to pass over first, refused ones included.
         limit: at most this many rows after ``offset``; None for all.
+        skip_refused: import the other battles when some in the range cannot be stored.
     Returns: an ``ImportSummary``.
     Raises:
         PreferenceFileError: every problem with its line or row number; nothing is written.
+        RowsRefusedError: (a ``PreferenceFileError``) battles that cannot be stored, without
+            ``skip_refused``; nothing is written.
         OSError: the file cannot be read.
         ValueError: a bad argument, or a user named ``source`` that can log in.
         IntegrityError: another import of the same battles committed meanwhile; nothing is written (run again).
@@ -501,8 +534,8 @@ def arena_import(
         )
 
     return _rows_import(
-        read_arena_battles(path), to_pair=to_pair, source=source, split=split, eval_fraction=eval_fraction,
-        offset=offset, limit=limit,
+        read_arena_battles(path), path=path, to_pair=to_pair, source=source, split=split,
+        eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
     )
 
 
@@ -516,6 +549,7 @@ def preferences_import(
     eval_fraction: float = 0.1,
     offset: int = 0,
     limit: int | None = None,
+    skip_refused: bool = False,
 ) -> ImportSummary:
     """Import a preference file in the named format: ``"trl"`` (``trl_preferences_import``),
     ``"hh-rlhf"`` (``hh_rlhf_import``) or ``"arena"`` (``arena_import``).
@@ -526,6 +560,8 @@ def preferences_import(
         model_name: the completions' model name for ``trl`` and ``hh-rlhf`` (None: ``source``);
             must be None for ``arena``, whose rows name their models.
         split, eval_fraction, offset, limit: as for the format's importer.
+        skip_refused: for ``trl`` and ``arena``, import the other rows when some cannot be stored
+            (HH-RLHF pairs are never refused).
     Returns: an ``ImportSummary``.
     Raises:
         ValueError: an unknown format (checked before the file is opened), ``model_name`` with
@@ -540,9 +576,10 @@ def preferences_import(
     if format == "arena":
         if model_name is not None:
             raise ValueError("model_name does not apply to arena battles: each row names its two models")
-        return arena_import(**options)
-    importer = trl_preferences_import if format == "trl" else hh_rlhf_import
-    return importer(**options, model_name=model_name)
+        return arena_import(**options, skip_refused=skip_refused)
+    if format == "trl":
+        return trl_preferences_import(**options, model_name=model_name, skip_refused=skip_refused)
+    return hh_rlhf_import(**options, model_name=model_name)
 
 
 # --- demonstrations ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ not the assistant's, an empty or missing prompt, ``chosen`` equal to ``rejected`
 preference), a response over ``MAX_COMPLETION_CHARS`` characters or holding NUL, a ``margin`` that
 is not a number.
 
-Refusals (``RowRefused``, the row is skipped and reported): a response of more than one message
+Refusals (``RowRefused``: the file is refused, or with ``skip_refused`` the row is skipped and reported): a response of more than one message
 (explicit), or conversations whose remainders after the shared prefix are more than one message
 each, or whose shared prefix ends with an assistant turn (implicit): the two sides diverged before
 the last turn, and Arbiter stores a response as one assistant message.

@@ -157,7 +157,8 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def manage_imports(request: HttpRequest) -> HttpResponse:
     """Admins: upload a preference file (TRL, HH-RLHF or Arena; up to ``IMPORT_UPLOAD_MAX_BYTES``)
-    and import it inline, whole or not at all; shows the summary, or every problem with its line."""
+    and import it inline, whole or not at all (rows that cannot be stored fail the file unless
+    "Skip refused rows" is ticked); shows the summary, or every problem with its line."""
     _require(request, is_feedback_admin)
     form = PreferenceImportForm(request.POST or None, request.FILES or None)
     context = {"form": form, "summary": None, "problems": None, "max_mb": IMPORT_UPLOAD_MAX_BYTES // (1024 * 1024)}
@@ -179,9 +180,11 @@ def manage_imports(request: HttpRequest) -> HttpResponse:
                     model_name=(data["model_name"].strip() or None) if data["format"] != "arena" else None,
                     split=data["split"] or None,
                     eval_fraction=0.1 if data["eval_fraction"] is None else data["eval_fraction"],
+                    skip_refused=data["skip_refused"],
                 )
             except JSONLFormatError as error:
                 context["problems"] = str(error).splitlines()[1:]
+                context["refused_only"] = isinstance(error, imports.RowsRefusedError)
             except (OSError, ValueError) as error:
                 form.add_error(None, str(error))
     failed = context["summary"] is None

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from feedback.arena import arena_battle_parse
 from feedback.import_rows import PreferenceFileError, RowRefused
-from feedback.imports import arena_import, preferences_import
+from feedback.imports import RowsRefusedError, arena_import, preferences_import
 from feedback.interface import HeadToHead, head_to_head_votes
 from feedback.models import Comparison, Prompt, Vote
 from tests.import_files import assistant, nothing_written, row_counts, user, write_jsonl, write_parquet
@@ -158,7 +158,15 @@ def test_refused_and_identical_battles_are_skipped_and_counted(tmp_path):
     }
     path = write_jsonl(tmp_path / "arena.jsonl", [battle("One?", "model_a"), diverged, "", identical, battle("Two?", "model_b")])
 
-    summary = arena_import(path=path)
+    with pytest.raises(RowsRefusedError) as caught:
+        arena_import(path=path)
+    assert str(caught.value).splitlines()[1] == (
+        "line 2: refused: conversation_a and conversation_b differ at message 1, before their last turn "
+        "(a multi-turn battle); only the final answers to one shared prompt can be stored"
+    )
+    assert nothing_written()
+
+    summary = arena_import(path=path, skip_refused=True)
 
     assert (summary.lines, summary.imported, summary.refused, summary.identical_responses) == (4, 2, 1, 1)
     assert summary.refusals == [
@@ -224,8 +232,11 @@ def test_the_command_imports_battles_and_prints_the_refusals(tmp_path):
     }
     path = write_parquet(tmp_path / "arena.parquet", [battle("One?", "model_a"), diverged])
     out = io.StringIO()
+    with pytest.raises(CommandError, match="1 row cannot be stored; nothing was imported"):
+        call_command("import_preferences", str(path), "--format", "arena", stdout=out)
+    assert nothing_written()
 
-    call_command("import_preferences", str(path), "--format", "arena", stdout=out)
+    call_command("import_preferences", str(path), "--format", "arena", "--skip-refused", stdout=out)
 
     assert out.getvalue().splitlines() == [
         "2 rows read: 1 imported, 0 already present, 1 refused, 0 with identical responses (skipped), 0 duplicate lines",
@@ -235,4 +246,4 @@ def test_the_command_imports_battles_and_prints_the_refusals(tmp_path):
     ]
     assert Comparison.objects.get().completion_a.model_name == "vicuna-13b"
     with pytest.raises(CommandError, match="model_name does not apply"):
-        call_command("import_preferences", str(path), "--format", "arena", "--model-name", "x")
+        call_command("import_preferences", str(path), "--format", "arena", "--model-name", "x", "--skip-refused")

@@ -67,6 +67,27 @@ def test_a_bad_file_shows_every_problem_by_line_and_imports_nothing(admin_user):
     assert nothing_written()
 
 
+def test_rows_that_cannot_be_stored_import_nothing_unless_skip_refused_is_ticked(admin_user):
+    multi_turn = {"prompt": [user("q")], "chosen": [assistant("x"), user("more"), assistant("y")], "rejected": [assistant("z")]}
+    client = client_for(admin_user)
+
+    response = client.post(URL, {"file": upload([pair(1), multi_turn]), "format": "trl"})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Nothing was imported: some rows cannot be stored" in page
+    assert "line 2: refused: chosen: holds 3 messages" in page
+    assert nothing_written()
+
+    response = client.post(URL, {"file": upload([pair(1), multi_turn]), "format": "trl", "skip_refused": "on"})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "2 lines read: 1 imported, 0 already present, 1 refused" in page
+    assert "refused line 2: chosen: holds 3 messages" in page
+    assert row_counts() == (1, 2, 1, 1)
+
+
 def test_an_unknown_format_and_a_file_over_the_cap_are_refused(admin_user, monkeypatch):
     client = client_for(admin_user)
     response = client.post(URL, {"file": upload([pair(1)]), "format": "csv"})

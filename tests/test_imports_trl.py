@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from feedback.import_rows import PreferenceFileError, RowRefused
-from feedback.imports import chosen_is_a, preferences_import, trl_preferences_import
+from feedback.imports import RowsRefusedError, chosen_is_a, preferences_import, trl_preferences_import
 from feedback.models import Comparison, Completion, Prompt, Vote
 from feedback.trl_preferences import trl_external_id, trl_pair_parse
 from tests.factories import PromptFactory, UserFactory
@@ -185,7 +185,18 @@ def test_implicit_prompt_rows_import_and_refused_rows_are_reported_not_imported(
     ]
     path = write_jsonl(tmp_path / "implicit.jsonl", rows)
 
-    summary = trl_preferences_import(path=path)
+    with pytest.raises(RowsRefusedError) as caught:
+        trl_preferences_import(path=path)
+    assert isinstance(caught.value, PreferenceFileError)
+    assert [number for number, _ in caught.value.problems] == [2, 4]
+    message = str(caught.value).splitlines()
+    assert message[0].endswith("implicit.jsonl: 2 lines cannot be stored; nothing was imported "
+                               "(skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)")
+    assert message[1].startswith("line 2: refused: the conversations differ at message 1, before their last turn")
+    assert message[2].startswith("line 4: refused: chosen: holds 3 messages")
+    assert nothing_written()
+
+    summary = trl_preferences_import(path=path, skip_refused=True)
 
     assert (summary.lines, summary.imported, summary.refused) == (4, 2, 2)
     assert [number for number, _ in summary.refusals] == [2, 4]
@@ -248,9 +259,26 @@ def test_duplicate_rows_count_once_and_existing_prompts_are_reused(tmp_path):
 def test_offset_and_limit_count_rows_refused_ones_included(tmp_path):
     refused = {"prompt": "q", "chosen": [assistant("x"), user("y"), assistant("z")], "rejected": "r"}
     path = write_jsonl(tmp_path / "prefs.jsonl", [conversational(0), refused, conversational(2), conversational(3)])
-    summary = trl_preferences_import(path=path, offset=1, limit=2)
-    assert (summary.lines, summary.imported, summary.refused, summary.refusals[0][0]) == (2, 1, 1, 2)
-    assert Comparison.objects.count() == 1
+    with pytest.raises(RowsRefusedError, match="line 2: refused"):
+        trl_preferences_import(path=path, offset=1, limit=2)
+    assert trl_preferences_import(path=path, offset=2, limit=2).imported == 2  # the range holds no refused row
+    summary = trl_preferences_import(path=path, offset=1, limit=2, skip_refused=True)
+    assert (summary.lines, summary.imported, summary.refused, summary.refusals[0][0]) == (2, 0, 1, 2)
+    assert summary.already_present == 1
+    assert Comparison.objects.count() == 2
+
+
+def test_refusals_past_twenty_are_counted_not_listed(tmp_path):
+    refused = {"prompt": "q", "chosen": [assistant("x"), user("y"), assistant("z")], "rejected": "r"}
+    path = write_jsonl(tmp_path / "prefs.jsonl", [conversational(0)] + [refused] * 25)
+    with pytest.raises(RowsRefusedError) as caught:
+        trl_preferences_import(path=path)
+    lines = str(caught.value).splitlines()
+    assert len(caught.value.problems) == 25
+    assert (len(lines), lines[-1]) == (22, "... and 5 more refused")
+    assert lines[1].startswith("line 2: refused: chosen: holds 3 messages")
+    assert lines[20].startswith("line 21: refused: chosen: holds 3 messages")
+    assert nothing_written()
 
 
 def test_margin_is_checked_but_not_stored(tmp_path):
@@ -384,7 +412,12 @@ def test_the_command_prints_the_summary_and_the_refused_rows(tmp_path):
     refused = {"prompt": "q", "chosen": [assistant("x"), user("y"), assistant("z")], "rejected": "r"}
     path = write_jsonl(tmp_path / "p.jsonl", [conversational(1), refused, conversational(2)])
 
-    lines = run(path, "--format", "trl", "--source", "cli", "--split", "eval")
+    with pytest.raises(CommandError, match=r"1 line cannot be stored; nothing was imported") as caught:
+        run(path, "--format", "trl", "--source", "cli", "--split", "eval")
+    assert "line 2: refused: chosen: holds 3 messages" in str(caught.value)
+    assert nothing_written()
+
+    lines = run(path, "--format", "trl", "--source", "cli", "--split", "eval", "--skip-refused")
 
     assert lines == [
         "3 lines read: 2 imported, 0 already present, 1 refused, 0 with identical responses (skipped), 0 duplicate lines",
@@ -393,7 +426,9 @@ def test_the_command_prints_the_summary_and_the_refused_rows(tmp_path):
         "so a multi-turn continuation cannot be imported",
     ]
     assert set(Vote.objects.values_list("source", flat=True)) == {"cli"}
-    assert run(path, "--format", "trl", "--source", "cli")[0].startswith("3 lines read: 0 imported, 2 already present, 1 refused")
+    assert run(path, "--format", "trl", "--source", "cli", "--skip-refused")[0].startswith(
+        "3 lines read: 0 imported, 2 already present, 1 refused"
+    )
 
 
 def test_the_command_fails_on_a_bad_file_with_line_numbers_and_writes_nothing(tmp_path):

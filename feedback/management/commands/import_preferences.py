@@ -1,5 +1,5 @@
 """manage.py import_preferences FILE --format trl|hh-rlhf|arena [--source NAME] [--model-name NAME]
-[--split train|eval] [--eval-fraction F] [--offset N] [--limit N]"""
+[--split train|eval] [--eval-fraction F] [--offset N] [--limit N] [--skip-refused]"""
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback.imports import DEFAULT_SOURCE, PREFERENCE_FORMATS, preferences_import
@@ -12,7 +12,8 @@ class Command(BaseCommand):
         "Import preference pairs as complete comparisons with one vote each: TRL preference rows "
         "(prompt/chosen/rejected, text or messages, explicit or implicit prompt), HH-RLHF transcripts, or "
         "Chatbot-Arena battles (model_a/model_b/winner/conversation_a/conversation_b). JSON lines (plain or gzip) "
-        "or, for trl and arena, Parquet. Re-importing a row adds nothing; a file with a bad row imports nothing."
+        "or, for trl and arena, Parquet. Re-importing a row adds nothing; a file with a bad row, or a row that cannot "
+        "be stored (a multi-message response), imports nothing unless --skip-refused."
     )
 
     def add_arguments(self, parser):
@@ -32,12 +33,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--offset", type=int, default=0, help="Rows to pass over first (default 0).")
         parser.add_argument("--limit", type=int, default=None, help="Import at most this many rows after the offset.")
+        parser.add_argument(
+            "--skip-refused", action="store_true",
+            help="Import the other rows when some are valid but cannot be stored (multi-message responses, Arena battles "
+            "whose sides differ before the last turn), listing the skipped ones. Default: such a row fails the whole file.",
+        )
 
-    def handle(self, *args, path, format, source, model_name, split, eval_fraction, offset, limit, **options):
+    def handle(self, *args, path, format, source, model_name, split, eval_fraction, offset, limit, skip_refused, **options):
         try:
             summary = preferences_import(
                 path=path, format=format, source=source, model_name=model_name,
-                split=split, eval_fraction=eval_fraction, offset=offset, limit=limit,
+                split=split, eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
             )
         except JSONLFormatError as error:
             raise CommandError(str(error)) from None
