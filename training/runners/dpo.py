@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer
 from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
@@ -41,12 +40,14 @@ from training.policy_config import DPOConfig
 
 from .lora import lora_config
 from .policy_training import (
+    run_snapshot,
+    run_tokenizer,
     dropout_argument, finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting
-from .snapshot_rows import columns_keep, rows_read, snapshot_files
+from .snapshot_rows import columns_keep, rows_read
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
 REFERENCE_ADAPTER_DISABLED = "base with the LoRA adapter disabled"
@@ -101,20 +102,13 @@ def run_dpo(job, reporter: Reporter) -> dict:
     clock = Stopwatch()
     config = policy_run_config(job, DPOConfig)
     base = policy_base(config.base)
-    snapshot_id = job.snapshot_id or config.snapshot_id
-    if snapshot_id is None:
-        raise LookupError("the run has no dataset snapshot")
-    snapshot = snapshot_files(snapshot_id)
-    if snapshot.kind != "preference":
-        raise ValueError(f"snapshot {snapshot.id} holds {snapshot.kind} rows; DPO needs preference pairs")
+    snapshot = run_snapshot(job, config, kind="preference", needs="DPO needs preference pairs")
     train_rows, eval_rows = rows_read(snapshot.train_path), rows_read(snapshot.eval_path)
     if not train_rows:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base.location)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = run_tokenizer(base.location)
     evaluate = bool(eval_rows)
 
     with run_directory(job.pk) as output_dir:

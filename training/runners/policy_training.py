@@ -56,6 +56,38 @@ def policy_base(name: str) -> Checkpoint:
     return base
 
 
+def run_snapshot(job, config, *, kind: str | None = None, needs: str = ""):
+    """The run's snapshot files (``snapshot_rows.SnapshotFiles``): the job's snapshot, else the config's.
+
+    Args:
+        kind: the snapshot kind the run takes (``"preference"`` or ``"sft"``); None accepts any.
+        needs: the end of the wrong-kind message, e.g. ``"DPO needs preference pairs"``.
+    Raises:
+        LookupError: the run names no snapshot, or it does not exist.
+        ValueError: a snapshot of another kind (``snapshot N holds K rows; <needs>``).
+    """
+    from .snapshot_rows import snapshot_files
+
+    snapshot_id = job.snapshot_id or config.snapshot_id
+    if snapshot_id is None:
+        raise LookupError("the run has no dataset snapshot")
+    snapshot = snapshot_files(snapshot_id)
+    if kind is not None and snapshot.kind != kind:
+        raise ValueError(f"snapshot {snapshot.id} holds {snapshot.kind} rows; {needs}")
+    return snapshot
+
+
+def run_tokenizer(location: str, **kwargs):
+    """The base's tokenizer with a pad token (its EOS when it has none, as TRL's trainers do);
+    ``kwargs`` go to ``AutoTokenizer.from_pretrained`` (e.g. ``padding_side="left"``)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def trainer_arguments(config, output_dir: str, *, evaluate: bool, cuda: bool) -> dict[str, Any]:
     """Keyword arguments for a TRL trainer config (``DPOConfig``, ``SFTConfig``...) from our run config.
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
 
@@ -46,12 +46,12 @@ from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
-from .policy_training import process_roles, run_directory
+from .policy_training import process_roles, run_directory, run_snapshot, run_tokenizer
 from .progress import Reporter, Stopwatch
 from .publish import checkpoint_publish
 from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
 from .rewards import conversation_ids, rewards_compute
-from .snapshot_rows import columns_keep, rows_read, snapshot_files
+from .snapshot_rows import columns_keep, rows_read
 
 UNSPECIFIED = "unspecified"  # metric suffix for pairs whose votes carried no strength
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
@@ -230,19 +230,14 @@ def run_reward(job, reporter: Reporter) -> dict:
         raise ValueError(f"{base.name!r} is a {base.kind} checkpoint; a reward model starts from a policy")
     if base.is_adapter:
         raise ValueError(f"{base.name!r} is a LoRA adapter; merge it into a full checkpoint to train a reward model on it")
-    snapshot_id = job.snapshot_id or config.snapshot_id
-    if snapshot_id is None:
-        raise LookupError("the run has no dataset snapshot")
-    snapshot = snapshot_files(snapshot_id)
+    snapshot = run_snapshot(job, config)
     train_rows = rows_read(snapshot.train_path)
     eval_rows = rows_read(snapshot.eval_path)
     if not train_rows:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base.location)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = run_tokenizer(base.location)
     with_margin = config.use_margin and margins_usable(train_rows + eval_rows)
     eval_ids = pair_ids(tokenizer, eval_rows)
     kept_eval = within_length(eval_ids, config.max_length)

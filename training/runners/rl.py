@@ -66,7 +66,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
 from training.models import Checkpoint, CheckpointKind
@@ -74,13 +74,15 @@ from training.policy_config import RLConfig
 
 from .lora import lora_config
 from .policy_training import (
+    run_snapshot,
+    run_tokenizer,
     dropout_argument, finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting
 from .rewards import Messages, conversation_ids, reward_model_load, rewards_compute
-from .snapshot_rows import rows_read, snapshot_files
+from .snapshot_rows import rows_read
 
 REFERENCE_ADAPTER_DISABLED = "base with the LoRA adapter disabled"
 REFERENCE_FROZEN_COPY = "frozen copy of the base"
@@ -272,17 +274,10 @@ def run_rl(job, reporter: Reporter) -> dict:
     config = policy_run_config(job, RLConfig)
     base = policy_base(config.base)
     reward_checkpoint = reward_model_checkpoint(config.reward_model)
-    snapshot_id = job.snapshot_id or config.snapshot_id
-    if snapshot_id is None:
-        raise LookupError("the run has no dataset snapshot")
-    snapshot = snapshot_files(snapshot_id)
-    if snapshot.kind != "preference":
-        raise ValueError(f"snapshot {snapshot.id} holds {snapshot.kind} rows; online RL takes its prompts from preference rows")
+    snapshot = run_snapshot(job, config, kind="preference", needs="online RL takes its prompts from preference rows")
 
     cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base.location, padding_side="left")  # TRL generates left-padded
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = run_tokenizer(base.location, padding_side="left")  # TRL generates left-padded
     choice = prompts_choose(
         rows_read(snapshot.train_path), tokenizer,
         max_prompt_length=config.max_prompt_length, max_prompts=config.max_prompts, seed=config.seed,

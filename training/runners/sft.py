@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import AutoTokenizer
 from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
@@ -29,12 +28,14 @@ from training.policy_config import SFTConfig
 
 from .lora import lora_config
 from .policy_training import (
+    run_snapshot,
+    run_tokenizer,
     finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting
-from .snapshot_rows import columns_keep, rows_read, snapshot_files
+from .snapshot_rows import columns_keep, rows_read
 
 DEMONSTRATION_COLUMNS = ("prompt", "completion")
 
@@ -81,20 +82,13 @@ def run_sft(job, reporter: Reporter) -> dict:
     clock = Stopwatch()
     config = policy_run_config(job, SFTConfig)
     base = policy_base(config.base)
-    snapshot_id = job.snapshot_id or config.snapshot_id
-    if snapshot_id is None:
-        raise LookupError("the run has no dataset snapshot")
-    snapshot = snapshot_files(snapshot_id)
-    if snapshot.kind != "sft":
-        raise ValueError(f"snapshot {snapshot.id} holds {snapshot.kind} rows; SFT needs demonstrations")
+    snapshot = run_snapshot(job, config, kind="sft", needs="SFT needs demonstrations")
     train_rows, eval_rows = rows_read(snapshot.train_path), rows_read(snapshot.eval_path)
     if not train_rows:
         raise ValueError(f"snapshot {snapshot.id} has no training demonstrations")
 
     cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(base.location)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = run_tokenizer(base.location)
     evaluate = bool(eval_rows)
 
     with run_directory(job.pk) as output_dir:
