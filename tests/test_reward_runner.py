@@ -289,8 +289,35 @@ def test_a_snapshot_whose_pairs_are_all_too_long_fails_with_a_readable_error(tin
     from training.runners.reward import run_reward
 
     snapshot = snapshot_make(data_dir, toy_rows(4, too_long=4), toy_rows(2, offset=10))
-    with pytest.raises(ValueError, match=r"all 4 training pairs are longer than max_length=96"):
+    with pytest.raises(ValueError, match=r"all 4 training pairs are longer than max_length=96") as caught:
         run_reward(reward_job(snapshot), Reporter(0))
+    # The message says what to set: the shortest pair's length in tokens.
+    shortest = int(str(caught.value).split("raise max_length to at least ")[1])
+    assert shortest > 96 and f"the shortest is {shortest} tokens" in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_a_run_whose_held_out_pairs_are_all_too_long_reports_their_accuracy_cut_to_max_length_with_a_warning(
+    tiny_checkpoints, data_dir, one_torch_thread, capsys
+):
+    """TRL's RewardTrainer drops every held-out pair over max_length, so it evaluates nothing: the
+    run's accuracy is then the one over every pair cut to its last max_length tokens, and says so."""
+    from training.runners.reward import run_reward
+
+    snapshot = snapshot_make(data_dir, toy_rows(16), toy_rows(3, offset=100, too_long=3))
+    job = reward_job(snapshot, max_steps=2, output_name="cut-rm")
+    summary = run_reward(job, Reporter(job.pk))
+
+    warning = ("all 3 held-out pairs are longer than max_length 96; accuracy is measured on them cut to their "
+               "last 96 tokens; raise max_length")
+    assert summary["eval_rows"] == 0 and summary["eval_rows_all"] == 3
+    assert summary["eval_accuracy"] is not None and summary["eval_accuracy"] == summary["eval_accuracy_all"]
+    assert summary["eval_accuracy_note"] == warning and summary["warnings"] == [warning]
+    assert f"warning: {warning}" in capsys.readouterr().err  # the run's log (its stderr)
+    point = JobMetric.objects.get(job=job, values__has_key="eval_accuracy_all")
+    assert point.step == 2 and point.values == {"eval_accuracy_all": summary["eval_accuracy"], "eval_n_all": 3}
+    meta = Checkpoint.objects.get(name="cut-rm").metadata
+    assert meta["eval_accuracy"] == summary["eval_accuracy"] and meta["eval_accuracy_note"] == warning
 
 
 @pytest.mark.django_db

@@ -311,6 +311,17 @@ def test_job_detail_shows_config_summary_heartbeat_error_traceback_and_log(as_ad
     assert "hx-trigger" not in content  # finished: no polling
 
 
+def test_a_reward_run_whose_held_out_pairs_were_all_too_long_says_so_at_the_top_of_its_page(as_admin, world):
+    warning = ("all 37 held-out pairs are longer than max_length 128; accuracy is measured on them cut to their "
+               "last 128 tokens; raise max_length")
+    job = make_job(JobStatus.SUCCEEDED, kind=JobKind.REWARD, config={"base": "smol", "max_length": 128}, summary={
+        "train_rows": 400, "eval_rows": 0, "eval_accuracy": 0.5946, "eval_accuracy_all": 0.5946, "eval_rows_all": 37,
+        "eval_accuracy_note": warning, "warnings": [warning], "steps": 50,
+    })
+    content = as_admin.get(f"/manage/jobs/{job.pk}/").content.decode()
+    assert f'<div class="warning" role="status"><strong>Warning:</strong> <span class="wrap">{warning}</span></div>' in content
+
+
 def test_job_detail_poll_answers_200_while_running_and_286_when_finished(as_admin, world):
     job_id = world["ids"]["running"]
     poll = {**HTMX, "HTTP_HX_TARGET": "job-live"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -87,6 +88,10 @@ class Reporter:
             fields["summary"] = summary
         Job.objects.filter(pk=self.job_id).update(**fields)
 
+    def warn(self, text: str) -> None:
+        """Write ``warning: <text>`` to the run's log (the runner's stderr goes there), flushed now.
+        Runners also put the same words in their summary's ``warnings`` list for the run page."""
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
     def metric(self, *, step: int, values: dict[str, float], epoch: float | None = None) -> None:
         """Append one row of metrics (name -> number) logged at optimiser ``step``; pages draw

@@ -213,12 +213,16 @@ def run_reward(job, reporter: Reporter) -> dict:
     Summary keys: ``train_rows``/``eval_rows`` (pairs used, after the length filter),
     ``filtered_too_long`` (``{"train": n, "eval": n}`` pairs TRL left out), ``margin_used``,
     ``steps``, ``epochs``, ``eval_accuracy`` (last evaluation; None without eval pairs),
-    ``eval_accuracy_by_strength``, ``train_loss``, ``samples_per_s`` (pairs per second, TRL's
+    ``eval_accuracy_by_strength``, ``eval_accuracy_all``/``eval_rows_all`` (every held-out pair, those
+    over ``max_length`` cut to their last ``max_length`` tokens; see ``heldout_accuracy_all``),
+    ``train_loss``, ``samples_per_s`` (pairs per second, TRL's
     ``train_samples_per_second``), ``seconds`` (whole run, wall clock), ``checkpoint`` (name, or
-    None when cancelled), ``cancelled``.
+    None when cancelled), ``cancelled``. When TRL kept no held-out pair (all longer than
+    ``max_length``), ``eval_accuracy`` is ``eval_accuracy_all`` and ``eval_accuracy_note`` says so;
+    ``warnings`` (present when there are any) lists such lines, also written to the run's log.
     Raises:
         LookupError: no base checkpoint or snapshot. ValueError: a reward model or adapter as the
-        base, no training pairs within ``max_length``. RuntimeError: TRL's held-out rows disagree
+        base, no training pairs within ``max_length`` (the message names the length needed). RuntimeError: TRL's held-out rows disagree
         with the scorer's tokenisation. Anything transformers/TRL raise (e.g. unreadable weights).
     """
     clock = Stopwatch()
@@ -243,6 +247,10 @@ def run_reward(job, reporter: Reporter) -> dict:
     kept_eval = within_length(eval_ids, config.max_length)
     accuracy = PairAccuracy()
     accuracy.strengths = [strength_of(eval_rows[i]) for i in kept_eval]
+    warnings = []
+    if eval_rows and not kept_eval:
+        warnings.append(all_held_out_too_long(len(eval_rows), config.max_length))
+        reporter.warn(warnings[-1])
 
     with run_directory(job.pk) as output_dir:
         args = trl_reward_config(config, output_dir, evaluate=bool(kept_eval), cuda=cuda)
@@ -264,9 +272,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         )
         used_train = len(trainer.train_dataset)
         if used_train == 0:
-            raise ValueError(
-                f"all {len(train_rows)} training pairs are longer than max_length={config.max_length} tokens"
-            )
+            raise ValueError(all_train_too_long(tokenizer, train_rows, config.max_length))
         if kept_eval:
             _check_eval_rows(trainer.eval_dataset, [eval_ids[i] for i in kept_eval])
         result = trainer.train()
@@ -282,6 +288,8 @@ def run_reward(job, reporter: Reporter) -> dict:
         "samples_per_s": _finite(result.metrics.get("train_samples_per_second")),
         "checkpoint": None, "cancelled": reporting.halted,
     }
+    if warnings:
+        summary["warnings"] = warnings
     if reporting.halted:
         reporter.halted = True
         summary["seconds"] = round(clock.elapsed(), 3)
@@ -294,10 +302,20 @@ def run_reward(job, reporter: Reporter) -> dict:
         trainer.model, tokenizer, eval_ids, kept_eval, summary["eval_accuracy"], max_length=config.max_length,
         batch_size=config.per_device_eval_batch_size,
     ))
+    if eval_rows and not kept_eval:
+        # TRL evaluated nothing: the run's accuracy is the one over every pair, cut to max_length,
+        # said so beside it, and drawn as one point on the accuracy chart.
+        summary["eval_accuracy"] = summary["eval_accuracy_all"]
+        summary["eval_accuracy_note"] = warnings[0]
+        reporter.metric(
+            step=trainer.state.global_step, epoch=trainer.state.epoch,
+            values={"eval_accuracy_all": summary["eval_accuracy_all"], "eval_n_all": summary["eval_rows_all"]},
+        )
     name = config.output_name or f"{base.name}-rm-{job.pk}"
     metadata = {
         "base": base.name, "snapshot_id": snapshot.id, "snapshot_hash": snapshot.content_hash,
         "eval_accuracy": summary["eval_accuracy"], "eval_accuracy_by_strength": summary["eval_accuracy_by_strength"],
+        **({"eval_accuracy_note": summary["eval_accuracy_note"]} if "eval_accuracy_note" in summary else {}),
         "eval_accuracy_all": summary.get("eval_accuracy_all"), "eval_rows_all": summary.get("eval_rows_all"),
         "eval_rows": len(kept_eval), "train_rows": used_train, "max_length": config.max_length,
         "lora": config.lora, "steps": summary["steps"],
@@ -314,6 +332,25 @@ def run_reward(job, reporter: Reporter) -> dict:
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)
     return summary
+
+
+def all_held_out_too_long(count: int, max_length: int) -> str:
+    """The warning (log line, summary ``warnings`` and ``eval_accuracy_note``) of a run whose every
+    held-out pair is longer than ``max_length`` tokens, so TRL evaluated none of them."""
+    return (
+        f"all {count} held-out pairs are longer than max_length {max_length}; accuracy is measured on them "
+        f"cut to their last {max_length} tokens; raise max_length"
+    )
+
+
+def all_train_too_long(tokenizer, rows: list[dict[str, Any]], max_length: int) -> str:
+    """Why a run has nothing to train on: every training pair has a side over ``max_length``
+    tokens (TRL's filter), with the shortest such pair's length, so the fix is a number."""
+    shortest = min(max(len(chosen), len(rejected)) for chosen, rejected in pair_ids(tokenizer, rows))
+    return (
+        f"all {len(rows)} training pairs are longer than max_length={max_length} tokens (the shortest is "
+        f"{shortest} tokens), so TRL's RewardTrainer dropped every one: raise max_length to at least {shortest}"
+    )
 
 
 def heldout_accuracy_all(
