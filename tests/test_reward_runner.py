@@ -321,6 +321,16 @@ def test_a_run_whose_held_out_pairs_are_all_too_long_reports_their_accuracy_cut_
 
 
 @pytest.mark.django_db
+def test_a_run_shorter_than_its_logging_steps_still_logs_a_loss_curve(tiny_checkpoints, toy_snapshot, one_torch_thread, capsys):
+    from training.runners.reward import run_reward
+
+    job = reward_job(toy_snapshot, max_steps=3, logging_steps=50, eval_steps=50)
+    run_reward(job, Reporter(job.pk))
+    assert [m.step for m in JobMetric.objects.filter(job=job) if "loss" in m.values] == [1, 2, 3]
+    assert "logging every 1 step: logging_steps 50 gives fewer than 2 points over 3 steps" in capsys.readouterr().err
+
+
+@pytest.mark.django_db
 def test_rules_stored_beside_the_snapshot_id_do_not_stop_the_run_and_margins_can_be_left_out(
     tiny_checkpoints, toy_snapshot, one_torch_thread
 ):

@@ -322,6 +322,27 @@ def test_a_reward_run_whose_held_out_pairs_were_all_too_long_says_so_at_the_top_
     assert f'<div class="warning" role="status"><strong>Warning:</strong> <span class="wrap">{warning}</span></div>' in content
 
 
+def test_a_training_run_page_shows_its_own_summary_fields_formatted(as_admin, world):
+    job = make_job(JobStatus.SUCCEEDED, kind=JobKind.REWARD, config={"base": "smol"}, summary={
+        "train_rows": 12345, "eval_rows": 14, "filtered_too_long": {"train": 3, "eval": 2}, "margin_used": True,
+        "steps": 12, "epochs": 1.0, "eval_accuracy": 0.7857142857142857,
+        "eval_accuracy_by_strength": {"slight": 0.0, "clear": 1.0}, "train_loss": 0.6931471805599453,
+        "samples_per_s": 41.26789, "checkpoint": "smol-rm-9", "cancelled": False, "seconds": 12.5,
+    })
+    content = as_admin.get(f"/manage/jobs/{job.pk}/").content.decode()
+    summary = content.split("<h2>Summary</h2>")[1].split("</table>")[0]
+    for label in ("comparisons made", "completions written", "new tokens", "completions scored", "cancelled"):
+        assert label not in summary  # generation and scoring rows, and what the status already says
+    assert '<th>training pairs</th><td class="num">12,345</td>' in summary
+    assert '<th>held-out accuracy</th><td class="num">0.7857</td>' in summary
+    assert '<th>training loss</th><td class="num">0.6931</td>' in summary and ">41.27<" in summary
+    assert ('<th>pairs left out: longer than max length</th><td><ul class="pairs"><li>train: <span class="num">3</span>'
+            '</li><li>eval: <span class="num">2</span></li></ul></td>') in summary
+    assert "slight: <span" in summary and "{" not in summary  # no raw dict
+    running = make_job(JobStatus.RUNNING, kind=JobKind.DPO, config={"base": "smol"})
+    assert "The summary appears when the job ends." in as_admin.get(f"/manage/jobs/{running.pk}/").content.decode()
+
+
 def test_job_detail_poll_answers_200_while_running_and_286_when_finished(as_admin, world):
     job_id = world["ids"]["running"]
     poll = {**HTMX, "HTTP_HX_TARGET": "job-live"}

@@ -24,26 +24,9 @@ from .charts import line_chart, metric_series
 from .forms import GenerationForm, RewardForm, ScoringForm
 from .models import Job, JobStatus
 from .permissions import can_run_jobs
+from .summary_rows import summary_rows
 from .supervisor import log_tail
 
-SUMMARY_FIELDS = [
-    ("paired", "comparisons made"),
-    ("completions", "completions written"),
-    ("skipped_empty", "pairs skipped: an empty completion"),
-    ("skipped_identical", "pairs skipped: identical completions"),
-    ("new_tokens", "new tokens"),
-    ("train_rows", "training pairs"),
-    ("eval_rows", "held-out pairs"),
-    ("filtered_too_long", "pairs left out: longer than max length"),
-    ("steps", "optimiser steps"),
-    ("eval_accuracy", "held-out accuracy"),
-    ("train_loss", "training loss"),
-    ("samples_per_s", "samples/s"),
-    ("scored", "completions scored"),
-    ("prioritized", "comparisons re-prioritised"),
-    ("checkpoint", "checkpoint registered"),
-    ("seconds", "seconds"),
-]
 LOSS_METRICS = ("loss", "eval_loss")
 ACCURACY_PREFIX = "eval_accuracy"
 STOP_POLLING = 286  # htmx: swap this answer in, then stop polling
@@ -163,12 +146,9 @@ def _run_context(job: Job) -> dict:
 
 
 def _job_tables(job: Job) -> dict:
-    """The job's summary (known counts first, then anything else it recorded) and config as rows."""
-    known = dict(SUMMARY_FIELDS)
-    summary = [(label, job.summary.get(key)) for key, label in SUMMARY_FIELDS]
-    summary += [(key.replace("_", " "), value) for key, value in job.summary.items() if key not in known]
+    """The job's summary (its kind's fields, formatted: ``summary_rows``) and config as rows."""
     config = [(key, json.dumps(value)) for key, value in job.config.items()]
-    return {"summary_rows": summary, "config_rows": config}
+    return {"summary_rows": summary_rows(job.kind, job.summary or {}), "config_rows": config}
 
 
 @login_required

@@ -6,6 +6,7 @@ Under ``torchrun``/``accelerate launch`` every process runs it; only the main on
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 
@@ -16,6 +17,17 @@ from .progress import Reporter, Stopwatch
 PROGRESS_INTERVAL_S = 0.5  # at most two progress writes per second
 STOP_CHECK_INTERVAL_S = 0.5  # at most two cancel look-ups per second
 END_OF_RUN_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
+MIN_LOG_POINTS = 2  # fewer training logs than this and a run's loss curve is empty or a dot
+LOG_POINTS_WANTED = 10  # when the user's logging_steps gives fewer than MIN_LOG_POINTS, log about this many
+
+
+def logging_steps_for(logging_steps: int, max_steps: int) -> int:
+    """The logging interval a run uses: the user's ``logging_steps``, unless over ``max_steps``
+    optimiser steps it would log fewer than ``MIN_LOG_POINTS`` times; then every
+    ``max(1, max_steps // LOG_POINTS_WANTED)`` steps (e.g. 20 steps with ``logging_steps=50``: every 2)."""
+    if logging_steps >= 1 and max_steps // logging_steps >= MIN_LOG_POINTS:
+        return logging_steps
+    return max(1, max_steps // LOG_POINTS_WANTED)
 
 
 def numeric_eval_values(metrics: dict[str, float]) -> dict[str, float]:
@@ -33,6 +45,8 @@ class RunReporting(TrainerCallback):
       ``progress_interval_s`` seconds (and at the last step), with tokens per second from TRL's
       ``num_tokens`` log (input tokens seen, all processes) over the time since ``on_train_begin``.
       Intervals default to this module's ``PROGRESS_INTERVAL_S``/``STOP_CHECK_INTERVAL_S``.
+    - Logging: a run whose ``logging_steps`` would give fewer than ``MIN_LOG_POINTS`` training logs
+      logs every ``max(1, max_steps // LOG_POINTS_WANTED)`` steps instead (``logging_steps_for``).
     - Metrics: one ``JobMetric`` row per training log (the trainer's keys less ``epoch``: ``loss``,
       ``learning_rate``, ``grad_norm``, TRL's ``rewards/...``, ``num_tokens``...) and one per
       evaluation (``eval_values(metrics)``; default: every ``eval_*`` number). The end-of-run
@@ -65,9 +79,23 @@ class RunReporting(TrainerCallback):
         self._last_progress = float("-inf")
         self._last_stop_check = float("-inf")
         self._tokens: float | None = None
+        self.logging_steps: int | None = None  # the interval the run logged at (set when training begins)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        """Start the clock, write step 0 of ``max_steps``, and log often enough for a curve:
+        ``state.logging_steps`` (what transformers' ``DefaultFlowCallback`` reads) becomes
+        ``logging_steps_for(...)``; every process makes the same change, as a log gathers the loss."""
         self.clock = Stopwatch()
+        if args.logging_strategy == "steps" and state.max_steps > 0:
+            wanted = logging_steps_for(int(state.logging_steps), int(state.max_steps))
+            if wanted != state.logging_steps:
+                if self.is_main:
+                    print(
+                        f"logging every {wanted} step{'s' if wanted != 1 else ''}: logging_steps {state.logging_steps} gives fewer than "
+                        f"{MIN_LOG_POINTS} points over {state.max_steps} steps", file=sys.stderr, flush=True,
+                    )
+                state.logging_steps = wanted
+        self.logging_steps = state.logging_steps
         if self.is_main:
             self.reporter.progress(done=state.global_step, total=state.max_steps)
 
