@@ -73,6 +73,24 @@ def test_in_a_log_a_line_is_written_every_so_often_and_only_when_it_changed():
     assert out.getvalue() == "  completion 1/40 (2%)\n  completion 20/40 (50%)\n"
 
 
+def test_the_phase_follows_the_counts_and_a_new_phase_is_written_at_once_in_a_log():
+    stdout, out = wrapper()
+    clock = Clock()
+    line = ProgressLine(stdout, unit="step", tty=False, every_s=15, clock=clock)
+    line.update(0, 2, "training")
+    line.update(2, 2, "training")  # too soon, same phase: not written
+    clock.now = 1
+    line.update(2, 2, "evaluating")  # a new phase: written at once
+    line.update(2, 2, "saving checkpoint")
+    line.update(2, 2, "saving checkpoint")
+    assert out.getvalue().splitlines() == [
+        "  step 0/2 (0%) · training", "  step 2/2 (100%) · evaluating", "  step 2/2 (100%) · saving checkpoint",
+    ]
+    terminal, shown = wrapper()
+    ProgressLine(terminal, unit="step", tty=True).update(2, 2, "registering checkpoint")
+    assert shown.getvalue() == "\r  step 2/2 (100%) · registering checkpoint"
+
+
 # --- --wait: a real child process reports progress on the job row -----------------------------------
 
 FAKE_RUNNER = """
@@ -104,6 +122,56 @@ def test_wait_prints_the_jobs_progress_while_its_child_runs(monkeypatch, setting
     assert lines[:3] == ["  prompt 1/3 (33%)", "  prompt 2/3 (66%)", "  prompt 3/3 (100%)"], lines
     assert lines[3].startswith(f"job {job.pk} succeeded in ") and lines[3].endswith(': {"paired": 3}'), lines
     assert len(lines) == 4
+
+
+PHASED_RUNNER = """
+import os, sys, time
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django
+django.setup()
+from training.models import Job
+job_id = int(sys.argv[1])
+Job.objects.filter(pk=job_id).update(progress_done=2, progress_total=2, phase="evaluating")
+time.sleep(1.5)
+for phase in ("saving checkpoint", "registering checkpoint"):
+    Job.objects.filter(pk=job_id).update(phase=phase)
+    time.sleep(1.5)
+Job.objects.filter(pk=job_id).update(status="succeeded", phase="", summary={"steps": 2})
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wait_shows_what_a_run_does_after_its_last_step(monkeypatch, settings, tmp_path):
+    settings.ARBITER_DATA_DIR = tmp_path
+    monkeypatch.setenv("DATABASE_URL", child_database_url())
+    monkeypatch.setattr(supervisor, "runner_command", lambda job_id: [sys.executable, "-c", PHASED_RUNNER, str(job_id)])
+    job = Job.objects.create(kind=JobKind.REWARD, config={"base": "smol"})
+    command = BaseCommand(stdout=io.StringIO())
+
+    wait_for(command, job)  # a log (not a terminal): counts every 15 s, but each new phase at once
+
+    lines = command.stdout._out.getvalue().splitlines()
+    assert lines[:3] == [
+        "  step 2/2 (100%) · evaluating", "  step 2/2 (100%) · saving checkpoint", "  step 2/2 (100%) · registering checkpoint",
+    ], lines
+    assert lines[3].startswith(f"job {job.pk} succeeded in ") and len(lines) == 4
+
+
+@pytest.mark.django_db
+def test_a_successful_runner_clears_the_phase(monkeypatch):
+    from training import runners
+    from training.runners.progress import Reporter
+
+    def finished(job, reporter):
+        reporter.phase("registering checkpoint")
+        return {"steps": 2}
+
+    monkeypatch.setitem(runners.RUNNERS, "generation", finished)
+    monkeypatch.setattr(Reporter, "start", lambda self: None)
+    job = Job.objects.create(kind=JobKind.GENERATION, status=JobStatus.RUNNING, config={"checkpoints": ["smol"]})
+    assert runner.main(["runner", str(job.pk)]) == 0
+    job.refresh_from_db()
+    assert (job.status, job.phase, job.summary) == (JobStatus.SUCCEEDED, "", {"steps": 2})
 
 
 @pytest.mark.django_db

@@ -320,6 +320,46 @@ def test_a_run_whose_held_out_pairs_are_all_too_long_reports_their_accuracy_cut_
     assert meta["eval_accuracy"] == summary["eval_accuracy"] and meta["eval_accuracy_note"] == warning
 
 
+class PhaseRecorder(Reporter):
+    """A reporter that keeps each phase the run reports, in order, with the step count at the time."""
+
+    def __init__(self, job_id: int):
+        super().__init__(job_id)
+        self.phases: list[tuple[str, int]] = []
+        self.done = 0
+
+    def progress(self, *, done: int, phase: str | None = None, **fields) -> None:
+        self.done = done
+        if phase is not None and (not self.phases or self.phases[-1][0] != phase):
+            self.phases.append((phase, done))
+        super().progress(done=done, phase=phase, **fields)
+
+    def phase(self, phase: str) -> None:
+        if not self.phases or self.phases[-1][0] != phase:
+            self.phases.append((phase, self.done))
+        super().phase(phase)
+
+
+@pytest.mark.django_db
+def test_a_run_reports_its_phase_through_evaluation_scoring_saving_and_registering(
+    tiny_checkpoints, toy_snapshot, one_torch_thread, capsys
+):
+    from training.runners.reward import run_reward
+
+    job = reward_job(toy_snapshot, max_steps=4, eval_steps=2)
+    reporter = PhaseRecorder(job.pk)
+    run_reward(job, reporter)
+    assert reporter.phases == [
+        ("training", 0), ("evaluating", 2), ("training", 2), ("evaluating", 4), ("finishing training", 4),
+        ("scoring held-out pairs longer than max_length", 4), ("saving checkpoint", 4), ("registering checkpoint", 4),
+    ]
+    job.refresh_from_db()
+    assert job.phase == "registering checkpoint" and (job.progress_done, job.progress_total) == (4, 4)
+    log = capsys.readouterr().err
+    assert -1 < log.find("phase: saving checkpoint\n") < log.find("phase: registering checkpoint\n")
+    assert "phase: evaluating" not in log  # phases that come and go all run long are not logged
+
+
 @pytest.mark.django_db
 def test_a_run_shorter_than_its_logging_steps_still_logs_a_loss_curve(tiny_checkpoints, toy_snapshot, one_torch_thread, capsys):
     from training.runners.reward import run_reward

@@ -343,6 +343,17 @@ def test_a_training_run_page_shows_its_own_summary_fields_formatted(as_admin, wo
     assert "The summary appears when the job ends." in as_admin.get(f"/manage/jobs/{running.pk}/").content.decode()
 
 
+def test_a_running_jobs_phase_shows_beside_its_progress_until_it_ends(as_admin, world):
+    job = make_job(JobStatus.RUNNING, kind=JobKind.REWARD, config={"base": "smol"}, progress_done=2, progress_total=2,
+                   phase="saving checkpoint")
+    poll = {**HTMX, "HTTP_HX_TARGET": "job-live"}
+    live = as_admin.get(f"/manage/jobs/{job.pk}/", **poll).content.decode()
+    assert '<span class="num">2/2</span> steps <span class="phase">· saving checkpoint</span>' in live
+    assert '<span class="phase">· saving checkpoint</span>' in as_admin.get("/manage/jobs/").content.decode()
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="disk full", finished_at=timezone.now())
+    assert "saving checkpoint" not in as_admin.get(f"/manage/jobs/{job.pk}/", **poll).content.decode()
+
+
 def test_job_detail_poll_answers_200_while_running_and_286_when_finished(as_admin, world):
     job_id = world["ids"]["running"]
     poll = {**HTMX, "HTTP_HX_TARGET": "job-live"}

@@ -89,7 +89,8 @@ class Job(models.Model):
     """One unit of background work and everything an admin needs to follow it.
 
     The queue backend only carries the id; status, progress, heartbeat and errors live here.
-    ``progress_done``/``progress_total`` count the job's own units (prompts for generation).
+    ``progress_done``/``progress_total`` count the job's own units (prompts for generation);
+    ``phase`` says what a running job is doing (``training.runners.progress.Phase``), cleared when it succeeds.
     """
 
     kind = models.CharField(max_length=20, choices=JobKind.choices)
@@ -103,6 +104,10 @@ class Job(models.Model):
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     tokens_per_s = models.FloatField(null=True, blank=True)
+    phase = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="What a running job is doing now, beside its counts: training, evaluating, saving checkpoint, ...",
+    )
     summary = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")

@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
         return 0
     status = JobStatus.CANCELLED if reporter.halted else JobStatus.SUCCEEDED
     Job.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-        status=status, summary=summary, finished_at=timezone.now(), heartbeat_at=timezone.now()
+        status=status, summary=summary, phase="", finished_at=timezone.now(), heartbeat_at=timezone.now()
     )
     return 0
 

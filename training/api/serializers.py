@@ -62,7 +62,7 @@ class JobSerializer(serializers.ModelSerializer):
         model = Job
         fields = [
             "id", "kind", "status", "config", "created_by", "created_at", "started_at", "finished_at",
-            "heartbeat_at", "progress_done", "progress_total", "percent", "tokens_per_s", "summary", "error",
+            "heartbeat_at", "progress_done", "progress_total", "percent", "phase", "tokens_per_s", "summary", "error",
             "traceback", "cancel_requested", "is_finished", "snapshot", "output_checkpoint",
         ]
         read_only_fields = fields

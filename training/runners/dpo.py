@@ -169,7 +169,8 @@ def run_dpo(job, reporter: Reporter) -> dict:
         },
     }
     checkpoint = policy_publish(
-        trainer.model, tokenizer, job=job, config=config, base=base, suffix="dpo", metadata=metadata
+        trainer.model, tokenizer, job=job, config=config, base=base, suffix="dpo", metadata=metadata,
+        on_phase=reporter.phase,
     )
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)

@@ -149,13 +149,14 @@ def run_directory(job_id: int) -> Iterator[str]:
 
 
 def policy_publish(
-    model, tokenizer, *, job, config, base: Checkpoint, suffix: str, metadata: dict[str, Any]
+    model, tokenizer, *, job, config, base: Checkpoint, suffix: str, metadata: dict[str, Any], on_phase=None,
 ) -> Checkpoint:
     """Write and register the trained policy (main process only): kind policy, parent ``base``,
     ``run`` = ``job``. With ``config.save_adapter`` only the LoRA adapter is written
     (``is_adapter``; load it over its parent); otherwise LoRA is merged into a full checkpoint.
 
-    The name is ``config.output_name`` or ``<base>-<suffix>-<job id>``.
+    The name is ``config.output_name`` or ``<base>-<suffix>-<job id>``. ``on_phase`` (e.g.
+    ``reporter.phase``) hears "saving checkpoint", then "registering checkpoint".
     Raises:
         django.core.exceptions.ValidationError: the name was taken meanwhile (the folder is removed).
     """
@@ -172,6 +173,7 @@ def policy_publish(
 
     return checkpoint_publish(
         model, tokenizer, name=name, job_id=job.pk, register=register, adapter=adapter, base_location=base.location,
+        on_phase=on_phase,
     )
 
 

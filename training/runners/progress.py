@@ -22,6 +22,17 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = float(os.environ.get("ARBITER_HEARTBEAT_INTERVAL", "5"))
 
 
+class Phase:
+    """What a running job is doing, as its page and ``--wait`` line say it (``Job.phase``)."""
+
+    TRAINING = "training"
+    EVALUATING = "evaluating"
+    FINISHING = "finishing training"
+    SCORING_LONG_PAIRS = "scoring held-out pairs longer than max_length"
+    SAVING = "saving checkpoint"
+    REGISTERING = "registering checkpoint"
+
+
 class Reporter:
     """Reports one job's progress; ``stop_requested()`` is checked between batches.
 
@@ -77,8 +88,12 @@ class Reporter:
             self._signalled = True
         return self._signalled
 
-    def progress(self, *, done: int, total: int, tokens_per_s: float | None = None, summary: dict | None = None) -> None:
-        """Record ``done`` of ``total`` units, throughput in tokens per second, and a running summary."""
+    def progress(
+        self, *, done: int, total: int, tokens_per_s: float | None = None, summary: dict | None = None,
+        phase: str | None = None,
+    ) -> None:
+        """Record ``done`` of ``total`` units, throughput in tokens per second, a running summary,
+        and (unless None) the phase (``Phase``)."""
         from training.models import Job
 
         fields = {"progress_done": done, "progress_total": total, "heartbeat_at": timezone.now()}
@@ -86,7 +101,18 @@ class Reporter:
             fields["tokens_per_s"] = round(tokens_per_s, 2)
         if summary is not None:
             fields["summary"] = summary
+        if phase is not None:
+            fields["phase"] = phase
         Job.objects.filter(pk=self.job_id).update(**fields)
+
+    def phase(self, phase: str) -> None:
+        """Record what the job is doing now (``Phase``; "" for nothing to say), leaving its counts.
+        Each phase after training is also a ``phase: <words>`` line in the run's log."""
+        from training.models import Job
+
+        Job.objects.filter(pk=self.job_id).update(phase=phase, heartbeat_at=timezone.now())
+        if phase and phase not in (Phase.TRAINING, Phase.EVALUATING):  # those come and go all run long
+            print(f"phase: {phase}", file=sys.stderr, flush=True)
 
     def warn(self, text: str) -> None:
         """Write ``warning: <text>`` to the run's log (the runner's stderr goes there), flushed now.

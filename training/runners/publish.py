@@ -19,6 +19,8 @@ from django.conf import settings
 
 from training.registry import checkpoint_slug
 
+from .progress import Phase
+
 
 def _fsync_tree(directory: Path) -> None:
     for path in directory.rglob("*"):
@@ -72,6 +74,7 @@ def checkpoint_publish(
     register: Callable[[str], object],
     adapter: bool = False,
     base_location: str | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ):
     """Write the checkpoint to a temporary folder under ``ARBITER_DATA_DIR/checkpoints``, rename it
     into place, then ``register(weights_dir)`` (``weights_dir`` relative to ``ARBITER_DATA_DIR``);
@@ -81,6 +84,8 @@ def checkpoint_publish(
     ``checkpoint_write``; ``register`` must then register it with ``is_adapter=True``.
     The folder is the name's slug, or ``<slug>-run<job id>[-<random>]`` when that is taken (an older
     checkpoint's files, or another name with the same slug); an existing folder is never replaced.
+    ``on_phase(words)``, when given, hears ``"saving checkpoint"`` before the files are written and
+    ``"registering checkpoint"`` before ``register`` (the job's phase, ``progress.Phase``).
     Returns: what ``register`` returns (the registered ``Checkpoint``).
     Raises: whatever writing or ``register`` raises (e.g. ``ValidationError`` for a taken name).
     """
@@ -88,7 +93,9 @@ def checkpoint_publish(
     parent.mkdir(parents=True, exist_ok=True)
     slug = checkpoint_slug(name)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{slug}-", dir=parent))
+    say = on_phase or (lambda words: None)
     try:
+        say(Phase.SAVING)
         if adapter:
             adapter_write(model, tokenizer, tmp, base_location=base_location)
         else:
@@ -100,6 +107,7 @@ def checkpoint_publish(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
+        say(Phase.REGISTERING)
         return register(str(final.relative_to(settings.ARBITER_DATA_DIR)))
     except BaseException:
         shutil.rmtree(final, ignore_errors=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from transformers import TrainerCallback
 
-from .progress import Reporter, Stopwatch
+from .progress import Phase, Reporter, Stopwatch
 
 PROGRESS_INTERVAL_S = 0.5  # at most two progress writes per second
 STOP_CHECK_INTERVAL_S = 0.5  # at most two cancel look-ups per second
@@ -41,6 +41,8 @@ def numeric_eval_values(metrics: dict[str, float]) -> dict[str, float]:
 class RunReporting(TrainerCallback):
     """Streams a run to its job and turns a cancel request into ``control.should_training_stop``.
 
+    - Phase (``Job.phase``): ``training``, ``evaluating`` while an evaluation runs, ``finishing
+      training`` after the last step; the runner then says what it does next (``Phase``).
     - Progress: ``done`` = optimiser steps of ``total`` = ``state.max_steps``, written at most every
       ``progress_interval_s`` seconds (and at the last step), with tokens per second from TRL's
       ``num_tokens`` log (input tokens seen, all processes) over the time since ``on_train_begin``.
@@ -97,26 +99,33 @@ class RunReporting(TrainerCallback):
                 state.logging_steps = wanted
         self.logging_steps = state.logging_steps
         if self.is_main:
-            self.reporter.progress(done=state.global_step, total=state.max_steps)
+            self.reporter.progress(done=state.global_step, total=state.max_steps, phase=Phase.TRAINING)
 
     def on_step_end(self, args, state, control, **kwargs):
+        """Progress (throttled; always at the last step), the phase when it changes (``evaluating``
+        when transformers' ``DefaultFlowCallback``, which runs first, asked for an evaluation now;
+        ``finishing training`` after the last step), and the cancel check."""
         now = time.monotonic()
-        if self.is_main and (
-            now - self._last_progress >= self.progress_interval_s or state.global_step >= state.max_steps
-        ):
-            self.progress(state)
+        last = state.global_step >= state.max_steps
+        phase = Phase.EVALUATING if control.should_evaluate else Phase.FINISHING if last else None
+        if self.is_main and (now - self._last_progress >= self.progress_interval_s or last or phase):
+            self.progress(state, phase=phase)
             self._last_progress = now
         if self._stop_asked(now):
             self.halted = True
             control.should_training_stop = True
 
-    def progress(self, state) -> None:
-        """Write ``state.global_step`` of ``state.max_steps`` and the token rate now (main process only)."""
+    def progress(self, state, *, phase: str | None = None) -> None:
+        """Write ``state.global_step`` of ``state.max_steps``, the token rate now and (unless None)
+        the phase (main process only)."""
         if not self.is_main:
             return
         elapsed = self.clock.elapsed()
         tokens_per_s = self._tokens / elapsed if self._tokens and elapsed > 0 else None
-        self.reporter.progress(done=state.global_step, total=state.max_steps, tokens_per_s=tokens_per_s)
+        self.reporter.progress(
+            done=state.global_step, total=state.max_steps, tokens_per_s=tokens_per_s,
+            **({"phase": phase} if phase is not None else {}),
+        )
 
     def _stop_asked(self, now: float) -> bool:
         asked = False
@@ -147,3 +156,4 @@ class RunReporting(TrainerCallback):
         self.evaluations.append(values)
         if self.is_main:
             self.reporter.metric(step=state.global_step, values=values, epoch=state.epoch)
+            self.reporter.phase(Phase.FINISHING if state.global_step >= state.max_steps else Phase.TRAINING)

@@ -47,7 +47,7 @@ from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
 from .policy_training import process_roles, run_directory, run_snapshot, run_tokenizer
-from .progress import Reporter, Stopwatch
+from .progress import Phase, Reporter, Stopwatch
 from .publish import checkpoint_publish
 from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
 from .rewards import conversation_ids, rewards_compute
@@ -298,6 +298,8 @@ def run_reward(job, reporter: Reporter) -> dict:
         return summary
 
     reporting.progress(trainer.state)
+    if len(kept_eval) < len(eval_rows):
+        reporter.phase(Phase.SCORING_LONG_PAIRS)
     summary.update(heldout_accuracy_all(
         trainer.model, tokenizer, eval_ids, kept_eval, summary["eval_accuracy"], max_length=config.max_length,
         batch_size=config.per_device_eval_batch_size,
@@ -328,7 +330,9 @@ def run_reward(job, reporter: Reporter) -> dict:
             name=name, kind=CheckpointKind.REWARD, weights_dir=weights_dir, parent=base, metadata=metadata, run=job,
         )
 
-    checkpoint = checkpoint_publish(trainer.model, tokenizer, name=name, job_id=job.pk, register=register)
+    checkpoint = checkpoint_publish(
+        trainer.model, tokenizer, name=name, job_id=job.pk, register=register, on_phase=reporter.phase
+    )
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)
     return summary

@@ -340,7 +340,8 @@ def run_rl(job, reporter: Reporter) -> dict:
         },
     }
     checkpoint = policy_publish(
-        trainer.model, tokenizer, job=job, config=config, base=base, suffix=config.algorithm, metadata=metadata
+        trainer.model, tokenizer, job=job, config=config, base=base, suffix=config.algorithm, metadata=metadata,
+        on_phase=reporter.phase,
     )
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)

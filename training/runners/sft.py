@@ -146,7 +146,8 @@ def run_sft(job, reporter: Reporter) -> dict:
         },
     }
     checkpoint = policy_publish(
-        trainer.model, tokenizer, job=job, config=config, base=base, suffix="sft", metadata=metadata
+        trainer.model, tokenizer, job=job, config=config, base=base, suffix="sft", metadata=metadata,
+        on_phase=reporter.phase,
     )
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)

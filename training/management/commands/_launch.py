@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
@@ -44,12 +45,14 @@ def progress_unit(kind: str) -> str:
 
 
 class ProgressLine:
-    """A running job's progress on a command's stdout, e.g. ``  step 12/38 (31%)``.
+    """A running job's progress on a command's stdout, e.g. ``  step 12/38 (31%)``, and its phase
+    when it has one: ``  step 38/38 (100%) · saving checkpoint``.
 
-    On a terminal the line is rewritten in place (``\r``) whenever the counts change; elsewhere a
-    full line is written at most every ``every_s`` seconds, and only when the counts changed, so
-    logs stay short. Nothing is written before the job reports any progress. ``clear()`` removes
-    the in-place line before the caller writes its own.
+    On a terminal the line is rewritten in place (``\r``) whenever the counts or the phase change;
+    elsewhere a full line is written at most every ``every_s`` seconds, and only when the counts
+    changed, so logs stay short; a new phase is always written at once (it comes a few times a run).
+    Nothing is written before the job reports any progress. ``clear()`` removes the in-place line
+    before the caller writes its own.
     """
 
     def __init__(self, stdout, *, unit: str, prefix: str = "  ", tty: bool | None = None,
@@ -58,28 +61,38 @@ class ProgressLine:
         self.tty = stdout.isatty() if tty is None else tty
         self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
         self.clock = clock
-        self._shown: tuple[int, int] | None = None
+        self._shown: tuple[int, int, str] | None = None
         self._shown_at: float | None = None
         self._width = 0
 
-    def text(self, done: int, total: int) -> str:
-        if total:
-            return f"{self.prefix}{self.unit} {done}/{total} ({100 * done // total}%)"
-        return f"{self.prefix}{self.unit} {done}"
+    def text(self, done: int, total: int, phase: str = "") -> str:
+        counts = f"{self.unit} {done}/{total} ({100 * done // total}%)" if total else f"{self.unit} {done}"
+        return f"{self.prefix}{counts}" + (f" · {phase}" if phase else "")
 
     def start(self) -> None:
         """Say the job has started (``<prefix>started``), before it reports any progress."""
         self._show(f"{self.prefix}started", self.clock())
 
-    def update(self, done: int, total: int) -> None:
-        """Show ``done`` of ``total`` units (``total`` 0: not known yet)."""
-        if (done, total) == self._shown or (done == 0 and total == 0):
+    def update(self, done: int, total: int, phase: str = "") -> None:
+        """Show ``done`` of ``total`` units (``total`` 0: not known yet) and the job's ``phase`` ("" for none)."""
+        if (done, total, phase) == self._shown or (done == 0 and total == 0 and not phase):
             return
         now = self.clock()
-        if not self.tty and self._shown_at is not None and now - self._shown_at < self.every_s:
+        new_phase = self._shown is None or phase != self._shown[2]
+        if not self.tty and not new_phase and self._shown_at is not None and now - self._shown_at < self.every_s:
             return
-        self._show(self.text(done, total), now)
-        self._shown = (done, total)
+        self._show(self.text(done, total, phase), now)
+        self._shown = (done, total, phase)
+
+    def follow(self, job_id: int) -> Callable[[int, int], None]:
+        """An ``on_progress(done, total)`` for ``job_supervise`` that also reads the job's phase."""
+        from training.models import Job
+
+        def report(done: int, total: int) -> None:
+            phase = Job.objects.filter(pk=job_id).values_list("phase", flat=True).first() or ""
+            self.update(done, total, phase)
+
+        return report
 
     def _show(self, line: str, now: float) -> None:
         if self.tty:
@@ -110,7 +123,7 @@ def wait_for(command, job) -> None:
     started = time.monotonic()
     progress = ProgressLine(command.stdout, unit=progress_unit(job.kind))
     try:
-        status = job_supervise(job_id=job.pk, on_progress=progress.update)
+        status = job_supervise(job_id=job.pk, on_progress=progress.follow(job.pk))
     finally:
         progress.clear()
     job.refresh_from_db()

@@ -111,12 +111,12 @@ class Command(BaseCommand):
             progress = ProgressLine(self.stdout, unit=progress_unit(job.kind), prefix=f"  {name}: ")
             progress.start()
             try:
-                status = job_supervise(job_id=job.pk, on_progress=progress.update)
+                status = job_supervise(job_id=job.pk, on_progress=progress.follow(job.pk))
                 while status in ("queued", "running"):  # a worker took it first
                     time.sleep(POLL_S)
-                    row = Job.objects.values_list("status", "progress_done", "progress_total").get(pk=job.pk)
+                    row = Job.objects.values_list("status", "progress_done", "progress_total", "phase").get(pk=job.pk)
                     status = row[0]
-                    progress.update(row[1], row[2])
+                    progress.update(row[1], row[2], row[3] if status == "running" else "")
             finally:
                 progress.clear()
             job.refresh_from_db()
