@@ -242,9 +242,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Prompts, completions, comparisons, assignments and preference votes; checkpoints and jobs.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's files from the sidecar package, served from this origin (the CSP allows no
+    # other); the page itself is feedback/api/docs.py's split view.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ChoiceEnum": "feedback.models.Choice",

@@ -1,8 +1,10 @@
 """The REST API: every endpoint, who may call it, what annotators may see, pagination and filters."""
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
+from django.templatetags.static import static
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -103,7 +105,8 @@ MATRIX = [
     ("delete", "/api/votes/{vote}/", None, expect(401, 405, 405, 405, 405)),
     ("get", "/api/schema/", None, expect(200, 200, 200, 200, 200)),
     ("get", "/api/docs/", None, expect(200, 200, 200, 200, 200)),
-    ("get", "/api/redoc/", None, expect(200, 200, 200, 200, 200)),
+    ("get", "/api/docs/?script=", None, expect(200, 200, 200, 200, 200)),
+    ("get", "/api/redoc/", None, expect(302, 302, 302, 302, 302)),
 ]
 
 
@@ -198,14 +201,34 @@ def test_openapi_schema_describes_every_endpoint(api):
     assert "409" in schema["paths"]["/api/votes/"]["post"]["responses"]
 
 
-def test_docs_pages_render(api):
+def test_the_docs_page_has_no_inline_script_or_style_and_keeps_the_site_csp(api):
+    """Swagger UI under ``script-src 'self'; style-src 'self'`` (tests/test_api_docs_browser.py
+    checks that it renders): every script and stylesheet is a file from this origin, and the
+    page's CSP is the site's, with no exception."""
     docs = api.get("/api/docs/")
     assert docs.status_code == 200
-    assert b"swagger" in docs.content.lower()
-    assert b"/api/schema/" in docs.content
-    redoc = api.get("/api/redoc/")
-    assert redoc.status_code == 200
-    assert b"redoc" in redoc.content.lower()
+    page = docs.content.decode()
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert [body.strip() for _, body in scripts] == ["", "", ""]
+    sources = [re.search(r'src="([^"]+)"', attributes).group(1) for attributes, _ in scripts]
+    assert sources[:2] == [static("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"),
+                           static("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-standalone-preset.js")]
+    assert sources[2] == "/api/docs/?script="
+    assert "<style" not in page and " style=" not in page
+    policy = docs.headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy + ";" and "style-src 'self';" in policy + ";"
+    assert "unsafe" not in policy
+    assert policy == api.get("/accounts/login/").headers["Content-Security-Policy"]
+
+    script = api.get(sources[2])
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert b'url: "/api/schema/"' in script.content and b"SwaggerUIBundle(" in script.content
+
+
+def test_redoc_redirects_to_the_swagger_page(api):
+    response = api.get("/api/redoc/")
+    assert (response.status_code, response["Location"]) == (302, "/api/docs/")
 
 
 # --- what annotators may see ----------------------------------------------------------------------
