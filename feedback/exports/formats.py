@@ -8,7 +8,7 @@ keys are the format's ``columns``. The formats:
     TRL's preference format with an explicit prompt, one row per comparison whose votes make a
     pair: ``prompt``, ``chosen``, ``rejected`` and, unless ``include_margin`` is off, ``margin``.
     Votes are aggregated exactly as dataset snapshots aggregate them
-    (``feedback.preferences.comparison_verdict``: strict majority; ties, both-bad, split votes and
+    (``feedback.preferences.tally_verdict``: strict majority; ties, both-bad, split votes and
     identical texts give no row; ``margin`` is the mean ``MARGIN_BY_STRENGTH`` of the agreeing
     votes, after Llama 2). Conversational by default (message lists); with ``conversational`` off,
     plain text: the prompt is rendered as an HH-RLHF transcript ending in the assistant cue
@@ -48,11 +48,12 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from feedback.hh_rlhf import ASSISTANT, HUMAN, transcript_build
-from feedback.preferences import agreement, chosen_rejected, comparison_verdict, preference_row
+from feedback.preferences import Verdict, chosen_rejected, preference_row, tally_verdict
 
 TRL_PREFERENCE = "trl-preference"
 TRL_UNPAIRED = "trl-unpaired"
@@ -95,10 +96,40 @@ class VoteRow(NamedTuple):
 # Every field's default, in field order (the first four have none): pads a row read without the details.
 VOTE_ROW_DEFAULTS = (None,) * 4 + tuple(VoteRow._field_defaults.values())
 
+# Every (choice, strength) a vote can have (the database's check constraints allow no other), in
+# tally order: a tally is ``((key, count), ...)`` over these keys, zero counts left out.
+TALLY_KEYS: tuple[tuple[str, str], ...] = (
+    *(("a", s) for s in ("slight", "clear", "strong", "")),
+    *(("b", s) for s in ("slight", "clear", "strong", "")),
+    ("tie", ""), ("both_bad", ""),
+)
+_TALLY_ORDER = {key: k for k, key in enumerate(TALLY_KEYS)}
+Tally = tuple[tuple[tuple[str, str], int], ...]
+
+
+def tally_of(votes: Iterable[tuple[str, str]]) -> Tally:
+    """The tally of ``(choice, strength)`` pairs: ``((key, count), ...)`` in ``TALLY_KEYS`` order
+    (any other key after them, sorted), zero counts left out. Hashable, so verdicts can be cached."""
+    counts: dict[tuple[str, str], int] = {}
+    for key in votes:
+        counts[key] = counts.get(key, 0) + 1
+    return tuple(sorted(counts.items(), key=lambda item: (_TALLY_ORDER.get(item[0], len(TALLY_KEYS)), item[0])))
+
+
+@lru_cache(maxsize=65_536)
+def tally_decision(tally: Tally) -> Verdict:
+    """``feedback.preferences.tally_verdict`` of a tally, cached: comparisons with a handful of votes
+    have few distinct tallies, so an export decides each only once."""
+    return tally_verdict(dict(tally))
+
 
 @dataclass(slots=True)
 class ComparisonGroup:
     """A comparison with what the formats need of it and its filtered votes (vote id order).
+
+    ``tally`` counts the votes by ``(choice, strength)`` (see ``tally_of``); it is all the
+    aggregating formats read. ``votes`` is empty when the stream read only the tally (formats that
+    do not show single votes); otherwise ``tally`` is computed from it when not given.
 
     ``prompt_messages`` is ``[{"role", "content"}, ...]`` ending with a user turn; ``split`` is
     ``"train"`` or ``"eval"`` decided as snapshots decide it (``feedback.preferences.prompt_split``);
@@ -117,6 +148,11 @@ class ComparisonGroup:
     text_b: str
     gold_choice: str
     votes: list[VoteRow]
+    tally: Tally = ()
+
+    def __post_init__(self) -> None:
+        if not self.tally and self.votes:
+            self.tally = tally_of((v.choice, v.strength) for v in self.votes)
 
 
 @dataclass(frozen=True)
@@ -203,7 +239,7 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 def _pair(group: ComparisonGroup, context: FormatContext):
     """``(verdict, (chosen, rejected))`` when the group's votes make a pair, else None (counted)."""
-    verdict = comparison_verdict([(v.choice, v.strength) for v in group.votes])
+    verdict = tally_decision(group.tally)
     if verdict.outcome != "pair":
         context.counts[verdict.outcome] += 1
         return None
@@ -247,7 +283,7 @@ def trl_unpaired_columns(options: ExportOptions) -> tuple[Column, ...]:
 
 
 def trl_unpaired_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
-    verdict = comparison_verdict([(v.choice, v.strength) for v in group.votes])
+    verdict = tally_decision(group.tally)
     if verdict.outcome == "pair":
         texts = chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
         if texts is None:
@@ -359,13 +395,13 @@ def export_rows(
     """``(split, row)`` for every row the format makes of ``groups``, in group order.
 
     A group with no votes gives nothing; one whose share of votes agreeing with the most common
-    choice (``feedback.preferences.agreement``) is below ``min_agreement`` gives nothing and is
-    counted as ``low_agreement`` (this is the "minimum agreement" filter, applied to every format).
+    choice (``Verdict.agreement``) is below ``min_agreement`` gives nothing and is counted as
+    ``low_agreement`` (this is the "minimum agreement" filter, applied to every format).
     """
     for group in groups:
-        if not group.votes:
+        if not group.tally:
             continue
-        if min_agreement and agreement([v.choice for v in group.votes]) < min_agreement:
+        if min_agreement and tally_decision(group.tally).agreement < min_agreement:
             context.counts["low_agreement"] += 1
             continue
         for row in export_format.rows(group, context):

@@ -28,15 +28,18 @@ from django.utils import timezone
 
 from feedback.models import Export, ExportStatus
 
+from . import files
+
 from .filters import ExportRequest, ExportRequestError, export_request_parse
 from .formats import FORMATS, HF_DATASET, FormatContext, Pseudonyms, export_rows
 from .stream import comparison_groups, vote_last_id, votes_matching
-from .writers import WriteResult, rows_write
+from .writers import WriteResult, rows_write_unpublished
 
 logger = logging.getLogger(__name__)
 
 EXPORTS_DIR = "exports"
 INLINE_MAX_VOTES = 20_000
+PARALLEL_MIN_VOTES = 200_000
 PROGRESS_EVERY_S = 1.0
 STALE_AFTER = timedelta(minutes=15)
 SUFFIXES = {"jsonl": ".jsonl", "parquet": ".parquet", "csv": ".csv", HF_DATASET: "-hf"}
@@ -52,6 +55,14 @@ def exports_root() -> Path:
 
 def inline_max_votes() -> int:
     return int(getattr(settings, "ARBITER_EXPORT_INLINE_MAX_VOTES", INLINE_MAX_VOTES))
+
+
+def export_workers(votes: int) -> int:
+    """Processes to write an export of ``votes`` matching votes with: ``ARBITER_EXPORT_WORKERS``
+    from ``ARBITER_EXPORT_PARALLEL_MIN_VOTES`` votes on (default 200,000), else 1."""
+    if votes < int(getattr(settings, "ARBITER_EXPORT_PARALLEL_MIN_VOTES", PARALLEL_MIN_VOTES)):
+        return 1
+    return max(1, int(getattr(settings, "ARBITER_EXPORT_WORKERS", 1)))
 
 
 def _annotator_ids(values: Any, field: str) -> Any:
@@ -132,6 +143,8 @@ def export_write(
     max_vote_id: int | None = None,
     progress: Progress | None = None,
     salt: bytes | None = None,
+    workers: int = 1,
+    id_range: tuple[int, int] | None = None,
 ) -> tuple[WriteResult, dict[str, int]]:
     """Stream the votes ``request`` selects into ``path`` in its format and file type, atomically.
 
@@ -142,12 +155,43 @@ def export_write(
         max_vote_id: votes with a larger id are left out (None: none are).
         progress: called after each chunk of comparisons with (votes read, rows written) so far.
         salt: the pseudonym salt (None: 32 fresh random bytes; see ``formats.Pseudonyms``).
+        workers: processes to write with (``feedback.exports.parallel``); more than 1 only takes
+            effect for JSONL, CSV and Parquet outside a transaction, otherwise one is used. The
+            file is the same whatever the number.
+        id_range: only comparisons with ``first <= id <= last`` (None: all).
     Returns:
         ``(WriteResult, counts)``: counts has ``votes_read``, ``comparisons`` (with a matching vote)
         and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``, ...).
     Raises:
         OSError: the file cannot be written (nothing is left at ``path``).
+        RuntimeError: a worker process failed (its error in the message; nothing left at ``path``).
     """
+    from . import parallel
+
+    salt = salt if salt is not None else secrets.token_bytes(32)
+    if workers > 1 and parallel.can_split(request.file_type):
+        return parallel.export_write_parallel(
+            request=request, path=path, max_vote_id=max_vote_id, progress=progress, salt=salt, workers=workers,
+        )
+    with files.published(Path(path)) as temporary:
+        rows, counts = export_write_unpublished(
+            request=request, path=temporary, max_vote_id=max_vote_id, progress=progress, salt=salt, id_range=id_range,
+        )
+        digest, size = files.checksum(temporary), files.size_bytes(temporary)
+    return WriteResult(rows=rows, checksum=digest, size_bytes=size), counts
+
+
+def export_write_unpublished(
+    *,
+    request: ExportRequest,
+    path: Path,
+    max_vote_id: int | None,
+    progress: Progress | None,
+    salt: bytes,
+    id_range: tuple[int, int] | None = None,
+) -> tuple[int, dict[str, int]]:
+    """``export_write``'s work in this process, straight into ``path`` (no temporary name, no
+    checksum): returns (rows written, counts). The parallel writer's parts are written this way."""
     export_format = FORMATS[request.format]
     context = FormatContext(
         options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames)
@@ -163,18 +207,18 @@ def export_write(
     def groups():
         for group in comparison_groups(
             filters=request.filters, vote_details=export_format.needs_vote_details,
-            max_vote_id=max_vote_id, on_chunk=chunk_done,
+            max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range,
         ):
             tally["comparisons"] += 1
             yield group
 
     rows = export_rows(groups(), export_format=export_format, context=context, min_agreement=request.filters.min_agreement)
     with _fewer_gc_passes():
-        result = rows_write(
+        count = rows_write_unpublished(
             rows=_counted(rows, rows_written), columns=export_format.columns(request.options),
-            file_type=request.file_type, path=path, splits=request.filters.splits,
+            file_type=request.file_type, path=Path(path), splits=request.filters.splits,
         )
-    return result, {**tally, **dict(sorted(context.counts.items()))}
+    return count, {**tally, **dict(sorted(context.counts.items()))}
 
 
 def _enqueue(export: Export) -> None:
@@ -268,7 +312,8 @@ def export_run(*, export_id: int, progress: Progress | None = None) -> Export:
 
     final = _final_path(export)
     try:
-        result, counts = export_write(request=request, path=final, max_vote_id=export.vote_id_max, progress=report)
+        result, counts = export_write(request=request, path=final, max_vote_id=export.vote_id_max, progress=report,
+                                      workers=export_workers(export.votes_total))
     except Exception as error:  # recorded on the row; the worker and the request go on
         logger.error("export %s failed:\n%s", export_id, traceback.format_exc())
         Export.objects.filter(pk=export_id).update(

@@ -1,10 +1,13 @@
 """Comparisons with their votes, streamed from the database in constant memory.
 
 ``comparison_groups`` walks comparisons in id order by keyset pagination (``id > last``, ``LIMIT
-chunk_size``), never by OFFSET. Per chunk it runs two queries, both ``values_list`` (no model
-instances): the chunk's comparisons with their prompt and completions, then the chunk's votes
-ordered by ``(comparison_id, id)``. Memory is one chunk of comparisons and votes (plus the set of
-eval prompt keys), whatever the number of votes.
+chunk_size``), never by OFFSET. Per chunk it runs two queries, built by the ORM and run on a plain
+cursor (no model instances, no per-value converters: a million votes' worth of Django's row
+conversion cost more than everything else together): the chunk's comparisons with their prompt
+and completions, then either the chunk's votes ordered by ``(comparison_id, id)`` (formats that
+show single votes) or only their tally per comparison, counted by the database (see
+``_tally_query``). Memory is one chunk of comparisons and votes (plus the set of eval prompt keys),
+whatever the number of votes.
 
 Votes are those with ``id <= max_vote_id`` (the last vote when the export started, so votes cast
 meanwhile do not half-appear) that pass the vote filters (dates, annotators); comparisons are those
@@ -14,20 +17,28 @@ decide it: eval when any prompt with the same messages that has a vote is stored
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from itertools import groupby
 from operator import itemgetter
 
-from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db import connection
+from django.db.models import BigIntegerField, Case, Count, Exists, Max, OuterRef, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Cast
 
 from feedback.models import Comparison, Prompt, Vote
 from feedback.selectors import prompts_with_tag
 
 from .filters import ExportFilters
-from .formats import VOTE_ROW_DEFAULTS, ComparisonGroup, VoteRow
+from .formats import TALLY_KEYS, VOTE_ROW_DEFAULTS, ComparisonGroup, Tally, VoteRow, tally_of
 
 CHUNK_COMPARISONS = 2000
 _first = itemgetter(0)
+# The tally query packs a comparison's counts into one integer, TALLY_BITS bits per TALLY_KEYS
+# entry (10 x 6 = 60 bits: fits a signed 64-bit integer). A field cannot overflow while the
+# comparison has fewer than 2**TALLY_BITS votes; those with more are counted exactly instead.
+TALLY_BITS = 6
+TALLY_PACKED_MAX_VOTES = (1 << TALLY_BITS) - 1
 
 _COMPARISON_COLUMNS = (
     "id", "prompt_id", "prompt__messages", "prompt__messages_sha256",
@@ -103,22 +114,27 @@ def comparison_groups(
     max_vote_id: int | None = None,
     chunk_size: int = CHUNK_COMPARISONS,
     on_chunk: Callable[[int], None] | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> Iterator[ComparisonGroup]:
     """Every comparison with at least one vote passing ``filters``, with those votes, in comparison id order.
 
     Args:
         filters: see ``feedback.exports.filters``; ``min_agreement`` is not applied here
             (``feedback.exports.formats.export_rows`` applies it).
-        vote_details: read every vote field (``VoteRow``'s optional ones), not just choice,
-            strength and annotator.
+        vote_details: read the votes themselves, every field (``VoteRow``'s optional ones
+            included); otherwise only their tally is read (``ComparisonGroup.tally``, counted
+            by the database) and ``votes`` is empty.
         max_vote_id: ignore votes with a larger id (None: no bound).
         chunk_size: comparisons per chunk (two queries per chunk).
         on_chunk: called with the number of votes read after each chunk's groups are consumed.
+        id_range: ``(first, last)``: only comparisons with ``first <= id <= last`` (None: all).
     Yields:
-        ``ComparisonGroup`` records; ``votes`` in vote id order.
+        ``ComparisonGroup`` records; ``votes`` (with ``vote_details``) in vote id order.
     """
     vote_q = _vote_q(filters, max_vote_id=max_vote_id)
     comparisons = Comparison.objects.filter(_comparison_q(filters)).order_by("id")
+    if id_range is not None:
+        comparisons = comparisons.filter(id__gte=id_range[0], id__lte=id_range[1])
     if filters.date_from or filters.date_to or filters.annotators or filters.exclude_annotators:
         # Skip comparisons none of whose votes pass (an incremental export reads only new ones).
         # Without vote filters this costs more than reading the few comparisons that have no votes.
@@ -126,7 +142,6 @@ def comparison_groups(
     vote_columns = _VOTE_COLUMNS + (_VOTE_DETAIL_COLUMNS if vote_details else ())
     wanted_splits = set(filters.splits)
     eval_keys = eval_prompt_keys()
-    last = 0
     # Votes of a chunk are read by comparison id range when no comparison filter can drop
     # comparisons inside the range (far cheaper than a 2,000-id IN list); otherwise by the ids,
     # so a sparse filter never pulls a huge range into memory.
@@ -135,7 +150,7 @@ def comparison_groups(
     by_range = not (filters.model_names or filters.tags or filters.gold != "include")
     last = 0
     while True:
-        chunk = list(comparisons.filter(id__gt=last).values_list(*_COMPARISON_COLUMNS)[:chunk_size])
+        chunk = _fetch(comparisons.filter(id__gt=last).values_list(*_COMPARISON_COLUMNS)[:chunk_size])
         if not chunk:
             return
         last = chunk[-1][0]
@@ -144,16 +159,86 @@ def comparison_groups(
         else:
             votes = Vote.objects.filter(vote_q, comparison_id__in=[c[0] for c in chunk])
         votes_by_comparison: dict[int, list[VoteRow]] = {}
+        tallies: dict[int, Tally] = {}
         read = 0
-        for comparison_id, rows in groupby(votes.order_by("comparison_id", "id").values_list(*vote_columns), key=_first):
-            group = votes_by_comparison[comparison_id] = [new_vote(VoteRow, row[1:] + padding) for row in rows]
-            read += len(group)
+        if vote_details:
+            for comparison_id, rows in groupby(votes.order_by("comparison_id", "id").values_list(*vote_columns), key=_first):
+                group = votes_by_comparison[comparison_id] = [new_vote(VoteRow, row[1:] + padding) for row in rows]
+                tallies[comparison_id] = tally_of([(v.choice, v.strength) for v in group])
+                read += len(group)
+        else:
+            read = _tallies_read(votes, tallies)
         for (pk, prompt_id, messages, prompt_key, a_id, b_id, model_a, model_b, text_a, text_b, gold) in chunk:
-            group = votes_by_comparison.get(pk)
-            if not group:
+            tally = tallies.get(pk)
+            if not tally:
                 continue
             split = "eval" if prompt_key in eval_keys else "train"
             if split in wanted_splits:
-                yield ComparisonGroup(pk, prompt_id, messages, split, a_id, b_id, model_a, model_b, text_a, text_b, gold, group)
+                yield ComparisonGroup(pk, prompt_id, _loads(messages), split, a_id, b_id, model_a, model_b, text_a,
+                                      text_b, gold, votes_by_comparison.get(pk, []), tally)
         if on_chunk is not None:
             on_chunk(read)
+
+
+def _fetch(queryset: QuerySet) -> list[tuple]:
+    """The rows of a ``values_list`` queryset as the database driver gives them (no converters).
+
+    Only for columns whose raw values are what the caller wants: integers and text as they are,
+    JSON as its text (SQLite stores text; the PostgreSQL backend loads ``jsonb`` as text)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _loads(text: str | list) -> list:
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def _tally_query(votes: QuerySet[Vote]) -> QuerySet:
+    """Per comparison of ``votes``: ``(comparison_id, packed tally, number of votes)``, in id order.
+
+    The packed tally is SUM over the votes of ``2 ** (TALLY_BITS * k)`` where ``k`` is the vote's
+    ``(choice, strength)`` index in ``TALLY_KEYS``: one integer per comparison instead of a row per
+    vote (on SQLite, 1,000,000 votes tally in about 0.8 s this way, against 1.2 s just to read them
+    and 2.5 s with one COUNT per key)."""
+    weight = Case(
+        *(When(Q(choice=choice, strength=strength), then=Value(1 << (TALLY_BITS * k)))
+          for k, (choice, strength) in enumerate(TALLY_KEYS)),
+        default=Value(0), output_field=BigIntegerField(),
+    )
+    return (
+        votes.order_by().values("comparison_id")
+        .annotate(packed=Cast(Sum(weight), BigIntegerField()), n=Count("id"))
+        .order_by("comparison_id").values_list("comparison_id", "packed", "n")
+    )
+
+
+def _unpack(packed: int) -> Tally:
+    mask = (1 << TALLY_BITS) - 1
+    return tuple(
+        (key, count) for k, key in enumerate(TALLY_KEYS) if (count := (packed >> (TALLY_BITS * k)) & mask)
+    )
+
+
+def _tallies_read(votes: QuerySet[Vote], tallies: dict[int, Tally]) -> int:
+    """Fill ``tallies`` (comparison id -> tally) for ``votes``, counted in the database; returns
+    the number of votes. Comparisons with too many votes to pack are counted exactly, by key."""
+    read = 0
+    crowded = []
+    unpacked: dict[int, Tally] = {}  # packed value -> tally: few distinct values per export
+    for comparison_id, packed, count in _fetch(_tally_query(votes)):
+        read += count
+        if count > TALLY_PACKED_MAX_VOTES:
+            crowded.append(comparison_id)
+            continue
+        tally = unpacked.get(packed)
+        if tally is None:
+            tally = unpacked[packed] = _unpack(packed)
+        tallies[comparison_id] = tally
+    if crowded:
+        rows = _fetch(votes.filter(comparison_id__in=crowded).order_by("comparison_id")
+                      .values_list("comparison_id", "choice", "strength"))
+        for comparison_id, group in groupby(rows, key=_first):
+            tallies[comparison_id] = tally_of([(choice, strength) for _, choice, strength in group])
+    return read

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 from . import files
 from .formats import CSV, HF_DATASET, JSONL, PARQUET, Column
 
-BATCH_ROWS = 10_000
+BATCH_ROWS = 5_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -165,6 +166,52 @@ def _write_hf_dataset(rows, columns, path: Path, splits: Sequence[str]) -> int:
 
 
 WRITERS = {JSONL: _write_jsonl, CSV: _write_csv, PARQUET: _write_parquet}
+JOINABLE = (JSONL, CSV, PARQUET)
+
+
+def parts_join(*, file_type: str, parts: Sequence[Path], path: Path, columns: Sequence[Column]) -> None:
+    """Join part files written by ``rows_write_unpublished`` into one file at ``path``, in order: the
+    same bytes (JSONL, CSV) or the same row groups (Parquet) as one writer would have produced from
+    the parts' rows in that order. CSV parts each start with the header; only the first is kept.
+
+    Raises:
+        ValueError: a file type that cannot be joined (``hf-dataset``).
+    """
+    if file_type not in JOINABLE:
+        raise ValueError(f"cannot join {file_type!r} parts")
+    if file_type == PARQUET:
+        import pyarrow.parquet as pq
+
+        schema = arrow_schema(columns)
+        with pq.ParquetWriter(path, schema, compression="snappy") as writer:
+            for part in parts:
+                source = pq.ParquetFile(part)
+                for index in range(source.num_row_groups):
+                    writer.write_table(source.read_row_group(index), row_group_size=source.metadata.row_group(index).num_rows)
+        return
+    with open(path, "wb") as out:
+        for k, part in enumerate(parts):
+            with open(part, "rb") as source:
+                if file_type == CSV and k:
+                    source.readline()  # the header (column names: no line breaks inside)
+                shutil.copyfileobj(source, out, 1 << 20)
+
+
+def rows_write_unpublished(
+    *,
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    columns: Sequence[Column],
+    file_type: str,
+    path: Path,
+    splits: Sequence[str] = ("train", "eval"),
+) -> int:
+    """Write rows as ``file_type`` straight to ``path`` (no temporary name); returns the row count.
+    Arguments as ``rows_write``; for callers that publish the file themselves."""
+    if file_type not in (*WRITERS, HF_DATASET):
+        raise ValueError(f"unknown file type {file_type!r}")
+    if file_type == HF_DATASET:
+        return _write_hf_dataset(rows, columns, Path(path), splits)
+    return WRITERS[file_type](rows, columns, Path(path))
 
 
 def rows_write(
@@ -194,9 +241,6 @@ def rows_write(
         raise ValueError(f"unknown file type {file_type!r}")
     path = Path(path)
     with files.published(path) as temporary:
-        if file_type == HF_DATASET:
-            count = _write_hf_dataset(rows, columns, temporary, splits)
-        else:
-            count = WRITERS[file_type](rows, columns, temporary)
+        count = rows_write_unpublished(rows=rows, columns=columns, file_type=file_type, path=temporary, splits=splits)
         digest, size = files.checksum(temporary), files.size_bytes(temporary)
     return WriteResult(rows=count, checksum=digest, size_bytes=size)

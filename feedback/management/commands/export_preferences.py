@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from feedback.exports.filters import GOLD, SPLITS
 from feedback.exports.formats import FILE_TYPES, FORMATS
-from feedback.exports.services import export_create, export_request_check, export_write
-from feedback.exports.stream import vote_last_id
+from feedback.exports.services import export_create, export_request_check, export_workers, export_write
+from feedback.exports.stream import vote_last_id, votes_matching
 from feedback.models import ExportStatus
 
 
@@ -79,7 +79,10 @@ class Command(BaseCommand):
                 if path.exists():
                     raise CommandError(f"{path} already exists; choose a new path")
                 request = export_request_check(format=format, file_type=file_type, filters=filters, options=export_options)
-                result, counts = export_write(request=request, path=path, max_vote_id=vote_last_id(), progress=self._progress)
+                max_vote_id = vote_last_id()
+                votes = votes_matching(filters=request.filters, max_vote_id=max_vote_id).count()
+                result, counts = export_write(request=request, path=path, max_vote_id=max_vote_id,
+                                              progress=self._progress, workers=export_workers(votes))
         except ValidationError as error:
             raise CommandError(_one_line(error)) from None
         except OSError as error:
