@@ -40,7 +40,6 @@ from .preferences import (
     RulesError,
     VoteRecord,
     build_preference_dataset,
-    counts_summary,
     hash_files,
     row_line,
 )
@@ -222,13 +221,13 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         The saved snapshot (``files_dir`` is ``"snapshots/<id>"``, relative to ``ARBITER_DATA_DIR``).
     Raises:
         ValidationError: ``{"rules": [...]}`` for bad rules; ``{"snapshot": "the votes give no
-            training pairs: <counts>"}`` when no train row results.
+            training pairs: <why, in words>"}`` (``no_pairs_reason``) when no train row results.
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = rules_parse(rules)
     dataset = build_preference_dataset(vote_records(), parsed)
     if not dataset.train:
-        raise ValidationError({"snapshot": f"the votes give no training pairs: {counts_summary(dataset.counts)}"})
+        raise ValidationError({"snapshot": f"the votes give no training pairs: {no_pairs_reason(dataset.counts, parsed)}"})
     return _snapshot_write(
         kind=SnapshotKind.PREFERENCE,
         rules=parsed.as_dict(),
@@ -240,6 +239,54 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         vote_ids=dataset.vote_ids,
         created_by=created_by,
     )
+
+
+def _count_words(count: int, singular: str, plural: str) -> str:
+    return f"{count} {singular if count == 1 else plural}"
+
+
+def _listed(parts: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
+    """Why votes gave no training pair, in words, from ``build_preference_dataset``'s ``counts``:
+    e.g. ``"of 3 comparisons, 2 have split votes and 1 is a tie"``, ``"no votes"``, or
+    ``"all 4 votes are left out: 3 on gold items and 1 by excluded annotators"``. Votes left out
+    beside counted ones are added after a ``;``."""
+    if not counts.get("votes_seen"):
+        return "no votes"
+    left_out = [
+        f"{counts[key]} {words}"
+        for key, words in (
+            ("votes_excluded_gold", "on gold items (include_gold is off)"),
+            ("votes_excluded_source", f"from sources other than {', '.join(rules.sources)}"),
+            ("votes_excluded_annotator", "by excluded annotators"),
+        )
+        if counts.get(key)
+    ]
+    excluded = sum(counts.get(key, 0) for key in ("votes_excluded_gold", "votes_excluded_source", "votes_excluded_annotator"))
+    comparisons = counts.get("comparisons", 0)
+    if not comparisons:
+        return f"all {_count_words(excluded, 'vote is', 'votes are')} left out: {_listed(left_out)}"
+    outcomes = [
+        (key, singular, plural) for key, singular, plural in (
+            ("split_votes", "has split votes", "have split votes"),
+            ("ties", "is a tie", "are ties"),
+            ("both_bad", "is judged both bad", "are judged both bad"),
+            ("too_few_votes", f"has fewer than {rules.min_votes} votes", f"have fewer than {rules.min_votes} votes"),
+            ("low_agreement", f"has agreement below {rules.min_agreement:g}", f"have agreement below {rules.min_agreement:g}"),
+            ("identical", "has two identical responses", "have two identical responses"),
+            ("pairs_eval", "is an eval pair (its prompt is in the eval split)", "are eval pairs (their prompts are in the eval split)"),
+        )
+        if counts.get(key)
+    ]
+    parts = [f"{counts[key]} {singular if counts[key] == 1 else plural}" for key, singular, plural in outcomes]
+    reason = f"of {_count_words(comparisons, 'comparison', 'comparisons')}, {_listed(parts)}"
+    if left_out:
+        reason += f"; {_count_words(excluded, 'more vote was', 'more votes were')} left out: {_listed(left_out)}"
+    return reason
 
 
 # --- SFT snapshots (demonstrations) ----------------------------------------------------------------

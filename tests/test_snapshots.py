@@ -147,10 +147,36 @@ def test_no_training_pairs_is_refused_and_leaves_nothing(annotators, arbiter_dat
     with pytest.raises(ValidationError) as caught:
         snapshots.snapshot_create(rules={})
     assert caught.value.message_dict == {
-        "snapshot": ["the votes give no training pairs: votes_seen=2, comparisons=1, split_votes=1"]
+        "snapshot": ["the votes give no training pairs: of 1 comparison, 1 has split votes"]
     }
     assert not DatasetSnapshot.objects.exists()
     assert snapshot_dirs(arbiter_data) == []
+
+
+def test_no_training_pairs_says_why_in_words_with_the_counts(annotators, arbiter_data):
+    for choices in (["a", "b"], ["tie", "b"], ["tie", "tie"]):  # two split, one tie
+        votes_on(ComparisonFactory(), choices, annotators)
+    with pytest.raises(ValidationError) as caught:
+        snapshots.snapshot_create(rules={})
+    assert caught.value.message_dict["snapshot"] == [
+        "the votes give no training pairs: of 3 comparisons, 2 have split votes and 1 is a tie"
+    ]
+
+
+@pytest.mark.parametrize(("counts", "rules", "words"), [
+    ({"votes_seen": 4, "votes_excluded_gold": 3, "votes_excluded_annotator": 1}, {"include_gold": False},
+     "all 4 votes are left out: 3 on gold items (include_gold is off) and 1 by excluded annotators"),
+    ({"votes_seen": 7, "comparisons": 4, "both_bad": 1, "too_few_votes": 2, "pairs_eval": 1, "votes_excluded_annotator": 1},
+     {"min_votes": 2}, "of 4 comparisons, 1 is judged both bad, 2 have fewer than 2 votes and 1 is an eval pair "
+                       "(its prompt is in the eval split); 1 more vote was left out: 1 by excluded annotators"),
+    ({"votes_seen": 2, "comparisons": 2, "identical": 1, "low_agreement": 1}, {"min_agreement": 0.75},
+     "of 2 comparisons, 1 has agreement below 0.75 and 1 has two identical responses"),
+    ({}, {}, "no votes"),
+])
+def test_the_no_pairs_reason_names_each_cause(counts, rules, words):
+    from feedback.preferences import AggregationRules
+
+    assert snapshots.no_pairs_reason(counts, AggregationRules.from_dict(rules)) == words
 
 
 def test_no_votes_at_all_is_refused():

@@ -246,6 +246,44 @@ def test_reward_form_errors_are_shown_by_field_and_nothing_is_queued(world):
     assert Job.objects.count() == 0
 
 
+def field_error(body: str, name: str) -> str:
+    """The error text shown under the form field ``name`` ('' when none)."""
+    marker = f'<p class="field-error" id="id_{name}_error">'
+    return body.split(marker)[1].split("</p>")[0] if marker in body else ""
+
+
+def test_reward_form_errors_about_the_split_show_beside_the_eval_fraction_field(world):
+    admin = client_as(world["admin"])
+    hashed = {**REWARD_FORM, "split_by": "hash"}
+    none_in_eval = admin.post("/manage/train/reward/", {**hashed, "eval_fraction": "0"})
+    body = none_in_eval.content.decode()
+    assert none_in_eval.status_code == 400 and "rules.eval_fraction" not in body
+    assert field_error(body, "eval_fraction") == (
+        "the snapshot has no eval pairs, so held-out accuracy cannot be measured: at an eval fraction of 0 all 12 "
+        "pairs fell in train; raise it"
+    )
+    assert body.index("Eval fraction (hash split)") < body.index('id="id_eval_fraction_error"')
+    out_of_range = admin.post("/manage/train/reward/", {**hashed, "eval_fraction": "1.5"}).content.decode()
+    assert field_error(out_of_range, "eval_fraction") == "must be a number from 0 to 1" and "rules:" not in out_of_range
+    assert Job.objects.count() == 0
+
+
+def test_reward_form_says_in_words_why_the_votes_give_no_training_pairs(world, annotator):
+    from feedback.models import Vote
+
+    Vote.objects.all().delete()
+    second = UserFactory(role="annotator")
+    for choices in (("a", "b"), ("b", "a"), ("tie", "tie")):
+        comparison = ComparisonFactory(prompt=PromptFactory(split="train"), status="complete", vote_count=2)
+        for voter, choice in zip((annotator, second), choices):
+            VoteFactory(comparison=comparison, annotator=voter, choice=choice)
+    body = client_as(world["admin"]).post("/manage/train/reward/", REWARD_FORM).content.decode()
+    assert field_error(body, "snapshot") == (
+        "the votes give no training pairs: of 3 comparisons, 2 have split votes and 1 is a tie"
+    )
+    assert Job.objects.count() == 0
+
+
 def test_the_run_page_draws_loss_and_accuracy_curves_and_shows_lineage(world):
     job = services.reward_run_create(config={"base": "smol"})
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, progress_done=10, progress_total=20)

@@ -20,20 +20,45 @@ def _number(**attrs) -> forms.NumberInput:
 
 
 class _ServiceErrors:
-    """Show a service ``ValidationError``'s field messages next to the fields they concern."""
+    """Show a service ``ValidationError``'s field messages next to the fields they concern.
+
+    A config key names a form field directly, through ``ERROR_FIELDS``, or as its last part
+    (``rules.eval_fraction`` -> ``eval_fraction``); a nested key whose last part is not a field goes
+    to its first part (``rules``) prefixed with the rest. Without a ``rules`` field, a ``rules``
+    message that starts with a field's name (``"eval_fraction: must be ..."``) goes to that field.
+    What fits no field is shown above the form, prefixed with its key (except ``UNPREFIXED`` keys).
+    """
 
     ERROR_FIELDS: dict[str, str] = {}
     UNPREFIXED = {"config", "snapshot"}
+    NESTED_IN = ("rules",)  # config keys whose messages may name a field: "name: message"
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         for key, messages in message_dict.items():
-            field = self.ERROR_FIELDS.get(key, key)
-            if field not in self.fields:
-                field = None
-                if key not in self.UNPREFIXED:
-                    messages = [f"{key}: {m}" for m in messages]
             for message in messages:
-                self.add_error(field, message)
+                field, text = self._error_place(key, message)
+                if field is None and key not in self.UNPREFIXED:
+                    text = f"{key}: {text}"
+                self.add_error(field, text)
+
+    def _error_place(self, key: str, message: str) -> tuple[str | None, str]:
+        """``(form field or None, message)`` for one service error message."""
+        field = self.ERROR_FIELDS.get(key, key)
+        if field in self.fields:  # e.g. a "rules" JSON field keeps its own messages
+            return field, message
+        if key in self.NESTED_IN:
+            name, sep, rest = message.partition(": ")
+            if sep and self.ERROR_FIELDS.get(name, name) in self.fields:
+                return self.ERROR_FIELDS.get(name, name), rest
+            return None, message
+        outer, dot, inner = key.partition(".")
+        if dot:
+            inner_field = self.ERROR_FIELDS.get(inner, inner)
+            if inner_field in self.fields:
+                return inner_field, message
+            if outer in self.fields:
+                return outer, f"{inner}: {message}"
+        return None, message
 
 
 class GenerationForm(_ServiceErrors, forms.Form):

@@ -170,21 +170,27 @@ def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     Raises:
         ValidationError: a bad setting (see ``RewardConfig``), an unknown base, a reward model
             given as the base, an output name that is taken, an unknown snapshot, bad aggregation
-            rules, or votes that give no training pairs or no held-out (eval) pairs.
+            rules, or votes that give no training pairs (``snapshot``, saying why in words) or no
+            held-out (eval) pairs (``rules.eval_fraction`` for a hash split, else ``snapshot_id``).
     """
     parsed = _parse(RewardConfig, config)
     _checkpoint_of_kind(parsed.base, CheckpointKind.POLICY, field="base", purpose="a reward model's base")
     _output_name_check(parsed)
-    split_hint = (
-        "raise rules.eval_fraction" if parsed.rules.get("split_by") == "hash"
-        else "mark some prompts as eval, or build it with rules split_by=hash"
-    )
+    hash_split = parsed.rules.get("split_by") == "hash"
+    eval_fraction = parsed.rules.get("eval_fraction", 0.1)
 
     def held_out(snapshot) -> None:
-        if snapshot.eval_rows == 0:
-            raise ValidationError({
-                "snapshot_id": f"the snapshot has no eval pairs, so held-out accuracy cannot be measured: {split_hint}"
-            })
+        if snapshot.eval_rows:
+            return
+        no_eval = "the snapshot has no eval pairs, so held-out accuracy cannot be measured"
+        if hash_split:  # the one setting to change: keyed by it, so a form shows it beside that field
+            raise ValidationError({"rules.eval_fraction": (
+                f"{no_eval}: at an eval fraction of {eval_fraction:g} all {snapshot.train_rows} pairs fell in "
+                "train; raise it"
+            )})
+        raise ValidationError({"snapshot_id": (
+            f"{no_eval}: mark some prompts as eval, or split by a hash of the prompt (rules split_by=hash)"
+        )})
 
     return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out)
 
