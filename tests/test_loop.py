@@ -243,6 +243,34 @@ def test_loop_page_saves_settings_and_shows_field_errors(world):
     assert LoopSettings.objects.get().policy_config == {}
 
 
+def test_loop_page_says_whether_the_loop_is_off_counting_or_running(world, annotator, django_capture_on_commit_callbacks):
+    admin = client_as(world["admin"])
+
+    def votes_line() -> str:
+        return admin.get("/manage/loop/").content.decode().split('<dd id="loop-votes">')[1].split("</dd>")[0]
+
+    def vote(count: int) -> None:
+        for _ in range(count):
+            VoteFactory(comparison=ComparisonFactory(prompt=PromptFactory(split="train")), annotator=annotator)
+
+    # Off, never on: every vote so far, no "of K" (no round is counting towards).
+    assert votes_line() == "The loop is off: 12 new votes so far. Switch it on to start a round every 100 votes."
+    enable(votes_per_round=5)
+    assert votes_line() == "0 of 5 new votes for the next round."
+    vote(6)  # votes made here, not through vote_submit: no round starts by itself
+    assert votes_line() == "6 new votes, enough for a round (every 5): one starts with the next vote, or start it now."
+    with django_capture_on_commit_callbacks(execute=True):
+        loop_round = loop.loop_round_start()
+    assert votes_line() == f"Round {loop_round.pk} is running; 0 of 5 new votes for the next round."
+    vote(5)
+    assert votes_line() == (f"Round {loop_round.pk} is running; 5 new votes since it started, enough for the next "
+                            "round, which starts with the first vote after it ends.")
+    loop.loop_settings_update(enabled=False, votes_per_round=5, method="dpo", policy="smol")
+    line = votes_line()
+    assert line == f"The loop is off: 5 new votes since round {loop_round.pk} started. Switch it on to start a round every 5 votes."
+    assert " of 5" not in line
+
+
 def test_loop_page_starts_a_round_and_polls_while_it_runs(world, django_capture_on_commit_callbacks):
     admin = client_as(world["admin"])
     admin.post("/manage/loop/", LOOP_FORM)

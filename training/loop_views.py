@@ -60,12 +60,47 @@ def _loop_context(settings) -> dict:
         report["rating_delta"] = round(new.rating - parent.rating, 1) if new and parent else None
         report["head_to_head_votes"] = board.pair_votes.get(report["checkpoint"], {}).get(report["parent"], 0) if board else 0
         reports.append({"round": loop_round, "report": report})
+    pending = loop.loop_votes_pending(settings)
     return {
         "settings": settings,
-        "pending": loop.loop_votes_pending(settings),
+        "pending": pending,
+        "votes_status": votes_status(
+            enabled=settings.enabled, pending=pending, votes_per_round=settings.votes_per_round,
+            running=loop.loop_round_running(), last_round=rounds[0] if rounds else None,
+            switched_on_before=settings.last_vote_id > 0,
+        ),
         "running": any(r["round"].status == "running" for r in reports),
         "reports": reports,
     }
+
+
+def votes_status(
+    *, enabled: bool, pending: int, votes_per_round: int, running, last_round, switched_on_before: bool
+) -> str:
+    """The Loop page's line about new votes (those after ``LoopSettings.last_vote_id``).
+
+    Off: that the loop is off and how many votes arrived since the last round (or since it was
+    last switched on, or in all), without "of K": no round is counting towards. On: ``N of K new
+    votes for the next round``, or, at K or more, that a round is running or starts with the next vote.
+    """
+    votes = f"{pending:,} new vote{'' if pending == 1 else 's'}"
+    if not enabled:
+        if last_round is not None:
+            since = f"since round {last_round.pk} started"
+        elif switched_on_before:
+            since = "since the loop was switched on"
+        else:
+            since = "so far"
+        return f"The loop is off: {votes} {since}. Switch it on to start a round every {votes_per_round:,} votes."
+    if running is not None:
+        if pending >= votes_per_round:
+            return (f"Round {running.pk} is running; {votes} since it started, enough for the next round, "
+                    "which starts with the first vote after it ends.")
+        return f"Round {running.pk} is running; {pending:,} of {votes_per_round:,} new votes for the next round."
+    if pending >= votes_per_round:
+        return (f"{votes}, enough for a round (every {votes_per_round:,}): one starts with the next vote, "
+                "or start it now.")
+    return f"{pending:,} of {votes_per_round:,} new votes for the next round."
 
 
 @login_required
