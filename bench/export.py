@@ -16,7 +16,7 @@ A-or-B majority, the rest are ties, both-bad or split.
 
 Each export runs in a fresh child process through ``feedback.exports.services.export_write`` with
 the number of worker processes a background export job would use (``ARBITER_EXPORT_WORKERS``,
-default min(4, CPUs), from 200,000 votes on; ``--workers`` overrides): keyset-paginated stream,
+default min(2, CPUs), from 200,000 votes on; ``--workers`` overrides): keyset-paginated stream,
 tallies counted by the database, aggregation, writer, part files joined, temp file, rename,
 SHA-256. Figures per database and file type: wall seconds, votes read per second, TRL rows written
 per second (the floor: 50,000), and peak RSS (``ru_maxrss``) of the exporting process and of its

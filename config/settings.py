@@ -272,7 +272,7 @@ ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))
 # Exports matching at least ARBITER_EXPORT_PARALLEL_MIN_VOTES votes are written by this many
 # processes at once (JSONL, CSV, Parquet; feedback.exports.parallel). 1 turns it off.
-ARBITER_EXPORT_WORKERS = int(os.environ.get("ARBITER_EXPORT_WORKERS", str(min(4, os.cpu_count() or 1))))
+ARBITER_EXPORT_WORKERS = int(os.environ.get("ARBITER_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1))))
 ARBITER_EXPORT_PARALLEL_MIN_VOTES = int(os.environ.get("ARBITER_EXPORT_PARALLEL_MIN_VOTES", "200000"))
 
 LANGUAGE_CODE = "en-us"

@@ -187,7 +187,8 @@ def parts_join(*, file_type: str, parts: Sequence[Path], path: Path, columns: Se
             for part in parts:
                 source = pq.ParquetFile(part)
                 for index in range(source.num_row_groups):
-                    writer.write_table(source.read_row_group(index), row_group_size=source.metadata.row_group(index).num_rows)
+                    writer.write_table(source.read_row_group(index, use_threads=False),
+                                       row_group_size=source.metadata.row_group(index).num_rows)
         return
     with open(path, "wb") as out:
         for k, part in enumerate(parts):
