@@ -31,7 +31,7 @@ from feedback.models import Export, ExportStatus
 from . import files
 
 from .filters import ExportRequest, ExportRequestError, export_request_parse
-from .formats import FORMATS, HF_DATASET, FormatContext, Pseudonyms, export_rows
+from .formats import FORMATS, HF_DATASET, JSONL, FormatContext, Pseudonyms, export_rows
 from .stream import comparison_groups, vote_last_id, votes_matching
 from .writers import WriteResult, rows_write_unpublished
 
@@ -212,7 +212,8 @@ def export_write_unpublished(
             tally["comparisons"] += 1
             yield group
 
-    rows = export_rows(groups(), export_format=export_format, context=context, min_agreement=request.filters.min_agreement)
+    rows = export_rows(groups(), export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
+                       lines=request.file_type == JSONL)
     with _fewer_gc_passes():
         count = rows_write_unpublished(
             rows=_counted(rows, rows_written), columns=export_format.columns(request.options),

@@ -175,7 +175,8 @@ def comparison_groups(
             split = "eval" if prompt_key in eval_keys else "train"
             if split in wanted_splits:
                 yield ComparisonGroup(pk, prompt_id, _loads(messages), split, a_id, b_id, model_a, model_b, text_a,
-                                      text_b, gold, votes_by_comparison.get(pk, []), tally)
+                                      text_b, gold, votes_by_comparison.get(pk, []), tally,
+                                      messages if isinstance(messages, str) else "")
         if on_chunk is not None:
             on_chunk(read)
 

@@ -6,7 +6,8 @@ number of rows) to a temporary path beside the destination and renames it into p
 (``feedback.exports.files.published``), so a failing export leaves no file.
 
 - ``jsonl``: one ``json.dumps(row, ensure_ascii=False)`` line per row (keys in column order,
-  ``", "``/``": "`` separators, UTF-8, ``\\n`` line ends): the layout of the HH-RLHF files.
+  ``", "``/``": "`` separators, UTF-8, ``\\n`` line ends): the layout of the HH-RLHF files. A row
+  given as a str is a line its format built already (``formats.ExportFormat.lines``).
 - ``parquet``: one row group per batch, with an explicit Arrow schema from the columns (messages as
   ``list<struct<role: string, content: string>>``), Snappy-compressed.
 - ``csv``: a header of column names, then one line per row (RFC 4180 quoting, UTF-8). A text cell
@@ -19,7 +20,6 @@ number of rows) to a temporary path beside the destination and renames it into p
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import files
-from .formats import CSV, HF_DATASET, JSONL, PARQUET, Column
+from .formats import CSV, HF_DATASET, JSONL, PARQUET, Column, jsonl_line
 
 BATCH_ROWS = 5_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -77,11 +77,11 @@ def _batches(rows: Iterable[tuple[str, dict[str, Any]]], size: int):
 
 
 def _write_jsonl(rows, columns, path: Path) -> int:
-    encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for batch in _batches(rows, BATCH_ROWS):
-            handle.write("".join([encode(row) + "\n" for _, row in batch]))
+            # A str is a line built already (``ExportFormat.lines``); a dict is encoded here.
+            handle.write("".join([row if row.__class__ is str else jsonl_line(row) for _, row in batch]))
             count += len(batch)
     return count
 
