@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(chromium_browser, live_server):
-    """A fresh page that records console errors, page errors, failed requests and CSP violations."""
+    """A fresh page that records console errors, page errors, failed requests and CSP violations
+    (a request the CSP blocks fails with ``csp`` and logs a console error)."""
     context = chromium_browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(15_000)
     # Runs before any page script and is not subject to the page's CSP.
@@ -31,7 +32,9 @@ def page(chromium_browser, live_server):
     page.errors = []
     page.on("console", lambda m: m.type == "error" and page.errors.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: page.errors.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: page.errors.append(f"request failed: {r.url} {r.failure}"))
+    # A request cut short by the next navigation (the login page's favicon, say) is not an error.
+    page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+            and page.errors.append(f"request failed: {r.url} {r.failure}"))
     yield page
     context.close()
 
