@@ -31,7 +31,7 @@ from django.db import connection, connections
 from . import files
 from .filters import ExportFilters, ExportRequest
 from .formats import FORMATS
-from .stream import votes_matching
+from .stream import eval_prompt_keys, votes_matching
 from .writers import JOINABLE, WriteResult, parts_join
 
 POLL_S = 0.2
@@ -58,7 +58,7 @@ def vote_ranges(*, filters: ExportFilters, max_vote_id: int | None, parts: int) 
     return [(start, end - 1) for start, end in zip(starts, starts[1:])] + [(starts[-1], last)]
 
 
-def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, salt: bytes, id_range) -> None:
+def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, salt: bytes, id_range, eval_keys) -> None:
     """A worker process: write one range to ``path``; report progress, then the outcome, on ``channel``."""
     from .services import export_write_unpublished
 
@@ -68,7 +68,7 @@ def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         rows, counts = export_write_unpublished(
-            request=request, path=path, max_vote_id=max_vote_id, salt=salt, id_range=id_range,
+            request=request, path=path, max_vote_id=max_vote_id, salt=salt, id_range=id_range, eval_keys=eval_keys,
             progress=lambda votes, written: channel.put(("progress", index, votes, written)),
         )
         channel.put(("done", index, rows, counts))
@@ -97,6 +97,7 @@ def export_write_parallel(
     """
     ranges = vote_ranges(filters=request.filters, max_vote_id=max_vote_id, parts=workers) or [(0, 0)]
     columns = FORMATS[request.format].columns(request.options)
+    eval_keys = eval_prompt_keys()  # once, here; the forked workers inherit it
     path = Path(path)
     connections.close_all()  # each child opens its own; this process reopens when it next asks
     context = multiprocessing.get_context("fork")
@@ -104,7 +105,7 @@ def export_write_parallel(
     with files.published(path) as temporary, tempfile.TemporaryDirectory(prefix=".parts-", dir=path.parent) as work:
         parts = [Path(work) / f"part-{k:03d}" for k in range(len(ranges))]
         processes = [
-            context.Process(target=_part, args=(channel, k, request, parts[k], max_vote_id, salt, id_range), daemon=True)
+            context.Process(target=_part, args=(channel, k, request, parts[k], max_vote_id, salt, id_range, eval_keys), daemon=True)
             for k, id_range in enumerate(ranges)
         ]
         for process in processes:

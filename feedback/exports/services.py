@@ -189,6 +189,7 @@ def export_write_unpublished(
     progress: Progress | None,
     salt: bytes,
     id_range: tuple[int, int] | None = None,
+    eval_keys: set[str] | None = None,
 ) -> tuple[int, dict[str, int]]:
     """``export_write``'s work in this process, straight into ``path`` (no temporary name, no
     checksum): returns (rows written, counts). The parallel writer's parts are written this way."""
@@ -207,7 +208,7 @@ def export_write_unpublished(
     def groups():
         for group in comparison_groups(
             filters=request.filters, vote_details=export_format.needs_vote_details,
-            max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range,
+            max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range, eval_keys=eval_keys,
         ):
             tally["comparisons"] += 1
             yield group
