@@ -164,10 +164,11 @@ def export(*, file_type: str, out_dir: str, workers: int | None) -> dict:
     request = export_request_check(format="trl-preference", file_type=file_type)
     started = time.perf_counter()
     max_vote_id = vote_last_id()
-    if workers is None:
-        workers = export_workers(votes_matching(filters=request.filters, max_vote_id=max_vote_id).count())
+    votes = votes_matching(filters=request.filters, max_vote_id=max_vote_id).count()
+    workers = export_workers(votes) if workers is None else workers
     result, counts = export_write(
         request=request, path=Path(out_dir) / f"bench-trl.{file_type}", max_vote_id=max_vote_id, workers=workers,
+        votes_total=votes,
     )
     seconds = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 from django.db import connection
 
@@ -78,3 +79,17 @@ def test_a_stored_prompt_with_escapes_is_encoded_again_and_one_without_is_reused
     assert formats._prompt_json(group) == '[{"role": "user", "content": "\u00e9"}]'
     group.prompt_json = '[{"role": "user", "content": "plain"}]'
     assert formats._prompt_json(group) is group.prompt_json
+
+
+@pytest.mark.parametrize("fmt", ["trl-preference", "trl-unpaired", "arena"])
+def test_parquet_message_columns_hold_exactly_the_rows_messages(tmp_path, fmt):
+    tricky_world()
+    request = export_request_check(format=fmt, file_type="parquet")
+    path = tmp_path / "out.parquet"
+    export_write(request=request, path=path, salt=b"k" * 32)
+    context = FormatContext(pseudonyms=formats.Pseudonyms(salt=b"k" * 32))
+    expected = [row for _, row in export_rows(
+        comparison_groups(filters=ExportFilters(), vote_details=fmt == "arena"), export_format=formats.FORMATS[fmt],
+        context=context,
+    )]
+    assert pq.read_table(path).to_pylist() == expected and len(expected) >= len(TEXTS)

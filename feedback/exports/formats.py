@@ -230,6 +230,8 @@ class FormatContext:
     options: ExportOptions = field(default_factory=ExportOptions)
     pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
     counts: Counter = field(default_factory=Counter)
+    groups_read: int = 0  # groups ``export_rows`` has taken so far
+    rows_made: int = 0  # rows it has given so far
 
 
 @dataclass(frozen=True)
@@ -461,13 +463,16 @@ def export_rows(
     A group with no votes gives nothing; one whose share of votes agreeing with the most common
     choice (``Verdict.agreement``) is below ``min_agreement`` gives nothing and is counted as
     ``low_agreement`` (this is the "minimum agreement" filter, applied to every format).
+    ``context.groups_read`` and ``context.rows_made`` count the groups taken and rows given.
     """
     make = export_format.lines if lines and export_format.lines is not None else export_format.rows
     for group in groups:
+        context.groups_read += 1
         if not group.tally:
             continue
         if min_agreement and tally_decision(group.tally).agreement < min_agreement:
             context.counts["low_agreement"] += 1
             continue
         for row in make(group, context):
+            context.rows_made += 1
             yield group.split, row

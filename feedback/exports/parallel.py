@@ -18,6 +18,7 @@ latest figures of every worker and calls ``progress`` with the totals.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import queue as queue_module
 import signal
@@ -30,7 +31,7 @@ from django.db import connection, connections
 
 from . import files
 from .filters import ExportFilters, ExportRequest
-from .formats import FORMATS
+from .formats import FORMATS, PARQUET
 from .stream import eval_prompt_keys, votes_matching
 from .writers import JOINABLE, WriteResult, parts_join
 
@@ -42,13 +43,15 @@ def can_split(file_type: str) -> bool:
     return file_type in JOINABLE and not connection.in_atomic_block
 
 
-def vote_ranges(*, filters: ExportFilters, max_vote_id: int | None, parts: int) -> list[tuple[int, int]]:
+def vote_ranges(
+    *, filters: ExportFilters, max_vote_id: int | None, parts: int, total: int | None = None
+) -> list[tuple[int, int]]:
     """Up to ``parts`` contiguous, disjoint ``(first, last)`` comparison-id ranges that together
     cover every comparison with a matching vote, each holding about ``1/parts`` of those votes
     (cut at the comparison ids of the votes at each ``k/parts`` quantile, in comparison-id order).
-    Empty when no vote matches."""
+    Empty when no vote matches. ``total``: the number of matching votes, when known already."""
     votes = votes_matching(filters=filters, max_vote_id=max_vote_id).order_by("comparison_id")
-    total = votes.count()
+    total = votes.count() if total is None else total
     if not total:
         return []
     ids = votes.values_list("comparison_id", flat=True)
@@ -86,6 +89,7 @@ def export_write_parallel(
     progress: Callable[[int, int], None] | None,
     salt: bytes,
     workers: int,
+    votes_total: int | None = None,
 ) -> tuple[WriteResult, dict[str, int]]:
     """``services.export_write`` with ``workers`` processes (see the module docstring).
 
@@ -95,10 +99,12 @@ def export_write_parallel(
         RuntimeError: a worker failed or died: "export worker K failed: <its error>"; the other
             workers are stopped and nothing is left at ``path``.
     """
-    ranges = vote_ranges(filters=request.filters, max_vote_id=max_vote_id, parts=workers) or [(0, 0)]
+    ranges = vote_ranges(filters=request.filters, max_vote_id=max_vote_id, parts=workers, total=votes_total) or [(0, 0)]
     columns = FORMATS[request.format].columns(request.options)
     eval_keys = eval_prompt_keys()  # once, here; the forked workers inherit it
     path = Path(path)
+    if request.file_type == PARQUET:
+        import pyarrow.parquet  # noqa: F401  (imported once, here: the forked workers inherit it)
     connections.close_all()  # each child opens its own; this process reopens when it next asks
     context = multiprocessing.get_context("fork")
     channel = context.Queue()
@@ -117,9 +123,11 @@ def export_write_parallel(
                 if process.is_alive():
                     process.terminate()
                 process.join()
-        parts_join(file_type=request.file_type, parts=parts, path=temporary, columns=columns)
-        digest, size = files.checksum(temporary), files.size_bytes(temporary)
-    return WriteResult(rows=rows, checksum=digest, size_bytes=size), counts
+        digest = hashlib.sha256() if request.file_type != PARQUET else None  # Parquet: re-read (small)
+        parts_join(file_type=request.file_type, parts=parts, path=temporary, columns=columns, digest=digest)
+        checksum = digest.hexdigest() if digest is not None else files.checksum(temporary)
+        size = files.size_bytes(temporary)
+    return WriteResult(rows=rows, checksum=checksum, size_bytes=size), counts
 
 
 def _collect(channel, processes, progress) -> tuple[int, dict[str, int]]:

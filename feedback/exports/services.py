@@ -130,12 +130,6 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _counted(rows: Iterable[tuple[str, dict]], tally: list[int]) -> Iterator[tuple[str, dict]]:
-    for item in rows:
-        tally[0] += 1
-        yield item
-
-
 def export_write(
     *,
     request: ExportRequest,
@@ -145,6 +139,7 @@ def export_write(
     salt: bytes | None = None,
     workers: int = 1,
     id_range: tuple[int, int] | None = None,
+    votes_total: int | None = None,
 ) -> tuple[WriteResult, dict[str, int]]:
     """Stream the votes ``request`` selects into ``path`` in its format and file type, atomically.
 
@@ -159,6 +154,7 @@ def export_write(
             effect for JSONL, CSV and Parquet outside a transaction, otherwise one is used. The
             file is the same whatever the number.
         id_range: only comparisons with ``first <= id <= last`` (None: all).
+        votes_total: how many votes match, when the caller has counted them (splits the work).
     Returns:
         ``(WriteResult, counts)``: counts has ``votes_read``, ``comparisons`` (with a matching vote)
         and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``, ...).
@@ -172,6 +168,7 @@ def export_write(
     if workers > 1 and parallel.can_split(request.file_type):
         return parallel.export_write_parallel(
             request=request, path=path, max_vote_id=max_vote_id, progress=progress, salt=salt, workers=workers,
+            votes_total=votes_total,
         )
     with files.published(Path(path)) as temporary:
         rows, counts = export_write_unpublished(
@@ -197,29 +194,25 @@ def export_write_unpublished(
     context = FormatContext(
         options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames)
     )
-    tally = {"votes_read": 0, "comparisons": 0}
-    rows_written = [0]
+    votes_read = [0]
 
     def chunk_done(votes: int) -> None:
-        tally["votes_read"] += votes
+        votes_read[0] += votes
         if progress is not None:
-            progress(tally["votes_read"], rows_written[0])
+            progress(votes_read[0], context.rows_made)
 
-    def groups():
-        for group in comparison_groups(
-            filters=request.filters, vote_details=export_format.needs_vote_details,
-            max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range, eval_keys=eval_keys,
-        ):
-            tally["comparisons"] += 1
-            yield group
-
-    rows = export_rows(groups(), export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
+    groups = comparison_groups(
+        filters=request.filters, vote_details=export_format.needs_vote_details,
+        max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range, eval_keys=eval_keys,
+    )
+    rows = export_rows(groups, export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
                        lines=request.file_type == JSONL)
     with _fewer_gc_passes():
         count = rows_write_unpublished(
-            rows=_counted(rows, rows_written), columns=export_format.columns(request.options),
+            rows=rows, columns=export_format.columns(request.options),
             file_type=request.file_type, path=Path(path), splits=request.filters.splits,
         )
+    tally = {"votes_read": votes_read[0], "comparisons": context.groups_read}
     return count, {**tally, **dict(sorted(context.counts.items()))}
 
 
@@ -315,7 +308,7 @@ def export_run(*, export_id: int, progress: Progress | None = None) -> Export:
     final = _final_path(export)
     try:
         result, counts = export_write(request=request, path=final, max_vote_id=export.vote_id_max, progress=report,
-                                      workers=export_workers(export.votes_total))
+                                      workers=export_workers(export.votes_total), votes_total=export.votes_total)
     except Exception as error:  # recorded on the row; the worker and the request go on
         logger.error("export %s failed:\n%s", export_id, traceback.format_exc())
         Export.objects.filter(pk=export_id).update(

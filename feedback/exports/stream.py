@@ -18,6 +18,7 @@ decide it: eval when any prompt with the same messages that has a vote is stored
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from itertools import groupby
 from operator import itemgetter
@@ -145,10 +146,8 @@ def comparison_groups(
     wanted_splits = set(filters.splits)
     eval_keys = eval_prompt_keys() if eval_keys is None else eval_keys
     # Votes of a chunk are read by comparison id range when no comparison filter can drop
-    # comparisons inside the range (far cheaper than a 2,000-id IN list); otherwise by the ids,
+    # comparisons inside the range (far cheaper than a 5,000-id IN list); otherwise by the ids,
     # so a sparse filter never pulls a huge range into memory.
-    padding = VOTE_ROW_DEFAULTS[len(vote_columns) - 1:]
-    new_vote = tuple.__new__  # VoteRow(*row) without its Python-level __new__: 1M calls add up
     by_range = not (filters.model_names or filters.tags or filters.gold != "include")
     # The per-chunk queries differ only in their id bounds: compiled once, run with new bounds.
     page = _Compiled(comparisons.filter(id__gt=_AFTER).values_list(*_COMPARISON_COLUMNS)[:chunk_size], after=_AFTER)
@@ -156,6 +155,34 @@ def comparison_groups(
     if by_range and not vote_details:
         range_votes = Vote.objects.filter(vote_q, comparison_id__gte=_FIRST, comparison_id__lte=_LAST)
         range_tally = _Compiled(_tally_query(range_votes), first=_FIRST, last=_LAST)
+    with _serial_plans():
+        yield from _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eval_keys, wanted_splits,
+                           on_chunk)
+
+
+@contextmanager
+def _serial_plans() -> Iterator[None]:
+    """On PostgreSQL, plan the export's queries without parallel workers while it runs. A page of
+    comparisons is a LIMIT query whose open-ended ``id > last`` the planner overestimates, so it
+    starts two parallel workers for each page: extra processes competing for the CPU with the
+    export (and its own workers) for no gain. Elsewhere, nothing to do."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    try:
+        yield
+    finally:
+        if connection.connection is not None and not connection.needs_rollback:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET max_parallel_workers_per_gather")
+
+
+def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eval_keys, wanted_splits, on_chunk):
+    """``comparison_groups``' loop over its chunks (see there)."""
+    padding = VOTE_ROW_DEFAULTS[len(vote_columns) - 1:]
+    new_vote = tuple.__new__  # VoteRow(*row) without its Python-level __new__: 1M calls add up
     last = 0
     while True:
         chunk = page.rows(after=last)

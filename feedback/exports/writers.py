@@ -20,7 +20,6 @@ number of rows) to a temporary path beside the destination and renames it into p
 from __future__ import annotations
 
 import csv
-import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,16 +105,40 @@ class _ParquetSink:
 
         self.schema = arrow_schema(columns)
         self.names = [c.name for c in columns]
+        self.kinds = [c.kind for c in columns]
         self.writer = pq.ParquetWriter(path, self.schema, compression="snappy")
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
 
-        arrays = [pa.array([row[name] for row in rows], type=field.type) for name, field in zip(self.names, self.schema)]
+        arrays = [
+            _messages_array([row[name] for row in rows], field.type) if kind == "messages"
+            else pa.array([row[name] for row in rows], type=field.type)
+            for name, kind, field in zip(self.names, self.kinds, self.schema)
+        ]
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=len(rows))
 
     def close(self) -> None:
         self.writer.close()
+
+
+def _messages_array(values: list[list[dict[str, str]]], message_list_type):
+    """A ``list<struct<role, content>>`` column from message lists, built from flat role and
+    content arrays and offsets: the same array as ``pa.array(values, type=...)``, in about half
+    the time (Arrow's conversion walks every dict itself)."""
+    import pyarrow as pa
+
+    roles, contents, offsets = [], [], [0]
+    for messages in values:
+        for message in messages:
+            roles.append(message["role"])
+            contents.append(message["content"])
+        offsets.append(len(roles))
+    struct_type = message_list_type.value_type
+    messages_flat = pa.StructArray.from_arrays(
+        [pa.array(roles, pa.string()), pa.array(contents, pa.string())], fields=list(struct_type)
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), messages_flat, type=message_list_type)
 
 
 def _write_parquet(rows, columns, path: Path) -> int:
@@ -169,10 +192,12 @@ WRITERS = {JSONL: _write_jsonl, CSV: _write_csv, PARQUET: _write_parquet}
 JOINABLE = (JSONL, CSV, PARQUET)
 
 
-def parts_join(*, file_type: str, parts: Sequence[Path], path: Path, columns: Sequence[Column]) -> None:
+def parts_join(*, file_type: str, parts: Sequence[Path], path: Path, columns: Sequence[Column], digest=None) -> None:
     """Join part files written by ``rows_write_unpublished`` into one file at ``path``, in order: the
     same bytes (JSONL, CSV) or the same row groups (Parquet) as one writer would have produced from
     the parts' rows in that order. CSV parts each start with the header; only the first is kept.
+    ``digest`` (a ``hashlib`` object), for JSONL and CSV, is updated with every byte written, so
+    the file's checksum needs no second read.
 
     Raises:
         ValueError: a file type that cannot be joined (``hf-dataset``).
@@ -195,7 +220,10 @@ def parts_join(*, file_type: str, parts: Sequence[Path], path: Path, columns: Se
             with open(part, "rb") as source:
                 if file_type == CSV and k:
                     source.readline()  # the header (column names: no line breaks inside)
-                shutil.copyfileobj(source, out, 1 << 20)
+                while data := source.read(1 << 20):
+                    if digest is not None:
+                        digest.update(data)
+                    out.write(data)
 
 
 def rows_write_unpublished(

@@ -82,7 +82,7 @@ class Command(BaseCommand):
                 max_vote_id = vote_last_id()
                 votes = votes_matching(filters=request.filters, max_vote_id=max_vote_id).count()
                 result, counts = export_write(request=request, path=path, max_vote_id=max_vote_id,
-                                              progress=self._progress, workers=export_workers(votes))
+                                              progress=self._progress, workers=export_workers(votes), votes_total=votes)
         except ValidationError as error:
             raise CommandError(_one_line(error)) from None
         except OSError as error:
