@@ -22,6 +22,7 @@ import hashlib
 import multiprocessing
 import queue as queue_module
 import signal
+import threading
 import tempfile
 from collections import Counter
 from collections.abc import Callable
@@ -59,6 +60,10 @@ def vote_ranges(
     cuts = sorted({ids[total * k // parts] for k in range(1, parts)} - {first})
     starts = [first, *cuts]
     return [(start, end - 1) for start, end in zip(starts, starts[1:])] + [(starts[-1], last)]
+
+
+def _import_pyarrow() -> None:
+    import pyarrow.parquet  # noqa: F401
 
 
 def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, salt: bytes, id_range, eval_keys) -> None:
@@ -99,12 +104,21 @@ def export_write_parallel(
         RuntimeError: a worker failed or died: "export worker K failed: <its error>"; the other
             workers are stopped and nothing is left at ``path``.
     """
-    ranges = vote_ranges(filters=request.filters, max_vote_id=max_vote_id, parts=workers, total=votes_total) or [(0, 0)]
+    # pyarrow (~0.4 s to import) is imported once, here, for the workers to inherit: in a thread,
+    # while this one waits on the database for the ranges and the eval keys, and finished before
+    # the fork (forking beside a running thread is unsafe).
+    importer = threading.Thread(target=_import_pyarrow) if request.file_type == PARQUET else None
+    if importer is not None:
+        importer.start()
+    try:
+        ranges = vote_ranges(filters=request.filters, max_vote_id=max_vote_id, parts=workers, total=votes_total)
+        eval_keys = eval_prompt_keys()  # once, here; the forked workers inherit it
+    finally:
+        if importer is not None:
+            importer.join()
+    ranges = ranges or [(0, 0)]
     columns = FORMATS[request.format].columns(request.options)
-    eval_keys = eval_prompt_keys()  # once, here; the forked workers inherit it
     path = Path(path)
-    if request.file_type == PARQUET:
-        import pyarrow.parquet  # noqa: F401  (imported once, here: the forked workers inherit it)
     connections.close_all()  # each child opens its own; this process reopens when it next asks
     context = multiprocessing.get_context("fork")
     channel = context.Queue()
