@@ -172,7 +172,7 @@ def test_generate_queues_a_job_without_wait(tiny_checkpoints, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         output = run_command("generate", "--checkpoint", "tiny-x", "--limit", "2")
     job = Job.objects.get()
-    assert output.strip() == f"queued generation job {job.pk} over 2 prompts"
+    assert output.strip() == f"queued generation job {job.pk} over 2 prompts"  # scripts/demo.sh reads the id here
     assert job.status == JobStatus.QUEUED and job.config["limit"] == 2 and job.task_id
 
 
@@ -189,3 +189,39 @@ def test_generate_wait_runs_the_job_to_success(tiny_checkpoints, runner_env):
     assert json.loads(output.strip().splitlines()[-1].split(": ", 1)[1]) == job.summary
     assert job.config["strategy"] == "head_to_head"
     assert Completion.objects.filter(prompt__in=prompts).count() == 6
+
+
+# --- cancel_job --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_cancel_job_if_queued_cancels_only_the_jobs_that_have_not_started():
+    queued, running, done = (Job.objects.create(kind="generation", status=status, config={"checkpoints": ["m"]})
+                             for status in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED))
+    output = run_command("cancel_job", "--if-queued", str(queued.pk), str(running.pk), str(done.pk))
+    assert output.splitlines() == [
+        f"generation job {queued.pk}: cancelled (it had not started)",
+        f"generation job {running.pk}: running, left alone (--if-queued)",
+        f"generation job {done.pk}: already succeeded, left as it is",
+    ]
+    for job in (queued, running, done):
+        job.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED and queued.finished_at is not None
+    assert running.status == JobStatus.RUNNING and not running.cancel_requested  # its worker decides its end
+    assert done.status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.django_db
+def test_cancel_job_without_if_queued_asks_a_running_job_to_stop():
+    running = Job.objects.create(kind="generation", status=JobStatus.RUNNING, config={"checkpoints": ["m"]})
+    assert "asked to stop" in run_command("cancel_job", str(running.pk))
+    running.refresh_from_db()
+    assert running.status == JobStatus.RUNNING and running.cancel_requested
+
+
+@pytest.mark.django_db
+def test_cancel_job_names_the_ids_that_do_not_exist_after_cancelling_the_rest():
+    queued = Job.objects.create(kind="generation", config={"checkpoints": ["m"]})
+    assert command_error("cancel_job", str(queued.pk), "999") == "no job with id 999"
+    queued.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED

@@ -278,16 +278,18 @@ JOB_CREATORS = {
 }
 
 
-def job_cancel(*, job: Job) -> Job:
+def job_cancel(*, job: Job, queued_only: bool = False) -> Job:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops at its next
-    batch boundary (its supervisor also signals the runner process). Finished jobs are left as they are."""
+    batch boundary (its supervisor also signals the runner process), unless ``queued_only``, which
+    leaves a job that has started alone. Finished jobs are left as they are. Returns the job as it
+    is now (its ``status`` says what happened)."""
     with transaction.atomic():
         job = Job.objects.select_for_update().get(pk=job.pk)
         if job.status == JobStatus.QUEUED:
             job.status, job.finished_at, job.cancel_requested = JobStatus.CANCELLED, timezone.now(), True
             job.save(update_fields=["status", "finished_at", "cancel_requested"])
             transaction.on_commit(lambda: _finished(job.pk))  # a loop round waiting on it ends too
-        elif job.status == JobStatus.RUNNING:
+        elif job.status == JobStatus.RUNNING and not queued_only:
             job.cancel_requested = True
             job.save(update_fields=["cancel_requested"])
     return job
