@@ -93,28 +93,59 @@ def test_the_phase_follows_the_counts_and_a_new_phase_is_written_at_once_in_a_lo
 
 # --- --wait: a real child process reports progress on the job row -----------------------------------
 
+# The fake runners move on only once the waiting command has printed what they reported (they
+# read its output, mirrored to a file), so the test does not depend on how fast either side runs.
+SEEN = """
+def seen(text, path=sys.argv[2], timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in open(path, encoding="utf-8").read():
+            return
+        time.sleep(0.05)
+"""
+
 FAKE_RUNNER = """
 import os, sys, time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 import django
 django.setup()
 from training.models import Job
+""" + SEEN + """
 job_id = int(sys.argv[1])
 for done in (1, 2, 3):
     Job.objects.filter(pk=job_id).update(progress_done=done, progress_total=3)
-    time.sleep(1.5)
+    seen(f"prompt {done}/3")
 Job.objects.filter(pk=job_id).update(status="succeeded", summary={"paired": 3})
 """
+
+
+class MirroredOutput(io.StringIO):
+    """A command's stdout that is also appended to a file, for the fake runner to read."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        path.write_text("")
+
+    def write(self, text):
+        with open(self.path, "a", encoding="utf-8") as mirror:
+            mirror.write(text)
+        return super().write(text)
+
+
+def runner_reading(script, mirror):
+    return lambda job_id: [sys.executable, "-c", script, str(job_id), str(mirror)]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_wait_prints_the_jobs_progress_while_its_child_runs(monkeypatch, settings, tmp_path):
     settings.ARBITER_DATA_DIR = tmp_path
     monkeypatch.setenv("DATABASE_URL", child_database_url())
-    monkeypatch.setattr(supervisor, "runner_command", lambda job_id: [sys.executable, "-c", FAKE_RUNNER, str(job_id)])
+    mirror = tmp_path / "stdout.txt"
+    monkeypatch.setattr(supervisor, "runner_command", runner_reading(FAKE_RUNNER, mirror))
     monkeypatch.setattr(_launch, "PROGRESS_EVERY_S", 0)  # every change gets its line in a log
     job = Job.objects.create(kind=JobKind.GENERATION, config={"checkpoints": ["smol"]})
-    command = BaseCommand(stdout=io.StringIO())
+    command = BaseCommand(stdout=MirroredOutput(mirror))
 
     wait_for(command, job)
 
@@ -130,12 +161,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 import django
 django.setup()
 from training.models import Job
+""" + SEEN + """
 job_id = int(sys.argv[1])
 Job.objects.filter(pk=job_id).update(progress_done=2, progress_total=2, phase="evaluating")
-time.sleep(1.5)
+seen("evaluating")
 for phase in ("saving checkpoint", "registering checkpoint"):
     Job.objects.filter(pk=job_id).update(phase=phase)
-    time.sleep(1.5)
+    seen(phase)
 Job.objects.filter(pk=job_id).update(status="succeeded", phase="", summary={"steps": 2})
 """
 
@@ -144,9 +176,10 @@ Job.objects.filter(pk=job_id).update(status="succeeded", phase="", summary={"ste
 def test_wait_shows_what_a_run_does_after_its_last_step(monkeypatch, settings, tmp_path):
     settings.ARBITER_DATA_DIR = tmp_path
     monkeypatch.setenv("DATABASE_URL", child_database_url())
-    monkeypatch.setattr(supervisor, "runner_command", lambda job_id: [sys.executable, "-c", PHASED_RUNNER, str(job_id)])
+    mirror = tmp_path / "stdout.txt"
+    monkeypatch.setattr(supervisor, "runner_command", runner_reading(PHASED_RUNNER, mirror))
     job = Job.objects.create(kind=JobKind.REWARD, config={"base": "smol"})
-    command = BaseCommand(stdout=io.StringIO())
+    command = BaseCommand(stdout=MirroredOutput(mirror))
 
     wait_for(command, job)  # a log (not a terminal): counts every 15 s, but each new phase at once
 
