@@ -170,3 +170,27 @@ def test_long_choices_show_in_full(page, path, selector):
     page.goto(path)
     text, width, room = page.evaluate(SELECT_ROOM_JS, selector)
     assert width <= room, (text, width, room)
+
+
+def test_the_loop_page_fields_stay_in_their_boxes_and_it_says_what_a_round_would_train_from(page):
+    page.goto("/manage/loop/")
+    overflow = page.evaluate("""() => [...document.querySelectorAll('.launch .field')].map(f => {
+      const field = f.getBoundingClientRect(), set = f.closest('fieldset').getBoundingClientRect();
+      const widest = Math.max(...[...f.querySelectorAll('input, select, textarea')].map(e => e.getBoundingClientRect().right));
+      return [f.textContent.trim().split('\\n')[0], widest - field.right, widest - set.right]; })""")
+    assert all(past_field <= 0.5 and past_set <= 0 for _, past_field, past_set in overflow), overflow
+    policy = page.locator("#loop-policy").inner_text()
+    assert policy.startswith("not set: choose the policy the loop starts from") and f"the imported base model is {BASE}" in policy
+    assert page.locator("#id_policy option:checked").inner_text() == "not set: choose a policy"
+    shoot(page, "loop-no-policy")
+
+    page.get_by_role("button", name="Start a round now").click()
+    flash = page.locator(".flash li.error")
+    assert flash.inner_text() == (f"No round started: the loop has no policy to start from. Choose one in its settings and "
+                                  f"save; the imported base model is {BASE}.")
+    assert flash.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(254, 243, 242)"  # an error, not a green success
+    shoot(page, "loop-start-refused")
+
+    page.locator("#id_policy").select_option(BASE)
+    page.get_by_role("button", name="Save").click()
+    assert page.locator("#loop-policy").inner_text() == f"{BASE} the next round, or Start a round now, trains from it"

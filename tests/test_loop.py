@@ -287,6 +287,38 @@ def test_loop_page_starts_a_round_and_polls_while_it_runs(world, django_capture_
     assert done.status_code == 286 and "boom" in done.content.decode()
 
 
+def test_loop_page_without_a_policy_says_what_to_choose_from_and_start_refuses_clearly(world):
+    admin = client_as(world["admin"])
+    Checkpoint.objects.create(name="smol-dpo-9", hub_id="x/dpo", parent=world["smol"])  # trained, not a base model
+
+    def policy_line() -> str:
+        return admin.get("/manage/loop/").content.decode().split('<dd id="loop-policy">')[1].split("</dd>")[0]
+
+    line = policy_line()
+    assert "<strong>not set</strong>: choose the policy the loop starts from" in line
+    assert "the imported base model is smol." in line and "smol-dpo-9" not in line and "Until then no round can start" in line
+    page = admin.get("/manage/loop/").content.decode()
+    assert '<option value="" selected>not set: choose a policy</option>' in page
+
+    response = admin.post("/manage/loop/start/", follow=True)
+    body = response.content.decode()
+    assert ('<li class="error">No round started: the loop has no policy to start from. Choose one in its settings '
+            "and save; the imported base model is smol.</li>") in body
+    assert not LoopRound.objects.exists() and not Job.objects.exists()  # nothing queued, no surprise
+
+    Checkpoint.objects.create(name="other-base", hub_id="x/other")
+    assert "the imported base models are smol, other-base." in policy_line()
+    admin.post("/manage/loop/", {**LOOP_FORM, "enabled": ""})
+    line = policy_line()
+    assert line.startswith('<a href="/manage/checkpoints/') and ">smol</a>" in line and "trains from it" in line
+
+
+def test_starting_a_round_without_any_policy_checkpoint_says_how_to_import_one():
+    with pytest.raises(ValidationError) as caught:
+        loop.loop_round_start()
+    assert "there is no policy checkpoint yet: manage.py import_model" in caught.value.message_dict["policy"][0]
+
+
 POLICY_FORM = {"kind": "dpo", "base": "smol", "reward_model": "", "algorithm": "rloo", "snapshot": "", "rules": "",
                "output_name": "", "beta": "0.1", "learning_rate": "", "num_train_epochs": "1", "max_steps": "2",
                "per_device_train_batch_size": "4", "max_length": "", "num_generations": "4", "max_completion_length": "64",

@@ -76,6 +76,9 @@ def test_one_round_with_tiny_models(tiny_checkpoints, runner_env, annotator, oth
 
 @pytest.mark.django_db(transaction=True)
 def test_a_round_that_cannot_start_says_why(tiny_checkpoints, annotator):
+    with pytest.raises(CommandError, match=r"^the loop has no policy to start from: give --policy NAME "
+                                           r"\(the imported base models are tiny-x, tiny-y\)$"):
+        run_loop("--rounds", "1")
     with pytest.raises(CommandError, match="round 1: snapshot: the votes give no training pairs"):
         run_loop("--rounds", "1", "--policy", "tiny-x")
     with pytest.raises(CommandError, match="policy: no checkpoint named 'nope'"):

@@ -220,7 +220,8 @@ class LoopForm(_ServiceErrors, forms.Form):
     votes_per_round = forms.IntegerField(min_value=1, label="Start a round after every N new votes", widget=_number(min=1))
     method = forms.ChoiceField(choices=LoopMethod.choices, label="Policy optimisation",
                                help_text="TRL no longer ships PPO; RLOO (default) and GRPO are its maintained successors.")
-    policy = forms.ChoiceField(required=False, label="Policy the next round starts from")
+    policy = forms.ChoiceField(required=False, label="Policy the next round starts from",
+                               help_text="after a round, the loop moves on to the new checkpoint")
     rules = JSONObjectField(label="Snapshot rules", help_text='e.g. {"split_by": "hash", "eval_fraction": 0.2}')
     reward_config = JSONObjectField(label="Reward run settings", help_text='e.g. {"max_length": 256, "max_steps": 50}')
     policy_config = JSONObjectField(label="DPO / RL run settings", help_text='e.g. {"beta": 0.1} or {"algorithm": "grpo"}')
@@ -228,7 +229,7 @@ class LoopForm(_ServiceErrors, forms.Form):
 
     def __init__(self, *args, checkpoint_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["policy"].choices = [("", "—"), *[(name, name) for name in checkpoint_names]]
+        self.fields["policy"].choices = [("", "not set: choose a policy"), *[(name, name) for name in checkpoint_names]]
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         """Nested keys (``policy_config.beta``) are shown on their JSON field, prefixed."""

@@ -47,6 +47,16 @@ FOLLOWUP_DEFAULTS: dict[str, Any] = {
 FOLLOWUP_SETTINGS = set(FOLLOWUP_DEFAULTS) | {"tag", "seed"}
 
 
+def no_policy_hint() -> str:
+    """What to choose from when the loop has no policy: the imported base models, or how to import one."""
+    from .selectors import base_policy_names
+
+    names = base_policy_names()
+    if not names:
+        return "there is no policy checkpoint yet: manage.py import_model imports the bundled SmolLM2-135M-Instruct"
+    return f"the imported base model{'s are' if len(names) > 1 else ' is'} {', '.join(names)}"
+
+
 def loop_settings() -> LoopSettings:
     """The loop's settings row (created, switched off, on first use)."""
     settings, _ = LoopSettings.objects.get_or_create(pk=1)
@@ -98,7 +108,7 @@ def loop_settings_errors(
         elif checkpoint.is_adapter:
             errors["policy"] = f"{policy!r} is a LoRA adapter; start the loop from a full checkpoint"
     elif enabled:
-        errors["policy"] = "choose the policy the loop starts from before switching it on"
+        errors["policy"] = f"choose the policy the loop starts from before switching it on ({no_policy_hint()})"
     rules, reward_config = rules or {}, reward_config or {}
     policy_config, generation_config = policy_config or {}, generation_config or {}
     if not isinstance(rules, dict):
@@ -188,7 +198,7 @@ def loop_round_start(*, trigger: str = "manual", triggered_at: datetime | None =
         if running is not None:
             raise ValidationError({"loop": f"round {running.pk} is still running"})
         if settings.policy is None:
-            raise ValidationError({"policy": "choose the policy the loop starts from"})
+            raise ValidationError({"policy": f"the loop has no policy to start from. Choose one in its settings and save; {no_policy_hint()}."})
         last_vote_id = feedback.vote_last_id()
         from .services import reward_run_create
 

@@ -63,6 +63,7 @@ def _loop_context(settings) -> dict:
     pending = loop.loop_votes_pending(settings)
     return {
         "settings": settings,
+        "base_models": selectors.base_policy_names() if settings.policy is None else [],
         "pending": pending,
         "votes_status": votes_status(
             enabled=settings.enabled, pending=pending, votes_per_round=settings.votes_per_round,
@@ -147,7 +148,8 @@ def loop_round_start(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         for key, texts in _messages_of(error).items():
             for text in texts:
-                messages.error(request, text if key in ("loop", "snapshot", "policy") else f"{key}: {text}")
+                text = text if key in ("loop", "snapshot", "policy") else f"{key}: {text}"
+                messages.error(request, f"No round started: {text}")
     else:
         messages.success(request, f"Round {loop_round.pk} started: reward run {loop_round.reward_job_id} queued.")
     return redirect("manage-loop")

@@ -23,6 +23,13 @@ def policy_checkpoint_names() -> list[str]:
     return list(Checkpoint.objects.filter(kind=CheckpointKind.POLICY).values_list("name", flat=True))
 
 
+def base_policy_names() -> list[str]:
+    """Names of the imported base models (full policy checkpoints with no parent), oldest first:
+    what a newcomer can start the loop or a run from."""
+    return list(Checkpoint.objects.filter(kind=CheckpointKind.POLICY, parent=None, is_adapter=False)
+                .order_by("created_at", "id").values_list("name", flat=True))
+
+
 def reward_checkpoint_names() -> list[str]:
     """Names of the reward models scoring can use, newest first."""
     return list(Checkpoint.objects.filter(kind=CheckpointKind.REWARD).values_list("name", flat=True))

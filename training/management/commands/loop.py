@@ -52,6 +52,8 @@ class Command(BaseCommand):
             "policy_config": {**settings.policy_config, **dict(parse_setting(t) for t in o["train"])},
             "generation_config": {**settings.generation_config, **dict(parse_setting(t) for t in o["generate"])},
         }
+        if not values["policy"]:
+            raise CommandError(f"the loop has no policy to start from: give --policy NAME ({loop.no_policy_hint()})")
         errors = loop.loop_settings_errors(**values)  # before anything is imported or saved
         if errors:
             raise CommandError("; ".join(f"{key}: {message}" for key, message in errors.items()))
