@@ -242,3 +242,19 @@ def test_the_command_refuses_an_existing_output(world, tmp_path):
         call_command("export_preferences", "--format", "hh-rlhf", "--file-type", "jsonl", "--output", str(output),
                      stdout=io.StringIO(), stderr=io.StringIO())
     assert output.read_text() == "mine\n"
+
+
+def test_one_row_one_vote_one_comparison_are_said_in_the_singular(world):
+    """The gold comparison has carol's vote alone: "1 row from 1 vote on 1 comparison", not "1 rows"."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command("export_preferences", "--format", "raw-votes", "--file-type", "jsonl", "--gold", "only",
+                 stdout=out, stderr=err)
+    assert out.getvalue().splitlines()[0] == "1 row from 1 vote on 1 comparison"
+    assert "1 vote read, 1 row written" in err.getvalue()
+
+    client = browser(world.users["admin"])
+    client.post("/manage/exports/", {"format": "raw-votes", "file_type": "csv", "gold": "only"})
+    export = Export.objects.latest("id")
+    page = client.get("/manage/exports/").content.decode()
+    assert f"Export {export.pk} written: 1 row." in page and "1 rows" not in page
+    assert "1/1 vote<" in page

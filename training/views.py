@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.wording import counted
 from feedback import interface as feedback
 
 from . import selectors, services
@@ -80,7 +81,7 @@ def generate(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
         else:
-            messages.success(request, f"Generation job {job.pk} queued over {job.progress_total} prompts.")
+            messages.success(request, f"Generation job {job.pk} queued over {counted(job.progress_total, 'prompt')}.")
             return redirect("manage-job-detail", pk=job.pk)
     return render(request, "training/generate.html", {"form": form}, status=400)
 
@@ -220,7 +221,7 @@ def score(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
         else:
-            messages.success(request, f"Scoring job {job.pk} queued over {job.progress_total} completions.")
+            messages.success(request, f"Scoring job {job.pk} queued over {counted(job.progress_total, 'completion')}.")
             return redirect("manage-job-detail", pk=job.pk)
     return render(request, "training/score.html", {"form": form}, status=400)
 

@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.wording import counted
 from feedback.models import Export, ExportStatus
 from feedback.roles import is_feedback_admin
 
@@ -58,11 +59,11 @@ def manage_exports(request: HttpRequest) -> HttpResponse:
             form.add_service_errors(error.message_dict)
         else:
             if export.status == ExportStatus.SUCCEEDED:
-                messages.success(request, f"Export {export.pk} written: {export.row_count} rows.")
+                messages.success(request, f"Export {export.pk} written: {counted(export.row_count, 'row')}.")
             elif export.status == ExportStatus.FAILED:
                 messages.error(request, f"Export {export.pk} failed: {export.error}")
             else:
-                messages.success(request, f"Export {export.pk} queued over {export.votes_total} votes.")
+                messages.success(request, f"Export {export.pk} queued over {counted(export.votes_total, 'vote')}.")
             return redirect("manage-exports")
     return render(request, TEMPLATE, _page_context(request, form), status=400)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config.wording import counted
 from feedback.exports.filters import GOLD, SPLITS
 from feedback.exports.formats import FILE_TYPES, FORMATS
 from feedback.exports.services import export_create, export_request_check, export_workers, export_write
@@ -53,7 +54,7 @@ class Command(BaseCommand):
 
     def _progress(self, votes: int, rows: int) -> None:
         elapsed = time.monotonic() - self.started
-        self.stderr.write(f"\r{votes} votes read, {rows} rows written, {elapsed:.1f} s", ending="")
+        self.stderr.write(f"\r{counted(votes, 'vote')} read, {counted(rows, 'row')} written, {elapsed:.1f} s", ending="")
         self.stderr.flush()
 
     def handle(self, *args, format, file_type, output, plain_text, no_margin, real_usernames, **options):
@@ -97,7 +98,8 @@ class Command(BaseCommand):
         else:
             rows, digest, where = result.rows, result.checksum, path.resolve()
         skipped = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k not in ("votes_read", "comparisons") and v)
-        self.stdout.write(f"{rows} rows from {counts['votes_read']} votes on {counts['comparisons']} comparisons"
+        self.stdout.write(f"{counted(rows, 'row')} from {counted(counts['votes_read'], 'vote')} on "
+                          f"{counted(counts['comparisons'], 'comparison')}"
                           + (f" (no row: {skipped})" if skipped else ""))
         self.stdout.write(f"sha256 {digest}")
         self.stdout.write(f"path {where}")

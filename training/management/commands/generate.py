@@ -2,6 +2,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config.wording import counted
 from training.config import GenerationConfig
 
 from ._launch import one_line, wait_for
@@ -44,6 +45,6 @@ class Command(BaseCommand):
             job = generation_job_create(config=config)
         except ValidationError as error:
             raise CommandError(one_line(error)) from None
-        self.stdout.write(f"queued generation job {job.pk} over {job.progress_total} prompts")
+        self.stdout.write(f"queued generation job {job.pk} over {counted(job.progress_total, 'prompt')}")
         if o["wait"]:
             wait_for(self, job)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from config.wording import counted
 from training.config import SCORING_SCOPES, ScoringConfig
 
 from ._launch import one_line, wait_for
@@ -37,6 +38,6 @@ class Command(BaseCommand):
             job = scoring_job_create(config=config)
         except ValidationError as error:
             raise CommandError(one_line(error)) from None
-        self.stdout.write(f"queued scoring job {job.pk} over {job.progress_total} completions")
+        self.stdout.write(f"queued scoring job {job.pk} over {counted(job.progress_total, 'completion')}")
         if o["wait"]:
             wait_for(self, job)
