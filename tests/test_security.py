@@ -18,10 +18,21 @@ def _manage(*args: str, env_extra: dict[str, str], drop: tuple[str, ...] = ()) -
     )
 
 
-def test_secret_key_is_required_when_debug_is_off():
-    result = _manage("check", env_extra={"DEBUG": "0"}, drop=("SECRET_KEY",))
+SECRET_KEY_LINE = ("ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off (set DEBUG=1 for local "
+                   "development).\n")
+
+
+@pytest.mark.parametrize("args", [("check",), ("migrate", "--help"), ("--help",), ("help",), ("no_such_command",)])
+def test_without_secret_key_any_command_says_so_in_one_line_and_exits_non_zero(args):
+    result = _manage(*args, env_extra={"DEBUG": "0"}, drop=("SECRET_KEY",))
     assert result.returncode != 0
-    assert "SECRET_KEY must be set" in result.stderr
+    assert result.stderr == SECRET_KEY_LINE  # that line alone: no traceback
+    assert result.stdout == ""
+
+
+def test_with_the_settings_in_place_help_still_works():
+    result = _manage("migrate", "--help", env_extra={"DEBUG": "0", "SECRET_KEY": "x"})
+    assert result.returncode == 0 and "usage: manage.py migrate" in result.stdout, result.stderr
 
 
 def test_check_deploy_is_clean_with_production_settings():
