@@ -1,11 +1,22 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
 
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
+
+
+@require_safe
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """``/favicon.ico``, which browsers fetch on pages that name no icon (the Django admin, say):
+    a redirect to the site's icon (static, so its hashed name; not permanent, as that name changes)."""
+    return HttpResponseRedirect(static("arbiter/favicon-32.png"))
 
 
 urlpatterns = [
@@ -15,6 +26,7 @@ urlpatterns = [
     path("api/", include("training.api.urls")),
     path("api/", include("feedback.api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("training.urls")),
     path("", include("feedback.urls")),
 ]

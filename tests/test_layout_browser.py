@@ -194,3 +194,11 @@ def test_the_loop_page_fields_stay_in_their_boxes_and_it_says_what_a_round_would
     page.locator("#id_policy").select_option(BASE)
     page.get_by_role("button", name="Save").click()
     assert page.locator("#loop-policy").inner_text() == f"{BASE} the next round, or Start a round now, trains from it"
+
+
+def test_the_django_admin_finds_the_site_icon_at_favicon_ico(page):
+    """The admin's pages name no icon, so the browser asks for /favicon.ico: no 404 in the console."""
+    page.goto("/admin/")
+    icon = page.request.get("/favicon.ico")
+    assert icon.ok and icon.headers["content-type"] == "image/png" and icon.url.endswith("/static/arbiter/favicon-32.png")
+    assert page.evaluate("fetch('/favicon.ico').then(r => [r.status, r.redirected, r.headers.get('content-type')])") == [200, True, "image/png"]

@@ -354,3 +354,18 @@ def test_hostile_prompt_is_escaped_too(annotator, as_annotator):
     assert "&lt;script&gt;alert('p')&lt;/script&gt;" in page
     assert "<script>alert('p')" not in page
     assert "<strong>q</strong>" in page
+
+
+def test_favicon_ico_redirects_to_the_site_icon_which_every_page_names(client, annotator):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302 and response["Location"] == "/static/arbiter/favicon-32.png"
+    assert "max-age=86400" in response["Cache-Control"]
+    icon = client.get(response["Location"])
+    content = b"".join(icon.streaming_content) if icon.streaming else icon.content
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/png" and content.startswith(b"\x89PNG")
+    assert client.post("/favicon.ico").status_code == 405
+
+    client.force_login(annotator)
+    page = client.get("/annotate/").content.decode()
+    assert '<link rel="icon" href="/static/arbiter/favicon.svg" type="image/svg+xml">' in page
+    assert '<link rel="icon" href="/static/arbiter/favicon-32.png" sizes="32x32" type="image/png">' in page
