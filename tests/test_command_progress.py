@@ -83,6 +83,8 @@ def test_the_phase_follows_the_counts_and_a_new_phase_is_written_at_once_in_a_lo
     line.update(2, 2, "evaluating")  # a new phase: written at once
     line.update(2, 2, "saving checkpoint")
     line.update(2, 2, "saving checkpoint")
+    clock.now = 100
+    line.update(2, 2, "")  # the phase ends with the job: not a line of its own, even much later
     assert out.getvalue().splitlines() == [
         "  step 0/2 (0%) · training", "  step 2/2 (100%) · evaluating", "  step 2/2 (100%) · saving checkpoint",
     ]

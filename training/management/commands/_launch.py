@@ -50,7 +50,8 @@ class ProgressLine:
 
     On a terminal the line is rewritten in place (``\r``) whenever the counts or the phase change;
     elsewhere a full line is written at most every ``every_s`` seconds, and only when the counts
-    changed, so logs stay short; a new phase is always written at once (it comes a few times a run).
+    changed, so logs stay short; a new phase is always written at once (it comes a few times a run),
+    a phase that ends is not (the job's outcome line comes next).
     Nothing is written before the job reports any progress. ``clear()`` removes the in-place line
     before the caller writes its own.
     """
@@ -78,8 +79,12 @@ class ProgressLine:
         if (done, total, phase) == self._shown or (done == 0 and total == 0 and not phase):
             return
         now = self.clock()
-        new_phase = self._shown is None or phase != self._shown[2]
-        if not self.tty and not new_phase and self._shown_at is not None and now - self._shown_at < self.every_s:
+        # A phase that ends (back to "") is not news: the job's outcome line follows.
+        new_phase = self._shown is None or (phase != self._shown[2] and phase != "")
+        counts_changed = self._shown is None or (done, total) != self._shown[:2]
+        if not self.tty and not new_phase and (
+            not counts_changed or (self._shown_at is not None and now - self._shown_at < self.every_s)
+        ):
             return
         self._show(self.text(done, total, phase), now)
         self._shown = (done, total, phase)
