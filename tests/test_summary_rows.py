@@ -4,7 +4,7 @@ import math
 import pytest
 
 from training.runners.reporting import logging_steps_for
-from training.summary_rows import summary_rows, value_text
+from training.summary_rows import object_items, summary_rows, value_text
 
 
 @pytest.mark.parametrize(
@@ -62,3 +62,10 @@ def test_nested_objects_read_as_key_value_lists():
 ])
 def test_logging_is_often_enough_for_a_curve(logging_steps, max_steps, used):
     assert logging_steps_for(logging_steps, max_steps) == used
+
+
+def test_object_keys_come_in_a_fixed_order_whatever_order_the_database_kept():
+    # PostgreSQL's jsonb gives {"eval": .., "train": ..} back for {"train": .., "eval": ..}.
+    assert object_items({"eval": 2, "train": 3}) == [("train", "3"), ("eval", "2")]
+    assert [k for k, _ in object_items({"strong": 1.0, "slight": 0.5, "clear": 0.75})] == ["slight", "clear", "strong"]
+    assert [k for k, _ in object_items({"zeta": 1, "alpha": 2, "eval": 3})] == ["eval", "alpha", "zeta"]

@@ -142,10 +142,21 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
+# Keys shown in this order wherever they appear (splits, vote strengths); any others follow,
+# alphabetically. A fixed order, because PostgreSQL's jsonb does not keep the order keys were written in.
+KEY_ORDER = ("train", "eval", "slight", "clear", "strong")
+
+
+def _ordered(keys) -> list:
+    return sorted(keys, key=lambda key: (KEY_ORDER.index(key) if key in KEY_ORDER else len(KEY_ORDER), str(key)))
+
+
 def object_items(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """``(key, text)`` pairs of an object, in its order; a nested object's keys as ``outer / inner``."""
+    """``(key, text)`` pairs of an object (``KEY_ORDER`` first, then alphabetical); a nested
+    object's keys as ``outer / inner``."""
     items: list[tuple[str, str]] = []
-    for key, inner in value.items():
+    for key in _ordered(value):
+        inner = value[key]
         name = f"{prefix}{key}".replace("_", " ")
         if isinstance(inner, Mapping) and inner:
             items.extend(object_items(inner, prefix=f"{name} / "))
@@ -156,11 +167,12 @@ def object_items(value: Mapping[str, Any], prefix: str = "") -> list[tuple[str, 
 
 def summary_rows(kind: str, summary: Mapping[str, Any]) -> list[SummaryRow]:
     """The rows of a ``kind`` job's ``summary``: its kind's fields that the summary has, in
-    ``FIELDS`` order, then any other key it recorded (label: the key, ``_`` as spaces), less ``NOT_ROWS``."""
+    ``FIELDS`` order, then any other key it recorded, alphabetically (label: the key, ``_`` as
+    spaces), less ``NOT_ROWS``."""
     fields = FIELDS.get(kind, [])
     known = {key for key, _ in fields}
     chosen = [(key, label) for key, label in fields if key in summary]
-    chosen += [(key, key.replace("_", " ")) for key in summary if key not in known and key not in NOT_ROWS]
+    chosen += [(key, key.replace("_", " ")) for key in _ordered(summary) if key not in known and key not in NOT_ROWS]
     rows = []
     for key, label in chosen:
         value = summary[key]
