@@ -368,17 +368,6 @@ class Verdict:
     strength: str = ""
 
 
-def agreement(choices: Sequence[str]) -> float:
-    """Share of ``choices`` equal to the most common one (0.0-1.0); 0.0 for no choices.
-
-    For a comparison with a strict majority this is the share of votes agreeing with the winner,
-    the quantity ``min_agreement`` is compared with.
-    """
-    if not choices:
-        return 0.0
-    return Counter(choices).most_common(1)[0][1] / len(choices)
-
-
 def comparison_verdict(votes: Sequence[tuple[str, str]], *, min_votes: int = 1, min_agreement: float = 0.0) -> Verdict:
     """Decide one comparison from its counted votes, each ``(choice, strength)`` (any order).
 

@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
+from .exports.files import directory_fsync as _directory_fsync
 from .models import (
     DatasetSnapshot,
     Demonstration,
@@ -124,18 +125,6 @@ def _rows_write(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
             handle.write(row_line(row))
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _directory_fsync(path: Path) -> None:
-    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _snapshot_write(

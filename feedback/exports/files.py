@@ -58,7 +58,8 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _directory_fsync(path: Path) -> None:
+def directory_fsync(path: Path) -> None:
+    """Make a rename inside the directory ``path`` durable (a no-op where directories cannot be opened)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -88,7 +89,7 @@ def published(final: Path) -> Iterator[Path]:
             with open(temporary, "rb") as handle:
                 os.fsync(handle.fileno())
         os.replace(temporary, final)
-        _directory_fsync(final.parent)
+        directory_fsync(final.parent)
     except BaseException:
         remove(temporary)
         raise

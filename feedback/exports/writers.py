@@ -266,10 +266,8 @@ def rows_write(
         ValueError: an unknown file type. Whatever ``rows`` raises, ``OSError`` on a full disk,
         ``FileExistsError`` (see ``files.published``): in every case nothing is left at ``path``.
     """
-    if file_type not in (*WRITERS, HF_DATASET):
-        raise ValueError(f"unknown file type {file_type!r}")
     path = Path(path)
-    with files.published(path) as temporary:
+    with files.published(path) as temporary:  # rows_write_unpublished refuses an unknown file type
         count = rows_write_unpublished(rows=rows, columns=columns, file_type=file_type, path=temporary, splits=splits)
         digest, size = files.checksum(temporary), files.size_bytes(temporary)
     return WriteResult(rows=count, checksum=digest, size_bytes=size)
