@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
@@ -67,3 +68,20 @@ def messages_sha256(messages: list[dict[str, str]]) -> str:
 def text_is_empty(text: str) -> bool:
     """True when a completion shows nothing: empty or whitespace only."""
     return not text.strip()
+
+
+def response_key(text: str) -> str:
+    """The text two responses are compared on when deciding whether a pair carries a signal.
+
+    The documented rule: Unicode NFC normalisation, then every run of whitespace (spaces, tabs,
+    newlines, Unicode spaces, as ``str.split()`` sees them) becomes one space, and leading and
+    trailing whitespace is dropped. Case, punctuation and every other character count. Two
+    responses with the same key are *equivalent*: a pair of them is never queued, imported or
+    trained on. ``response_key("  Hi\\n\\n there ") == "Hi there"``.
+    """
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def responses_equivalent(text_a: str, text_b: str) -> bool:
+    """True when two responses differ at most in whitespace or Unicode composition (``response_key``)."""
+    return response_key(text_a) == response_key(text_b)

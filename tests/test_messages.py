@@ -96,3 +96,13 @@ def test_sha256_of_a_known_value():
 @pytest.mark.parametrize(("text", "empty"), [("", True), ("  \n\t", True), ("x", False), ("  .  ", False), ("🙂", False)])
 def test_text_is_empty(text, empty):
     assert text_is_empty(text) is empty
+
+
+def test_response_key_collapses_whitespace_and_composition_only():
+    from feedback.messages import response_key, responses_equivalent
+
+    assert response_key("  Hi\n\n\tthere \u00a0") == "Hi there"
+    assert responses_equivalent("caf\u00e9", "cafe\u0301")  # NFC: one character either way
+    assert not responses_equivalent("Hello.", "hello.")  # case counts
+    assert not responses_equivalent("Hello.", "Hello!")  # punctuation counts
+    assert not responses_equivalent("ab", "a b")  # whitespace inside a word is a difference
