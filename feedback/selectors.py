@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, F, OuterRef, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -101,15 +100,30 @@ def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[
     return qs
 
 
+class _ArrayHolds(Func):
+    """SQLite: ``EXISTS (SELECT 1 FROM json_each(<json array>) AS t WHERE t.value = <value>)``.
+
+    The column is compiled by Django, so it carries whatever alias the query gives the table (a
+    prompt subquery inside a comparison or vote query is aliased ``U0``, not ``feedback_prompt``).
+    """
+
+    output_field = BooleanField()
+    conditional = True
+
+    def as_sql(self, compiler, connection, **extra):
+        array_sql, array_params = compiler.compile(self.source_expressions[0])
+        value_sql, value_params = compiler.compile(self.source_expressions[1])
+        sql = f"EXISTS (SELECT 1 FROM json_each({array_sql}) AS t WHERE t.value = {value_sql})"
+        return sql, (*array_params, *value_params)
+
+
 def prompts_with_tag(tag: str) -> QuerySet[Prompt]:
-    """Prompts whose ``tags`` list holds ``tag`` exactly (JSON containment on PostgreSQL, json_each on SQLite)."""
+    """Prompts whose ``tags`` list holds ``tag`` exactly (JSON containment on PostgreSQL, json_each on SQLite).
+
+    Safe to use as a subquery (``prompt__in=prompts_with_tag(t).values("pk")``) on both backends.
+    """
     if connection.vendor == "sqlite":
-        has_tag = RawSQL(
-            'EXISTS (SELECT 1 FROM json_each("feedback_prompt"."tags") WHERE json_each.value = %s)',
-            [tag],
-            output_field=BooleanField(),
-        )
-        return Prompt.objects.alias(has_tag=has_tag).filter(has_tag=True)
+        return Prompt.objects.filter(_ArrayHolds(F("tags"), Value(tag)))
     return Prompt.objects.filter(tags__contains=[tag])
 
 

@@ -258,3 +258,26 @@ def test_one_row_one_vote_one_comparison_are_said_in_the_singular(world):
     page = client.get("/manage/exports/").content.decode()
     assert f"Export {export.pk} written: 1 row." in page and "1 rows" not in page
     assert "1/1 vote<" in page
+
+
+# --- the tag filter on every entry point (it used to fail on SQLite with "no such column") ------
+
+
+def test_the_tag_filter_works_on_the_page_the_api_and_the_command(world, tmp_path):
+    # Only the "math" prompt ("What is 2 + 2?") is tagged math: its pair gives the one row.
+    client = browser(world.users["admin"])
+    response = client.post("/manage/exports/", {"format": "trl-preference", "file_type": "jsonl", "tags": "math",
+                                                "gold": "include"})
+    assert response.status_code == 302
+    page_export = Export.objects.get()
+    assert page_export.status == ExportStatus.SUCCEEDED and page_export.row_count == 1
+    api = api_as(world.users["admin"])
+    response = api.post("/api/exports/", {"format": "trl-preference", "file_type": "jsonl",
+                                          "filters": {"tags": ["math"]}}, format="json")
+    assert response.status_code == 201 and response.json()["row_count"] == 1
+    output = tmp_path / "math.jsonl"
+    call_command("export_preferences", "--format", "trl-preference", "--file-type", "jsonl", "--tag", "math",
+                 "--output", str(output), stdout=io.StringIO(), stderr=io.StringIO())
+    assert [row["chosen"][0]["content"] for row in jsonl_rows(output)] == ["Four."]
+    api_export = Export.objects.get(pk=response.json()["id"])
+    assert api_export.checksum == page_export.checksum
