@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import uuid
 from pathlib import Path
 
@@ -309,6 +310,24 @@ def test_a_datasets_folder_checksum_is_the_hash_of_its_sha256sum_listing(world, 
     listing = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(path).as_posix()}\n" for p in files)
     assert result.checksum == hashlib.sha256(listing.encode()).hexdigest()
     assert result.size_bytes == sum(p.stat().st_size for p in files)
+
+
+def test_a_datasets_folder_is_reproducible_and_each_split_names_itself(world, tmp_path):
+    from datasets import load_from_disk
+
+    # The same votes exported twice (raw votes: pseudonyms fixed by the salt) give the same bytes.
+    first, result, _ = run_export(tmp_path, "raw-votes", "hf-dataset", salt=b"fixed")
+    second, again, _ = run_export(tmp_path, "raw-votes", "hf-dataset", salt=b"fixed")
+    assert result.checksum == again.checksum
+    # ... also with an empty split (trl-preference has no eval row: the eval comparison is a tie).
+    assert run_export(tmp_path, "trl-preference", "hf-dataset")[1].checksum == \
+        run_export(tmp_path, "trl-preference", "hf-dataset")[1].checksum
+    for split in ("train", "eval"):
+        info = json.loads((first / split / "dataset_info.json").read_text())
+        state = json.loads((first / split / "state.json").read_text())
+        assert list(info["splits"]) == [split] and info["splits"][split]["name"] == split
+        assert state["_split"] == split
+        assert str(load_from_disk(str(first))[split].split) == split
 
 
 # --- the Export job -----------------------------------------------------------------------------

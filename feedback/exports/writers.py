@@ -20,6 +20,7 @@ number of rows) to a temporary path beside the destination and renames it into p
 from __future__ import annotations
 
 import csv
+import hashlib
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -153,6 +154,16 @@ def _write_parquet(rows, columns, path: Path) -> int:
     return count
 
 
+def _split_fingerprint(split: str, part: Path, rows: int) -> str:
+    """16 hex characters naming one split's content: the split's name, row count and Parquet bytes."""
+    digest = hashlib.sha256(f"{split}\0{rows}\0".encode())
+    if rows:
+        with open(part, "rb") as source:
+            while data := source.read(1 << 20):
+                digest.update(data)
+    return digest.hexdigest()[:16]
+
+
 def _write_hf_dataset(rows, columns, path: Path, splits: Sequence[str]) -> int:
     from datasets import Dataset, DatasetDict, disable_progress_bars
 
@@ -177,11 +188,18 @@ def _write_hf_dataset(rows, columns, path: Path, splits: Sequence[str]) -> int:
                 sink.close()
         cache = str(work_dir / "cache")
         empty = arrow_schema(columns).empty_table()
-        dataset = DatasetDict({
-            split: Dataset.from_parquet(str(part), cache_dir=cache, keep_in_memory=False)
-            if per_split[split] else Dataset(empty)  # datasets cannot read a Parquet file with no rows
-            for split, part in parts.items()
-        })
+        dataset = DatasetDict()
+        for split, part in parts.items():
+            # The fingerprint ``datasets`` would give depends on the temporary folder's name, so the
+            # saved state.json (and the folder's checksum) would change on every export of the same
+            # rows: name each split by its content instead. ``split=`` names the split in its
+            # dataset_info.json (it is "train" otherwise, for the eval split too).
+            if per_split[split]:
+                loaded = Dataset.from_parquet(str(part), split=split, cache_dir=cache, keep_in_memory=False)
+                table, info = loaded.data, loaded.info
+            else:  # datasets cannot read a Parquet file with no rows
+                table, info = empty, None
+            dataset[split] = Dataset(table, info=info, split=split, fingerprint=_split_fingerprint(split, part, per_split[split]))
         # An empty split saved with the default sharding has no Arrow file, and datasets then cannot load it.
         dataset.save_to_disk(str(path), num_shards={split: 1 for split in splits if not per_split[split]} or None)
         del dataset
