@@ -27,7 +27,7 @@ from .models import (
     Split,
     Vote,
 )
-from .messages import text_is_empty
+from .messages import responses_equivalent, text_is_empty
 from .selectors import prompts_with_tag
 
 
@@ -124,7 +124,10 @@ def pairs_record(*, pairs: Sequence[CandidatePair], votes_required: int = 1, pri
     """Store generated completions and pair them into open comparisons, in one transaction.
 
     Every completion is stored (empty ones flagged ``is_empty``), so the record of what a model
-    wrote is whole; only pairs where both texts are non-empty and different become comparisons.
+    wrote is whole; only pairs where both texts are non-empty and not equivalent
+    (``feedback.messages.responses_equivalent``: not the same after NFC and whitespace
+    collapsing) become comparisons; the others are counted as ``skipped_empty`` and
+    ``skipped_identical``.
     Either all rows of this call are written or none (a killed runner leaves whole batches only).
 
     Raises:
@@ -161,7 +164,7 @@ def pairs_record(*, pairs: Sequence[CandidatePair], votes_required: int = 1, pri
             a, b = completions[2 * index], completions[2 * index + 1]
             if a.is_empty or b.is_empty:
                 summary.skipped_empty += 1
-            elif a.text.strip() == b.text.strip():
+            elif responses_equivalent(a.text, b.text):
                 summary.skipped_identical += 1
             else:
                 comparisons.append(

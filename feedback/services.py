@@ -21,6 +21,8 @@ from .messages import (
     MessagesError,
     messages_sha256,
     messages_validate,
+    response_key,
+    responses_equivalent,
     text_is_empty,
 )
 from .models import (
@@ -188,14 +190,28 @@ def _comparison_check(
         raise ValidationError({"completion_b": "must differ from completion_a"})
     if completion_a.prompt_id != completion_b.prompt_id:
         raise ValidationError({"completion_b": "must answer the same prompt as completion_a"})
-    if completion_a.text == completion_b.text:
-        raise ValidationError({"completion_b": "has the same text as completion_a; nothing to compare"})
+    if responses_equivalent(completion_a.text, completion_b.text):
+        raise ValidationError({
+            "completion_b": "has the same text as completion_a (ignoring whitespace and Unicode composition); "
+                            "nothing to compare"
+        })
     if not isinstance(votes_required, int) or not 1 <= votes_required <= MAX_VOTES_REQUIRED:
         raise ValidationError({"votes_required": f"must be an integer from 1 to {MAX_VOTES_REQUIRED}"})
     if not isinstance(priority, int) or abs(priority) > 1_000_000:
         raise ValidationError({"priority": "must be an integer from -1000000 to 1000000"})
     if gold_choice not in ("", *Choice.values):
         raise ValidationError({"gold_choice": f"must be empty or one of {', '.join(Choice.values)}"})
+
+
+def _same_pair_of_prompt(prompt_id: int, text_a: str, text_b: str) -> int | None:
+    """The id of a comparison of this prompt whose two responses are equivalent to ``text_a`` and
+    ``text_b`` (``response_key``, in either order), or None."""
+    wanted = sorted((response_key(text_a), response_key(text_b)))
+    rows = Comparison.objects.filter(prompt_id=prompt_id).values_list("id", "completion_a__text", "completion_b__text")
+    for comparison_id, stored_a, stored_b in rows.order_by("id").iterator(chunk_size=200):
+        if sorted((response_key(stored_a), response_key(stored_b))) == wanted:
+            return comparison_id
+    return None
 
 
 def comparison_create(
@@ -208,17 +224,21 @@ def comparison_create(
 ) -> Comparison:
     """Pair two completions of one prompt for judging.
 
+    The prompt's row is locked while the pair is checked and written, so two concurrent calls
+    cannot both store the same pair.
+
     Raises:
-        ValidationError: same completion twice, different prompts, identical texts, a pair that
-            already exists (in either order), votes_required outside 1-100, or a bad gold choice.
+        ValidationError: same completion twice, different prompts, equivalent texts
+            (``feedback.messages.responses_equivalent``), a pair of this prompt whose two responses
+            are equivalent to these (in either order; it would be the same row in every export),
+            votes_required outside 1-100, or a bad gold choice.
     """
     _comparison_check(completion_a, completion_b, votes_required, priority, gold_choice)
     with transaction.atomic():
-        duplicate = Comparison.objects.filter(
-            Q(completion_a=completion_a, completion_b=completion_b) | Q(completion_a=completion_b, completion_b=completion_a)
-        ).first()
+        list(Prompt.objects.select_for_update().filter(pk=completion_a.prompt_id).values_list("pk", flat=True))
+        duplicate = _same_pair_of_prompt(completion_a.prompt_id, completion_a.text, completion_b.text)
         if duplicate is not None:
-            raise ValidationError({"completion_b": f"this pair already exists as comparison {duplicate.pk}"})
+            raise ValidationError({"completion_b": f"this pair already exists as comparison {duplicate}"})
         return Comparison.objects.create(
             prompt_id=completion_a.prompt_id,
             completion_a=completion_a,
@@ -227,6 +247,51 @@ def comparison_create(
             priority=priority,
             gold_choice=gold_choice,
         )
+
+
+def _prompt_lock(digest: str) -> None:
+    """Serialise writers of prompts with these messages until the transaction ends.
+
+    PostgreSQL: a transaction-level advisory lock keyed by the hash's first 60 bits. SQLite: the
+    transaction is IMMEDIATE (``config.settings``), so writers are serialised already.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [int(digest[:15], 16)])
+
+
+def prompt_get_or_create(*, fields: Mapping[str, Any]) -> tuple[Prompt, bool]:
+    """The stored prompt with these messages (``messages_sha256``, the oldest if there are several,
+    as imports do), or a new one; ``(prompt, created)``. Concurrency-safe: two identical calls at
+    once give one prompt (``_prompt_lock``).
+
+    A reused prompt keeps its source and split; tags in ``fields`` that it lacks are added to it.
+
+    Args:
+        fields: ``messages`` and optional ``source``, ``tags``, ``split`` (see ``prompt_build``).
+    Raises:
+        ValidationError: {"messages"|"source"|"tags"|"split": ...} as ``prompt_build``, and
+            {"split": ...} when ``fields`` names a split other than the stored prompt's.
+    """
+    built = prompt_build(**fields)
+    with transaction.atomic():
+        _prompt_lock(built.messages_sha256)
+        stored = (
+            Prompt.objects.select_for_update().filter(messages_sha256=built.messages_sha256).order_by("id").first()
+        )
+        if stored is None:
+            built.save()
+            return built, True
+        if "split" in fields and fields["split"] != stored.split:
+            raise ValidationError({
+                "split": f"these messages are already prompt {stored.pk}, in split {stored.split!r}; "
+                         "a prompt is in one split only"
+            })
+        added = [tag for tag in built.tags if tag not in stored.tags]
+        if added:
+            stored.tags = [*stored.tags, *added]
+            stored.save(update_fields=["tags"])
+        return stored, False
 
 
 def comparison_create_inline(
@@ -240,16 +305,19 @@ def comparison_create_inline(
 ) -> Comparison:
     """Create a comparison from texts: the prompt (an existing one, or its fields) and two completions.
 
+    Prompt fields name the stored prompt with the same messages when there is one
+    (``prompt_get_or_create``), so posting the same messages twice gives one prompt, and posting
+    the same pair twice is refused (``comparison_create``).
+
     Raises:
         ValidationError: {"prompt"|"completion_a"|"completion_b"|...: ...}; nothing is written.
     """
     with transaction.atomic():
         if not isinstance(prompt, Prompt):
             try:
-                prompt = prompt_build(**prompt)
+                prompt, _ = prompt_get_or_create(fields=prompt)
             except ValidationError as error:
                 raise ValidationError({"prompt": [f"{k}: {' '.join(v)}" for k, v in error.message_dict.items()]}) from None
-            prompt.save()
         built = {}
         for field, fields in (("completion_a", completion_a), ("completion_b", completion_b)):
             try:

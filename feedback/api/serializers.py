@@ -63,7 +63,9 @@ class InlinePromptSerializer(serializers.Serializer):
     messages = MessageSerializer(many=True, allow_empty=False, max_length=200)
     source = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
-    split = serializers.ChoiceField(choices=Split.choices, required=False, default=Split.TRAIN)
+    # No default: a prompt that is already stored keeps its split, and only a split that is given
+    # and differs is refused (services.prompt_get_or_create). A new prompt defaults to train.
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
 
 
 class ComparisonCreateSerializer(serializers.Serializer):
