@@ -28,6 +28,8 @@ from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .messages import responses_equivalent, text_is_empty
+
 CHOICES = ("a", "b", "tie", "both_bad")
 SPLITS = ("train", "eval")
 SPLIT_BY = ("prompt", "hash")
@@ -54,6 +56,7 @@ COUNT_KEYS = (
     "split_votes",
     "both_bad",
     "identical",
+    "empty_response",
     "too_few_votes",
     "low_agreement",
 )
@@ -423,13 +426,24 @@ def tally_verdict(tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, m
     return Verdict("pair", winner, share, math.fsum(margins) / top, best)
 
 
+def pair_left_out(*, text_a: str, text_b: str) -> str | None:
+    """Why two responses give no preference row, whoever won: ``"identical"`` when they are
+    equivalent (``feedback.messages.responses_equivalent``: the same after NFC and whitespace
+    collapsing; two empty responses included), ``"empty_response"`` when one of them is empty or
+    whitespace only (a row would carry an empty assistant message), else None."""
+    if responses_equivalent(text_a, text_b):
+        return "identical"
+    if text_is_empty(text_a) or text_is_empty(text_b):
+        return "empty_response"
+    return None
+
+
 def chosen_rejected(*, winner: str, text_a: str, text_b: str) -> tuple[str, str] | None:
-    """``(chosen, rejected)`` texts for a winner ``"a"`` or ``"b"``, or None when the two texts are
-    equal after ``strip()`` (``identical``: no preference to learn)."""
-    chosen, rejected = (text_a, text_b) if winner == "a" else (text_b, text_a)
-    if chosen.strip() == rejected.strip():
+    """``(chosen, rejected)`` texts for a winner ``"a"`` or ``"b"``, or None when ``pair_left_out``
+    gives a reason (equivalent responses, or an empty one)."""
+    if pair_left_out(text_a=text_a, text_b=text_b) is not None:
         return None
-    return chosen, rejected
+    return (text_a, text_b) if winner == "a" else (text_b, text_a)
 
 
 def preference_row(
@@ -475,8 +489,9 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
     fewer than ``min_votes`` counted votes -> ``too_few_votes``; no strict majority -> ``split_votes``
     (a 1-1 or 2-2-1 vote is a tie and is never broken by id order); majority ``tie`` -> ``ties``;
     majority ``both_bad`` -> ``both_bad``; share of votes agreeing with the winner below
-    ``min_agreement`` -> ``low_agreement``; chosen and rejected texts equal after ``strip()`` ->
-    ``identical``; otherwise a row in ``pairs_train`` or ``pairs_eval``. Ties and both-bad never
+    ``min_agreement`` -> ``low_agreement``; chosen and rejected texts equivalent
+    (``feedback.messages.responses_equivalent``) -> ``identical``; one of them empty or whitespace
+    only -> ``empty_response`` (never a row with an empty assistant message); otherwise a row in ``pairs_train`` or ``pairs_eval``. Ties and both-bad never
     become pairwise rows: TRL's chosen/rejected format cannot express "neither is better".
 
     The row's ``margin`` is the mean of ``MARGIN_BY_STRENGTH`` over the votes agreeing with the
@@ -529,10 +544,11 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
             counts[verdict.outcome] += 1
             continue
         first = counted[0]
-        texts = chosen_rejected(winner=verdict.winner, text_a=first.text_a, text_b=first.text_b)
-        if texts is None:
-            counts["identical"] += 1
+        left_out = pair_left_out(text_a=first.text_a, text_b=first.text_b)
+        if left_out is not None:
+            counts[left_out] += 1
             continue
+        texts = chosen_rejected(winner=verdict.winner, text_a=first.text_a, text_b=first.text_b)
         row = preference_row(
             prompt_messages=first.prompt_messages, chosen=texts[0], rejected=texts[1],
             margin=verdict.margin if rules.include_margin else None,

@@ -267,6 +267,7 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
             ("too_few_votes", f"has fewer than {rules.min_votes} votes", f"have fewer than {rules.min_votes} votes"),
             ("low_agreement", f"has agreement below {rules.min_agreement:g}", f"have agreement below {rules.min_agreement:g}"),
             ("identical", "has two identical responses", "have two identical responses"),
+            ("empty_response", "has an empty response", "have an empty response"),
             ("pairs_eval", "is an eval pair (its prompt is in the eval split)", "are eval pairs (their prompts are in the eval split)"),
         )
         if counts.get(key)

@@ -38,7 +38,15 @@ keys are the format's ``columns``. The formats:
     number of user turns) and ``tstamp`` (the vote's Unix time, seconds).
 
 Rows the aggregation leaves out are counted by reason in ``FormatContext.counts`` (the
-``feedback.preferences`` count keys, plus ``system_prompt`` and ``low_agreement``).
+``feedback.preferences`` count keys, plus ``system_prompt`` and ``low_agreement``); the export's
+summary lists them.
+
+Empty responses: no format writes an empty (blank or whitespace-only) response as an assistant
+message or completion. A comparison with one empty response gives no row in ``trl-preference``,
+``trl-unpaired``, ``hh-rlhf`` and ``arena`` and is counted as ``empty_response``; two equivalent
+responses (``feedback.messages.responses_equivalent``, two empty ones included) give no row in
+the aggregating formats and are counted as ``identical``. ``raw-votes`` holds no texts and keeps
+every vote.
 """
 from __future__ import annotations
 
@@ -55,7 +63,8 @@ from json.encoder import encode_basestring as _string  # the C version, as json.
 from typing import Any, NamedTuple
 
 from feedback.hh_rlhf import ASSISTANT, HUMAN, transcript_build
-from feedback.preferences import Verdict, chosen_rejected, preference_row, tally_verdict
+from feedback.messages import text_is_empty
+from feedback.preferences import Verdict, chosen_rejected, pair_left_out, preference_row, tally_verdict
 
 TRL_PREFERENCE = "trl-preference"
 TRL_UNPAIRED = "trl-unpaired"
@@ -266,11 +275,11 @@ def _pair(group: ComparisonGroup, context: FormatContext):
     if verdict.outcome != "pair":
         context.counts[verdict.outcome] += 1
         return None
-    texts = chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
-    if texts is None:
-        context.counts["identical"] += 1
+    left_out = pair_left_out(text_a=group.text_a, text_b=group.text_b)
+    if left_out is not None:
+        context.counts[left_out] += 1
         return None
-    return verdict, texts
+    return verdict, chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
 
 
 def _iso(moment: datetime | None) -> str:
@@ -347,11 +356,13 @@ def trl_unpaired_columns(options: ExportOptions) -> tuple[Column, ...]:
 
 def trl_unpaired_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
     verdict = tally_decision(group.tally)
+    if verdict.outcome in ("pair", "both_bad"):
+        left_out = pair_left_out(text_a=group.text_a, text_b=group.text_b)
+        if left_out is not None:
+            context.counts[left_out] += 1
+            return ()
     if verdict.outcome == "pair":
         texts = chosen_rejected(winner=verdict.winner, text_a=group.text_a, text_b=group.text_b)
-        if texts is None:
-            context.counts["identical"] += 1
-            return ()
         labelled = ((texts[0], True), (texts[1], False))
     elif verdict.outcome == "both_bad":
         labelled = ((group.text_a, False), (group.text_b, False))
@@ -419,6 +430,9 @@ ARENA_COLUMNS = (
 
 
 def arena_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
+    if text_is_empty(group.text_a) or text_is_empty(group.text_b):
+        context.counts["empty_response"] += 1
+        return ()
     conversation_a = group.prompt_messages + _assistant(group.text_a)
     conversation_b = group.prompt_messages + _assistant(group.text_b)
     turn = sum(1 for m in group.prompt_messages if m["role"] == "user")
