@@ -136,7 +136,7 @@ class AdminComparisonSerializer(serializers.ModelSerializer):
 class AnnotatorCompletionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Completion
-        fields = ["id", "text"]
+        fields = ["id", "text", "is_empty"]
 
 
 class AnnotatorComparisonSerializer(serializers.ModelSerializer):
@@ -155,6 +155,7 @@ class ShownCompletionSerializer(serializers.Serializer):
     completion = serializers.ChoiceField(choices=["a", "b"], help_text="Which completion of the comparison this is.")
     id = serializers.IntegerField()
     text = serializers.CharField()
+    is_empty = serializers.BooleanField(help_text="The text is empty or whitespace only (the page shows '(empty response)').")
 
 
 class AssignmentSerializer(serializers.Serializer):
@@ -168,7 +169,7 @@ class AssignmentSerializer(serializers.Serializer):
     right = serializers.SerializerMethodField()
 
     def _shown(self, letter: str, completion: Completion) -> dict:
-        return {"completion": letter, "id": completion.id, "text": completion.text}
+        return {"completion": letter, "id": completion.id, "text": completion.text, "is_empty": completion.is_empty}
 
     def get_left(self, display: Display) -> dict:
         return self._shown(display.left_letter, display.left)
