@@ -184,5 +184,49 @@ def test_api_both_bad_option_and_validation(world):
 def test_api_schema_documents_the_leaderboard(api):
     schema = api.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"]["/api/leaderboard/"]["get"]
-    assert [p["name"] for p in operation["parameters"]] == ["both_bad"]
+    assert [p["name"] for p in operation["parameters"]] == ["both_bad", "models"]
     assert "200" in operation["responses"]
+
+
+# --- external models (imported Chatbot Arena battles) ---------------------------------------------
+
+
+@pytest.fixture
+def arena(world, voter):
+    # Imported battles between real model names (source "arena"), plus the world's duels: only
+    # votes between two non-checkpoint models count on the external board.
+    for _ in range(3):
+        duel(voter, "gpt-4", "vicuna-13b", "a", source="arena")
+    duel(voter, "vicuna-13b", "gpt-4", "a", source="arena")
+    duel(voter, "claude-v1", "vicuna-13b", "tie", source="arena")
+    duel(voter, "gpt-4", "gpt-4", "a", source="arena")
+    return world
+
+
+def test_the_external_board_rates_imported_models_and_no_checkpoint(arena):
+    board = selectors.leaderboard_compute(models="external", rounds=50)
+    assert sorted(board.models) == ["claude-v1", "gpt-4", "vicuna-13b"]  # not gpt-outside: it met a checkpoint
+    rows = {row.model: row for row in board.rows}
+    assert (rows["gpt-4"].votes, rows["gpt-4"].wins, rows["gpt-4"].losses) == (4, 3, 1)
+    assert board.win_rate["gpt-4"]["vicuna-13b"] == pytest.approx(0.75)
+    assert rows["gpt-4"].rating > rows["vicuna-13b"].rating
+    assert sorted(selectors.leaderboard_compute(rounds=20).models) == ["smol", "smol-dpo", "smol-sft"]
+    with pytest.raises(ValueError, match="unknown models"):
+        selectors.leaderboard_compute(models="all")
+
+
+def test_the_page_and_the_api_show_the_external_board(arena):
+    response = client_as(arena["users"]["admin"]).get("/manage/leaderboard/", {"models": "external"})
+    page = response.content.decode()
+    assert response.status_code == 200 and '<option value="external" selected>' in page
+    assert "<td>gpt-4</td>" in page and "smol-dpo" not in page and "<th>Model</th>" in page
+    body = api_as(arena["users"]["admin"]).get("/api/leaderboard/", {"models": "external"}).json()
+    assert [row["model"] for row in body["models"]][0] == "gpt-4"
+    assert all(row["checkpoint_id"] is None for row in body["models"])
+    response = api_as(arena["users"]["admin"]).get("/api/leaderboard/", {"models": "all"})
+    assert response.status_code == 400 and "models" in response.json()
+
+
+def test_the_external_board_without_imports_says_so(admin_user):
+    page = client_as(admin_user).get("/manage/leaderboard/", {"models": "external"}).content.decode()
+    assert "No votes between two external models yet" in page

@@ -50,17 +50,34 @@ def jobs_any_active(jobs: Iterable[Job]) -> bool:
     return any(job.status in ACTIVE for job in jobs)
 
 
-def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200) -> Leaderboard:
-    """The Bradley-Terry leaderboard of policy checkpoints from every vote between two of them.
+LEADERBOARD_MODELS = ("checkpoints", "external")
 
-    Reward checkpoints and external models (e.g. imported HH-RLHF completions) are left out, as
-    are votes comparing a checkpoint with itself. Seeded (seed 0), so the same votes give the
-    same intervals. See ``training.ratings.leaderboard`` for the model, scale and rank rule.
+
+def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200, models: str = "checkpoints") -> Leaderboard:
+    """A Bradley-Terry leaderboard from every vote between two different models.
+
+    ``models="checkpoints"`` (default): the policy checkpoints, from the votes between two of
+    them; reward checkpoints and external models are left out. ``models="external"``: the models
+    that are not checkpoints (e.g. the real model names of imported Chatbot Arena battles), from
+    the votes between two of them, whatever their source; a vote involving any checkpoint is
+    left out. The two boards are kept apart because their models never meet: one board of both
+    would rate two groups that are not comparable. Votes comparing a model with itself never
+    count. Seeded (seed 0), so the same votes give the same intervals. See
+    ``training.ratings.leaderboard`` for the model, scale and rank rule.
 
     Raises:
-        ValueError: an unknown ``both_bad`` mode or a negative ``rounds``.
+        ValueError: an unknown ``both_bad`` mode or ``models``, or a negative ``rounds``.
     """
-    votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names())
+    if models == "checkpoints":
+        votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names())
+    elif models == "external":
+        checkpoints = set(Checkpoint.objects.values_list("name", flat=True))
+        votes = [
+            vote for vote in feedback.head_to_head_votes()
+            if vote.model_a not in checkpoints and vote.model_b not in checkpoints
+        ]
+    else:
+        raise ValueError(f"unknown models {models!r}; expected one of {', '.join(LEADERBOARD_MODELS)}")
     return leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
 
 

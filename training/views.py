@@ -233,16 +233,19 @@ def score(request: HttpRequest) -> HttpResponse:
 @require_GET
 def leaderboard(request: HttpRequest) -> HttpResponse:
     """Admins: Bradley-Terry ratings of the policy checkpoints by rank, with 95% intervals, vote
-    counts and the win-rate matrix. ``?both_bad=exclude`` leaves both-bad votes out (default: ties)."""
+    counts and the win-rate matrix. ``?both_bad=exclude`` leaves both-bad votes out (default: ties);
+    ``?models=external`` rates the external models (imported Arena battles) instead."""
     _require_run_jobs(request)
     both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
-    board = selectors.leaderboard_compute(both_bad=both_bad)
-    ids = selectors.checkpoint_ids_by_name(names=board.models)
+    models = "external" if request.GET.get("models") == "external" else "checkpoints"
+    board = selectors.leaderboard_compute(both_bad=both_bad, models=models)
+    ids = selectors.checkpoint_ids_by_name(names=board.models) if models == "checkpoints" else {}
     context = {
         "board": board,
         "rows": [{"row": row, "checkpoint_id": ids.get(row.model)} for row in board.rows],
         "matrix": _win_rate_matrix(board),
         "both_bad": both_bad,
+        "models": models,
     }
     return render(request, "training/leaderboard.html", context)
 

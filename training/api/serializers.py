@@ -94,10 +94,14 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("tie", "count as a tie"), ("exclude", "leave out")], default="tie",
         help_text="How a both-bad vote counts: as a tie (half a win each) or not at all.",
     )
+    models = serializers.ChoiceField(
+        choices=[("checkpoints", "policy checkpoints"), ("external", "external models")], default="checkpoints",
+        help_text="Rate the policy checkpoints, or the external models (e.g. imported Chatbot Arena battles).",
+    )
 
 
 class LeaderboardRowSerializer(serializers.Serializer):
-    model = serializers.CharField(help_text="the checkpoint's name")
+    model = serializers.CharField(help_text="the checkpoint's name (or the external model's, with models=external)")
     checkpoint_id = serializers.IntegerField(allow_null=True)
     rating = serializers.FloatField(help_text="Elo-like points: mean 1000, +400 = 10:1 odds")
     ci_low = serializers.FloatField(help_text="2.5th percentile of the bootstrap ratings")

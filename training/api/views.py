@@ -103,7 +103,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 
 class LeaderboardView(APIView):
-    """Bradley-Terry ratings of the policy checkpoints from head-to-head votes: ratings with
+    """Bradley-Terry ratings of the policy checkpoints (or, ``?models=external``, of the external
+    models such as imported Chatbot Arena ones) from head-to-head votes: ratings with
     bootstrap 95% intervals, ranks (overlapping intervals share one), counts, the win-rate matrix
     and votes per pair (see ``training.ratings``)."""
 
@@ -111,9 +112,9 @@ class LeaderboardView(APIView):
 
     @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardSerializer})
     def get(self, request):
-        both_bad = _filters(LeaderboardQuery, request)["both_bad"]
-        board = selectors.leaderboard_compute(both_bad=both_bad)
-        ids = selectors.checkpoint_ids_by_name(names=board.models)
+        query = _filters(LeaderboardQuery, request)
+        board = selectors.leaderboard_compute(both_bad=query["both_bad"], models=query["models"])
+        ids = selectors.checkpoint_ids_by_name(names=board.models) if query["models"] == "checkpoints" else {}
         data = board.as_dict()
         for row in data["models"]:
             row["checkpoint_id"] = ids.get(row["model"])
