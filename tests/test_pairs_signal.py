@@ -12,6 +12,7 @@ import re
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.test import Client
 
 from feedback import interface, services
 from feedback.exports.services import export_request_check, export_write
@@ -213,3 +214,16 @@ def test_identical_posts_at_once_give_one_prompt_and_one_comparison():
     assert results.count(prompt.pk) == 2
     refused = [r for r in results if r != prompt.pk]
     assert len(refused) == 4 and all(list(r) == ["completion_b"] for r in refused)
+
+
+def test_the_exports_page_and_api_show_the_empty_response_count(tmp_path, settings):
+    settings.ARBITER_DATA_DIR = tmp_path
+    admin = UserFactory(role="admin")
+    _vote_on(ComparisonFactory(completion_a__text="Blue.", completion_b__text="\t", completion_b__is_empty=True))
+    api = api_as(admin)
+    body = api.post("/api/exports/", {"format": "trl-unpaired", "file_type": "jsonl"}, format="json").json()
+    assert (body["row_count"], body["counts"]["empty_response"]) == (0, 1)
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/manage/exports/").content.decode()
+    assert "1 with an empty response left out" in page
