@@ -10,6 +10,13 @@ Environment variables:
     CSRF_TRUSTED_ORIGINS comma-separated origins, for deployments behind a proxy.
     ARBITER_DATA_DIR checkpoints and exports; default var/data.
     SECURE_SSL_REDIRECT / HTTPS  "1" when served over HTTPS (turns on HSTS, secure cookies, redirect).
+    BEHIND_PROXY     "1" behind a TLS-terminating proxy: trust its X-Forwarded-Proto and X-Forwarded-For.
+    ARBITER_PROXY_HOPS  proxies in front of the web server (default 1 with BEHIND_PROXY, else 0);
+                     login lockouts count the client named that many entries from the right of
+                     X-Forwarded-For (config/proxy.py).
+    ARBITER_MAX_BODY_BYTES / ARBITER_ANONYMOUS_MAX_BODY_BYTES  request bodies over these sizes
+                     (signed in / not) are refused with 413 before they are read (config/middleware.py).
+    ARBITER_TOKEN_TTL_DAYS  lifetime of new API tokens in days; empty: they never expire.
 """
 from __future__ import annotations
 
@@ -155,6 +162,13 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Login throttling (django-axes): 5 failures for one username from one address locks it for 15 minutes.
+# "One address" is the client's: behind BEHIND_PROXY's proxy, read from X-Forwarded-For with
+# ARBITER_PROXY_HOPS trusted hops (config/proxy.py), so users behind the proxy are counted apart.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+ARBITER_PROXY_HOPS = int(os.environ.get("ARBITER_PROXY_HOPS", "1" if BEHIND_PROXY else "0"))
+if ARBITER_PROXY_HOPS < 0:
+    raise ImproperlyConfigured("ARBITER_PROXY_HOPS must be 0 (no proxy) or the number of proxies in front of the app.")
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip_address"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=15)
@@ -177,7 +191,7 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Content-Security-Policy: no inline scripts, nothing from other origins. Model output is
