@@ -84,6 +84,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body (CsrfViewMiddleware.process_view reads the form): 413 from the
+    # declared length, with the smaller limit for requests that are not signed in.
+    "config.middleware.RequestBodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -231,6 +234,15 @@ WHITENOISE_USE_FINDERS = DEBUG or env_bool("ARBITER_PLAIN_STATIC")
 
 # --- Limits -----------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # bytes; bulk prompt/completion uploads
+# Whole request bodies (file uploads included), refused with 413 from their Content-Length before
+# they are read (config/middleware.py). Keep the proxy's limit (nginx client_max_body_size) equal.
+ARBITER_MAX_BODY_BYTES = int(os.environ.get("ARBITER_MAX_BODY_BYTES", str(512 * 1024 * 1024)))
+# Requests that are not signed in (log-in form, token log-in) never need more than this.
+ARBITER_ANONYMOUS_MAX_BODY_BYTES = int(os.environ.get("ARBITER_ANONYMOUS_MAX_BODY_BYTES", str(64 * 1024)))
+if not 0 < ARBITER_ANONYMOUS_MAX_BODY_BYTES <= ARBITER_MAX_BODY_BYTES:
+    raise ImproperlyConfigured(
+        "ARBITER_ANONYMOUS_MAX_BODY_BYTES must be positive and at most ARBITER_MAX_BODY_BYTES (bytes)."
+    )
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
 # --- REST API ---------------------------------------------------------------------------------
