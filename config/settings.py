@@ -64,7 +64,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -236,7 +235,8 @@ WHITENOISE_USE_FINDERS = DEBUG or env_bool("ARBITER_PLAIN_STATIC")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # bytes; bulk prompt/completion uploads
 # Whole request bodies (file uploads included), refused with 413 from their Content-Length before
 # they are read (config/middleware.py). Keep the proxy's limit (nginx client_max_body_size) equal.
-ARBITER_MAX_BODY_BYTES = int(os.environ.get("ARBITER_MAX_BODY_BYTES", str(512 * 1024 * 1024)))
+# 32 MiB holds the largest legitimate body: a 20 MiB file on the import page, or a 16 MiB JSON body.
+ARBITER_MAX_BODY_BYTES = int(os.environ.get("ARBITER_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
 # Requests that are not signed in (log-in form, token log-in) never need more than this.
 ARBITER_ANONYMOUS_MAX_BODY_BYTES = int(os.environ.get("ARBITER_ANONYMOUS_MAX_BODY_BYTES", str(64 * 1024)))
 if not 0 < ARBITER_ANONYMOUS_MAX_BODY_BYTES <= ARBITER_MAX_BODY_BYTES:
@@ -292,7 +292,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["d
 
 # --- Arbiter ----------------------------------------------------------------------------------
 # Apps whose every permission the "admins" group holds.
-ARBITER_ADMIN_APPS = ["feedback", "training", "authtoken"]
+ARBITER_ADMIN_APPS = ["feedback", "training"]
+# API tokens (feedback/tokens/): lifetime in days of tokens issued without a lifetime of their own,
+# and the longest a user may ask for. Empty: tokens never expire unless their owner says so.
+ARBITER_TOKEN_TTL_DAYS = int(os.environ["ARBITER_TOKEN_TTL_DAYS"]) if os.environ.get("ARBITER_TOKEN_TTL_DAYS") else None
 ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 # Exports matching at most this many votes run inline, in the request; larger ones in the worker.
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))

@@ -7,8 +7,8 @@ import socket
 import pytest
 from django.core.files.uploadhandler import FileUploadHandler
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
+from feedback.tokens.services import api_token_issue
 from tests.factories import UserFactory
 
 RECEIVED: list[int] = []  # bytes that reached an upload handler
@@ -83,7 +83,7 @@ def test_a_signed_in_user_may_send_up_to_the_full_limit_but_not_more(limits, adm
 @pytest.mark.django_db
 def test_an_api_token_counts_as_signed_in_and_a_bad_one_does_not(limits, admin_user):
     body = json.dumps({"prompts": [{"text": "x" * 100_000}]})
-    token = Token.objects.create(user=admin_user).key
+    _, token = api_token_issue(user=admin_user)
     bad = Client().post("/api/prompts/", body, "application/json", HTTP_AUTHORIZATION="Token " + "0" * 40)
     assert bad.status_code == 413 and "without logging in" in bad.json()["detail"]
     good = Client().post("/api/prompts/", body, "application/json", HTTP_AUTHORIZATION=f"Token {token}")
