@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -47,6 +48,9 @@ def api_token_issue(*, user, expires_in_days: int | None | object = DEFAULT) -> 
     key = secrets.token_hex(20)
     now = timezone.now()
     with transaction.atomic():
+        # Lock the user row: two issues at once for one user then queue instead of colliding on
+        # the one-token-per-user constraint.
+        list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
         ApiToken.objects.filter(user=user).delete()
         token = ApiToken.objects.create(
             user=user,
