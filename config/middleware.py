@@ -80,9 +80,8 @@ class RequestBodyLimitMiddleware:
         declared = _declared_length(request.META.get("CONTENT_LENGTH"))
         if declared is None:
             if request.META.get("HTTP_TRANSFER_ENCODING") and "wsgi.input" in request.META:
-                return _refusal(
-                    request, 411, "Send the request body with a Content-Length header (chunked bodies are not accepted)."
-                )
+                message = "Send the request body with a Content-Length header (chunked bodies are not accepted)."
+                return _refusal(request, 411, message)
             return None
         anonymous_limit = settings.ARBITER_ANONYMOUS_MAX_BODY_BYTES
         limit = settings.ARBITER_MAX_BODY_BYTES

@@ -147,7 +147,7 @@ def test_a_live_server_lets_a_signed_in_users_larger_body_through_to_the_csrf_ch
 
 
 # --- ASGI: the wrapper in config/asgi.py stops Django spooling the body ---------------------------------
-def _asgi(path: str, headers: list[tuple[bytes, bytes]], chunks: list[bytes], method: str = "POST") -> tuple[int, bytes, int]:
+def _asgi(path: str, headers: list, chunks: list[bytes], method: str = "POST") -> tuple[int, bytes, int]:
     """Run config.asgi.application on one request; answer (status, body, chunks read)."""
     from config.asgi import application
 

@@ -27,7 +27,9 @@ def hash_legacy_tokens(apps, schema_editor):
         cursor.execute(f"SELECT {connection.ops.quote_name('key')}, user_id, created FROM {LEGACY_TABLE}")
         rows = cursor.fetchall()
     ApiToken.objects.using(schema_editor.connection.alias).bulk_create(
-        ApiToken(user_id=user_id, prefix=key[:8], digest=hashlib.sha256(key.encode()).hexdigest(), created=_aware(created))
+        ApiToken(
+            user_id=user_id, prefix=key[:8], digest=hashlib.sha256(key.encode()).hexdigest(), created=_aware(created)
+        )
         for key, user_id, created in rows
     )
     with connection.cursor() as cursor:

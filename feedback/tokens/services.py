@@ -30,7 +30,9 @@ def token_lifetime_days(expires_in_days: int | None | object) -> int | None:
     ceiling = settings.ARBITER_TOKEN_TTL_DAYS
     days = ceiling if expires_in_days is DEFAULT else expires_in_days
     if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650):
-        raise ValidationError({"expires_in_days": "Give a whole number of days from 1 to 3650, or nothing for no expiry."})
+        raise ValidationError(
+            {"expires_in_days": "Give a whole number of days from 1 to 3650, or nothing for no expiry."}
+        )
     if ceiling is not None and (days is None or days > ceiling):
         raise ValidationError({"expires_in_days": f"Tokens on this server expire within {ceiling} days."})
     return days

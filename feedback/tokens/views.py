@@ -12,14 +12,16 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from .models import ApiToken
+from .selectors import api_token_of
 from .services import api_token_issue, api_token_revoke
 
 LIFETIMES = [("30", "30 days"), ("90", "90 days"), ("365", "one year"), ("", "never")]
 
 
 class TokenForm(forms.Form):
-    expires_in_days = forms.TypedChoiceField(choices=(), coerce=int, empty_value=None, required=False, label="Expires in")
+    expires_in_days = forms.TypedChoiceField(
+        choices=(), coerce=int, empty_value=None, required=False, label="Expires in"
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -52,5 +54,5 @@ def account_token(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, error.messages)
         if key is None:
             status = 400
-    token = ApiToken.objects.filter(user=request.user).first()
+    token = api_token_of(user=request.user)
     return render(request, "feedback/account_token.html", {"form": form, "token": token, "key": key}, status=status)
