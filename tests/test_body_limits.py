@@ -97,8 +97,9 @@ def test_a_chunked_body_without_content_length_is_refused_under_wsgi(limits):
     assert "Content-Length" in response.json()["detail"]
 
 
-def _raw(live_server, head: str, body: bytes = b"") -> bytes:
-    host, port = live_server.url.removeprefix("http://").split(":")
+def _raw(url: str, head: str, body: bytes = b"") -> bytes:
+    """Send ``head`` (request line and headers) and ``body`` on a socket; answer the whole response."""
+    host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as connection:
         connection.sendall(head.encode() + b"\r\n" + body)
         answer = b""
@@ -123,10 +124,10 @@ def test_a_live_server_answers_413_before_the_body_is_sent(limits, live_server):
         "POST /manage/imports/ HTTP/1.1\r\nHost: localhost\r\n"
         "Content-Type: multipart/form-data; boundary=b\r\n"
     )
-    anonymous = _raw(live_server, head + f"Content-Length: {4 * 1024 * 1024}\r\n", b"x" * 1024)
+    anonymous = _raw(live_server.url, head + f"Content-Length: {4 * 1024 * 1024}\r\n", b"x" * 1024)
     assert anonymous.startswith(b"HTTP/1.1 413"), anonymous[:200]
     assert b"without logging in" in anonymous
-    too_large = _raw(live_server, head + f"Content-Length: {300 * 1024 * 1024}\r\n", b"x" * 1024)
+    too_large = _raw(live_server.url, head + f"Content-Length: {300 * 1024 * 1024}\r\n", b"x" * 1024)
     assert too_large.startswith(b"HTTP/1.1 413") and b"at most 8.0\xc2\xa0MB is accepted." in too_large
     assert RECEIVED == []
 
@@ -142,8 +143,8 @@ def test_a_live_server_lets_a_signed_in_users_larger_body_through_to_the_csrf_ch
         "POST /manage/imports/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         f"Cookie: sessionid={session}\r\nContent-Length: {len(body)}\r\n"
     )
-    assert _raw(live_server, head, body).startswith(b"HTTP/1.1 403")  # read, then refused for its missing CSRF token
-    assert _raw(live_server, head.replace(f"sessionid={session}", "sessionid=forged"), body).startswith(b"HTTP/1.1 413")
+    assert _raw(live_server.url, head, body).startswith(b"HTTP/1.1 403")  # read, then refused for its missing CSRF token
+    assert _raw(live_server.url, head.replace(f"sessionid={session}", "sessionid=forged"), body).startswith(b"HTTP/1.1 413")
 
 
 # --- ASGI: the wrapper in config/asgi.py stops Django spooling the body ---------------------------------
@@ -189,3 +190,46 @@ def test_asgi_stops_reading_a_chunked_body_past_the_anonymous_limit(limits):
 def test_asgi_serves_a_small_chunked_body(limits):
     status, body, read = _asgi("/healthz", [], [b"x" * 1024] * 3, method="GET")
     assert (status, body, read) == (200, b"ok", 3)
+
+
+# --- gunicorn, as deployed (README): the same answers from a real server ---------------------------
+@pytest.fixture
+def gunicorn_url(tmp_path):
+    """gunicorn serving config.wsgi on a socket made here (``--bind fd://``), so connections queue
+    until it is ready, no polling. Its database is never opened by these requests (anonymous, no
+    session cookie, no token), so it is left unmigrated."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    env = {**os.environ, "DEBUG": "0", "SECRET_KEY": "test-only", "HTTPS": "0", "ARBITER_PLAIN_STATIC": "1",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}", "ARBITER_MAX_BODY_BYTES": str(8 * 1024 * 1024)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"fd://{listener.fileno()}", "--workers", "1"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, pass_fds=[listener.fileno()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        listener.close()
+
+
+def test_gunicorn_refuses_a_large_anonymous_body_and_a_chunked_one_without_reading_them(gunicorn_url):
+    server = gunicorn_url
+    head = "POST /manage/imports/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+    anonymous = _raw(server, head + f"Content-Length: {4 * 1024 * 1024}\r\n", b"x" * 1024)
+    assert anonymous.startswith(b"HTTP/1.1 413") and b"without logging in" in anonymous, anonymous[:300]
+    too_large = _raw(server, head + f"Content-Length: {300 * 1024 * 1024}\r\n", b"x" * 1024)
+    assert too_large.startswith(b"HTTP/1.1 413") and b"at most 8.0\xc2\xa0MB is accepted." in too_large
+    chunked = _raw(server, "POST /api/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           "Transfer-Encoding: chunked\r\n", b"400\r\n" + b"x" * 1024 + b"\r\n")
+    assert chunked.startswith(b"HTTP/1.1 411"), chunked[:300]
+    assert b"Content-Length" in chunked.partition(b"\r\n\r\n")[2]
