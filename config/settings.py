@@ -44,6 +44,22 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int(name: str, default: int | None, *, minimum: int, maximum: int | None = None, meaning: str) -> int | None:
+    """Read a whole-number environment variable (empty or unset: ``default``); outside
+    ``minimum``..``maximum`` or not a number: ``ImproperlyConfigured`` naming it and ``meaning``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+        raise ImproperlyConfigured(f"{name} must be a whole number {bounds} ({meaning}); it is {raw!r}.")
+    return value
+
+
 DEBUG = env_bool("DEBUG")
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -167,9 +183,9 @@ LOGOUT_REDIRECT_URL = "login"
 # "One address" is the client's: behind BEHIND_PROXY's proxy, read from X-Forwarded-For with
 # ARBITER_PROXY_HOPS trusted hops (config/proxy.py), so users behind the proxy are counted apart.
 BEHIND_PROXY = env_bool("BEHIND_PROXY")
-ARBITER_PROXY_HOPS = int(os.environ.get("ARBITER_PROXY_HOPS", "1" if BEHIND_PROXY else "0"))
-if ARBITER_PROXY_HOPS < 0:
-    raise ImproperlyConfigured("ARBITER_PROXY_HOPS must be 0 (no proxy) or the number of proxies in front of the app.")
+ARBITER_PROXY_HOPS = env_int(
+    "ARBITER_PROXY_HOPS", 1 if BEHIND_PROXY else 0, minimum=0, maximum=16, meaning="proxies in front of the app"
+)
 AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip_address"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
@@ -236,13 +252,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # bytes; bulk prompt/completion 
 # Whole request bodies (file uploads included), refused with 413 from their Content-Length before
 # they are read (config/middleware.py). Keep the proxy's limit (nginx client_max_body_size) equal.
 # 32 MiB holds the largest legitimate body: a 20 MiB file on the import page, or a 16 MiB JSON body.
-ARBITER_MAX_BODY_BYTES = int(os.environ.get("ARBITER_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
+ARBITER_MAX_BODY_BYTES = env_int("ARBITER_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1, meaning="bytes")
 # Requests that are not signed in (log-in form, token log-in) never need more than this.
-ARBITER_ANONYMOUS_MAX_BODY_BYTES = int(os.environ.get("ARBITER_ANONYMOUS_MAX_BODY_BYTES", str(64 * 1024)))
-if not 0 < ARBITER_ANONYMOUS_MAX_BODY_BYTES <= ARBITER_MAX_BODY_BYTES:
-    raise ImproperlyConfigured(
-        "ARBITER_ANONYMOUS_MAX_BODY_BYTES must be positive and at most ARBITER_MAX_BODY_BYTES (bytes)."
-    )
+ARBITER_ANONYMOUS_MAX_BODY_BYTES = env_int(
+    "ARBITER_ANONYMOUS_MAX_BODY_BYTES", 64 * 1024, minimum=1, maximum=ARBITER_MAX_BODY_BYTES,
+    meaning="bytes, at most ARBITER_MAX_BODY_BYTES",
+)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -295,7 +310,7 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["d
 ARBITER_ADMIN_APPS = ["feedback", "training"]
 # API tokens (feedback/tokens/): lifetime in days of tokens issued without a lifetime of their own,
 # and the longest a user may ask for. Empty: tokens never expire unless their owner says so.
-ARBITER_TOKEN_TTL_DAYS = int(os.environ["ARBITER_TOKEN_TTL_DAYS"]) if os.environ.get("ARBITER_TOKEN_TTL_DAYS") else None
+ARBITER_TOKEN_TTL_DAYS = env_int("ARBITER_TOKEN_TTL_DAYS", None, minimum=1, maximum=3650, meaning="days")
 ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 # Exports matching at most this many votes run inline, in the request; larger ones in the worker.
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))
