@@ -50,6 +50,16 @@ def test_an_expired_token_is_refused_with_a_readable_message(annotator):
     assert refused.json()["detail"].startswith("Token expired.")
 
 
+def test_logging_in_again_works_while_still_sending_the_expired_token(annotator):
+    token, key = api_token_issue(user=annotator, expires_in_days=1)
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    answer = client.post("/api/auth/token/", {"username": annotator.username, "password": PASSWORD}, format="json")
+    assert answer.status_code == 200
+    assert _get(answer.json()["token"]).status_code == 200
+
+
 def test_the_server_default_lifetime_applies_and_caps_what_users_ask_for(annotator, settings):
     settings.ARBITER_TOKEN_TTL_DAYS = 90
     api = APIClient()
@@ -70,7 +80,7 @@ def test_rotating_through_the_api_retires_the_old_token(annotator):
     _, old = api_token_issue(user=annotator)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {old}")
-    rotated = client.post("/api/auth/token/rotate/", {"expires_in_days": 7}, format="json")
+    rotated = client.post("/api/auth/token/rotate/", {"expires_in_days": "7"})  # a form post, as with curl -d
     assert rotated.status_code == 200 and rotated["Cache-Control"] == "no-store"
     body = rotated.json()
     assert body["prefix"] == body["token"][:8] and body["expires_at"]

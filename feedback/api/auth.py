@@ -57,6 +57,11 @@ class TokenLoginView(APIView):
 
     throttle_classes = ()
 
+    def get_authenticators(self):
+        # Logging in takes a password only: a stale or expired token still sent along must not
+        # stand in the way (401) of getting a new one.
+        return [] if self.request.method == "POST" else super().get_authenticators()
+
     def get_permissions(self):
         return [permissions.IsAuthenticated()] if self.request.method == "DELETE" else [permissions.AllowAny()]
 
