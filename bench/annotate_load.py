@@ -42,6 +42,7 @@ import http.client
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -79,7 +80,8 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
-    from rest_framework.authtoken.models import Token
+    from feedback.tokens.models import ApiToken
+    from feedback.tokens.services import token_digest
 
     from feedback.messages import messages_sha256
     from feedback.models import Comparison, Completion, Prompt
@@ -101,7 +103,10 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
             [User(username=f"bench-annotator-{i:04d}", password=unusable) for i in range(annotators)]
         )
         User.groups.through.objects.bulk_create([User.groups.through(user_id=u.pk, group_id=group.pk) for u in users])
-        tokens = Token.objects.bulk_create([Token(key=Token.generate_key(), user=u) for u in users])
+        keys = [secrets.token_hex(20) for _ in users]
+        ApiToken.objects.bulk_create(
+            [ApiToken(user=u, prefix=k[:8], digest=token_digest(k)) for u, k in zip(users, keys)]
+        )
     batch = 2000
     for start in range(0, comparisons, batch):
         n = min(batch, comparisons - start)
@@ -128,7 +133,7 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
                     priority=rng.choice((0, 0, 0, 0, 0, 0, 0, 5, 5, 10)),
                 ))
             Comparison.objects.bulk_create(rows)
-    out.write_text(json.dumps({"tokens": [[t.user_id, t.key] for t in tokens],
+    out.write_text(json.dumps({"tokens": [[u.pk, k] for u, k in zip(users, keys)],
                                "setup_s": round(time.monotonic() - started, 1)}))
 
 

@@ -10,6 +10,13 @@ Environment variables:
     CSRF_TRUSTED_ORIGINS comma-separated origins, for deployments behind a proxy.
     ARBITER_DATA_DIR checkpoints and exports; default var/data.
     SECURE_SSL_REDIRECT / HTTPS  "1" when served over HTTPS (turns on HSTS, secure cookies, redirect).
+    BEHIND_PROXY     "1" behind a TLS-terminating proxy: trust its X-Forwarded-Proto and X-Forwarded-For.
+    ARBITER_PROXY_HOPS  proxies in front of the web server (default 1 with BEHIND_PROXY, else 0);
+                     login lockouts count the client named that many entries from the right of
+                     X-Forwarded-For (config/proxy.py).
+    ARBITER_MAX_BODY_BYTES / ARBITER_ANONYMOUS_MAX_BODY_BYTES  request bodies over these sizes
+                     (signed in / not) are refused with 413 before they are read (config/middleware.py).
+    ARBITER_TOKEN_TTL_DAYS  lifetime of new API tokens in days; empty: they never expire.
 """
 from __future__ import annotations
 
@@ -37,6 +44,22 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int(name: str, default: int | None, *, minimum: int, maximum: int | None = None, meaning: str) -> int | None:
+    """Read a whole-number environment variable (empty or unset: ``default``); outside
+    ``minimum``..``maximum`` or not a number: ``ImproperlyConfigured`` naming it and ``meaning``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+        raise ImproperlyConfigured(f"{name} must be a whole number {bounds} ({meaning}); it is {raw!r}.")
+    return value
+
+
 DEBUG = env_bool("DEBUG")
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -57,7 +80,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
@@ -77,6 +99,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Before anything reads a body (CsrfViewMiddleware.process_view reads the form): 413 from the
+    # declared length, with the smaller limit for requests that are not signed in.
+    "config.middleware.RequestBodyLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -155,6 +180,13 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 # Login throttling (django-axes): 5 failures for one username from one address locks it for 15 minutes.
+# "One address" is the client's: behind BEHIND_PROXY's proxy, read from X-Forwarded-For with
+# ARBITER_PROXY_HOPS trusted hops (config/proxy.py), so users behind the proxy are counted apart.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+ARBITER_PROXY_HOPS = env_int(
+    "ARBITER_PROXY_HOPS", 1 if BEHIND_PROXY else 0, minimum=0, maximum=16, meaning="proxies in front of the app"
+)
+AXES_CLIENT_IP_CALLABLE = "config.proxy.client_ip_address"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=15)
@@ -177,7 +209,7 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Content-Security-Policy: no inline scripts, nothing from other origins. Model output is
@@ -217,6 +249,15 @@ WHITENOISE_USE_FINDERS = DEBUG or env_bool("ARBITER_PLAIN_STATIC")
 
 # --- Limits -----------------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024  # bytes; bulk prompt/completion uploads
+# Whole request bodies (file uploads included), refused with 413 from their Content-Length before
+# they are read (config/middleware.py). Keep the proxy's limit (nginx client_max_body_size) equal.
+# 32 MiB holds the largest legitimate body: a 20 MiB file on the import page, or a 16 MiB JSON body.
+ARBITER_MAX_BODY_BYTES = env_int("ARBITER_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1, meaning="bytes")
+# Requests that are not signed in (log-in form, token log-in) never need more than this.
+ARBITER_ANONYMOUS_MAX_BODY_BYTES = env_int(
+    "ARBITER_ANONYMOUS_MAX_BODY_BYTES", 64 * 1024, minimum=1, maximum=ARBITER_MAX_BODY_BYTES,
+    meaning="bytes, at most ARBITER_MAX_BODY_BYTES",
+)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
 # --- REST API ---------------------------------------------------------------------------------
@@ -266,7 +307,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["d
 
 # --- Arbiter ----------------------------------------------------------------------------------
 # Apps whose every permission the "admins" group holds.
-ARBITER_ADMIN_APPS = ["feedback", "training", "authtoken"]
+ARBITER_ADMIN_APPS = ["feedback", "training"]
+# API tokens (feedback/tokens/): lifetime in days of tokens issued without a lifetime of their own,
+# and the longest a user may ask for. Empty: tokens never expire unless their owner says so.
+ARBITER_TOKEN_TTL_DAYS = env_int("ARBITER_TOKEN_TTL_DAYS", None, minimum=1, maximum=3650, meaning="days")
 ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 # Exports matching at most this many votes run inline, in the request; larger ones in the worker.
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))

@@ -46,3 +46,5 @@ class DemonstrationAdmin(admin.ModelAdmin):
     list_filter = ["source"]
     raw_id_fields = ["prompt", "annotator", "comparison"]
     readonly_fields = ["external_id", "created_at"]
+
+from .tokens.admin import ApiTokenAdmin  # noqa: E402,F401  (registers ApiToken)

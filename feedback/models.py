@@ -387,3 +387,6 @@ class Export(models.Model):
         if self.status == ExportStatus.SUCCEEDED:
             return 100
         return min(99, int(100 * self.votes_read / self.votes_total)) if self.votes_total else 0
+
+
+from feedback.tokens.models import ApiToken  # noqa: E402,F401  (API tokens live in their own package)

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from . import views
+from .tokens.views import account_token
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,4 +12,5 @@ urlpatterns = [
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
+    path("account/token/", account_token, name="account-token"),
 ]

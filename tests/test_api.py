@@ -6,7 +6,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.templatetags.static import static
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from feedback.tokens.models import ApiToken
+from feedback.tokens.services import token_digest
 from rest_framework.test import APIClient
 
 from feedback import services
@@ -155,16 +156,17 @@ def test_token_auth_round_trip(annotator, comparisons):
     answer = anonymous.post("/api/auth/token/", {"username": annotator.username, "password": PASSWORD}, format="json")
     assert answer.status_code == 200
     token = answer.json()["token"]
-    assert token == Token.objects.get(user=annotator).key
+    assert ApiToken.objects.get(user=annotator).digest == token_digest(token)  # stored hashed, never the key
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     served = client.post("/api/assignments/next/")
     assert served.status_code == 200
     assert Assignment.objects.get().annotator == annotator
-    # asking again gives the same token
+    # logging in again gives a new token and retires the first
     again = anonymous.post("/api/auth/token/", {"username": annotator.username, "password": PASSWORD}, format="json")
-    assert again.json()["token"] == token
+    assert again.json()["token"] != token
+    assert client.post("/api/assignments/next/").status_code == 401
 
 
 def test_token_auth_refuses_a_wrong_password_and_a_bad_token(annotator):
@@ -173,7 +175,7 @@ def test_token_auth_refuses_a_wrong_password_and_a_bad_token(annotator):
     assert wrong.status_code == 400
     assert "non_field_errors" in wrong.json()
     assert "token" not in wrong.json()
-    assert Token.objects.count() == 0
+    assert ApiToken.objects.count() == 0
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     assert client.get("/api/comparisons/").status_code == 401

@@ -2,10 +2,10 @@
 import pytest
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from feedback.roles import PermissionBackend
+from feedback.tokens.services import api_token_issue
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,12 +36,12 @@ def test_permission_backend_matches_model_backend(setup):
 
 def test_token_auth_accepts_a_valid_token_and_refuses_bad_or_inactive():
     user = UserFactory(role="annotator")
-    token = Token.objects.create(user=user)
+    _, key = api_token_issue(user=user)
     client = APIClient()
-    assert client.get("/api/votes/", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    assert client.get("/api/votes/", HTTP_AUTHORIZATION=f"Token {key}").status_code == 200
     bad = client.get("/api/votes/", HTTP_AUTHORIZATION="Token " + "0" * 40)
     assert bad.status_code == 401 and bad.json()["detail"] == "Invalid token."
     user.is_active = False
     user.save()
-    inactive = client.get("/api/votes/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    inactive = client.get("/api/votes/", HTTP_AUTHORIZATION=f"Token {key}")
     assert inactive.status_code == 401 and inactive.json()["detail"] == "User inactive or deleted."

@@ -91,3 +91,18 @@ def test_htmx_is_served_from_the_npm_package_not_committed():
     assert found and "node_modules" in found
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     assert not [path for path in tracked if "htmx" in Path(path).name and path.endswith(".js")]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("ARBITER_PROXY_HOPS", "two", "ARBITER_PROXY_HOPS must be a whole number from 0 to 16 (proxies in front of "
+                                      "the app); it is 'two'."),
+        ("ARBITER_MAX_BODY_BYTES", "0", "ARBITER_MAX_BODY_BYTES must be a whole number from 1 up (bytes); it is '0'."),
+        ("ARBITER_TOKEN_TTL_DAYS", "-5", "ARBITER_TOKEN_TTL_DAYS must be a whole number from 1 to 3650 (days); it is '-5'."),
+    ],
+)
+def test_a_bad_limit_in_the_environment_is_one_readable_line(name, value, line):
+    result = _manage("check", env_extra={"DEBUG": "0", "SECRET_KEY": "x", name: value})
+    assert result.returncode != 0
+    assert result.stderr == f"ImproperlyConfigured: {line}\n"

@@ -81,12 +81,12 @@ def test_permission_matrix(world, django_capture_on_commit_callbacks, role, meth
 
 
 def test_token_authentication_works_too(world):
-    from rest_framework.authtoken.models import Token
+    from feedback.tokens.services import api_token_issue
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world['users']['admin']).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=world['users']['admin'])[1]}")
     assert client.get("/api/jobs/").status_code == 200
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world['users']['annotator']).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=world['users']['annotator'])[1]}")
     assert client.get("/api/jobs/").status_code == 403
 
 

@@ -6,7 +6,7 @@ from rest_framework.routers import DefaultRouter
 from feedback.exports.api import ExportViewSet
 
 from . import views
-from .auth import ObtainThrottledAuthToken
+from .auth import TokenLoginView, TokenRotateView
 from .docs import SwaggerDocsView
 
 router = DefaultRouter()
@@ -18,7 +18,8 @@ router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
-    path("auth/token/", ObtainThrottledAuthToken.as_view(), name="api-token"),
+    path("auth/token/", TokenLoginView.as_view(), name="api-token"),
+    path("auth/token/rotate/", TokenRotateView.as_view(), name="api-token-rotate"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="api-schema"), name="api-docs"),
     # ReDoc is not served (see feedback/api/docs.py); old links land on Swagger UI.

@@ -1,9 +1,9 @@
 """manage.py create_user NAME --role annotator|admin [--password P] [--token]"""
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
 from feedback.roles import ROLES, user_create
+from feedback.tokens.services import api_token_issue
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--role", choices=sorted(ROLES), required=True)
         parser.add_argument("--password", help="Default: read from the ARBITER_PASSWORD environment variable.")
         parser.add_argument("--email", default="")
-        parser.add_argument("--token", action="store_true", help="Create and print an API token.")
+        parser.add_argument("--token", action="store_true", help="Create and print an API token (shown this once).")
 
     def handle(self, *args, username, role, password, email, token, **options):
         import os
@@ -28,4 +28,5 @@ class Command(BaseCommand):
             raise CommandError("; ".join(error.messages)) from None
         self.stdout.write(f"created {role} {user.username}")
         if token:
-            self.stdout.write(f"token {Token.objects.create(user=user).key}")
+            _, key = api_token_issue(user=user)
+            self.stdout.write(f"token {key}")
