@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -20,6 +22,16 @@ class ThrottledAuthTokenSerializer(AuthTokenSerializer):
         return attrs
 
 
+@extend_schema_view(
+    post=extend_schema(
+        responses={
+            200: ThrottledAuthTokenSerializer,
+            (429, "text/html"): OpenApiResponse(
+                OpenApiTypes.STR, description="Locked out after too many failed log-ins (django-axes' page)."
+            ),
+        }
+    )
+)
 class ObtainThrottledAuthToken(ObtainAuthToken):
     """POST username and password; answers ``{"token": ...}``, 400 for bad credentials, 429 when locked out."""
 
