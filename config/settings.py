@@ -258,6 +258,7 @@ SPECTACULAR_SETTINGS = {
         "CheckpointKindEnum": "training.models.CheckpointKind",
         "JobKindEnum": "training.models.JobKind",
         "JobStatusEnum": "training.models.JobStatus",
+        "ConflictCodeEnum": "feedback.api.schema.CONFLICT_CODES",
     },
 }
 

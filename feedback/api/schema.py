@@ -20,6 +20,8 @@ from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
+from feedback.errors import ComparisonClosed, LeaseExpired, VoteConflict
+
 from .serializers import VoteSerializer
 
 BAD_REQUEST = {
@@ -27,6 +29,10 @@ BAD_REQUEST = {
     "additionalProperties": True,
     "description": "Each bad field or parameter mapped to a list of messages, or `detail` for a malformed body.",
 }
+
+
+# The codes of the services' 409s (the schema's ConflictCodeEnum, named in SPECTACULAR_SETTINGS).
+CONFLICT_CODES = [(error.code, error.code) for error in (VoteConflict, LeaseExpired, ComparisonClosed)]
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -39,7 +45,7 @@ class ErrorSerializer(serializers.Serializer):
 class ConflictSerializer(ErrorSerializer):
     """409: the request clashes with what is stored (an earlier vote, an expired lease, a closed comparison)."""
 
-    code = serializers.ChoiceField(choices=["vote_conflict", "lease_expired", "comparison_closed"])
+    code = serializers.ChoiceField(choices=CONFLICT_CODES)
     vote = VoteSerializer(required=False, help_text="for vote_conflict on POST /api/votes/: the vote already stored")
 
 
