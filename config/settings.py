@@ -267,7 +267,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "feedback.api.schema.AutoSchema",  # drf-spectacular's, with the error answers
     "DEFAULT_PAGINATION_CLASS": "feedback.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "feedback.api.errors.exception_handler",
@@ -299,6 +299,7 @@ SPECTACULAR_SETTINGS = {
         "CheckpointKindEnum": "training.models.CheckpointKind",
         "JobKindEnum": "training.models.JobKind",
         "JobStatusEnum": "training.models.JobStatus",
+        "ConflictCodeEnum": "feedback.api.schema.CONFLICT_CODES",
     },
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -66,7 +67,12 @@ class TokenLoginView(APIView):
     def get_permissions(self):
         return [permissions.IsAuthenticated()] if self.request.method == "DELETE" else [permissions.AllowAny()]
 
-    @extend_schema(request=TokenLoginSerializer, responses={200: TokenIssuedSerializer}, auth=[],
+    @extend_schema(request=TokenLoginSerializer, auth=[], responses={
+        200: TokenIssuedSerializer,
+        (429, "text/html"): OpenApiResponse(
+            OpenApiTypes.STR, description="Locked out after too many failed log-ins (django-axes' page)."
+        ),
+    },
                    summary="Log in for a new API token (replaces your previous one)")
     def post(self, request: Request) -> Response:
         serializer = TokenLoginSerializer(data=request.data, context={"request": request})

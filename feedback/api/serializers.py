@@ -199,6 +199,12 @@ class VoteSubmitSerializer(serializers.Serializer):
 
 class VoteSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
+    # Read-only model fields lose ``allow_blank`` in DRF, so the schema would leave "" (not given) out
+    # of these enums; declared here, the schema says what a vote without them carries.
+    strength = serializers.ChoiceField(choices=Strength.choices, allow_blank=True, read_only=True)
+    helpfulness = serializers.ChoiceField(choices=AspectChoice.choices, allow_blank=True, read_only=True)
+    harmlessness = serializers.ChoiceField(choices=AspectChoice.choices, allow_blank=True, read_only=True)
+    honesty = serializers.ChoiceField(choices=AspectChoice.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Vote

@@ -1,4 +1,6 @@
-from django.urls import include, path
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
@@ -8,6 +10,15 @@ from feedback.exports.api import ExportViewSet
 from . import views
 from .auth import TokenLoginView, TokenRotateView
 from .docs import SwaggerDocsView
+
+
+
+@csrf_exempt  # a POST to no endpoint is a 404 too, not a CSRF failure page
+def api_not_found(request, *args, **kwargs):
+    """An /api/ address that names no endpoint (``/api/jobs/abc/``, say): the API's JSON 404, as the
+    schema documents, rather than the site's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
 
 router = DefaultRouter()
 router.register("prompts", views.PromptViewSet, basename="prompt")
@@ -25,4 +36,6 @@ urlpatterns = [
     # ReDoc is not served (see feedback/api/docs.py); old links land on Swagger UI.
     path("redoc/", RedirectView.as_view(pattern_name="api-docs"), name="api-redoc"),
     path("", include(router.urls)),
+    # Last: only with the slash, so CommonMiddleware still redirects /api/votes to /api/votes/.
+    re_path(r"^.*/$", api_not_found),
 ]

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -15,6 +15,7 @@ from feedback.models import Comparison, Completion, Prompt, Vote
 from feedback.roles import is_feedback_admin
 
 from .permissions import IsAnnotator, IsFeedbackAdmin
+from .schema import conflict, one_or_many
 from .serializers import (
     MAX_BULK,
     AdminComparisonSerializer,
@@ -58,7 +59,12 @@ def _validated(serializer_class, items: list, was_list: bool, **kwargs) -> list[
 
 
 def _filters(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
+    """The query's filters checked by ``serializer_class``: 400 naming each bad one.
+
+    A plain dict, not the ``QueryDict``: DRF reads an empty form value as "not given", so ``?status=``
+    would pass unchecked and match everything; here it is refused like any value outside the choices.
+    """
+    serializer = serializer_class(data=request.query_params.dict())
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -78,7 +84,10 @@ class PromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             qs = qs.filter(pk__in=selectors.prompts_with_tag(self.request.query_params["tag"]).values("pk"))
         return qs
 
-    @extend_schema(request=PromptSerializer(many=True), responses={201: PromptSerializer(many=True)})
+    @extend_schema(
+        request=one_or_many(PromptSerializer, "PromptOneOrMany"),
+        responses={201: one_or_many(PromptSerializer, "PromptOneOrMany")},
+    )
     def create(self, request):
         items, was_list = _items(request.data)
         data = _validated(PromptSerializer, items, was_list)
@@ -103,7 +112,10 @@ class CompletionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             qs = qs.filter(model_name=self.request.query_params["model_name"])
         return qs
 
-    @extend_schema(request=CompletionSerializer(many=True), responses={201: CompletionSerializer(many=True)})
+    @extend_schema(
+        request=one_or_many(CompletionSerializer, "CompletionOneOrMany"),
+        responses={201: one_or_many(CompletionSerializer, "CompletionOneOrMany")},
+    )
     def create(self, request):
         items, was_list = _items(request.data)
         data = _validated(CompletionSerializer, items, was_list)
@@ -114,6 +126,7 @@ class CompletionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(list=extend_schema(parameters=[ComparisonStatusFilter]))
 class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Comparisons: admins see all (with model names); annotators see only those assigned to them."""
 
@@ -139,7 +152,8 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return selectors.comparison_list(user=self.request.user, filters=filters)
 
     @extend_schema(
-        request=ComparisonCreateSerializer(many=True), responses={201: AdminComparisonSerializer(many=True)}
+        request=one_or_many(ComparisonCreateSerializer, "ComparisonCreateOneOrMany"),
+        responses={201: one_or_many(AdminComparisonSerializer, "AdminComparisonOneOrMany")},
     )
     def create(self, request):
         items, was_list = _items(request.data)
@@ -160,7 +174,10 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         body = AdminComparisonSerializer(created, many=True).data
         return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses={200: SkipSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: SkipSerializer, 409: conflict("You already voted on this comparison (code vote_conflict).")},
+    )
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
         """Skip a comparison assigned to you; it is not served to you again."""
@@ -182,6 +199,7 @@ class NextAssignmentView(APIView):
         return Response(AssignmentSerializer(display).data)
 
 
+@extend_schema_view(list=extend_schema(parameters=[VoteFilter]))
 class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Votes: admins see all, annotators their own. POST stores a vote on a comparison assigned to you:
     201 when stored, 200 when the identical vote was already stored, 409 for a different one."""
@@ -201,7 +219,10 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         responses={
             201: VoteSerializer,
             200: VoteSerializer,
-            409: inline_serializer("VoteConflict", {"detail": serializers.CharField(), "code": serializers.CharField()}),
+            409: conflict(
+                "A different vote is stored (vote_conflict, with that vote), the lease ran out and its slot went to "
+                "another annotator (lease_expired), or the comparison takes no more votes (comparison_closed)."
+            ),
         },
     )
     def create(self, request):

@@ -51,7 +51,9 @@ class JobSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True)
     percent = serializers.IntegerField(read_only=True, help_text="progress_done / progress_total, 0-100")
     is_finished = serializers.BooleanField(read_only=True)
-    snapshot = serializers.PrimaryKeyRelatedField(read_only=True, help_text="the dataset snapshot a training run used")
+    snapshot = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="the dataset snapshot a training run used (null for other jobs)"
+    )
     output_checkpoint = serializers.SerializerMethodField(help_text="name of the checkpoint the run registered")
 
     def get_output_checkpoint(self, job: Job) -> str | None:

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from feedback.api.schema import BAD_REQUEST
 from training import selectors, services
 from .permissions import CanRunJobs
 from .serializers import (
@@ -27,7 +28,12 @@ from .serializers import (
 
 
 def _filters(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
+    """The query's filters checked by ``serializer_class``: 400 naming each bad one.
+
+    A plain dict, not the ``QueryDict``: DRF reads an empty form value as "not given", so ``?status=``
+    would pass unchecked and match everything; here it is refused like any value outside the choices.
+    """
+    serializer = serializer_class(data=request.query_params.dict())
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -77,7 +83,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         request=JobCreateSerializer,
         responses={
             201: JobSerializer,
-            400: OpenApiResponse(description="A bad kind or setting: an object mapping each field to its messages; nothing is queued."),
+            400: OpenApiResponse(
+                BAD_REQUEST, description="A bad kind or setting: an object mapping each field to its messages; nothing is queued."
+            ),
         },
     )
     def create(self, request):
@@ -95,7 +103,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(JobSerializer(job).data)
 
     @extend_schema(responses={200: JobMetricSerializer(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # one list, not pages (and not documented as pages)
     def metrics(self, request, pk=None):
         """A training run's logged metrics in step order (loss, learning rate, held-out accuracy overall and by strength)."""
         job = self.get_object()
