@@ -146,6 +146,9 @@ class GenerationConfig(_FromDict):
     ``max_open_comparisons`` (prompts with fewer open comparisons than this), ``limit``.
     Sampling: ``temperature`` 0 means greedy; ``top_p`` in (0, 1]; ``max_new_tokens`` in
     1..4096; ``seed`` makes runs repeatable (batch ``i`` uses ``seed + i``).
+    Where a reply ends is each checkpoint's own setting, not the job's: its end-of-turn token, or
+    the first of its ``stop_strings`` (role markers such as ``"\\n\\nHuman:"``), where the
+    reply is cut and flagged ``truncated_at_role_marker``.
     """
 
     checkpoints: list[str]
