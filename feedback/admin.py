@@ -13,8 +13,8 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(Completion)
 class CompletionAdmin(admin.ModelAdmin):
-    list_display = ["id", "prompt", "model_name", "is_truncated", "is_empty", "created_at"]
-    list_filter = ["model_name", "is_truncated", "is_empty"]
+    list_display = ["id", "prompt", "model_name", "is_truncated", "truncated_at_role_marker", "is_empty", "created_at"]
+    list_filter = ["model_name", "is_truncated", "truncated_at_role_marker", "is_empty"]
     raw_id_fields = ["prompt"]
 
 

@@ -41,12 +41,15 @@ class PromptRef:
 
 @dataclass(frozen=True)
 class GeneratedText:
-    """One sampled completion: who wrote it, the text, how it was sampled, and whether it hit the length limit."""
+    """One sampled completion: who wrote it, the text, how it was sampled, whether it hit the length
+    limit (``is_truncated``), and whether it was cut before a role marker the model wrote when it
+    went on to write another turn (``truncated_at_role_marker``; ``text`` is then the reply alone)."""
 
     model_name: str
     text: str
     generation_params: dict[str, Any] = field(default_factory=dict)
     is_truncated: bool = False
+    truncated_at_role_marker: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ def pairs_record(*, pairs: Sequence[CandidatePair], votes_required: int = 1, pri
                         text=generated.text,
                         generation_params=generated.generation_params,
                         is_truncated=generated.is_truncated,
+                        truncated_at_role_marker=generated.truncated_at_role_marker,
                         is_empty=text_is_empty(generated.text),
                     )
                 )

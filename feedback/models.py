@@ -75,13 +75,21 @@ class Completion(models.Model):
     model_name = models.CharField(max_length=200, db_index=True)
     text = models.TextField(blank=True)
     generation_params = models.JSONField(default=dict, blank=True)
-    is_truncated = models.BooleanField(default=False)
+    is_truncated = models.BooleanField(default=False, help_text="Stopped at its length limit without ending its turn.")
+    truncated_at_role_marker = models.BooleanField(
+        default=False,
+        help_text="The model went on to write another turn (a role marker such as '\\n\\nHuman:'); the text was cut before it.",
+    )
     is_empty = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=~Q(model_name=""), name="completion_model_name_set"),
+            models.CheckConstraint(
+                condition=~(Q(is_truncated=True) & Q(truncated_at_role_marker=True)),
+                name="completion_one_truncation",
+            ),
         ]
 
     def __str__(self) -> str:

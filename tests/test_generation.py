@@ -76,7 +76,7 @@ def test_sample_batch_left_pads_and_returns_one_result_list_per_prompt(tiny_poli
     # Padding must not change a reply: each prompt alone gives the same greedy text as in the batch.
     for conversation, results in zip(CONVERSATIONS, batched):
         assert sample(tiny_policy, [conversation]) == [results]
-    assert len({results[0][0] for results in batched}) == 3
+    assert len({results[0].text for results in batched}) == 3
 
     two = sample(tiny_policy, temperature=1.0, num_samples=2)
     assert [len(results) for results in two] == [2, 2, 2]
@@ -89,22 +89,24 @@ def test_a_reply_stops_at_the_first_end_of_turn_token_and_is_truncated_only_with
     reference = reference_tokens(tiny_policy, CONVERSATIONS, limit)
     assert all(len(tokens) == limit for tokens in reference), "the tiny model should not end its turn by itself"
     # The tiny model never ends a turn: every reply runs to the limit and says so.
-    for (text, truncated, count), tokens in zip([r[0] for r in sample(tiny_policy, max_new_tokens=limit)], reference):
-        assert (truncated, count) == (True, limit)
-        assert text == tiny_policy.tokenizer.decode(tokens, skip_special_tokens=True)
+    for result, tokens in zip([r[0] for r in sample(tiny_policy, max_new_tokens=limit)], reference):
+        assert (result.is_truncated, result.new_tokens, result.truncated_at_role_marker) == (True, limit, False)
+        assert result.text == tiny_policy.tokenizer.decode(tokens, skip_special_tokens=True)
 
     # Declare the 5th token of the first reply an end-of-turn token: replies now end there.
     stop = reference[0][4]
     stopping = LoadedPolicy("tiny-x", tiny_policy.model, tiny_policy.tokenizer, [stop])
-    for (text, truncated, count), tokens in zip([r[0] for r in sample(stopping, max_new_tokens=limit)], reference):
+    for result, tokens in zip([r[0] for r in sample(stopping, max_new_tokens=limit)], reference):
         end = tokens.index(stop) if stop in tokens else None
         if end is None:
-            assert (truncated, count) == (True, limit)
-            assert text == tiny_policy.tokenizer.decode(tokens, skip_special_tokens=True)
+            assert (result.is_truncated, result.new_tokens) == (True, limit)
+            assert result.text == tiny_policy.tokenizer.decode(tokens, skip_special_tokens=True)
         else:
-            assert (truncated, count) == (False, end)
-            assert text == tiny_policy.tokenizer.decode(tokens[:end], skip_special_tokens=True)
-    assert sample(stopping, max_new_tokens=limit)[0][0][1:] == (False, reference[0].index(stop))
+            assert (result.is_truncated, result.new_tokens) == (False, end)
+            assert result.text == tiny_policy.tokenizer.decode(tokens[:end], skip_special_tokens=True)
+        assert not result.truncated_at_role_marker
+    first = sample(stopping, max_new_tokens=limit)[0][0]
+    assert (first.is_truncated, first.new_tokens) == (False, reference[0].index(stop))
 
 
 def test_the_same_seed_gives_the_same_samples(tiny_policy):
@@ -113,7 +115,7 @@ def test_the_same_seed_gives_the_same_samples(tiny_policy):
     other = sample(tiny_policy, temperature=1.0, top_p=0.95, seed=4, num_samples=2)
     assert first == again
     assert first != other
-    assert all(a[0] != b[0] for a, b in first), "two samples of one prompt should differ"
+    assert all(a.text != b.text for a, b in first), "two samples of one prompt should differ"
 
 
 def test_greedy_decoding_refuses_to_repeat_itself(tiny_policy):

@@ -12,6 +12,40 @@ MAX_NEW_TOKENS_LIMIT = 4096
 MAX_BATCH_SIZE = 256
 
 
+# Role markers of role-prefixed transcripts (Anthropic's HH-RLHF writes "\n\nHuman: ...\n\nAssistant: ...").
+# A checkpoint trained on such text may go on to write the next turn itself; generation stops at
+# these and cuts the reply before them (``Checkpoint.stop_strings``, editable per checkpoint).
+DEFAULT_STOP_STRINGS = ("\n\nHuman:", "\n\nAssistant:")
+MAX_STOP_STRINGS = 16
+MAX_STOP_STRING_CHARS = 64
+
+
+def stop_strings_problem(value) -> str | None:
+    """Why ``value`` is not a usable list of stop strings (None when it is).
+
+    A usable list: at most ``MAX_STOP_STRINGS`` distinct strings, each 1 to
+    ``MAX_STOP_STRING_CHARS`` characters with at least one non-space character (a marker of
+    whitespace alone would cut replies at their first blank line) and no NUL. An empty list means
+    "no role markers": replies end only at the end-of-turn token or the length limit.
+    """
+    if not isinstance(value, (list, tuple)):
+        return 'must be a list of strings, e.g. ["\\n\\nHuman:", "\\n\\nAssistant:"]'
+    if len(value) > MAX_STOP_STRINGS:
+        return f"has {len(value)} stop strings; at most {MAX_STOP_STRINGS}"
+    for item in value:
+        if not isinstance(item, str):
+            return f"must hold only strings ({item!r} is not one)"
+        if not item.strip():
+            return f"{item!r} is whitespace only; a stop string needs a visible character"
+        if len(item) > MAX_STOP_STRING_CHARS:
+            return f"{item[:20]!r}... is {len(item)} characters; at most {MAX_STOP_STRING_CHARS}"
+        if "\x00" in item:
+            return "must not contain NUL characters"
+    if len(set(value)) != len(value):
+        return "lists a stop string twice"
+    return None
+
+
 class ConfigError(ValueError):
     """Invalid configuration. ``errors`` maps each bad field to a readable message."""
 
@@ -112,6 +146,9 @@ class GenerationConfig(_FromDict):
     ``max_open_comparisons`` (prompts with fewer open comparisons than this), ``limit``.
     Sampling: ``temperature`` 0 means greedy; ``top_p`` in (0, 1]; ``max_new_tokens`` in
     1..4096; ``seed`` makes runs repeatable (batch ``i`` uses ``seed + i``).
+    Where a reply ends is each checkpoint's own setting, not the job's: its end-of-turn token, or
+    the first of its ``stop_strings`` (role markers such as ``"\\n\\nHuman:"``), where the
+    reply is cut and flagged ``truncated_at_role_marker``.
     """
 
     checkpoints: list[str]

@@ -6,8 +6,23 @@ temporary directory, flush, rename, and only then register the row.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from .config import DEFAULT_STOP_STRINGS, stop_strings_problem
+
+
+def default_stop_strings() -> list[str]:
+    """A new checkpoint's stop strings: ``training.config.DEFAULT_STOP_STRINGS`` (HH-RLHF's role markers)."""
+    return list(DEFAULT_STOP_STRINGS)
+
+
+def stop_strings_validate(value) -> None:
+    """Field validator: ``training.config.stop_strings_problem`` as a ValidationError."""
+    problem = stop_strings_problem(value)
+    if problem:
+        raise ValidationError(f"Stop strings {problem}.")
 
 
 class CheckpointKind(models.TextChoices):
@@ -34,6 +49,14 @@ class Checkpoint(models.Model):
         help_text="The training run that produced this checkpoint (empty for imports).",
     )
     metadata = models.JSONField(default=dict, blank=True)
+    stop_strings = models.JSONField(
+        default=default_stop_strings, blank=True, validators=[stop_strings_validate],
+        help_text=(
+            "Role markers at which a reply ends: generation stops there and the reply is cut before the first one "
+            '(flagged "truncated at role marker"). A JSON list, e.g. ["\\n\\nHuman:", "\\n\\nAssistant:"]; '
+            "[] for none."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

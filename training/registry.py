@@ -19,6 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from .config import stop_strings_problem
 from .models import Checkpoint, CheckpointKind
 from .services import checkpoint_register
 
@@ -81,25 +82,37 @@ def _same_source(recorded: str, *, path: Path | None, hf_id: str | None) -> bool
     return recorded.startswith("gguf:")
 
 
-def model_import(*, name: str | None = None, path: Path | None = None, hf_id: str | None = None) -> tuple[Checkpoint, bool]:
+def model_import(
+    *, name: str | None = None, path: Path | None = None, hf_id: str | None = None, stop_strings: list[str] | None = None,
+) -> tuple[Checkpoint, bool]:
     """Import a policy checkpoint and register it. Returns ``(checkpoint, created)``.
 
     With neither ``path`` nor ``hf_id``: the bundled SmolLM2-135M-Instruct (GGUF, dequantised to
     float32 once into the model cache, whatever ``name`` it is registered under). An existing
     checkpoint of the same name is returned at once (``created=False``). A complete directory
     already at the destination is registered as it is when it came from the same source.
+    ``stop_strings``: the role markers its replies end at (None: the defaults; see
+    ``checkpoint_register``); checked before anything is copied or converted.
     Raises:
         training.runners.model_import.ImportFailed: one readable line on any failure, including a
-            destination directory that holds another model (two names with one slug).
+            destination directory that holds another model (two names with one slug), unusable
+            stop strings, or stop strings other than those of the existing checkpoint of that name.
     """
     from .runners.model_import import SMOLLM2_NAME, ImportFailed, is_complete
 
     if path is not None and hf_id is not None:
         raise ImportFailed("give --path or --hf-id, not both")
+    if stop_strings is not None and (problem := stop_strings_problem(stop_strings)):
+        raise ImportFailed(f"--stop-strings {problem}")
     if name is None:
         name = SMOLLM2_NAME if path is None and hf_id is None else (Path(path).name if path else hf_id.split("/")[-1])
     existing = Checkpoint.objects.filter(name=name).first()
     if existing is not None:
+        if stop_strings is not None and list(stop_strings) != list(existing.stop_strings):
+            raise ImportFailed(
+                f"{name!r} is already imported with stop strings {json.dumps(existing.stop_strings)}; "
+                "change them on its admin page (or import under another --name)"
+            )
         return existing, False
 
     data_dir = Path(settings.ARBITER_DATA_DIR) / "checkpoints"
@@ -137,6 +150,6 @@ def model_import(*, name: str | None = None, path: Path | None = None, hf_id: st
     with transaction.atomic():
         checkpoint = checkpoint_register(
             name=name, kind=CheckpointKind.POLICY, weights_dir=str(dest.relative_to(settings.ARBITER_DATA_DIR)),
-            metadata=meta,
+            metadata=meta, stop_strings=stop_strings,
         )
     return checkpoint, True

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from feedback import interface as feedback
 
-from .config import ConfigError, GenerationConfig, RewardConfig, ScoringConfig
+from .config import DEFAULT_STOP_STRINGS, ConfigError, GenerationConfig, RewardConfig, ScoringConfig, stop_strings_problem
 from .policy_config import DPOConfig, RLConfig, SFTConfig
 from .models import Checkpoint, CheckpointKind, Job, JobKind, JobStatus
 
@@ -33,17 +33,27 @@ def checkpoint_register(
     is_adapter: bool = False,
     metadata: dict[str, Any] | None = None,
     run: Job | None = None,
+    stop_strings: list[str] | None = None,
 ) -> Checkpoint:
     """Register a checkpoint whose files are already complete.
 
     ``weights_dir`` is relative to ``ARBITER_DATA_DIR`` and must hold ``config.json`` plus
     ``*.safetensors`` (or ``adapter_config.json`` for an adapter). ``run`` is the training run
     that produced it (its lineage: base, dataset snapshot, config); a run registers at most one.
+    ``stop_strings`` are the role markers its replies end at (``Checkpoint.stop_strings``); None
+    means its parent's (a model trained from one writes the same transcripts), or the defaults
+    (``training.config.DEFAULT_STOP_STRINGS``) without a parent.
     Raises:
-        ValidationError: a taken or empty name, both or neither of weights_dir/hub_id, missing files.
+        ValidationError: a taken or empty name, both or neither of weights_dir/hub_id, missing
+            files, unusable stop strings.
     """
     if not name or len(name) > 200:
         raise ValidationError({"name": "must be 1-200 characters"})
+    if stop_strings is None:
+        stop_strings = list(parent.stop_strings) if parent is not None else list(DEFAULT_STOP_STRINGS)
+    problem = stop_strings_problem(stop_strings)
+    if problem:
+        raise ValidationError({"stop_strings": problem})
     if Checkpoint.objects.filter(name=name).exists():
         raise ValidationError({"name": f"a checkpoint named {name!r} exists"})
     if bool(weights_dir) == bool(hub_id):
@@ -56,7 +66,7 @@ def checkpoint_register(
     with transaction.atomic():
         return Checkpoint.objects.create(
             name=name, kind=kind, weights_dir=weights_dir, hub_id=hub_id, parent=parent,
-            is_adapter=is_adapter, metadata=metadata or {}, run=run,
+            is_adapter=is_adapter, metadata=metadata or {}, run=run, stop_strings=list(stop_strings),
         )
 
 

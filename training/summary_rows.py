@@ -36,6 +36,8 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
         ("completions", "completions written"),
         ("skipped_empty", "pairs skipped: an empty completion"),
         ("skipped_identical", "pairs skipped: identical completions"),
+        ("truncated", "completions cut at max new tokens"),
+        ("truncated_at_role_marker", "completions cut at a role marker (the model began another turn)"),
         ("new_tokens", "new tokens"),
         ("seconds", "seconds"),
     ],

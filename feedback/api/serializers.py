@@ -47,8 +47,11 @@ class CompletionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Completion
-        fields = ["id", "prompt", "model_name", "text", "generation_params", "is_truncated", "is_empty", "created_at"]
-        read_only_fields = ["id", "is_empty", "created_at"]
+        fields = [
+            "id", "prompt", "model_name", "text", "generation_params", "is_truncated", "truncated_at_role_marker",
+            "is_empty", "created_at",
+        ]
+        read_only_fields = ["id", "truncated_at_role_marker", "is_empty", "created_at"]
         extra_kwargs = {"prompt": {"queryset": Prompt.objects.all()}}
 
 

@@ -42,7 +42,7 @@ class CheckpointSerializer(serializers.ModelSerializer):
         model = Checkpoint
         fields = [
             "id", "name", "kind", "parent", "parent_name", "children", "weights_dir", "hub_id", "location",
-            "is_adapter", "metadata", "created_at",
+            "is_adapter", "metadata", "stop_strings", "created_at",
         ]
         read_only_fields = fields
 

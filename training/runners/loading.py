@@ -9,10 +9,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 @dataclass
 class LoadedPolicy:
+    """A policy ready to generate: ``eos_token_ids`` end a turn; ``stop_strings`` are role markers
+    (``Checkpoint.stop_strings``) at which a reply that goes on to write another turn is cut."""
+
     name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     eos_token_ids: list[int]
+    stop_strings: tuple[str, ...] = ()
 
 
 def device_pick() -> torch.device:
@@ -38,7 +42,10 @@ def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) 
     return sorted(ids)
 
 
-def policy_load(name: str, location: str, *, is_adapter: bool = False, base_location: str | None = None) -> LoadedPolicy:
+def policy_load(
+    name: str, location: str, *, is_adapter: bool = False, base_location: str | None = None,
+    stop_strings: tuple[str, ...] | list[str] = (),
+) -> LoadedPolicy:
     """Load a causal LM and its tokenizer for batched generation (left padding, eval mode).
 
     Args:
@@ -48,6 +55,7 @@ def policy_load(name: str, location: str, *, is_adapter: bool = False, base_loca
             and the tokenizer); it is applied to its base and merged (``merge_and_unload``).
         base_location: the adapter's base (its parent checkpoint's ``location``). When None, the
             adapter's own ``base_model_name_or_path`` is used (``AutoPeftModelForCausalLM``).
+        stop_strings: role markers replies are cut at (see ``generation.sample_batch``).
     Returns: the model in float32 on CPU (bfloat16 on CUDA), eval mode.
     Raises:
         OSError / ValueError from transformers or peft when a location holds no loadable model.
@@ -70,12 +78,12 @@ def policy_load(name: str, location: str, *, is_adapter: bool = False, base_loca
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedPolicy(name, model, tokenizer, end_of_turn_ids(tokenizer, model))
+    return LoadedPolicy(name, model, tokenizer, end_of_turn_ids(tokenizer, model), tuple(stop_strings))
 
 
 def checkpoint_policy_load(checkpoint) -> LoadedPolicy:
     """``policy_load`` for a registered ``training.models.Checkpoint``: an adapter is applied to its
-    parent checkpoint (the base it was trained on).
+    parent checkpoint (the base it was trained on); the checkpoint's ``stop_strings`` come along.
 
     Raises:
         ValueError: an adapter checkpoint without a parent. Whatever ``policy_load`` raises.
@@ -85,4 +93,7 @@ def checkpoint_policy_load(checkpoint) -> LoadedPolicy:
         if checkpoint.parent is None:
             raise ValueError(f"{checkpoint.name!r} is a LoRA adapter with no parent checkpoint to apply it to")
         base_location = checkpoint.parent.location
-    return policy_load(checkpoint.name, checkpoint.location, is_adapter=checkpoint.is_adapter, base_location=base_location)
+    return policy_load(
+        checkpoint.name, checkpoint.location, is_adapter=checkpoint.is_adapter, base_location=base_location,
+        stop_strings=tuple(checkpoint.stop_strings or ()),
+    )

@@ -46,11 +46,11 @@ from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
-from .policy_training import process_roles, run_directory, run_snapshot, run_tokenizer
+from .policy_training import process_roles, run_directory, run_snapshot
 from .progress import Phase, Reporter, Stopwatch
 from .publish import checkpoint_publish
 from .reporting import PROGRESS_INTERVAL_S, STOP_CHECK_INTERVAL_S, RunReporting
-from .rewards import conversation_ids, rewards_compute
+from .rewards import conversation_ids, reward_tokenizer, rewards_compute
 from .snapshot_rows import columns_keep, rows_read
 
 UNSPECIFIED = "unspecified"  # metric suffix for pairs whose votes carried no strength
@@ -241,7 +241,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
-    tokenizer = run_tokenizer(base.location)
+    tokenizer = reward_tokenizer(base.location)  # its pad token: one the chat template never writes
     with_margin = config.use_margin and margins_usable(train_rows + eval_rows)
     eval_ids = pair_ids(tokenizer, eval_rows)
     kept_eval = within_length(eval_ids, config.max_length)

@@ -1,6 +1,8 @@
 """Template filters for the training pages."""
 from __future__ import annotations
 
+import json
+
 from django import template
 
 register = template.Library()
@@ -24,3 +26,10 @@ def param_count(value) -> str:
 def yes_no_unknown(value) -> str:
     """``True`` -> "yes", ``False`` -> "no", anything else -> "—" (metadata that was never recorded)."""
     return {True: "yes", False: "no"}.get(value, "—") if isinstance(value, bool) else "—"
+
+
+@register.filter
+def escaped(value) -> str:
+    """A string with its control characters written as escapes (``"\\n\\nHuman:"`` shows as
+    ``\\n\\nHuman:``), as in JSON: a stop string that starts with blank lines stays visible."""
+    return json.dumps(str(value), ensure_ascii=False)[1:-1]

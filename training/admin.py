@@ -1,0 +1,23 @@
+"""Django admin for checkpoints: where a checkpoint's stop strings (role markers) are edited.
+
+Checkpoints are registered by imports and training runs (their files must be complete first), so
+the admin neither adds nor deletes them; of a checkpoint's fields only ``stop_strings`` is editable.
+"""
+from django.contrib import admin
+
+from .models import Checkpoint
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "parent", "is_adapter", "stop_strings", "created_at"]
+    list_filter = ["kind", "is_adapter"]
+    search_fields = ["name"]
+    fields = ["name", "kind", "parent", "weights_dir", "hub_id", "is_adapter", "run", "stop_strings", "metadata", "created_at"]
+    readonly_fields = ["name", "kind", "parent", "weights_dir", "hub_id", "is_adapter", "run", "metadata", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
