@@ -183,7 +183,7 @@ def test_annotators_have_no_token_admin(annotator):
 
 # --- the migration from DRF's plain tokens ---------------------------------------------------
 def test_the_data_migration_hashes_existing_plain_tokens_which_keep_working(annotator):
-    migration = importlib.import_module("feedback.migrations.0006_h5harden_api_tokens")
+    migration = importlib.import_module("feedback.migrations.0006_api_tokens")
     key = "0123456789abcdef0123456789abcdef01234567"
     created = "timestamp with time zone" if connection.vendor == "postgresql" else "datetime"
     with connection.cursor() as cursor:

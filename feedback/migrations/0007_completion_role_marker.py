@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0005_exports'),
+        ('feedback', '0006_api_tokens'),
     ]
 
     operations = [
