@@ -7,12 +7,16 @@
 Per pathological input (deeply nested lists and quotes, huge tables, emphasis delimiters, long
 link references, brackets, ...) of ``--size`` characters: the time markdown-it-py takes unbounded
 (what every page view cost before) and the time ``markdown_render`` takes now, first view and
-cached. Then a worst page as the API allows it, rendered the way the annotate page does (inside
-a request's budget): 200 prompt turns of pathological Markdown just under the size limit and
-two maximal (2,000,000-character) pathological completions, first view and reload.
+cached. Then a worst page as the API allows it: 200 prompt turns of pathological Markdown just
+under the size limit and two maximal (2,000,000-character) pathological completions, first as the
+rendering alone (inside a request's budget), then as the whole annotate page (``GET /annotate/``
+through Django's test client, after one warm-up request: session, queries, template and 14 MB of
+HTML) on a scratch SQLite database, first view and the best of three reloads.
 
-The last line is one JSON object. Times are wall clock (``time.perf_counter``) on whatever machine
-runs it; the goal is a page under 1 s of server time for any accepted input.
+The last line is one JSON object. Times are CPU seconds of the process (``time.process_time``:
+on a shared machine wall time mostly measures the neighbours); the rendering's own bounds are wall
+clock, so under contention a text falls back to plain text sooner. The goal is a page under 1 s of
+server time for any accepted input.
 """
 from __future__ import annotations
 
@@ -23,10 +27,17 @@ import sys
 import time
 from pathlib import Path
 
+import tempfile  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+SCRATCH = tempfile.TemporaryDirectory(prefix="arbiter-bench-render-")
+os.environ["DATABASE_URL"] = f"sqlite:///{SCRATCH.name}/bench.sqlite3"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("HTTPS", "0")
+os.environ["ALLOWED_HOSTS"] = "testserver"  # Django test client's host
+os.environ.setdefault("ARBITER_PLAIN_STATIC", "1")
 
 import django  # noqa: E402
 
@@ -64,10 +75,47 @@ def cases(n: int) -> dict[str, str]:
     return {name: text[:n] for name, text in raw.items()}
 
 
+def annotate_page_timings(turns: list[str], completions: list[str]) -> tuple[float, float, int]:
+    """CPU seconds for ``GET /annotate/`` (first view, best of three reloads) showing ``turns`` and ``completions``,
+    and the page's size in bytes; on the scratch database, with the rendering cache cleared first."""
+    from django.core.management import call_command
+    from django.test import Client
+
+    from feedback import services
+    from feedback.roles import user_create
+
+    call_command("migrate", verbosity=0)
+    annotator = user_create(username="bench-annotator", password="bench passphrase 42", role="annotator")
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]
+    if messages[-1]["role"] != "user":
+        messages.pop()
+    client = Client()
+    client.force_login(annotator)
+    client.get("/annotate/")  # a warm server: the first request imports the views and URL conf
+    (prompt,) = services.prompt_create_bulk(prompts=[{"messages": messages}])
+    a, b = services.completion_create_bulk(
+        completions=[{"prompt": prompt, "model_name": f"m{i}", "text": text} for i, text in enumerate(completions)]
+    )
+    services.comparison_create(completion_a=a, completion_b=b)
+    cache.clear()
+    first, response = timed_call(client.get, "/annotate/")
+    assert response.status_code == 200, response.status_code
+    reload = min(timed_call(client.get, "/annotate/")[0] for _ in range(3))
+    return first, reload, len(response.content)
+
+
+def timed_call(fn, *args):
+    """(CPU seconds of this process, result): on a shared machine wall time mostly measures the neighbours."""
+    started = time.process_time()
+    result = fn(*args)
+    return time.process_time() - started, result
+
+
 def timed(fn, *args) -> float:
-    started = time.perf_counter()
+    """CPU seconds of this process for ``fn(*args)``."""
+    started = time.process_time()
     fn(*args)
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def main() -> None:
@@ -110,12 +158,17 @@ def main() -> None:
     print(f"\nworst page: {len(page)} texts, {chars:,} characters")
     print(f"  first view {first:.3f} s, reload {reload:.3f} s "
           f"(unbounded markdown-it estimate at the brackets rate: {before_page_estimate:.0f} s)")
+    page_first, page_reload, page_bytes = annotate_page_timings(page[:MAX_MESSAGES - 1], page[MAX_MESSAGES:])
+    print(f"  the annotate page (GET /annotate/, {page_bytes / 1e6:.1f} MB of HTML): "
+          f"first view {page_first:.3f} s, reload {page_reload:.3f} s")
     worst_now = max(v["now_s"] for v in per_case.values())
     print(json.dumps({
         "size": args.size, "cases": per_case, "worst_text_now_s": worst_now,
         "worst_text_before_s": max(v["before_s"] for v in per_case.values()),
         "page_chars": chars, "page_first_view_s": round(first, 3), "page_reload_s": round(reload, 3),
-        "page_before_estimate_s": round(before_page_estimate, 1), "goal_met": first < 1.0 and worst_now < 1.0,
+        "page_before_estimate_s": round(before_page_estimate, 1),
+        "annotate_page_first_view_s": round(page_first, 3), "annotate_page_reload_s": round(page_reload, 3),
+        "annotate_page_bytes": page_bytes, "goal_met": max(first, page_first, page_reload, worst_now) < 1.0,
     }))
 
 

@@ -5,14 +5,19 @@ escapes it), images are not loaded (no tracking pixels), links get ``rel="nofoll
 noreferrer"`` and markdown-it's link validation drops ``javascript:``/``vbscript:``/``data:`` URLs.
 
 Rendering time is bounded, since a page shows up to 200 prompt turns and two completions of up to
-2 million characters each, and markdown-it-py spends up to about 25 µs per character on
+2 million characters each, and markdown-it-py spends up to about 20 µs of CPU per character on
 pathological input (``[[[[...``, ``*a_*a_...``, thousands of one-line list items): a maximal
-completion took about 45 s per page view. Three bounds (figures from ``bench/render.py``):
+completion took about 45 s of CPU per page view. Three bounds, in CPU seconds of the rendering
+thread (``time.thread_time``), so what a text shows does not depend on how busy the server is
+(figures from ``bench/render.py``):
 
 - Size: a text over ``MARKDOWN_MAX_CHARS`` characters is shown as plain text (escaped, paragraphs
   and line breaks kept) without parsing it; that path is linear and takes milliseconds per megabyte.
-- Time per text: the parser checks a deadline at every block start and at every inline delimiter;
-  a text that has not rendered within ``MARKDOWN_TEXT_SECONDS`` is shown as plain text.
+- Time per text: the parser checks a deadline at block starts and inline delimiters (every 32nd),
+  before each inline token and post-processing pass, and every 256 tokens while writing HTML; a
+  text that has not rendered within ``MARKDOWN_TEXT_SECONDS`` is shown as plain text. Runs of
+  ``LONG_DELIMITER_RUN`` or more ``*``/``_``/``~`` are literal text (one step the deadline cannot
+  split otherwise).
 - Time per page: within one request, Markdown rendering stops after ``MARKDOWN_PAGE_SECONDS`` in
   all; later texts on that page are shown as plain text. The budget is reset when a request
   starts (``request_started``); outside a request only the per-text bound applies.
@@ -37,8 +42,8 @@ from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
 
 MARKDOWN_MAX_CHARS = 50_000  # above this, plain text without parsing (ordinary prose: about 0.05 s)
-MARKDOWN_TEXT_SECONDS = 0.2  # one text's parse and render, wall clock
-MARKDOWN_PAGE_SECONDS = 0.4  # all Markdown rendering in one request, wall clock
+MARKDOWN_TEXT_SECONDS = 0.15  # one text's parse and render, CPU seconds of the thread
+MARKDOWN_PAGE_SECONDS = 0.3  # all Markdown rendering in one request, CPU seconds of the thread
 LONG_DELIMITER_RUN = 32  # a run of this many *, _ or ~ is shown as the characters themselves
 CACHE_PREFIX = "arbiter:markdown:v1:"
 CACHE_SECONDS = 24 * 3600
@@ -52,20 +57,34 @@ class _OutOfTime(Exception):
     """The deadline passed during parsing."""
 
 
+def _clock() -> float:
+    """CPU seconds of this thread: the bounds are on the request's own work, so what a text shows
+    does not depend on how busy the machine is."""
+    return time.thread_time()
+
+
 def _check(env) -> None:
-    if time.perf_counter() > env["deadline"]:
+    if _clock() > env["deadline"]:
         raise _OutOfTime
+
+
+def _check_often(env) -> None:
+    """``_check`` on every 32nd call: for the rules tried at every line and every delimiter (each
+    a few to tens of microseconds), where reading the thread's CPU clock each time would cost more."""
+    env["ticks"] += 1
+    if not env["ticks"] & 31:
+        _check(env)
 
 
 def _deadline_block(state, start_line, end_line, silent):
     """A block rule, and terminator of paragraphs, lists, quotes and tables: tried at every line."""
-    _check(state.env)
+    _check_often(state.env)
     return False
 
 
 def _deadline_inline(state, silent):
     """An inline rule tried at every position that plain text does not cover (each delimiter)."""
-    _check(state.env)
+    _check_often(state.env)
     return False
 
 
@@ -174,7 +193,7 @@ def plain_render(text: str) -> str:
 
 
 def markdown_page_begin(seconds: float = MARKDOWN_PAGE_SECONDS) -> None:
-    """Start a page's rendering budget of ``seconds`` (wall clock) for this thread/context."""
+    """Start a page's rendering budget of ``seconds`` (CPU seconds) for this thread/context."""
     _page_budget.set([seconds])
 
 
@@ -213,15 +232,15 @@ def markdown_render(text: str) -> str:
     allowed = MARKDOWN_TEXT_SECONDS if budget is None else min(MARKDOWN_TEXT_SECONDS, budget[0])
     if allowed <= 0:
         return plain_render(text)
-    started = time.perf_counter()
+    started = _clock()
     try:
-        rendered = _markdown().render(text, {"deadline": started + allowed})
+        rendered = _markdown().render(text, {"deadline": started + allowed, "ticks": 0})
     except _OutOfTime:
         rendered = plain_render(text)
         if allowed < MARKDOWN_TEXT_SECONDS:  # the page ran out, not the text: it may render next time
             budget[0] = 0.0
             return rendered
     if budget is not None:
-        budget[0] -= time.perf_counter() - started
+        budget[0] -= _clock() - started
     cache.set(key, rendered, CACHE_SECONDS)
     return rendered
