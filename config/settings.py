@@ -328,6 +328,9 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"refusal_without_traceback": {"()": "config.log_filters.RefusalWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # a refused page (403) is logged as one line, without the PermissionDenied traceback
+    "loggers": {"django.request": {"filters": ["refusal_without_traceback"]}},
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from .arena import ArenaBattle, read_arena_battles
@@ -26,6 +27,7 @@ from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_c
 from .messages import messages_sha256, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Side, Split, Vote
 from .prompt_completion import ImportedDemonstration, read_demonstrations
+from .roles import username_check
 from .trl_preferences import TRLPair, read_trl_preferences
 
 HH_RLHF = "hh-rlhf"  # the prompts' source, the completions' model name, the votes' source and annotator
@@ -158,8 +160,13 @@ def system_user_get(*, username: str):
     password, no groups, so it can never log in or be served comparisons).
 
     Raises:
-        ValueError: an account with that name exists and can log in (someone's real account).
+        ValueError: an account with that name exists and can log in (someone's real account), or
+            the name is not a valid username (``roles.username_check``).
     """
+    try:
+        username_check(username)
+    except ValidationError as error:
+        raise ValueError(f"the source names the account imported votes are written as; {'; '.join(error.messages)}") from None
     User = get_user_model()
     user, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
     if created:

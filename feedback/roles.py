@@ -84,17 +84,36 @@ def roles_ensure() -> dict[str, Group]:
     return {"annotator": annotators, "admin": admins}
 
 
+def username_check(username: str) -> None:
+    """Check ``username`` as Django's sign-up and admin forms do: the user model's username field
+    validators (``UnicodeUsernameValidator``: letters, digits and ``@.+-_``; at most 150 characters).
+
+    Raises:
+        ValidationError: ``{"username": [messages]}`` for an empty or invalid name.
+    """
+    User = get_user_model()
+    if not isinstance(username, str) or not username:
+        raise ValidationError({"username": "a username is required"})
+    try:
+        User._meta.get_field(User.USERNAME_FIELD).run_validators(username)
+    except ValidationError as error:
+        raise ValidationError({"username": [f"{username!r}: {message}" for message in error.messages]}) from None
+
+
 def user_create(*, username: str, password: str, role: str, email: str = "") -> object:
     """Create a user with one role (``annotator`` or ``admin``; admins are also ``is_staff``).
 
+    The username is NFKC-normalised (as Django's forms do) and must pass ``username_check``.
     Raises:
-        ValidationError: unknown role, a taken username, or a password Django's validators refuse.
+        ValidationError: unknown role, an invalid or taken username, or a password Django's validators refuse.
     """
     from django.contrib.auth.password_validation import validate_password
 
     if role not in ROLES:
         raise ValidationError({"role": f"must be one of {', '.join(ROLES)}"})
     User = get_user_model()
+    username = User.normalize_username(username)
+    username_check(username)
     if User.objects.filter(username=username).exists():
         raise ValidationError({"username": f"{username!r} is taken"})
     user = User(username=username, email=email, is_staff=(role == "admin"))

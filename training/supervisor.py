@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from django.conf import settings
@@ -50,6 +50,18 @@ def log_tail(job_id: int, chars: int = LOG_TAIL_CHARS) -> str:
     with path.open("rb") as handle:
         handle.seek(max(0, path.stat().st_size - chars))
         return handle.read().decode("utf-8", "replace")
+
+
+# Hugging Face hub settings a runner child gets unless the worker's environment sets them: no hub
+# access (checkpoints are folders in ARBITER_DATA_DIR) and no telemetry thread. An operator who
+# wants runners to reach the hub (a checkpoint registered by hub id) sets HF_HUB_OFFLINE=0.
+HUB_DEFAULTS = {"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+def runner_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: ``base`` (the worker's), ``PYTHONUNBUFFERED=1``, and each of
+    ``HUB_DEFAULTS`` that ``base`` does not set (an operator's own value, even ``0``, is kept)."""
+    return {**HUB_DEFAULTS, **base, "PYTHONUNBUFFERED": "1"}
 
 
 def runner_command(job_id: int) -> list[str]:
@@ -178,7 +190,7 @@ def _run_child(*, job_id: int, on_progress: Callable[[int, int], None] | None, s
     """``job_supervise`` once the job is claimed: start the child, watch it, record the outcome."""
     log_path = job_log_path(job_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = runner_environment(os.environ)
     with log_path.open("ab") as log, stop:
         try:
             child = subprocess.Popen(

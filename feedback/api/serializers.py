@@ -234,6 +234,21 @@ class SkipSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PromptFilter(serializers.Serializer):
+    """Query parameters of the prompt list. CharField refuses NUL characters (PostgreSQL cannot compare them)."""
+
+    split = serializers.ChoiceField(choices=Split.choices, required=False)
+    source = serializers.CharField(required=False, max_length=100)
+    tag = serializers.CharField(required=False, max_length=100)
+
+
+class CompletionFilter(serializers.Serializer):
+    """Query parameters of the completion list."""
+
+    prompt = serializers.IntegerField(required=False, min_value=1)
+    model_name = serializers.CharField(required=False, max_length=200)
+
+
 class ComparisonStatusFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=ComparisonStatus.choices, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False)

@@ -23,7 +23,9 @@ from .serializers import (
     AssignmentSerializer,
     ComparisonCreateSerializer,
     ComparisonStatusFilter,
+    CompletionFilter,
     CompletionSerializer,
+    PromptFilter,
     PromptSerializer,
     SkipSerializer,
     VoteFilter,
@@ -77,12 +79,17 @@ class PromptViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_queryset(self):
         qs = Prompt.objects.all()
+        filters = _filters(PromptFilter, self.request) if self.action == "list" else {}
         for field in ("split", "source"):
-            if self.request.query_params.get(field):
-                qs = qs.filter(**{field: self.request.query_params[field]})
-        if self.request.query_params.get("tag"):
-            qs = qs.filter(pk__in=selectors.prompts_with_tag(self.request.query_params["tag"]).values("pk"))
+            if filters.get(field):
+                qs = qs.filter(**{field: filters[field]})
+        if filters.get("tag"):
+            qs = qs.filter(pk__in=selectors.prompts_with_tag(filters["tag"]).values("pk"))
         return qs
+
+    @extend_schema(parameters=[PromptFilter])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=one_or_many(PromptSerializer, "PromptOneOrMany"),
@@ -106,11 +113,16 @@ class CompletionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     def get_queryset(self):
         qs = Completion.objects.all()
-        if self.request.query_params.get("prompt", "").isdigit():
-            qs = qs.filter(prompt_id=int(self.request.query_params["prompt"]))
-        if self.request.query_params.get("model_name"):
-            qs = qs.filter(model_name=self.request.query_params["model_name"])
+        filters = _filters(CompletionFilter, self.request) if self.action == "list" else {}
+        if filters.get("prompt"):
+            qs = qs.filter(prompt_id=filters["prompt"])
+        if filters.get("model_name"):
+            qs = qs.filter(model_name=filters["model_name"])
         return qs
+
+    @extend_schema(parameters=[CompletionFilter])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request=one_or_many(CompletionSerializer, "CompletionOneOrMany"),

@@ -29,8 +29,12 @@ def file_sha256(path: Path) -> str:
 
 
 def directory_files(path: Path) -> list[Path]:
-    """Every regular file under ``path``, sorted by relative POSIX path."""
-    return sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix())
+    """Every regular file under ``path``, sorted by relative POSIX path. Symbolic links are skipped
+    (to files and to directories alike: ``find -type f`` does the same), so a link planted in an
+    export folder never puts a file from elsewhere into its checksum, size or zip."""
+    return sorted(
+        (p for p in path.rglob("*") if p.is_file() and not p.is_symlink()), key=lambda p: p.relative_to(path).as_posix()
+    )
 
 
 def checksum(path: Path) -> str:
@@ -115,12 +119,17 @@ class _Spool:
 
 def directory_zip_chunks(path: Path, *, root_name: str) -> Iterator[bytes]:
     """The directory as a zip archive (stored, not compressed: Arrow files), produced piece by piece
-    in constant memory; every member is under ``root_name/``."""
+    in constant memory; every member is under ``root_name/``. Symbolic links are left out (see
+    ``directory_files``)."""
     spool = _Spool()
     with zipfile.ZipFile(spool, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for file in directory_files(path):
             name = f"{root_name}/{file.relative_to(path).as_posix()}"
-            with open(file, "rb") as source, archive.open(name, mode="w", force_zip64=True) as member:
+            try:  # O_NOFOLLOW: a file swapped for a link since the listing is skipped, not followed
+                source = os.fdopen(os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+            except OSError:
+                continue
+            with source, archive.open(name, mode="w", force_zip64=True) as member:
                 while chunk := source.read(READ_CHUNK):
                     member.write(chunk)
                     yield spool.take()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 
 SMOLLM2_NAME = "SmolLM2-135M-Instruct"
@@ -85,8 +87,11 @@ def import_to(dest: Path, *, gguf: Path | None = None, path: Path | None = None,
     """Write a complete float32 safetensors checkpoint to ``dest`` and return its metadata.
 
     Exactly one of ``gguf`` (a GGUF file), ``path`` (a local HF directory) or ``hf_id`` is given.
+    Models are loaded with ``trust_remote_code=False``: one that needs its own Python code is refused.
     Raises:
-        ImportFailed: no such file or directory, not a causal LM, the hub unreachable, or ``dest`` taken.
+        ImportFailed: no such file or directory, not a causal LM, weights in a pickle that torch's
+            weights-only loader refuses, a model that needs custom code, the hub unreachable, or
+            ``dest`` taken.
     """
     if path is not None:  # checked before the (slow) torch import, so a typo fails at once
         if not Path(path).is_dir():
@@ -115,13 +120,25 @@ def import_to(dest: Path, *, gguf: Path | None = None, path: Path | None = None,
             source, license = f"gguf:{Path(gguf).name}", SMOLLM2_LICENSE if Path(gguf).name == SMOLLM2_GGUF else ""
         else:
             location = str(path) if path is not None else hf_id
+            where = "the hub" if hf_id else str(path)
             try:
-                AutoConfig.from_pretrained(location)
-                tokenizer = AutoTokenizer.from_pretrained(location)
-                model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32)
-            except (OSError, ValueError) as error:
+                with warnings.catch_warnings():  # torch's note on a pickle's protocol, before it refuses it
+                    warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+                    # trust_remote_code=False: a model that needs its own Python code is refused, without
+                    # transformers asking at the terminal whether to run it.
+                    AutoConfig.from_pretrained(location, trust_remote_code=False)
+                    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+                    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32, trust_remote_code=False)
+            except pickle.UnpicklingError:
+                raise ImportFailed(
+                    f"cannot load a causal LM from {where} ({location}): its weights are a pickle that torch "
+                    "refuses to load safely (it holds more than tensors); convert them to safetensors from a trusted copy"
+                ) from None
+            except Exception as error:  # noqa: BLE001 - any loader failure is one readable line
                 first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                where = "the hub" if hf_id else str(path)
+                if "trust_remote_code" in str(error) or "contains custom code" in first:
+                    first = ("the model needs its own Python code (auto_map); Arbiter loads models with "
+                             "trust_remote_code=False and never runs a model's code")
                 raise ImportFailed(f"cannot load a causal LM from {where} ({location}): {first}") from None
             source = f"path:{path}" if path is not None else f"hub:{hf_id}"
             license = getattr(model.config, "license", "") or ""

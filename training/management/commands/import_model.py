@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 class Command(BaseCommand):
     help = (
         "Import a causal LM as a policy checkpoint. With no arguments: the bundled SmolLM2-135M-Instruct "
-        "(cached; a second call is instant)."
+        "(cached; a second call is instant). Models are loaded with trust_remote_code=False: one that needs its own "
+        "Python code is refused, and pickled weights are read only by torch's weights-only loader."
     )
 
     def add_arguments(self, parser):
