@@ -9,7 +9,8 @@ DRF and ``feedback.api.errors.exception_handler`` give, unless the view document
 - 401 and 403 ``Error`` everywhere: no valid credentials; or signed in without the role, the
   assignment (``code`` ``not_assigned``) or, for a session, the CSRF token.
 - 404 ``Error`` where the path names an object: no such object, or one the caller may not see.
-- 415 ``Error`` where the operation takes a body: a ``Content-Type`` the API does not read.
+- 413 and 415 ``Error`` where the operation takes a body: a body over the size limits
+  (``config.middleware``, refused before it is read), or a ``Content-Type`` the API does not read.
 
 409 (``Conflict``) and 429 are documented by the views that give them.
 """
@@ -82,6 +83,8 @@ class AutoSchema(openapi.AutoSchema):
             answers["404"] = (ErrorSerializer, "No such object, or not one the caller may see.")
         if takes_body:
             answers["415"] = (ErrorSerializer, "A Content-Type the API does not read (JSON, form or multipart).")
+            answers["413"] = (ErrorSerializer, "The body is over ARBITER_MAX_BODY_BYTES (or, without logging in, "
+                                               "ARBITER_ANONYMOUS_MAX_BODY_BYTES); refused before it is read.")
         return answers
 
 
