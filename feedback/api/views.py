@@ -19,6 +19,7 @@ from .serializers import (
     MAX_BULK,
     AdminComparisonSerializer,
     AnnotatorComparisonSerializer,
+    AnnotatorVoteSerializer,
     AssignmentSerializer,
     ComparisonCreateSerializer,
     ComparisonStatusFilter,
@@ -58,7 +59,7 @@ def _validated(serializer_class, items: list, was_list: bool, **kwargs) -> list[
 
 
 def _filters(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.query_params)
+    serializer = serializer_class(data=request.query_params, context={"is_admin": is_feedback_admin(request.user)})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -183,11 +184,15 @@ class NextAssignmentView(APIView):
 
 
 class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Votes: admins see all, annotators their own. POST stores a vote on a comparison assigned to you:
-    201 when stored, 200 when the identical vote was already stored, 409 for a different one."""
+    """Votes: admins see all (in stored terms, a/b), annotators their own (in screen terms, left/right).
+    POST stores a vote on the item assigned to you (``item`` token or ``comparison``): 201 when
+    stored, 200 when the identical vote was already stored, 409 for a different one or an item
+    that is no longer yours to vote on."""
 
-    serializer_class = VoteSerializer
     queryset = Vote.objects.none()  # for the schema; get_queryset scopes real requests
+
+    def get_serializer_class(self):
+        return VoteSerializer if is_feedback_admin(self.request.user) else AnnotatorVoteSerializer
 
     def get_permissions(self):
         return [IsAnnotator()] if self.action == "create" else [IsAuthenticated()]
@@ -199,8 +204,8 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(
         request=VoteSubmitSerializer,
         responses={
-            201: VoteSerializer,
-            200: VoteSerializer,
+            201: AnnotatorVoteSerializer,
+            200: AnnotatorVoteSerializer,
             409: inline_serializer("VoteConflict", {"detail": serializers.CharField(), "code": serializers.CharField()}),
         },
     )
@@ -210,7 +215,8 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         data = serializer.validated_data
         vote, created = services.vote_submit(
             annotator=request.user,
-            comparison_id=data["comparison"],
+            comparison_id=data.get("comparison"),
+            item=data.get("item", ""),
             choice=data["choice"],
             strength=data["strength"],
             rationale=data["rationale"],
@@ -218,4 +224,5 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             ms_on_item=data.get("ms_on_item"),
             demonstration=data["demonstration"],
         )
-        return Response(VoteSerializer(vote).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        body = self.get_serializer_class()(vote).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
