@@ -217,6 +217,11 @@ class VoteSubmitSerializer(serializers.Serializer):
         "stored as a demonstration for supervised fine-tuning with the vote.",
     )
 
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("item") and attrs.get("comparison") is None:
+            raise serializers.ValidationError({"item": "send item (the token from /api/assignments/next/) or comparison"})
+        return attrs
+
 
 class VoteSerializer(serializers.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
