@@ -8,7 +8,7 @@
 // The server checks the item token each vote carries as well (a second tab, no JavaScript).
 (function () {
   "use strict";
-  var GUARD_MS = 1000;
+  var GUARD_MS = 800;
   var shownAt = performance.now();
   var sent = false;
 
