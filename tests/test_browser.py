@@ -192,6 +192,7 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
     )
 
     assert _shown_comparison_id(tab) == first.pk
+    _wait_until_ready(tab)
     page.screenshot(path=str(_screenshot_path()))
 
     expected: dict[int, str] = {}  # comparison id -> the letter of the completion on the side the key meant
@@ -272,8 +273,13 @@ def test_a_plain_form_post_votes_without_javascript(tab_without_js):
     left, _ = _visible_texts(tab)
     expected = _letter_on_screen(first, left)
     navigations = len(tab.main_frame_navigations)
-    with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
-        page.get_by_role("button", name="Left is better").click()
+    item = _shown_item(tab)
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
+            page.get_by_role("button", name="Left is better").click()
+    # The plain form names the item on screen by its token, and the side as seen: nothing more.
+    body = dict(pair.split("=", 1) for pair in posted.value.post_data.split("&"))
+    assert (body["item"], body["choice"]) == (item, "left") and "comparison" not in body
 
     assert len(tab.main_frame_navigations) > navigations  # a real POST and redirect, no script involved
     vote = Vote.objects.select_related("comparison").get(annotator=annotator)
