@@ -485,7 +485,7 @@ _VOTE_TARGET_SQL = (
 _VOTE_ITEM_SQL = _VOTE_TARGET_SQL.replace("a.comparison_id = %(comparison)s", "a.token = %(item)s")
 ITEM_CHANGED = (
     "This comparison is no longer the one on your screen (it was voted on, skipped or replaced, perhaps in"
-    " another tab or by a double click); nothing was saved. Your current comparison is shown."
+    " another tab or by a double click); nothing was saved."
 )
 _VOTE_EXISTS_SQL = "SELECT 1 FROM {vote} WHERE comparison_id = %(comparison)s AND annotator_id = %(annotator)s"
 _VOTE_RECORD_ASSIGNMENT_SQL = "UPDATE {assignment} SET status = %(voted)s, finished_at = %(now)s WHERE id = %(id)s"

@@ -98,7 +98,8 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
             request, status=400, error="The vote was not saved.", form_errors=error.message_dict, kept=kept
         )
     except ItemChanged as error:  # a double click, a second tab, a page left open
-        return _render_item(request, status=error.status, error=str(error), kept=kept)
+        message = f"{error} Your current comparison is shown, with what you typed kept."
+        return _render_item(request, status=error.status, error=message, kept=kept)
     except FeedbackError as error:  # lease expired, comparison retired
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:

@@ -258,6 +258,16 @@ def test_second_different_vote_on_the_page_is_a_409_with_a_message(as_annotator)
     assert Vote.objects.get().choice == Assignment.objects.get(comparison=comparison).shown_left
 
 
+def test_a_refused_vote_with_nothing_left_to_show_still_gives_back_what_was_typed(as_annotator):
+    comparison = ComparisonFactory()
+    as_annotator.get("/annotate/")
+    item = item_of(comparison)
+    as_annotator.post("/annotate/vote/", {"item": item, "choice": "tie"})
+    response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "left", "rationale": "Typed <b>here</b>."}, **HTMX)
+    assert response.status_code == 409 and b'data-testid="queue-empty"' in response.content
+    assert b'data-testid="kept"' in response.content and b"Typed &lt;b&gt;here&lt;/b&gt;.</textarea>" in response.content
+
+
 def test_vote_on_an_expired_and_retaken_lease_is_a_409_on_the_page(annotator, other_annotator, as_annotator):
     comparison = ComparisonFactory()
     services.assignment_claim(annotator=annotator, now=timezone.now() - timedelta(minutes=30))
