@@ -144,7 +144,7 @@ def test_a_key_pressed_twice_or_held_down_votes_once(clocked_tab):
     tab.assert_no_errors()
 
 
-def test_a_vote_from_a_tab_whose_item_was_voted_on_elsewhere_is_refused(clocked_tab, chromium_browser, live_server):
+def test_a_vote_from_a_tab_whose_item_was_voted_on_elsewhere_is_refused(clocked_tab, live_server):
     tab = clocked_tab
     first, second = _start(tab, 2)
     page = tab.page

@@ -12,7 +12,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from feedback.messages import MAX_COMPLETION_CHARS
-from feedback.queue import choice_on_screen
 from feedback.models import (
     AspectChoice,
     Assignment,
@@ -25,6 +24,7 @@ from feedback.models import (
     Strength,
     Vote,
 )
+from feedback.queue import choice_on_screen
 from feedback.selectors import Display
 
 MAX_BULK = 1000
