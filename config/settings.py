@@ -296,6 +296,8 @@ SPECTACULAR_SETTINGS = {
         "ComparisonStatusEnum": "feedback.models.ComparisonStatus",
         "AssignmentStatusEnum": "feedback.models.AssignmentStatus",
         "SideEnum": "feedback.models.Side",
+        "VoteChoiceEnum": "feedback.api.serializers.SUBMIT_CHOICES",
+        "VoteAspectEnum": "feedback.api.serializers.SUBMIT_ASPECT_CHOICES",
         "CheckpointKindEnum": "training.models.CheckpointKind",
         "JobKindEnum": "training.models.JobKind",
         "JobStatusEnum": "training.models.JobStatus",

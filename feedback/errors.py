@@ -42,3 +42,10 @@ class ComparisonClosed(FeedbackError):
 
     status = 409
     code = "comparison_closed"
+
+
+class ItemChanged(FeedbackError):
+    """The vote names an item that is no longer on the caller's screen (voted on, skipped, or never theirs)."""
+
+    status = 409
+    code = "item_changed"

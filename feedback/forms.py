@@ -5,21 +5,28 @@ from .models import AspectChoice, Choice, ComparisonStatus, Split, Strength
 from .selectors import COMPARISON_ORDERS
 
 
+ITEM_FIELD_HELP = "The opaque token of the comparison on the annotator's screen (Assignment.token)."
+SCREEN_CHOICES = [("left", "left is better"), ("right", "right is better"), (Choice.TIE, "tie"), (Choice.BOTH_BAD, "both bad")]
+SCREEN_ASPECT_CHOICES = [("", "—"), ("left", "left"), ("right", "right"), (AspectChoice.TIE, "same")]
+
+
 class VoteForm(forms.Form):
-    comparison = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
-    choice = forms.ChoiceField(choices=Choice.choices)
+    """The annotator page's vote: in screen terms, for the item on screen (never a/b or completion ids)."""
+
+    item = forms.CharField(max_length=24, widget=forms.HiddenInput, help_text=ITEM_FIELD_HELP)
+    choice = forms.ChoiceField(choices=SCREEN_CHOICES)
     strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
     rationale = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea)
-    helpfulness = forms.ChoiceField(choices=[("", "—"), *AspectChoice.choices], required=False)
-    harmlessness = forms.ChoiceField(choices=[("", "—"), *AspectChoice.choices], required=False)
-    honesty = forms.ChoiceField(choices=[("", "—"), *AspectChoice.choices], required=False)
+    helpfulness = forms.ChoiceField(choices=SCREEN_ASPECT_CHOICES, required=False)
+    harmlessness = forms.ChoiceField(choices=SCREEN_ASPECT_CHOICES, required=False)
+    honesty = forms.ChoiceField(choices=SCREEN_ASPECT_CHOICES, required=False)
     ms_on_item = forms.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000)
     # Its length is checked by services.vote_submit (MAX_DEMONSTRATION_CHARS), after line breaks are normalised.
     demonstration = forms.CharField(required=False, strip=False, widget=forms.Textarea)
 
 
 class SkipForm(forms.Form):
-    comparison = forms.IntegerField(min_value=1)
+    item = forms.CharField(max_length=24, help_text=ITEM_FIELD_HELP)
 
 
 class ComparisonFilterForm(forms.Form):

@@ -5,6 +5,7 @@ Plain dataclasses in and out, so runner processes never handle feedback's model 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,8 +124,15 @@ def prompts_select(
     return [PromptRef(p.id, p.messages) for p in qs.only("id", "messages")]
 
 
-def pairs_record(*, pairs: Sequence[CandidatePair], votes_required: int = 1, priority: int = 0) -> PairingSummary:
+def pairs_record(
+    *, pairs: Sequence[CandidatePair], votes_required: int = 1, priority: int = 0, rng: random.Random | None = None
+) -> PairingSummary:
     """Store generated completions and pair them into open comparisons, in one transaction.
+
+    Which text of a pair becomes completion A is drawn per pair (probability 1/2, from ``rng``,
+    default the system's random source), and completion A is stored first: a runner passes the
+    new policy's text first, and neither the A/B letter nor the completion ids may tell an
+    annotator which side that was.
 
     Every completion is stored (empty ones flagged ``is_empty``), so the record of what a model
     wrote is whole; only pairs where both texts are non-empty and not equivalent
@@ -147,9 +155,10 @@ def pairs_record(*, pairs: Sequence[CandidatePair], votes_required: int = 1, pri
     if missing:
         raise ValueError(f"no such prompt(s): {sorted(missing)}")
     with transaction.atomic():
+        draw = rng or random.SystemRandom()
         completions = []
         for pair in pairs:
-            for generated in (pair.a, pair.b):
+            for generated in (pair.a, pair.b) if draw.random() < 0.5 else (pair.b, pair.a):
                 completions.append(
                     Completion(
                         prompt_id=pair.prompt_id,

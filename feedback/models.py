@@ -5,6 +5,8 @@ constraints), not only by Python, so a bulk insert or a second code path cannot 
 """
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -155,11 +157,18 @@ class AssignmentStatus(models.TextChoices):
     SKIPPED = "skipped", "skipped"
 
 
+def item_token() -> str:
+    """A fresh opaque item token: 16 URL-safe characters (96 random bits)."""
+    return secrets.token_urlsafe(12)
+
+
 class Assignment(models.Model):
     """A lease of one comparison slot to one annotator, and what became of it (voted or skipped).
 
     A lease whose ``expires_at`` has passed no longer holds a slot: the queue may give the slot to
     someone else. The side shown on the left is drawn once per assignment and kept with the vote.
+    ``token`` is the opaque name of the item on the annotator's screen: a vote carries it, so a
+    vote can only land on the item it was cast on; it says nothing about the comparison's sides.
     """
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
@@ -169,6 +178,7 @@ class Assignment(models.Model):
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    token = models.CharField(max_length=24, default=item_token, editable=False)
 
     class Meta:
         constraints = [
@@ -181,6 +191,7 @@ class Assignment(models.Model):
             models.Index(fields=["comparison", "status", "expires_at"], name="assignment_slot_lookup"),
             # An annotator's live lease, looked up on every claim without reading all their past assignments.
             models.Index(fields=["annotator", "status", "expires_at"], name="assignment_annotator_lease"),
+            models.Index(fields=["annotator", "token"], name="assignment_annotator_token"),
         ]
 
     def __str__(self) -> str:

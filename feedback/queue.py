@@ -45,3 +45,25 @@ def candidate_pick(candidates: list[Candidate]) -> Candidate | None:
 def side_draw(rng: random.Random | None = None) -> str:
     """Draw which completion is shown on the left: ``"a"`` or ``"b"`` with probability 1/2 each."""
     return (rng or random).choice(("a", "b"))
+
+
+# The screen sides a vote may name instead of the stored completions ("a"/"b"), and back.
+SCREEN_CHOICES = ("left", "right")
+
+
+def choice_stored(choice: str, shown_left: str) -> str:
+    """A choice in screen terms (``left``/``right``) -> the comparison's (``a``/``b``), given the
+    completion shown on the left (``"a"`` or ``"b"``). ``a``, ``b``, ``tie``, ``both_bad`` pass unchanged."""
+    if choice == "left":
+        return shown_left
+    if choice == "right":
+        return "b" if shown_left == "a" else "a"
+    return choice
+
+
+def choice_on_screen(choice: str, shown_left: str) -> str:
+    """A stored choice (``a``/``b``/``tie``/``both_bad``) -> what the annotator clicked
+    (``left``/``right``/``tie``/``both_bad``), given the completion shown on the left."""
+    if choice in ("a", "b"):
+        return "left" if choice == shown_left else "right"
+    return choice

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, F, Func, OuterRef, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -36,12 +36,9 @@ class Display:
     right: Completion
 
     @property
-    def left_letter(self) -> str:
-        return self.assignment.shown_left
-
-    @property
-    def right_letter(self) -> str:
-        return Side.B if self.assignment.shown_left == Side.A else Side.A
+    def item(self) -> str:
+        """The opaque token a vote on this screen carries (says nothing about the sides)."""
+        return self.assignment.token
 
 
 def assignment_display(*, assignment: Assignment) -> Display:
@@ -52,6 +49,13 @@ def assignment_display(*, assignment: Assignment) -> Display:
     a, b = comparison.completion_a, comparison.completion_b
     left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
     return Display(assignment, comparison, comparison.prompt.messages, left, right)
+
+
+def assignment_by_item(*, annotator, item: str) -> Assignment | None:
+    """The annotator's assignment whose token is ``item``, or None (someone else's token, or junk)."""
+    if not item:
+        return None
+    return Assignment.objects.filter(annotator=annotator, token=item).first()
 
 
 def annotator_progress(*, annotator) -> dict[str, int]:
@@ -70,7 +74,8 @@ def annotator_progress(*, annotator) -> dict[str, int]:
 
 
 def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Comparison]:
-    """Comparisons the user may see: all for admins, those assigned to them for annotators.
+    """Comparisons the user may see: all for admins, those assigned to them for annotators (each
+    annotated with ``shown_left``, the completion their screen showed on the left).
 
     Filters (all optional): ``status``, ``prompt``, ``model_name`` (either side; admins only, since
     it would tell an annotator which model wrote a response), ``tag``, ``split``,
@@ -79,7 +84,10 @@ def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[
     filters = filters or {}
     qs = Comparison.objects.select_related("prompt", "completion_a", "completion_b")
     if not is_feedback_admin(user):
-        qs = qs.filter(Exists(Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)))
+        # An annotator's rows carry the side they were shown on the left (``shown_left``), so the
+        # API can give the texts in screen order without saying which stored side is which.
+        mine = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=user)
+        qs = qs.filter(Exists(mine)).annotate(shown_left=Subquery(mine.values("shown_left")[:1]))
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("prompt"):
@@ -127,6 +135,15 @@ def prompts_with_tag(tag: str) -> QuerySet[Prompt]:
     return Prompt.objects.filter(tags__contains=[tag])
 
 
+def _choice_lookup(choice: str) -> Q:
+    """A filter for a stored choice (a, b, tie, both_bad) or a screen side (left, right)."""
+    if choice == "left":
+        return Q(choice=F("shown_left"))
+    if choice == "right":
+        return Q(choice__in=[Side.A, Side.B]) & ~Q(choice=F("shown_left"))
+    return Q(choice=choice)
+
+
 def vote_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Vote]:
     """Votes the user may see: all for admins, their own for annotators.
 
@@ -141,7 +158,7 @@ def vote_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Vote]:
     if filters.get("comparison"):
         qs = qs.filter(comparison_id=filters["comparison"])
     if filters.get("choice"):
-        qs = qs.filter(choice=filters["choice"])
+        qs = qs.filter(_choice_lookup(filters["choice"]))
     if filters.get("created_after"):
         qs = qs.filter(created_at__gte=filters["created_after"])
     if filters.get("created_before"):

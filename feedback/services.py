@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .errors import ComparisonClosed, LeaseExpired, NotAssigned, VoteConflict
+from .errors import ComparisonClosed, ItemChanged, LeaseExpired, NotAssigned, VoteConflict
 from .messages import (
     MAX_COMPLETION_CHARS,
     MessagesError,
@@ -39,7 +39,7 @@ from .models import (
     Strength,
     Vote,
 )
-from .queue import Candidate, candidate_pick, side_draw
+from .queue import SCREEN_CHOICES, Candidate, candidate_pick, choice_on_screen, choice_stored, side_draw
 from .signals import vote_recorded
 
 MAX_TAGS = 50
@@ -499,13 +499,13 @@ def _vote_fields_validate(
     its outer whitespace is stripped, so a blank box is no demonstration.
     """
     errors: dict[str, str] = {}
-    if choice not in Choice.values:
-        errors["choice"] = f"must be one of {', '.join(Choice.values)}"
+    if choice not in (*Choice.values, *SCREEN_CHOICES):
+        errors["choice"] = f"must be one of {', '.join((*SCREEN_CHOICES, *Choice.values))}"
     strength = strength or ""
     if strength not in ("", *Strength.values):
         errors["strength"] = f"must be empty or one of {', '.join(Strength.values)}"
-    elif strength and choice not in (Choice.A, Choice.B):
-        errors["strength"] = "only a preference for A or B has a strength; leave it empty for tie or both_bad"
+    elif strength and choice not in (Choice.A, Choice.B, *SCREEN_CHOICES):
+        errors["strength"] = "only a preference for one response has a strength; leave it empty for tie or both_bad"
     rationale = rationale or ""
     if not isinstance(rationale, str):
         errors["rationale"] = "must be a string"
@@ -515,8 +515,8 @@ def _vote_fields_validate(
     for name, value in (aspects or {}).items():
         if name not in Vote.ASPECTS:
             errors[name] = f"unknown aspect; expected one of {', '.join(Vote.ASPECTS)}"
-        elif (value or "") not in ("", *AspectChoice.values):
-            errors[name] = f"must be empty or one of {', '.join(AspectChoice.values)}"
+        elif (value or "") not in ("", *AspectChoice.values, *SCREEN_CHOICES):
+            errors[name] = f"must be empty or one of {', '.join((*SCREEN_CHOICES, *AspectChoice.values))}"
         else:
             cleaned_aspects[name] = value or ""
     if ms_on_item is not None and (
@@ -545,9 +545,15 @@ def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
 # through the ORM, ~0.3 ms so).
 _VOTE_TARGET_SQL = (
     "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
-    " c.prompt_id"
+    " c.prompt_id, a.comparison_id"
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " WHERE a.comparison_id = %(comparison)s AND a.annotator_id = %(annotator)s"
+)
+# The same row found by the item token a vote carries (index assignment_annotator_token).
+_VOTE_ITEM_SQL = _VOTE_TARGET_SQL.replace("a.comparison_id = %(comparison)s", "a.token = %(item)s")
+ITEM_CHANGED = (
+    "This comparison is no longer the one on your screen (it was voted on, skipped or replaced, perhaps in"
+    " another tab or by a double click); nothing was saved."
 )
 _VOTE_EXISTS_SQL = "SELECT 1 FROM {vote} WHERE comparison_id = %(comparison)s AND annotator_id = %(annotator)s"
 _VOTE_RECORD_ASSIGNMENT_SQL = "UPDATE {assignment} SET status = %(voted)s, finished_at = %(now)s WHERE id = %(id)s"
@@ -562,7 +568,8 @@ _VOTE_COUNT_SQL = (
 def vote_submit(
     *,
     annotator,
-    comparison_id: int,
+    comparison_id: int | None = None,
+    item: str = "",
     choice: str,
     strength: str = "",
     rationale: str = "",
@@ -573,9 +580,13 @@ def vote_submit(
 ) -> tuple[Vote, bool]:
     """Store ``annotator``'s preference on a comparison assigned to them.
 
-    ``choice`` is in terms of the comparison's completions (``a``, ``b``, ``tie``, ``both_bad``),
-    never screen sides; the side shown on the left is copied from the assignment. When
-    ``ms_on_item`` is not given it is taken as the time since the lease began.
+    The comparison is named by ``item`` (the assignment's opaque token, what the annotator page and
+    ``POST /api/assignments/next/`` hand out), by ``comparison_id``, or both (then they must agree).
+    ``choice``: ``left`` or ``right`` (screen sides, mapped to ``a``/``b`` here with the
+    assignment's ``shown_left``, so the client never learns which stored side is which), or
+    ``a``, ``b`` (the comparison's completions), ``tie``, ``both_bad``. The side shown on the left
+    is copied from the assignment. When ``ms_on_item`` is not given it is taken as the time since
+    the lease began.
 
     ``demonstration``: the annotator's own better response (the "write a better response" box),
     at most ``MAX_DEMONSTRATION_CHARS`` characters after ``\r\n`` -> ``\n`` and ``strip()``. When
@@ -589,6 +600,9 @@ def vote_submit(
         ValidationError: malformed fields (field -> message), e.g. ``{"demonstration": "is 20001
             characters; at most 20000"}``; nothing is written.
         NotAssigned: no assignment for this annotator and comparison, or it was skipped.
+        ItemChanged: ``item`` names no assignment of this annotator's, a skipped one, one already
+            voted on differently, or one whose comparison is not ``comparison_id`` (a vote cast on
+            a page that is out of date).
         VoteConflict: the annotator already voted differently on it.
         LeaseExpired: the lease ran out and every slot is taken by others.
         ComparisonClosed: the comparison was retired.
@@ -602,33 +616,45 @@ def vote_submit(
         ms_on_item=ms_on_item,
         demonstration=demonstration,
     )
-    if not 0 < comparison_id <= MAX_ID:
+    if not item and comparison_id is None:
+        raise ValidationError({"item": "name the item (or comparison) the vote is for"})
+    if comparison_id is not None and not 0 < comparison_id <= MAX_ID:
         raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
     try:
         with transaction.atomic():
             # Lock the assignment (and its comparison) first: a concurrent resubmit by the same
             # annotator waits here and then sees the vote this one writes.
             tables = _tables()
-            target = {"comparison": comparison_id, "annotator": annotator.pk}
-            sql = _VOTE_TARGET_SQL.format(**tables)
+            target = {"comparison": comparison_id, "annotator": annotator.pk, "item": item}
+            sql = (_VOTE_ITEM_SQL if item else _VOTE_TARGET_SQL).format(**tables)
             if connection.features.has_select_for_update:
                 sql += " FOR UPDATE"
             with connection.cursor() as cursor:
                 cursor.execute(sql, target)
                 row = cursor.fetchone()
+                if item and (row is None or row[1] == AssignmentStatus.SKIPPED or comparison_id not in (None, row[9])):
+                    raise ItemChanged(ITEM_CHANGED)
+                comparison_id = target["comparison"] = row[9] if row else comparison_id
                 cursor.execute(_VOTE_EXISTS_SQL.format(**tables), target)
                 voted = cursor.fetchone() is not None
+            if row is not None:  # left/right (choice and aspects) -> the stored a/b
+                for name in ("choice", *Vote.ASPECTS):
+                    if name in fields:
+                        fields[name] = choice_stored(fields[name], row[2])
             if voted:
                 existing = Vote.objects.filter(comparison_id=comparison_id, annotator=annotator).first()
                 if _same_vote(existing, fields):
                     return existing, False
+                if item:  # a page still showing an item that was voted on (a second tab): not a change of mind
+                    raise ItemChanged(ITEM_CHANGED)
+                said = choice_on_screen(existing.choice, existing.shown_left).replace("_", " ")
                 raise VoteConflict(
-                    f"You already voted {existing.choice!r} on comparison {comparison_id}; a vote cannot be changed.",
+                    f"You already voted on comparison {comparison_id} (you chose {said}); a vote cannot be changed.",
                     vote=existing,
                 )
             if row is None or row[1] == AssignmentStatus.SKIPPED:
                 raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
-            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required, prompt_id = row
+            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required, prompt_id, _ = row
             leased_at, expires_at = _db_datetime(leased_at), _db_datetime(expires_at)
             if status == ComparisonStatus.RETIRED:
                 raise ComparisonClosed(f"Comparison {comparison_id} was retired and takes no more votes.")
@@ -676,4 +702,5 @@ def vote_submit(
             raise
         if _same_vote(existing, fields):
             return existing, False
-        raise VoteConflict(f"You already voted {existing.choice!r} on comparison {comparison_id}.", vote=existing) from None
+        said = choice_on_screen(existing.choice, existing.shown_left).replace("_", " ")
+        raise VoteConflict(f"You already voted on comparison {comparison_id} (you chose {said}).", vote=existing) from None

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import imports, selectors, services
-from .errors import FeedbackError
+from .errors import FeedbackError, ItemChanged
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
 from .models import Vote
@@ -39,19 +39,22 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("annotate")
 
 
+KEPT_FIELDS = ("rationale", "demonstration", "strength", *Vote.ASPECTS)
+
+
 def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, kept: dict | None = None) -> dict:
-    """``kept``: what the annotator typed into a vote that was not saved (``comparison`` and
-    ``demonstration``), put back in the box when the same comparison is shown again."""
+    """``kept``: what the annotator typed or picked in a vote that was not saved (``KEPT_FIELDS``),
+    put back in the form so nothing they wrote is lost (the error says which comparison is shown)."""
     assignment = services.assignment_claim(annotator=request.user)
     display = selectors.assignment_display(assignment=assignment) if assignment else None
     kept = kept or {}
-    same_item = display is not None and str(display.comparison.id) == str(kept.get("comparison", ""))
     return {
         "display": display,
         "progress": selectors.annotator_progress(annotator=request.user),
         "error": error,
         "form_errors": form_errors or {},
-        "demonstration": kept.get("demonstration", "") if same_item else "",
+        "kept": kept,
+        "demonstration": kept.get("demonstration", ""),
     }
 
 
@@ -71,17 +74,18 @@ def annotate(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def annotate_vote(request: HttpRequest) -> HttpResponse:
-    """Store a vote, then show the next comparison (htmx swap) or redirect to it (plain POST)."""
+    """Store a vote for the item on screen (its token), then show the next comparison (htmx swap)
+    or redirect to it (plain POST). A vote for an item no longer on screen is refused with 409."""
     _require(request, is_annotator)
     form = VoteForm(request.POST)
-    kept = {"comparison": request.POST.get("comparison", ""), "demonstration": request.POST.get("demonstration", "")}
+    kept = {name: request.POST.get(name, "") for name in KEPT_FIELDS}
     if not form.is_valid():
         return _render_item(request, status=400, error="The vote was not saved.", form_errors=form.errors, kept=kept)
     data = form.cleaned_data
     try:
         services.vote_submit(
             annotator=request.user,
-            comparison_id=data["comparison"],
+            item=data["item"],
             choice=data["choice"],
             strength=data["strength"],
             rationale=data["rationale"],
@@ -93,7 +97,10 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
         return _render_item(
             request, status=400, error="The vote was not saved.", form_errors=error.message_dict, kept=kept
         )
-    except FeedbackError as error:  # not assigned, conflict, lease expired, comparison retired
+    except ItemChanged as error:  # a double click, a second tab, a page left open
+        message = f"{error} Your current comparison is shown, with what you typed kept."
+        return _render_item(request, status=error.status, error=message, kept=kept)
+    except FeedbackError as error:  # lease expired, comparison retired
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:
         return _render_item(request)
@@ -104,13 +111,16 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def annotate_skip(request: HttpRequest) -> HttpResponse:
-    """Skip the current comparison; it is never served to this annotator again."""
+    """Skip the comparison on screen (its token); it is never served to this annotator again."""
     _require(request, is_annotator)
     form = SkipForm(request.POST)
     if not form.is_valid():
         return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")
+    assignment = selectors.assignment_by_item(annotator=request.user, item=form.cleaned_data["item"])
     try:
-        services.assignment_skip(annotator=request.user, comparison_id=form.cleaned_data["comparison"])
+        if assignment is None:
+            raise ItemChanged("Nothing to skip: that comparison is not one of yours.")
+        services.assignment_skip(annotator=request.user, comparison_id=assignment.comparison_id)
     except FeedbackError as error:
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:

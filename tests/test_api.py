@@ -301,7 +301,8 @@ def test_annotators_only_see_comparisons_assigned_to_them(annotator, other_annot
     assert client.get(f"/api/comparisons/{unassigned.pk}/").status_code == 404
 
     votes = client.get("/api/votes/").json()["results"]
-    assert [(v["comparison"], v["annotator"], v["choice"]) for v in votes] == [(mine_voted.pk, annotator.username, "b")]
+    said = "left" if Assignment.objects.get(annotator=annotator, comparison=mine_voted).shown_left == "b" else "right"
+    assert [(v["comparison"], v["annotator"], v["choice"]) for v in votes] == [(mine_voted.pk, annotator.username, said)]
     their_vote = Vote.objects.get(annotator=other_annotator)
     assert client.get(f"/api/votes/{their_vote.pk}/").status_code == 404
     # an annotator filter does not widen an annotator's view
@@ -315,15 +316,12 @@ def test_next_assignment_body(annotator):
     assert response.status_code == 200
     body = response.json()
     assignment = Assignment.objects.get()
-    assert body["assignment"] == assignment.pk
+    assert body["item"] == assignment.token
     assert body["comparison"] == comparison.pk
     assert body["messages"] == comparison.prompt.messages
-    shown = {body["left"]["completion"]: body["left"], body["right"]["completion"]: body["right"]}
-    assert set(shown) == {"a", "b"}
-    assert body["left"]["completion"] == assignment.shown_left
-    assert (shown["a"]["id"], shown["a"]["text"]) == (comparison.completion_a_id, "Alpha text")
-    assert (shown["b"]["id"], shown["b"]["text"]) == (comparison.completion_b_id, "Beta text")
-    assert set(body) == {"assignment", "comparison", "expires_at", "messages", "left", "right"}
+    texts = ("Alpha text", "Beta text") if assignment.shown_left == "a" else ("Beta text", "Alpha text")
+    assert (body["left"], body["right"]) == ({"text": texts[0]}, {"text": texts[1]})  # no ids, no a/b letters
+    assert set(body) == {"item", "comparison", "expires_at", "messages", "left", "right"}
 
 
 def test_next_assignment_is_204_when_nothing_is_left(annotator):
@@ -350,11 +348,13 @@ def test_vote_answers_201_then_200_then_409(annotator):
     body = created.json()
     vote = Vote.objects.get()
     assert body["id"] == vote.pk
+    # The answer is in screen terms (the side the annotator saw "b" on), without shown_left.
+    b_side = "left" if Assignment.objects.get().shown_left == "b" else "right"
     assert (body["comparison"], body["annotator"], body["choice"], body["strength"]) == (
-        comparison.pk, annotator.username, "b", "strong"
+        comparison.pk, annotator.username, b_side, "strong"
     )
-    assert (body["helpfulness"], body["harmlessness"], body["honesty"], body["ms_on_item"]) == ("b", "", "tie", 4200)
-    assert body["shown_left"] == Assignment.objects.get().shown_left
+    assert (body["helpfulness"], body["harmlessness"], body["honesty"], body["ms_on_item"]) == (b_side, "", "tie", 4200)
+    assert "shown_left" not in body and vote.choice == "b"
 
     same = client.post("/api/votes/", payload, format="json")
     assert (same.status_code, same.json()["id"]) == (200, vote.pk)
@@ -362,7 +362,7 @@ def test_vote_answers_201_then_200_then_409(annotator):
     different = client.post("/api/votes/", {**payload, "choice": "a"}, format="json")
     assert different.status_code == 409
     assert different.json()["code"] == "vote_conflict"
-    assert different.json()["vote"]["choice"] == "b"
+    assert different.json()["vote"]["choice"] == b_side
     assert Vote.objects.count() == 1
 
 
@@ -582,7 +582,13 @@ def test_vote_filters(admin_user, annotator, other_annotator):
     assert get(choice="tie") == sorted(votes.filter(choice="tie").values_list("id", flat=True))
     assert get(comparison=comparisons[0].pk) == sorted(votes.filter(comparison=comparisons[0]).values_list("id", flat=True))
     assert len(get(choice="tie")) == 2
-    assert client.get("/api/votes/", {"choice": "left"}).status_code == 400
+    assert client.get("/api/votes/", {"choice": "middle"}).status_code == 400
+    # Annotators filter in screen terms: left/right, never a/b (which would tell the sides apart).
+    mine = api_as(annotator)
+    assert mine.get("/api/votes/", {"choice": "a"}).status_code == 400
+    left = [v.pk for v in votes.filter(annotator=annotator) if v.choice in ("a", "b") and v.choice == v.shown_left]
+    right = [v.pk for v in votes.filter(annotator=annotator) if v.choice in ("a", "b") and v.choice != v.shown_left]
+    assert (_ids(mine.get("/api/votes/", {"choice": "left"})), _ids(mine.get("/api/votes/", {"choice": "right"}))) == (left, right)
 
 
 def test_prompt_and_completion_filters(admin_user):

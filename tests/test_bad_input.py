@@ -125,7 +125,8 @@ def test_oversized_form_post_to_the_annotator_page_is_refused(client, annotator)
     services.assignment_claim(annotator=annotator)
     client.force_login(annotator)
     big = "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
-    response = client.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a", "rationale": big})
+    item = Assignment.objects.get(comparison=comparison).token
+    response = client.post("/annotate/vote/", {"item": item, "choice": "left", "rationale": big})
     assert response.status_code == 400
     assert Vote.objects.count() == 0
 
@@ -233,8 +234,9 @@ BAD_VOTES = [
     ({"comparison": "abc", "choice": "a"}, "comparison"),
     ({"comparison": 0, "choice": "a"}, "comparison"),
     ({"comparison": True, "choice": "a"}, "comparison"),
-    ({"choice": "a"}, "comparison"),
-    ({"comparison": "{id}", "choice": "left"}, "choice"),
+    ({"choice": "a"}, "item"),
+    ({"item": "x" * 25, "choice": "left"}, "item"),
+    ({"comparison": "{id}", "choice": "middle"}, "choice"),
     ({"comparison": "{id}", "choice": ["a"]}, "choice"),
     ({"comparison": "{id}"}, "choice"),
     ({"comparison": "{id}", "choice": "tie", "strength": "clear"}, "strength"),
@@ -242,7 +244,7 @@ BAD_VOTES = [
     ({"comparison": "{id}", "choice": "a", "strength": "very"}, "strength"),
     ({"comparison": "{id}", "choice": "a", "rationale": "x" * 10_001}, "rationale"),
     ({"comparison": "{id}", "choice": "a", "rationale": {"why": "?"}}, "rationale"),
-    ({"comparison": "{id}", "choice": "a", "helpfulness": "left"}, "helpfulness"),
+    ({"comparison": "{id}", "choice": "a", "helpfulness": "centre"}, "helpfulness"),
     ({"comparison": "{id}", "choice": "a", "honesty": "both"}, "honesty"),
     ({"comparison": "{id}", "choice": "a", "ms_on_item": -5}, "ms_on_item"),
     ({"comparison": "{id}", "choice": "a", "ms_on_item": "soon"}, "ms_on_item"),
@@ -279,31 +281,34 @@ def test_vote_or_skip_on_an_id_too_large_to_exist_is_refused_cleanly(annotator, 
 @pytest.mark.parametrize(
     ("form", "status"),
     [
-        ({"comparison": "abc", "choice": "a"}, 400),
-        ({"comparison": "{id}", "choice": "left"}, 400),
-        ({"comparison": "{id}"}, 400),
-        ({"comparison": "{id}", "choice": "tie", "strength": "clear"}, 400),
-        ({"comparison": "{id}", "choice": "a", "ms_on_item": "-1"}, 400),
-        ({"comparison": str(2**63), "choice": "a"}, 403),
+        ({"choice": "left"}, 400),
+        ({"item": "x" * 25, "choice": "left"}, 400),
+        ({"item": "{item}", "choice": "a"}, 400),  # the page votes in screen terms only
+        ({"item": "{item}", "choice": "middle"}, 400),
+        ({"item": "{item}"}, 400),
+        ({"item": "{item}", "choice": "tie", "strength": "clear"}, 400),
+        ({"item": "{item}", "choice": "left", "ms_on_item": "-1"}, 400),
+        ({"item": "not-mine", "choice": "left"}, 409),
     ],
 )
 def test_bad_form_vote_on_the_page_writes_nothing(client, annotator, form, status):
-    comparison = ComparisonFactory()
+    ComparisonFactory()
     services.assignment_claim(annotator=annotator)
+    item = Assignment.objects.get().token
     client.force_login(annotator)
     before = counts()
-    response = client.post("/annotate/vote/", {k: (comparison.pk if v == "{id}" else v) for k, v in form.items()})
+    response = client.post("/annotate/vote/", {k: (item if v == "{item}" else v) for k, v in form.items()})
     assert response.status_code == status
     assert b'role="alert"' in response.content
     assert counts() == before
 
 
-@pytest.mark.parametrize(("comparison", "status"), [("abc", 400), ("", 400), ("0", 400), (str(2**63), 403)])
-def test_bad_form_skip_on_the_page_writes_nothing(client, annotator, comparison, status):
+@pytest.mark.parametrize(("item", "status"), [("", 400), ("x" * 25, 400), ("abc", 409), (str(2**63), 409)])
+def test_bad_form_skip_on_the_page_writes_nothing(client, annotator, item, status):
     ComparisonFactory()
     services.assignment_claim(annotator=annotator)
     client.force_login(annotator)
-    response = client.post("/annotate/skip/", {"comparison": comparison})
+    response = client.post("/annotate/skip/", {"item": item})
     assert response.status_code == status
     assert b'role="alert"' in response.content
     assert Assignment.objects.get().status == "leased"
@@ -354,7 +359,8 @@ def test_unusual_texts_reach_the_annotator_exactly(admin_api, annotator, client)
     assert created.status_code == 201
     served = api_as(annotator).post("/api/assignments/next/").json()
     assert served["messages"][0]["content"] == RTL + " " + EMOJI
-    assert {served["left"]["completion"]: served["left"]["text"], served["right"]["completion"]: served["right"]["text"]} == texts
+    shown_left = Assignment.objects.get().shown_left
+    assert (served["left"]["text"], served["right"]["text"]) == (texts[shown_left], texts["b" if shown_left == "a" else "a"])
 
     client.force_login(annotator)
     page = client.get("/annotate/").content.decode()

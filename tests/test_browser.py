@@ -120,8 +120,18 @@ def _log_in(tab: Tab, username: str) -> None:
     page.wait_for_url(re.compile(r"/annotate/$"))
 
 
+def _shown_item(tab: Tab) -> str:
+    """The opaque item token of the comparison on screen (the page names no comparison or completion)."""
+    return tab.page.locator("form.vote-form input[name=item]").get_attribute("value")
+
+
 def _shown_comparison_id(tab: Tab) -> int:
-    return int(tab.page.locator("form.vote-form").get_attribute("data-comparison"))
+    return Assignment.objects.get(token=_shown_item(tab)).comparison_id
+
+
+def _wait_until_ready(tab: Tab) -> None:
+    """Wait out the guard after an item appears (its buttons are disabled until then)."""
+    tab.page.wait_for_function("() => document.querySelector('form.vote-form:not(.guarded)')")
 
 
 def _visible_texts(tab: Tab) -> tuple[str, str]:
@@ -141,13 +151,13 @@ def _letter_on_screen(comparison: Comparison, visible_text: str) -> str:
     return shown[0]
 
 
-def _wait_until_item_changes(tab: Tab, previous_id: int) -> None:
+def _wait_until_item_changes(tab: Tab, previous_item: str) -> None:
     tab.page.wait_for_function(
         """previous => {
-            const form = document.querySelector('form.vote-form');
-            return document.querySelector('#item') && (!form || form.dataset.comparison !== previous);
+            const item = document.querySelector('form.vote-form input[name=item]');
+            return document.querySelector('#item') && (!item || item.value !== previous);
         }""",
-        arg=str(previous_id),
+        arg=previous_item,
     )
 
 
@@ -182,6 +192,7 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
     )
 
     assert _shown_comparison_id(tab) == first.pk
+    _wait_until_ready(tab)
     page.screenshot(path=str(_screenshot_path()))
 
     expected: dict[int, str] = {}  # comparison id -> the letter of the completion on the side the key meant
@@ -197,8 +208,10 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
             # The hostile markup is on screen as literal characters, not as elements.
             assert SCRIPT_TAG in left + right and IMG_TAG in left + right
             assert page.locator("#item script, #item img").count() == 0
+        _wait_until_ready(tab)
+        shown = _shown_item(tab)
         page.keyboard.press(key)
-        _wait_until_item_changes(tab, comparison.pk)
+        _wait_until_item_changes(tab, shown)
 
     assert page.evaluate("window.__sameDocument") == "still here", "a vote reloaded the page"
     assert len(tab.main_frame_navigations) == navigations_after_login
@@ -223,6 +236,7 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
 
     # Skip the last one with "s": no vote, the assignment says skipped, and the queue is empty.
     assert _shown_comparison_id(tab) == to_skip.pk
+    _wait_until_ready(tab)
     page.keyboard.press("s")
     page.get_by_test_id("queue-empty").wait_for()
     assert Assignment.objects.get(comparison=to_skip, annotator=annotator).status == AssignmentStatus.SKIPPED
@@ -259,8 +273,13 @@ def test_a_plain_form_post_votes_without_javascript(tab_without_js):
     left, _ = _visible_texts(tab)
     expected = _letter_on_screen(first, left)
     navigations = len(tab.main_frame_navigations)
-    with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
-        page.get_by_role("button", name="Left is better").click()
+    item = _shown_item(tab)
+    with page.expect_request(lambda request: request.method == "POST") as posted:
+        with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
+            page.get_by_role("button", name="Left is better").click()
+    # The plain form names the item on screen by its token, and the side as seen: nothing more.
+    body = dict(pair.split("=", 1) for pair in posted.value.post_data.split("&"))
+    assert (body["item"], body["choice"]) == (item, "left") and "comparison" not in body
 
     assert len(tab.main_frame_navigations) > navigations  # a real POST and redirect, no script involved
     vote = Vote.objects.select_related("comparison").get(annotator=annotator)

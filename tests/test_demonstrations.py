@@ -482,6 +482,11 @@ def leased(annotator):
     return AssignmentFactory(annotator=annotator).comparison
 
 
+def item_of(comparison) -> str:
+    """The item token the annotate page shows for the leased comparison."""
+    return comparison.assignments.get().token
+
+
 @pytest.fixture
 def as_annotator(client, annotator):
     client.force_login(annotator)
@@ -505,7 +510,7 @@ def test_the_annotate_page_has_a_collapsed_better_response_box_inside_the_vote_f
 @pytest.mark.parametrize("htmx", [False, True])
 def test_a_vote_with_a_better_response_stores_one_linked_demonstration(as_annotator, annotator, leased, htmx):
     text = "  A better answer,\r\nover two lines.\r\n"
-    response = as_annotator.post("/annotate/vote/", {"comparison": leased.pk, "choice": "a", "demonstration": text},
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(leased), "choice": "left", "demonstration": text},
                                  **(HTMX if htmx else {}))
     assert response.status_code == (200 if htmx else 302)
     vote = Vote.objects.get()
@@ -519,7 +524,7 @@ def test_a_vote_with_a_better_response_stores_one_linked_demonstration(as_annota
 @pytest.mark.django_db
 @pytest.mark.parametrize("text", [None, "", " \r\n "])
 def test_a_vote_without_a_better_response_stores_none(as_annotator, leased, text):
-    data = {"comparison": leased.pk, "choice": "tie"} | ({} if text is None else {"demonstration": text})
+    data = {"item": item_of(leased), "choice": "tie"} | ({} if text is None else {"demonstration": text})
     assert as_annotator.post("/annotate/vote/", data).status_code == 302
     assert Vote.objects.count() == 1 and not Demonstration.objects.exists()
 
@@ -527,14 +532,14 @@ def test_a_vote_without_a_better_response_stores_none(as_annotator, leased, text
 @pytest.mark.django_db
 def test_a_too_long_better_response_is_refused_with_its_field_and_nothing_is_stored(as_annotator, leased):
     text = "x" * (MAX_DEMONSTRATION_CHARS + 1)
-    response = as_annotator.post("/annotate/vote/", {"comparison": leased.pk, "choice": "a", "demonstration": text},
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(leased), "choice": "left", "demonstration": text},
                                  **HTMX)
     assert response.status_code == 400
     html = response.content.decode()
     assert f"demonstration: is {MAX_DEMONSTRATION_CHARS + 1} characters; at most {MAX_DEMONSTRATION_CHARS}" in html
     assert not Vote.objects.exists() and not Demonstration.objects.exists()
     # The same comparison is shown again with the text still in the (opened) box.
-    assert f'value="{leased.pk}"' in html and '<details class="demonstration" open>' in html and text in html
+    assert f'value="{item_of(leased)}"' in html and '<details class="demonstration" open>' in html and text in html
 
 
 @pytest.mark.django_db
@@ -629,15 +634,17 @@ def test_typing_a_better_response_in_the_browser_stores_it_with_the_vote(chromiu
         assert box.input_value().endswith("rises.1")
         box.press("Backspace")
         page.get_by_role("button", name="Left is better").click()
+        first_item = first.assignments.get().token
         page.wait_for_function(
-            "previous => document.querySelector('form.vote-form')?.dataset.comparison !== previous", arg=str(first.pk)
+            "previous => document.querySelector('form.vote-form input[name=item]')?.value !== previous", arg=first_item
         )
         demonstration = Demonstration.objects.get()
         assert demonstration.comparison_id == first.pk and demonstration.annotator_id == annotator.pk
         assert demonstration.text == "Overfitting is fitting noise in the training data,\nso held-out error rises."
         assert Vote.objects.get().comparison_id == first.pk
         # The next item's box is empty and collapsed again.
-        assert int(page.locator("form.vote-form").get_attribute("data-comparison")) == second.pk
+        shown = page.locator("form.vote-form input[name=item]").get_attribute("value")
+        assert shown == second.assignments.get().token
         assert page.get_by_test_id("demonstration").input_value() == "" and not page.get_by_test_id("demonstration").is_visible()
         tab.assert_no_errors()
     finally:

@@ -1,4 +1,6 @@
 """feedback.interface: the prompts the training app may read and the completions it may write."""
+import random
+
 import pytest
 from django.db import IntegrityError
 
@@ -87,13 +89,20 @@ def generated(text: str, model: str = "model-x", truncated: bool = False, seed: 
     return GeneratedText(model, text, {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 32, "seed": seed}, truncated)
 
 
+class KeepOrder(random.Random):
+    """A draw that always keeps a pair's first text as completion A."""
+
+    def random(self) -> float:
+        return 0.0
+
+
 def test_pairs_become_open_comparisons_with_every_completion_stored():
     prompts = PromptFactory.create_batch(2)
     pairs = [
         CandidatePair(prompts[0].id, generated("Paris.", "model-a"), generated("It is Paris.", "model-b", truncated=True)),
         CandidatePair(prompts[1].id, generated("Four."), generated("2 + 2 = 4", seed=1)),
     ]
-    summary = interface.pairs_record(pairs=pairs, votes_required=3, priority=5)
+    summary = interface.pairs_record(pairs=pairs, votes_required=3, priority=5, rng=KeepOrder())
 
     assert summary.as_dict() == {"paired": 2, "completions": 4, "skipped_empty": 0, "skipped_identical": 0}
     comparison = Comparison.objects.get(prompt=prompts[0])
@@ -103,6 +112,26 @@ def test_pairs_become_open_comparisons_with_every_completion_stored():
     assert comparison.completion_a.generation_params == {"temperature": 0.7, "top_p": 0.9, "max_new_tokens": 32, "seed": 0}
     assert (comparison.status, comparison.votes_required, comparison.priority) == (ComparisonStatus.OPEN, 3, 5)
     assert Comparison.objects.get(prompt=prompts[1]).completion_b.generation_params["seed"] == 1
+
+
+def test_which_generated_text_becomes_a_is_drawn_per_pair_and_ids_do_not_tell():
+    """A runner passes the new policy first; over 2,000 pairs it is completion A about half the
+    time (binomial, n=2000, p=1/2: sd 22.4, bounds +-5 sd), and so is the lower completion id."""
+    prompts = PromptFactory.create_batch(4)
+    pairs = [
+        CandidatePair(prompts[i % 4].id, generated(f"New {i}.", "policy-new"), generated(f"Old {i}.", "policy-parent"))
+        for i in range(2000)
+    ]
+    assert interface.pairs_record(pairs=pairs, rng=random.Random(13)).paired == 2000
+    rows = Comparison.objects.values_list("completion_a__model_name", "completion_a_id", "completion_b_id")
+    new_is_a = sum(1 for name, _, _ in rows if name == "policy-new")
+    assert 888 <= new_is_a <= 1112, new_is_a
+    assert all(a_id < b_id for _, a_id, b_id in rows)  # so the lower id is the new policy's about half the time too
+    # Without a seeded draw (the runners' call), both orders still occur.
+    more = [CandidatePair(prompts[0].id, generated(f"N{i}.", "x-new"), generated(f"P{i}.", "x-parent")) for i in range(64)]
+    interface.pairs_record(pairs=more)
+    firsts = set(Comparison.objects.filter(completion_a__model_name__startswith="x-").values_list("completion_a__model_name", flat=True))
+    assert firsts == {"x-new", "x-parent"}  # fails with probability 2 * 2**-64
 
 
 def test_empty_and_identical_texts_are_stored_counted_and_never_paired():

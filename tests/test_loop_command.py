@@ -9,6 +9,7 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import Q
 
 from feedback.models import Comparison
 from feedback.services import assignment_claim
@@ -58,7 +59,10 @@ def assert_round_closed_the_loop(out: str, *, parent: Checkpoint, annotator, vot
     assert reward.kind == "reward" and reward.parent == parent
     assert LoopSettings.objects.get().policy == new  # the next round starts from here
     # New-vs-parent comparisons on eval prompts, served to the annotator first.
-    fresh = Comparison.objects.filter(completion_a__model_name=new.name, completion_b__model_name=parent.name)
+    fresh = Comparison.objects.filter(  # either side: which one is A is drawn per pair
+        Q(completion_a__model_name=new.name, completion_b__model_name=parent.name)
+        | Q(completion_a__model_name=parent.name, completion_b__model_name=new.name)
+    )
     assert fresh.exists() and all(c.prompt.split == "eval" and c.priority == 100 for c in fresh)
     ComparisonFactory(priority=0)  # ordinary work waiting in the queue
     served = assignment_claim(annotator=annotator)

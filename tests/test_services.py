@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from feedback import services
-from feedback.errors import ComparisonClosed, LeaseExpired, NotAssigned, VoteConflict
+from feedback.errors import ComparisonClosed, ItemChanged, LeaseExpired, NotAssigned, VoteConflict
 from feedback.messages import messages_sha256
 from feedback.models import Assignment, Comparison, Completion, Prompt, Vote
 from feedback.selectors import annotator_progress, assignment_display, lease_is_live
@@ -375,8 +375,9 @@ def test_side_is_drawn_per_assignment_and_shown_accordingly(annotator, other_ann
     left_b = services.assignment_claim(annotator=other_annotator, rng=FixedSide("b"))
     assert (left_a.shown_left, left_b.shown_left) == ("a", "b")
     shown_a, shown_b = assignment_display(assignment=left_a), assignment_display(assignment=left_b)
-    assert (shown_a.left.text, shown_a.right.text, shown_a.left_letter, shown_a.right_letter) == ("AAA", "BBB", "a", "b")
-    assert (shown_b.left.text, shown_b.right.text, shown_b.left_letter, shown_b.right_letter) == ("BBB", "AAA", "b", "a")
+    assert (shown_a.left.text, shown_a.right.text, shown_a.item) == ("AAA", "BBB", left_a.token)
+    assert (shown_b.left.text, shown_b.right.text, shown_b.item) == ("BBB", "AAA", left_b.token)
+    assert len({left_a.token, left_b.token}) == 2 and len(left_a.token) == 16
     assert comparison.assignments.count() == 2
 
 
@@ -392,6 +393,40 @@ def test_the_shown_side_is_copied_to_the_vote_and_choice_stays_in_comparison_ter
     vote, _ = services.vote_submit(annotator=annotator, comparison_id=comparison.pk, choice="a", strength="strong")
     vote.refresh_from_db()
     assert (vote.shown_left, vote.choice, vote.strength) == ("b", "a", "strong")
+
+
+@pytest.mark.parametrize(("shown_left", "choice", "stored"), [("a", "left", "a"), ("a", "right", "b"), ("b", "left", "b"), ("b", "right", "a")])
+def test_screen_sides_are_mapped_to_the_stored_completions_by_the_assignment(annotator, shown_left, choice, stored):
+    comparison = ComparisonFactory()
+    assignment = services.assignment_claim(annotator=annotator, rng=FixedSide(shown_left))
+    vote, created = services.vote_submit(
+        annotator=annotator, item=assignment.token, choice=choice, strength="clear", aspects={"honesty": choice, "helpfulness": "tie"}
+    )
+    assert created and (vote.comparison_id, vote.choice, vote.honesty, vote.helpfulness) == (comparison.pk, stored, stored, "tie")
+    # The same vote again (a plain form posted twice) stores nothing more.
+    assert services.vote_submit(annotator=annotator, item=assignment.token, choice=choice, strength="clear",
+                                aspects={"honesty": choice, "helpfulness": "tie"}) == (vote, False)
+
+
+def test_a_vote_for_an_item_no_longer_on_screen_is_refused_and_writes_nothing(annotator, other_annotator):
+    first, second = ComparisonFactory(), ComparisonFactory(votes_required=2)
+    shown = services.assignment_claim(annotator=annotator)
+    services.vote_submit(annotator=annotator, item=shown.token, choice="left")
+    following = services.assignment_claim(annotator=annotator)
+    assert following.comparison_id == second.pk
+    theirs = services.assignment_claim(annotator=other_annotator)
+    for item, comparison_id in [
+        (shown.token, None),  # voted on already (a second tab), differently
+        ("no-such-token", None),
+        (theirs.token, None),  # another annotator's item
+        (following.token, first.pk),  # token and comparison disagree
+    ]:
+        with pytest.raises(ItemChanged, match="no longer the one on your screen"):
+            services.vote_submit(annotator=annotator, item=item, comparison_id=comparison_id, choice="right")
+    services.assignment_skip(annotator=annotator, comparison_id=second.pk)
+    with pytest.raises(ItemChanged):
+        services.vote_submit(annotator=annotator, item=following.token, choice="right")
+    assert Vote.objects.count() == 1 and Comparison.objects.get(pk=second.pk).vote_count == 0
 
 
 # --- skipping -------------------------------------------------------------------------------------
@@ -595,7 +630,7 @@ def test_comparison_completes_when_votes_reach_votes_required():
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"choice": "left"}, "choice"),
+        ({"choice": "middle"}, "choice"),
         ({"choice": ""}, "choice"),
         ({"choice": "tie", "strength": "clear"}, "strength"),
         ({"choice": "both_bad", "strength": "slight"}, "strength"),
@@ -603,7 +638,7 @@ def test_comparison_completes_when_votes_reach_votes_required():
         ({"choice": "a", "rationale": "x" * 10_001}, "rationale"),
         ({"choice": "a", "rationale": 5}, "rationale"),
         ({"choice": "a", "aspects": {"style": "a"}}, "style"),
-        ({"choice": "a", "aspects": {"honesty": "left"}}, "honesty"),
+        ({"choice": "a", "aspects": {"honesty": "centre"}}, "honesty"),
         ({"choice": "a", "ms_on_item": -1}, "ms_on_item"),
         ({"choice": "a", "ms_on_item": True}, "ms_on_item"),
         ({"choice": "a", "ms_on_item": 1.5}, "ms_on_item"),

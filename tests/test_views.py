@@ -42,9 +42,21 @@ def as_admin(client, admin_user):
     return client
 
 
+def shown_item(response) -> str | None:
+    match = re.search(rb'name="item" value="([\w-]+)"', response.content)
+    return match.group(1).decode() if match else None
+
+
 def shown_comparison(response) -> int | None:
-    match = re.search(rb'name="comparison" value="(\d+)"', response.content)
-    return int(match.group(1)) if match else None
+    """The comparison behind the item token on the page (the page itself names no comparison)."""
+    item = shown_item(response)
+    return Assignment.objects.get(token=item).comparison_id if item else None
+
+
+def item_of(comparison, annotator=None) -> str:
+    """The token the page shows for ``comparison`` (the annotator's assignment on it)."""
+    assignments = Assignment.objects.filter(comparison=comparison)
+    return (assignments.filter(annotator=annotator) if annotator else assignments).get().token
 
 
 def button_value(response, label) -> str:
@@ -65,7 +77,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
         response = client.get(path)
         assert response.status_code == 302
         assert response["Location"] == f"/accounts/login/?next={path}"
-    assert client.post("/annotate/vote/", {"comparison": 1, "choice": "a"}).status_code == 302
+    assert client.post("/annotate/vote/", {"item": "x", "choice": "left"}).status_code == 302
     assert Vote.objects.count() == 0
 
 
@@ -80,8 +92,8 @@ def test_a_user_without_a_role_cannot_annotate(client):
     ComparisonFactory()
     client.force_login(UserFactory())
     assert client.get("/annotate/").status_code == 403
-    assert client.post("/annotate/vote/", {"comparison": 1, "choice": "a"}).status_code == 403
-    assert client.post("/annotate/skip/", {"comparison": 1}).status_code == 403
+    assert client.post("/annotate/vote/", {"item": "x", "choice": "left"}).status_code == 403
+    assert client.post("/annotate/skip/", {"item": "x"}).status_code == 403
     assert Assignment.objects.count() == 0
 
 
@@ -154,8 +166,8 @@ def test_page_shows_the_prompt_and_both_responses_by_side(annotator, as_annotato
     assert comparison.prompt.messages[0]["content"].encode() in page.content
     assert "Response from B" in section(page, "left-text")
     assert "Response from A" in section(page, "right-text")
-    # "Left is better" votes for the completion shown on the left, in comparison terms
-    assert (button_value(page, "Left is better"), button_value(page, "Right is better")) == ("b", "a")
+    # The buttons say screen sides only; the server maps them to the stored completions.
+    assert (button_value(page, "Left is better"), button_value(page, "Right is better")) == ("left", "right")
 
 
 def test_plain_post_vote_stores_and_redirects(annotator, as_annotator):
@@ -166,8 +178,8 @@ def test_plain_post_vote_stores_and_redirects(annotator, as_annotator):
     left = button_value(page, "Left is better")
     response = as_annotator.post(
         "/annotate/vote/",
-        {"comparison": comparison.pk, "choice": left, "strength": "clear", "rationale": "Clearer.",
-         "helpfulness": "b", "harmlessness": "", "honesty": "tie", "ms_on_item": "1500"},
+        {"item": shown_item(page), "choice": left, "strength": "clear", "rationale": "Clearer.",
+         "helpfulness": "left", "harmlessness": "", "honesty": "tie", "ms_on_item": "1500"},
     )
     assert response.status_code == 302
     assert response["Location"] == "/annotate/"
@@ -183,14 +195,14 @@ def test_plain_post_vote_stores_and_redirects(annotator, as_annotator):
 def test_blank_time_on_item_falls_back_to_time_since_the_lease(annotator, as_annotator):
     comparison = ComparisonFactory()
     services.assignment_claim(annotator=annotator, now=timezone.now() - timedelta(seconds=30))
-    as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "tie", "ms_on_item": ""})
+    as_annotator.post("/annotate/vote/", {"item": item_of(comparison), "choice": "tie", "ms_on_item": ""})
     assert Vote.objects.get().ms_on_item >= 30_000
 
 
 def test_htmx_vote_swaps_in_the_next_item(as_annotator):
     first, second = ComparisonFactory(), ComparisonFactory()
     assert shown_comparison(as_annotator.get("/annotate/")) == first.pk
-    response = as_annotator.post("/annotate/vote/", {"comparison": first.pk, "choice": "a"}, **HTMX)
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(first), "choice": "left"}, **HTMX)
     assert response.status_code == 200
     assert response.content.lstrip().startswith(b'<section id="item"')
     assert b"<html" not in response.content
@@ -202,7 +214,7 @@ def test_htmx_vote_swaps_in_the_next_item(as_annotator):
 def test_htmx_vote_on_the_last_item_shows_the_empty_state(as_annotator):
     only = ComparisonFactory()
     as_annotator.get("/annotate/")
-    response = as_annotator.post("/annotate/vote/", {"comparison": only.pk, "choice": "both_bad"}, **HTMX)
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(only), "choice": "both_bad"}, **HTMX)
     assert response.status_code == 200
     assert b'data-testid="queue-empty"' in response.content
     assert shown_comparison(response) is None
@@ -220,10 +232,10 @@ def test_empty_queue_state(as_annotator):
 def test_skip_plain_and_htmx(as_annotator):
     first, second, third = ComparisonFactory(), ComparisonFactory(), ComparisonFactory()
     assert shown_comparison(as_annotator.get("/annotate/")) == first.pk
-    plain = as_annotator.post("/annotate/skip/", {"comparison": first.pk})
+    plain = as_annotator.post("/annotate/skip/", {"item": item_of(first)})
     assert (plain.status_code, plain["Location"]) == (302, "/annotate/")
     assert shown_comparison(as_annotator.get("/annotate/")) == second.pk
-    swapped = as_annotator.post("/annotate/skip/", {"comparison": second.pk}, **HTMX)
+    swapped = as_annotator.post("/annotate/skip/", {"item": item_of(second)}, **HTMX)
     assert swapped.status_code == 200 and b"<html" not in swapped.content
     assert shown_comparison(swapped) == third.pk
     assert "skipped 2" in swapped.content.decode()
@@ -233,19 +245,34 @@ def test_skip_plain_and_htmx(as_annotator):
 
 def test_second_different_vote_on_the_page_is_a_409_with_a_message(as_annotator):
     comparison = ComparisonFactory(votes_required=2)
+    ComparisonFactory()  # shown next, with what the annotator typed put back
     as_annotator.get("/annotate/")
-    as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a"})
-    response = as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "b"})
+    item = item_of(comparison)
+    as_annotator.post("/annotate/vote/", {"item": item, "choice": "left"})
+    again = as_annotator.post("/annotate/vote/", {"item": item, "choice": "left"}, follow=True)  # a plain double submit
+    assert again.status_code == 200 and Vote.objects.count() == 1
+    response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "right", "rationale": "Kept."})
     assert response.status_code == 409
-    assert b"You already voted" in response.content
-    assert Vote.objects.get().choice == "a"
+    assert b"no longer the one on your screen" in response.content and b"nothing was saved" in response.content
+    assert b">Kept.</textarea>" in response.content  # what the annotator typed is still there
+    assert Vote.objects.get().choice == Assignment.objects.get(comparison=comparison).shown_left
+
+
+def test_a_refused_vote_with_nothing_left_to_show_still_gives_back_what_was_typed(as_annotator):
+    comparison = ComparisonFactory()
+    as_annotator.get("/annotate/")
+    item = item_of(comparison)
+    as_annotator.post("/annotate/vote/", {"item": item, "choice": "tie"})
+    response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "left", "rationale": "Typed <b>here</b>."}, **HTMX)
+    assert response.status_code == 409 and b'data-testid="queue-empty"' in response.content
+    assert b'data-testid="kept"' in response.content and b"Typed &lt;b&gt;here&lt;/b&gt;.</textarea>" in response.content
 
 
 def test_vote_on_an_expired_and_retaken_lease_is_a_409_on_the_page(annotator, other_annotator, as_annotator):
     comparison = ComparisonFactory()
     services.assignment_claim(annotator=annotator, now=timezone.now() - timedelta(minutes=30))
     services.assignment_claim(annotator=other_annotator)
-    response = as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a"}, **HTMX)
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(comparison, annotator), "choice": "left"}, **HTMX)
     assert response.status_code == 409
     assert b"expired" in response.content
     assert Vote.objects.count() == 0
@@ -255,18 +282,23 @@ def test_vote_on_a_retired_comparison_is_a_409_on_the_page(annotator, as_annotat
     comparison = ComparisonFactory()
     services.assignment_claim(annotator=annotator)
     services.comparison_retire(comparison=comparison)
-    response = as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a"})
+    response = as_annotator.post("/annotate/vote/", {"item": item_of(comparison), "choice": "left"})
     assert response.status_code == 409
     assert b"retired" in response.content
     assert Vote.objects.count() == 0
 
 
-def test_vote_on_a_comparison_not_assigned_is_a_403_on_the_page(as_annotator):
-    comparison = ComparisonFactory()
-    response = as_annotator.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a"})
-    assert response.status_code == 403
-    assert b"is not assigned to you" in response.content
+def test_a_vote_for_an_item_that_is_not_the_annotators_is_a_409_on_the_page(other_annotator, as_annotator):
+    comparison = ComparisonFactory(votes_required=2)
+    services.assignment_claim(annotator=other_annotator)
+    for item in ("not-a-token", item_of(comparison, other_annotator)):
+        response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "left"})
+        assert response.status_code == 409
+        assert b"no longer the one on your screen" in response.content
     assert Vote.objects.count() == 0
+    response = as_annotator.post("/annotate/skip/", {"item": item_of(comparison, other_annotator)})
+    assert response.status_code == 409 and b"not one of yours" in response.content
+    assert not Assignment.objects.filter(status="skipped").exists()
 
 
 def test_page_forms_carry_the_csrf_token_and_need_it(annotator):
@@ -276,10 +308,10 @@ def test_page_forms_carry_the_csrf_token_and_need_it(annotator):
     page = client.get("/annotate/")
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.content).group(1).decode()
     assert f'hx-headers=\'{{"X-CSRFToken": "{token}"}}\''.encode() in page.content
-    refused = client.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a"})
+    refused = client.post("/annotate/vote/", {"item": item_of(comparison), "choice": "left"})
     assert refused.status_code == 403
     assert Vote.objects.count() == 0
-    accepted = client.post("/annotate/vote/", {"comparison": comparison.pk, "choice": "a", "csrfmiddlewaretoken": token})
+    accepted = client.post("/annotate/vote/", {"item": item_of(comparison), "choice": "left", "csrfmiddlewaretoken": token})
     assert accepted.status_code == 302
     assert Vote.objects.count() == 1
 
@@ -296,8 +328,8 @@ def test_model_names_never_appear_on_the_annotator_page(annotator, as_annotator)
     first = blind_comparison(gold_choice="a")
     blind_comparison(gold_choice="b")
     pages = [as_annotator.get("/annotate/"), as_annotator.get("/annotate/", **HTMX)]
-    pages.append(as_annotator.post("/annotate/vote/", {"comparison": first.pk, "choice": "a"}, **HTMX))
-    pages.append(as_annotator.post("/annotate/vote/", {"comparison": first.pk, "choice": "b"}, **HTMX))  # 409
+    pages.append(as_annotator.post("/annotate/vote/", {"item": item_of(first), "choice": "left"}, **HTMX))
+    pages.append(as_annotator.post("/annotate/vote/", {"item": item_of(first), "choice": "right"}, **HTMX))  # 409
     assert [p.status_code for p in pages] == [200, 200, 200, 409]
     for page in pages:
         assert SECRET_A.encode() not in page.content and SECRET_B.encode() not in page.content

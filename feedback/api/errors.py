@@ -26,8 +26,8 @@ def exception_handler(exc, context):
     if isinstance(exc, FeedbackError):
         body = {"detail": str(exc), "code": exc.code}
         if isinstance(exc, VoteConflict) and exc.vote is not None:
-            from .serializers import VoteSerializer
+            from .serializers import AnnotatorVoteSerializer
 
-            body["vote"] = VoteSerializer(exc.vote).data
+            body["vote"] = AnnotatorVoteSerializer(exc.vote).data  # the caller's own vote, in screen terms
         return Response(body, status=exc.status)
     return drf_exception_handler(exc, context)

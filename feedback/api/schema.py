@@ -21,9 +21,9 @@ from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer
 from rest_framework import serializers
 
-from feedback.errors import ComparisonClosed, LeaseExpired, VoteConflict
+from feedback.errors import ComparisonClosed, ItemChanged, LeaseExpired, VoteConflict
 
-from .serializers import VoteSerializer
+from .serializers import AnnotatorVoteSerializer
 
 BAD_REQUEST = {
     "type": "object",
@@ -33,7 +33,7 @@ BAD_REQUEST = {
 
 
 # The codes of the services' 409s (the schema's ConflictCodeEnum, named in SPECTACULAR_SETTINGS).
-CONFLICT_CODES = [(error.code, error.code) for error in (VoteConflict, LeaseExpired, ComparisonClosed)]
+CONFLICT_CODES = [(error.code, error.code) for error in (VoteConflict, LeaseExpired, ComparisonClosed, ItemChanged)]
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -47,7 +47,9 @@ class ConflictSerializer(ErrorSerializer):
     """409: the request clashes with what is stored (an earlier vote, an expired lease, a closed comparison)."""
 
     code = serializers.ChoiceField(choices=CONFLICT_CODES)
-    vote = VoteSerializer(required=False, help_text="for vote_conflict on POST /api/votes/: the vote already stored")
+    vote = AnnotatorVoteSerializer(
+        required=False, help_text="for vote_conflict on POST /api/votes/: your vote already stored, in screen terms"
+    )
 
 
 def conflict(description: str) -> OpenApiResponse:

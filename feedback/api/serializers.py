@@ -1,11 +1,14 @@
 """API shapes. Serializers check types and sizes; the rules live in ``feedback.services``.
 
-Annotator-facing shapes never carry model names or gold answers.
+Annotator-facing shapes never carry model names, generation settings, gold answers, completion
+ids or the letter (a/b) behind a screen side: they give the texts as left/right, in the order that
+annotator was shown them, and take votes in those terms (the server maps them to a/b).
 """
 from __future__ import annotations
 
 import copy
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from feedback.messages import MAX_COMPLETION_CHARS
@@ -21,6 +24,7 @@ from feedback.models import (
     Strength,
     Vote,
 )
+from feedback.queue import choice_on_screen
 from feedback.selectors import Display
 
 MAX_BULK = 1000
@@ -136,59 +140,79 @@ class AdminComparisonSerializer(serializers.ModelSerializer):
         ]
 
 
-class AnnotatorCompletionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Completion
-        fields = ["id", "text", "is_empty"]
-
-
-class AnnotatorComparisonSerializer(serializers.ModelSerializer):
-    """A comparison as its annotator may see it: no model names, no gold answer."""
-
-    completion_a = AnnotatorCompletionSerializer(read_only=True)
-    completion_b = AnnotatorCompletionSerializer(read_only=True)
-    messages = serializers.JSONField(source="prompt.messages", read_only=True)
-
-    class Meta:
-        model = Comparison
-        fields = ["id", "messages", "completion_a", "completion_b", "status"]
-
-
-class ShownCompletionSerializer(serializers.Serializer):
-    completion = serializers.ChoiceField(choices=["a", "b"], help_text="Which completion of the comparison this is.")
-    id = serializers.IntegerField()
+class ShownTextSerializer(serializers.Serializer):
     text = serializers.CharField()
     is_empty = serializers.BooleanField(help_text="The text is empty or whitespace only (the page shows '(empty response)').")
 
 
-class AssignmentSerializer(serializers.Serializer):
-    """The next comparison to judge, with the completions in the order to show them."""
+def _shown(completion: Completion) -> dict:
+    return {"text": completion.text, "is_empty": completion.is_empty}
 
-    assignment = serializers.IntegerField(source="assignment.id")
+
+class AnnotatorComparisonSerializer(serializers.ModelSerializer):
+    """A comparison as its annotator may see it: the texts as they were shown (left, right); no
+    model names, completion ids, a/b letters or gold answer. Rows from ``selectors.comparison_list``
+    (which annotates ``shown_left``)."""
+
+    messages = serializers.JSONField(source="prompt.messages", read_only=True)
+    left = serializers.SerializerMethodField()
+    right = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Comparison
+        fields = ["id", "messages", "left", "right", "status"]
+
+    def _sides(self, comparison: Comparison) -> tuple[Completion, Completion]:
+        a, b = comparison.completion_a, comparison.completion_b
+        return (a, b) if getattr(comparison, "shown_left", "a") == "a" else (b, a)
+
+    @extend_schema_field(ShownTextSerializer)
+    def get_left(self, comparison: Comparison) -> dict:
+        return _shown(self._sides(comparison)[0])
+
+    @extend_schema_field(ShownTextSerializer)
+    def get_right(self, comparison: Comparison) -> dict:
+        return _shown(self._sides(comparison)[1])
+
+
+class AssignmentSerializer(serializers.Serializer):
+    """The next comparison to judge: the prompt and the two texts in the order to show them. Vote
+    with ``item`` and ``left``/``right``; nothing here says which stored completion is which."""
+
+    item = serializers.CharField(help_text="Opaque token of this item; send it with the vote.")
     comparison = serializers.IntegerField(source="comparison.id")
     expires_at = serializers.DateTimeField(source="assignment.expires_at")
     messages = serializers.ListField(child=serializers.DictField())
     left = serializers.SerializerMethodField()
     right = serializers.SerializerMethodField()
 
-    def _shown(self, letter: str, completion: Completion) -> dict:
-        return {"completion": letter, "id": completion.id, "text": completion.text, "is_empty": completion.is_empty}
-
+    @extend_schema_field(ShownTextSerializer)
     def get_left(self, display: Display) -> dict:
-        return self._shown(display.left_letter, display.left)
+        return _shown(display.left)
 
+    @extend_schema_field(ShownTextSerializer)
     def get_right(self, display: Display) -> dict:
-        return self._shown(display.right_letter, display.right)
+        return _shown(display.right)
+
+
+SUBMIT_CHOICES = ["left", "right", *Choice.values]
+SUBMIT_ASPECT_CHOICES = ["left", "right", *AspectChoice.values]
 
 
 class VoteSubmitSerializer(serializers.Serializer):
-    comparison = serializers.IntegerField(min_value=1)
-    choice = serializers.ChoiceField(choices=Choice.choices, help_text="In terms of the comparison: a, b, tie, both_bad.")
+    item = serializers.CharField(
+        required=False, max_length=24, help_text="The item token from /api/assignments/next/ (or give comparison)."
+    )
+    comparison = serializers.IntegerField(min_value=1, required=False)
+    choice = serializers.ChoiceField(
+        choices=SUBMIT_CHOICES,
+        help_text="left or right (as shown), tie, both_bad; a or b name the comparison's stored completions.",
+    )
     strength = serializers.ChoiceField(choices=Strength.choices, required=False, allow_blank=True, default="")
     rationale = serializers.CharField(required=False, allow_blank=True, max_length=10_000, default="")
-    helpfulness = serializers.ChoiceField(choices=AspectChoice.choices, required=False, allow_blank=True, default="")
-    harmlessness = serializers.ChoiceField(choices=AspectChoice.choices, required=False, allow_blank=True, default="")
-    honesty = serializers.ChoiceField(choices=AspectChoice.choices, required=False, allow_blank=True, default="")
+    helpfulness = serializers.ChoiceField(choices=SUBMIT_ASPECT_CHOICES, required=False, allow_blank=True, default="")
+    harmlessness = serializers.ChoiceField(choices=SUBMIT_ASPECT_CHOICES, required=False, allow_blank=True, default="")
+    honesty = serializers.ChoiceField(choices=SUBMIT_ASPECT_CHOICES, required=False, allow_blank=True, default="")
     ms_on_item = serializers.IntegerField(required=False, min_value=0, max_value=24 * 3600 * 1000, allow_null=True)
     demonstration = serializers.CharField(
         required=False,
@@ -198,6 +222,11 @@ class VoteSubmitSerializer(serializers.Serializer):
         help_text="Optional: your own better response to the prompt (at most 20,000 characters); "
         "stored as a demonstration for supervised fine-tuning with the vote.",
     )
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("item") and attrs.get("comparison") is None:
+            raise serializers.ValidationError({"item": "send item (the token from /api/assignments/next/) or comparison"})
+        return attrs
 
 
 class VoteSerializer(serializers.ModelSerializer):
@@ -225,6 +254,36 @@ class VoteSerializer(serializers.ModelSerializer):
         if "_built_fields" not in cls.__dict__:
             cls._built_fields = super().get_fields()
         return copy.deepcopy(cls._built_fields)
+
+
+class AnnotatorVoteSerializer(serializers.Serializer):
+    """A vote as its annotator sees it: choice and aspects in screen terms (left, right, tie,
+    both_bad), without the stored side shown on the left."""
+
+    id = serializers.IntegerField()
+    comparison = serializers.IntegerField(source="comparison_id")
+    annotator = serializers.CharField(source="annotator.username")
+    choice = serializers.SerializerMethodField()
+    strength = serializers.CharField()
+    rationale = serializers.CharField()
+    helpfulness = serializers.SerializerMethodField()
+    harmlessness = serializers.SerializerMethodField()
+    honesty = serializers.SerializerMethodField()
+    ms_on_item = serializers.IntegerField(allow_null=True)
+    source = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def get_choice(self, vote: Vote) -> str:
+        return choice_on_screen(vote.choice, vote.shown_left)
+
+    def get_helpfulness(self, vote: Vote) -> str:
+        return choice_on_screen(vote.helpfulness, vote.shown_left)
+
+    def get_harmlessness(self, vote: Vote) -> str:
+        return choice_on_screen(vote.harmlessness, vote.shown_left)
+
+    def get_honesty(self, vote: Vote) -> str:
+        return choice_on_screen(vote.honesty, vote.shown_left)
 
 
 class SkipSerializer(serializers.ModelSerializer):
@@ -262,6 +321,13 @@ class ComparisonStatusFilter(serializers.Serializer):
 class VoteFilter(serializers.Serializer):
     comparison = serializers.IntegerField(required=False, min_value=1)
     annotator = serializers.IntegerField(required=False, min_value=1)
-    choice = serializers.ChoiceField(choices=Choice.choices, required=False)
+    choice = serializers.ChoiceField(
+        choices=SUBMIT_CHOICES, required=False, help_text="left, right, tie, both_bad; a or b for admins only."
+    )
+
+    def validate_choice(self, value: str) -> str:
+        if value in (Choice.A, Choice.B) and not self.context.get("is_admin"):
+            raise serializers.ValidationError("filter by left, right, tie or both_bad (the sides as you saw them)")
+        return value
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)

@@ -20,6 +20,7 @@ from .serializers import (
     MAX_BULK,
     AdminComparisonSerializer,
     AnnotatorComparisonSerializer,
+    AnnotatorVoteSerializer,
     AssignmentSerializer,
     ComparisonCreateSerializer,
     ComparisonStatusFilter,
@@ -66,7 +67,9 @@ def _filters(serializer_class, request) -> dict:
     A plain dict, not the ``QueryDict``: DRF reads an empty form value as "not given", so ``?status=``
     would pass unchecked and match everything; here it is refused like any value outside the choices.
     """
-    serializer = serializer_class(data=request.query_params.dict())
+    serializer = serializer_class(
+        data=request.query_params.dict(), context={"is_admin": is_feedback_admin(request.user)}
+    )
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -213,11 +216,15 @@ class NextAssignmentView(APIView):
 
 @extend_schema_view(list=extend_schema(parameters=[VoteFilter]))
 class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Votes: admins see all, annotators their own. POST stores a vote on a comparison assigned to you:
-    201 when stored, 200 when the identical vote was already stored, 409 for a different one."""
+    """Votes: admins see all (in stored terms, a/b), annotators their own (in screen terms, left/right).
+    POST stores a vote on the item assigned to you (``item`` token or ``comparison``): 201 when
+    stored, 200 when the identical vote was already stored, 409 for a different one or an item
+    that is no longer yours to vote on."""
 
-    serializer_class = VoteSerializer
     queryset = Vote.objects.none()  # for the schema; get_queryset scopes real requests
+
+    def get_serializer_class(self):
+        return VoteSerializer if is_feedback_admin(self.request.user) else AnnotatorVoteSerializer
 
     def get_permissions(self):
         return [IsAnnotator()] if self.action == "create" else [IsAuthenticated()]
@@ -229,11 +236,12 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     @extend_schema(
         request=VoteSubmitSerializer,
         responses={
-            201: VoteSerializer,
-            200: VoteSerializer,
+            201: AnnotatorVoteSerializer,
+            200: AnnotatorVoteSerializer,
             409: conflict(
                 "A different vote is stored (vote_conflict, with that vote), the lease ran out and its slot went to "
-                "another annotator (lease_expired), or the comparison takes no more votes (comparison_closed)."
+                "another annotator (lease_expired), the comparison takes no more votes (comparison_closed), or "
+                "the item is no longer the one on your screen (item_changed)."
             ),
         },
     )
@@ -243,7 +251,8 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         data = serializer.validated_data
         vote, created = services.vote_submit(
             annotator=request.user,
-            comparison_id=data["comparison"],
+            comparison_id=data.get("comparison"),
+            item=data.get("item", ""),
             choice=data["choice"],
             strength=data["strength"],
             rationale=data["rationale"],
@@ -251,4 +260,6 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             ms_on_item=data.get("ms_on_item"),
             demonstration=data["demonstration"],
         )
-        return Response(VoteSerializer(vote).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        # The answer to a vote is in the voter's screen terms (left/right), whoever votes.
+        body = AnnotatorVoteSerializer(vote).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -1,13 +1,62 @@
-// Keyboard shortcuts and time-on-item for the annotator page. Works with or without htmx:
-// each key clicks the matching submit button, so the form posts exactly as a click would.
+// Keyboard shortcuts, time-on-item and the vote guard for the annotator page. Works with or
+// without htmx: each key clicks the matching submit button, so the form posts exactly as a click would.
+//
+// No vote the annotator did not mean: for GUARD_MS after an item appears (page load or htmx swap)
+// its buttons are disabled and clicks and keys are dropped, so the second click of a double click,
+// or a key pressed twice, cannot land on the item that replaced the one voted on; once a vote is
+// sent, nothing more is sent from that item; a held key (auto-repeat, `event.repeat`) never votes.
+// The server checks the item token each vote carries as well (a second tab, no JavaScript).
 (function () {
   "use strict";
+  var GUARD_MS = 800;
   var shownAt = performance.now();
+  var sent = false;
 
-  function resetTimer() { shownAt = performance.now(); }
-  document.addEventListener("htmx:afterSwap", resetTimer);
+  function form() { return document.querySelector(".vote-form"); }
+  function guarded() { return sent || performance.now() - shownAt < GUARD_MS; }
+  function setButtons(target, disabled) {
+    var buttons = target.querySelectorAll("button");
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = disabled;
+  }
 
+  function itemShown() {
+    shownAt = performance.now();
+    sent = false;
+    var current = form();
+    if (!current) return;
+    current.classList.add("guarded");
+    setButtons(current, true);
+    setTimeout(function () {
+      if (!current.isConnected) return;
+      current.classList.remove("guarded");
+      setButtons(current, false);
+    }, GUARD_MS);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", itemShown);
+  else itemShown();
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "item") itemShown();
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    // No answer to swap (network error, 5xx): the same item stays, so let the annotator try again.
+    if (sent && !event.detail.successful && !(event.detail.xhr && event.detail.xhr.status >= 400 && event.detail.xhr.status < 500)) {
+      sent = false;
+    }
+  });
+
+  function drop(event) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+  // Capture phase on the document: runs before htmx's own listener on the form.
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest(".vote-form button") : null;
+    if (button && guarded()) drop(event);
+  }, true);
   document.addEventListener("submit", function (event) {
+    if (!event.target.classList || !event.target.classList.contains("vote-form")) return;
+    if (sent) { drop(event); return; }
+    sent = true;
     var timer = event.target.querySelector("input[data-role=timer]");
     if (timer) timer.value = String(Math.round(performance.now() - shownAt));
   }, true);
@@ -25,8 +74,9 @@
     if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
     var key = event.key.toLowerCase();
     var button = document.querySelector('.vote-form button[data-key="' + key + '"]');
-    if (!button || button.disabled) return;
+    if (!button) return;
     event.preventDefault();
+    if (button.disabled || guarded()) return;
     button.click();
   });
 })();
