@@ -320,7 +320,8 @@ def test_next_assignment_body(annotator):
     assert body["comparison"] == comparison.pk
     assert body["messages"] == comparison.prompt.messages
     texts = ("Alpha text", "Beta text") if assignment.shown_left == "a" else ("Beta text", "Alpha text")
-    assert (body["left"], body["right"]) == ({"text": texts[0]}, {"text": texts[1]})  # no ids, no a/b letters
+    shown = ({"text": texts[0], "is_empty": False}, {"text": texts[1], "is_empty": False})
+    assert (body["left"], body["right"]) == shown  # no ids, no a/b letters
     assert set(body) == {"item", "comparison", "expires_at", "messages", "left", "right"}
 
 

@@ -6,6 +6,7 @@ from base64 import b64encode
 import pytest
 
 from feedback import services
+from feedback.models import Assignment
 from tests.conftest import api_as
 from tests.factories import ComparisonFactory, VoteFactory
 from training.models import Job, JobKind, JobMetric
@@ -80,9 +81,10 @@ def test_a_job_without_a_snapshot_answers_null_and_the_schema_allows_it(admin_us
     assert schema["components"]["schemas"]["Job"]["properties"]["snapshot"]["nullable"] is True
 
 
-def test_a_vote_without_strength_answers_blank_and_the_schema_allows_it(admin_user, schema):
+def test_a_vote_without_strength_answers_blank_and_the_schema_allows_it(admin_user):
     vote = VoteFactory()
     body = api_as(admin_user).get(f"/api/votes/{vote.pk}/").json()
+    schema = api_as(admin_user).get("/api/schema/", {"format": "json"}).json()  # admins read votes as Vote
     assert body["strength"] == "" and body["helpfulness"] == ""
     components = schema["components"]["schemas"]
     for field in ("strength", "helpfulness", "harmlessness", "honesty"):
@@ -120,7 +122,9 @@ def test_skip_after_voting_is_a_409_and_documented(annotator, schema):
     documented = _responses(schema, "/api/comparisons/{id}/skip/", "post")
     conflict = schema["components"]["schemas"][_ref(documented["409"])]
     codes = schema["components"]["schemas"][conflict["properties"]["code"]["$ref"].rsplit("/", 1)[-1]]["enum"]
-    assert response.json()["code"] == "vote_conflict" and set(codes) == {"vote_conflict", "lease_expired", "comparison_closed"}
+    assert response.json()["code"] == "vote_conflict" and set(codes) == {
+        "vote_conflict", "lease_expired", "comparison_closed", "item_changed"
+    }
     assert set(conflict["required"]) <= set(response.json())
 
 
@@ -132,7 +136,10 @@ def test_a_different_vote_is_a_409_carrying_the_stored_vote_as_documented(annota
     response = client.post("/api/votes/", {"comparison": comparison, "choice": "b"}, format="json")
     assert response.status_code == 409
     conflict = schema["components"]["schemas"][_ref(_responses(schema, "/api/votes/", "post")["409"])]
-    assert response.json()["code"] == "vote_conflict" and response.json()["vote"]["choice"] == "a"
+    # The stored vote comes back in the voter's screen terms: "a" is whichever side was shown for it.
+    shown_left = Assignment.objects.get(annotator=annotator).shown_left
+    assert response.json()["code"] == "vote_conflict"
+    assert response.json()["vote"]["choice"] == ("left" if shown_left == "a" else "right")
     assert set(response.json()) <= set(conflict["properties"])
 
 

@@ -131,7 +131,7 @@ def test_every_api_answer_an_annotator_can_reach_is_blind(annotator, comparisons
     served = api.post("/api/assignments/next/")
     answers["next"] = served
     body = served.json()
-    assert set(body["left"]) == set(body["right"]) == {"text"}
+    assert set(body["left"]) == set(body["right"]) == {"text", "is_empty"}
     vote = {"item": body["item"], "choice": "left", "strength": "clear", "helpfulness": "right"}
     answers["vote 201"] = api.post("/api/votes/", vote, format="json")
     answers["vote 200"] = api.post("/api/votes/", vote, format="json")
