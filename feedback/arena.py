@@ -19,8 +19,13 @@ answers differ, so almost every multi-turn battle) are **refused** (``RowRefused
 refused, or with ``skip_refused`` the battle is skipped and reported), not imported by their longest common prefix: the verdict judged the whole conversation,
 and storing it as a preference between the first answers would claim a judgement nobody made.
 
-A battle whose two final answers are the same text is parsed (``responses_identical``); the importer
-skips and counts it, as it carries no preference between the texts.
+A battle whose two final answers are the same text, or differ only in whitespace, is parsed
+(``responses_identical``); the importer skips and counts it, as it carries no preference between the texts.
+
+Flags (``feedback.import_flags``: the file is refused, or with ``allow_flagged`` the battle is
+imported and marked): a battle lacking ``question_id``, ``judge`` or ``tstamp`` while other battles
+of the file have it (``<key>_missing``: it may be a different battle with the same text), and an
+answer that is a strict prefix of the other (``strict_prefix``).
 
 Other keys are not stored. ``judge`` is not made an annotator: each imported vote is by one
 system user named after the import's source (``feedback.imports``), so thousands of anonymous
@@ -35,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .import_rows import RowRefused, RowsRead, canonical_json, common_prefix_length, conversation_check, model_name_check, read_rows
-from .messages import MessagesError, messages_validate
+from .messages import MessagesError, messages_validate, responses_equivalent
 
 EXTERNAL_ID_PREFIX = "arena:"
 CHOICE_OF_WINNER = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_bad"}
@@ -54,6 +59,7 @@ class ArenaBattle:
         response_a, response_b: each side's final assistant message.
         choice: ``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"`` (``CHOICE_OF_WINNER``).
         external_id: ``arena_external_id`` of the row.
+        optional_present: the ``IDENTITY`` keys the row has a (non-null) value for.
     """
 
     prompt_messages: list[dict[str, str]]
@@ -63,10 +69,12 @@ class ArenaBattle:
     response_b: str
     choice: str
     external_id: str
+    optional_present: frozenset[str] = frozenset()
 
     @property
     def responses_identical(self) -> bool:
-        return self.response_a == self.response_b
+        """True when the two answers differ at most in whitespace (``feedback.messages.responses_equivalent``)."""
+        return responses_equivalent(self.response_a, self.response_b)
 
 
 def arena_external_id(*, battle: dict[str, Any]) -> str:
@@ -127,6 +135,7 @@ def arena_battle_parse(row: dict[str, Any]) -> ArenaBattle:
         response_b=conversation_b[-1]["content"],
         choice=CHOICE_OF_WINNER[winner],
         external_id=arena_external_id(battle=battle),
+        optional_present=frozenset(key for key in IDENTITY if row.get(key) is not None),
     )
 
 

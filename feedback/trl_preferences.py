@@ -12,6 +12,14 @@ Explicit prompt: ``prompt`` is text (it becomes one user message) or messages th
 ``feedback.messages.messages_validate`` accepts (so it ends with a user turn); ``chosen`` and
 ``rejected`` are each text or a list of one assistant message.
 
+Text in transcript form (``feedback.hh_rlhf.is_transcript_prompt``): a text ``prompt`` that starts
+with ``"\\n\\nHuman:"`` (or ``"\\n\\nSystem:"``) and ends with the assistant cue ``"\\n\\nAssistant:"``
+is the conversation written out, as TRL's plain-text HH-RLHF datasets and Arbiter's own plain-text
+exports (``feedback.exports.formats.prompt_text``) write it. It is read back as its messages
+(``feedback.hh_rlhf.transcript_prompt_parse``), and one leading space is removed from each text
+response (the space after ``"Assistant:"``), so a plain-text export imports as the same prompts and
+responses as the conversational one. A transcript turn with no space after its marker is a problem.
+
 Implicit prompt (no ``prompt``, or a null one): ``chosen`` and ``rejected`` must be message lists
 (whole conversations). The prompt is their longest common prefix of messages, which must end with a
 user turn; each response is the rest of its conversation and must be exactly one assistant message.
@@ -22,13 +30,17 @@ the two answers into the prompt.
 Problems (``ValueError``, the file is refused): a missing or null ``chosen``/``rejected``, a value
 of the wrong type, a message with an unknown role or non-text content, a response message that is
 not the assistant's, an empty or missing prompt, ``chosen`` equal to ``rejected`` (it carries no
-preference), a response over ``MAX_COMPLETION_CHARS`` characters or holding NUL, a ``margin`` that
-is not a number.
+preference; also when they differ only in whitespace, ``feedback.messages.responses_equivalent``),
+a response over ``MAX_COMPLETION_CHARS`` characters or holding NUL, a ``margin`` that is not a number.
 
 Refusals (``RowRefused``: the file is refused, or with ``skip_refused`` the row is skipped and reported): a response of more than one message
 (explicit), or conversations whose remainders after the shared prefix are more than one message
 each, or whose shared prefix ends with an assistant turn (implicit): the two sides diverged before
 the last turn, and Arbiter stores a response as one assistant message.
+
+Flags (``feedback.import_flags``: the file is refused, or with ``allow_flagged`` the row is imported
+and its comparison marked): a row with no ``margin`` (absent or null) in a file where other rows have
+one (``margin_missing``), and a response that is a strict prefix of the other (``strict_prefix``).
 
 ``margin`` (TRL's optional reward-margin column) is checked to be a number and **not stored**:
 Arbiter's margins are derived from a vote's strength (``feedback.preferences.MARGIN_BY_STRENGTH``),
@@ -52,10 +64,12 @@ from .import_rows import (
     read_rows,
     text_check,
 )
-from .messages import MessagesError, messages_validate
+from .hh_rlhf import is_transcript_prompt, transcript_prompt_parse
+from .messages import MessagesError, messages_validate, responses_equivalent
 
 EXTERNAL_ID_PREFIX = "trl:"
-COLUMNS = ("prompt", "chosen", "rejected", "margin")
+OPTIONAL_COLUMNS = ("margin",)  # a file must have them on every row or none (else rows are flagged)
+COLUMNS = ("prompt", "chosen", "rejected", *OPTIONAL_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,7 @@ class TRLPair:
         rejected: the other response's text; never equal to ``chosen``.
         implicit_prompt: the prompt was the conversations' common prefix.
         external_id: ``trl_external_id`` of the three.
+        optional_present: the ``OPTIONAL_COLUMNS`` the row has a (non-null) value for.
     """
 
     prompt_messages: list[dict[str, str]]
@@ -75,6 +90,7 @@ class TRLPair:
     rejected: str
     implicit_prompt: bool
     external_id: str
+    optional_present: frozenset[str] = frozenset()
 
 
 def trl_external_id(*, prompt_messages: list[dict[str, str]], chosen: str, rejected: str) -> str:
@@ -90,7 +106,14 @@ def _prompt_of(value: Any) -> list[dict[str, str]]:
     if isinstance(value, str):
         if not value.strip():
             raise ValueError("prompt: is empty")
-        value = [{"role": "user", "content": text_check(value, "prompt")}]
+        text_check(value, "prompt")
+        if is_transcript_prompt(value):
+            try:
+                value = transcript_prompt_parse(value)
+            except ValueError as error:
+                raise ValueError(f"prompt (a transcript ending in 'Assistant:'): {error}") from None
+        else:
+            value = [{"role": "user", "content": value}]
     elif isinstance(value, list):
         value = conversation_check(value, "prompt")
     else:
@@ -183,15 +206,28 @@ def trl_pair_parse(row: dict[str, Any]) -> TRLPair:
         chosen = _response_of(row["chosen"], "chosen")
         rejected = _response_of(row["rejected"], "rejected")
         implicit = False
+        if isinstance(row["prompt"], str) and is_transcript_prompt(row["prompt"]):
+            chosen, rejected = _after_cue(row["chosen"], chosen), _after_cue(row["rejected"], rejected)
     if chosen == rejected:
         raise ValueError("chosen equals rejected: a pair needs two different responses to carry a preference")
+    if responses_equivalent(chosen, rejected):
+        raise ValueError(
+            "chosen equals rejected up to whitespace: a pair needs two different responses to carry a preference"
+        )
     return TRLPair(
         prompt_messages=prompt,
         chosen=chosen,
         rejected=rejected,
         implicit_prompt=implicit,
         external_id=trl_external_id(prompt_messages=prompt, chosen=chosen, rejected=rejected),
+        optional_present=frozenset(column for column in OPTIONAL_COLUMNS if row.get(column) is not None),
     )
+
+
+def _after_cue(value: Any, text: str) -> str:
+    """A text response that follows a transcript prompt's ``"Assistant:"`` cue, without the one
+    space that separates them (a response given as messages is kept as it is)."""
+    return text[1:] if isinstance(value, str) and text.startswith(" ") else text
 
 
 def read_trl_preferences(path: str | Path) -> RowsRead[TRLPair]:

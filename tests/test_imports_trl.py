@@ -142,7 +142,7 @@ def test_explicit_conversational_jsonl_imports_as_voted_comparisons(tmp_path):
 
     assert summary.as_dict() == {
         "lines": 8, "imported": 8, "already_present": 0, "duplicate_lines": 0, "identical_responses": 0,
-        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 8, "prompts_reused": 0,
+        "refused": 0, "flagged": 0, "diverged_before_last_turn": 0, "prompts_created": 8, "prompts_reused": 0,
     }
     assert row_counts() == (8, 16, 8, 8)
     assert set(Completion.objects.values_list("model_name", flat=True)) == {"trl-import"}
@@ -282,9 +282,10 @@ def test_refusals_past_twenty_are_counted_not_listed(tmp_path):
 
 
 def test_margin_is_checked_but_not_stored(tmp_path):
-    path = write_jsonl(tmp_path / "m.jsonl", [conversational(1) | {"margin": 3.5}, conversational(2) | {"margin": None}])
+    path = write_jsonl(tmp_path / "m.jsonl", [conversational(1) | {"margin": 3.5}, conversational(2) | {"margin": 0.5}])
     assert trl_preferences_import(path=path).imported == 2
     assert set(Vote.objects.values_list("strength", flat=True)) == {""}
+    assert set(Comparison.objects.values_list("import_flags", flat=True)) == {""}
 
 
 # --- bad input: each a clear error, nothing imported -----------------------------------------
