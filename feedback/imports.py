@@ -12,6 +12,7 @@ picks one by name. An imported demonstration becomes a ``Demonstration`` (keyed 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL vari
 MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
 MAX_LISTED_REFUSALS = 20
 MAX_LISTED_FLAG_ROWS = 10
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # the import page's and API's cap; larger files: manage.py import_preferences
 
 T = TypeVar("T")
 
@@ -687,6 +689,20 @@ def preferences_import(
     if format == "trl":
         return trl_preferences_import(**options, model_name=model_name)
     return hh_rlhf_import(**options, model_name=model_name)
+
+
+def preferences_import_upload(*, chunks: Iterable[bytes], **options) -> ImportSummary:
+    """``preferences_import`` of an uploaded file given as byte chunks: written to a temporary file
+    (removed afterwards), then imported whole or not at all. ``options`` are ``preferences_import``'s
+    keyword arguments other than ``path``.
+
+    Raises: as ``preferences_import``.
+    """
+    with tempfile.NamedTemporaryFile(prefix="arbiter-import-") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.flush()
+        return preferences_import(path=handle.name, **options)
 
 
 # --- demonstrations ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from feedback.exports.api import ExportViewSet
 
 from . import views
 from .auth import ObtainThrottledAuthToken
+from .imports import PreferenceImportView
 from .docs import SwaggerDocsView
 
 router = DefaultRouter()
@@ -18,6 +19,7 @@ router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
+    path("imports/preferences/", PreferenceImportView.as_view(), name="preference-import"),
     path("auth/token/", ObtainThrottledAuthToken.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="api-schema"), name="api-docs"),
