@@ -41,6 +41,7 @@ LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL vari
 MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
 MAX_LISTED_REFUSALS = 20
 MAX_LISTED_FLAG_ROWS = 10
+FLAG_ONLY = "refused: flagged "  # how RowsRefusedError.problems words a row refused only for its flags
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # the import page's and API's cap; larger files: manage.py import_preferences
 
 T = TypeVar("T")
@@ -62,19 +63,19 @@ class RowsRefusedError(PreferenceFileError):
         flagged: dict[str, list[int]] | None = None,
     ):
         self.flagged = dict(flagged or {})
-        flagged_rows = {number for numbers in self.flagged.values() for number in numbers}
         super().__init__(path, [(number, f"refused: {reason}") for number, reason in refusals], unit=unit)
         units = unit if len(refusals) == 1 else f"{unit}s"
-        unstorable = [(number, message) for number, message in self.problems if number not in flagged_rows]
-        listed = []
+        # Rows refused for a reason of their own are listed one a line; rows refused only for a
+        # flag are named by the flag's line, with their numbers.
+        own = [(number, message) for number, message in self.problems if not message.startswith(FLAG_ONLY)]
+        listed = [f"{unit} {number}: {message}" for number, message in own[:MAX_LISTED_REFUSALS]]
+        if len(own) > MAX_LISTED_REFUSALS:
+            listed.append(f"... and {len(own) - MAX_LISTED_REFUSALS} more refused")
         for code, numbers in self.flagged.items():
             shown = ", ".join(str(number) for number in numbers[:MAX_LISTED_FLAG_ROWS])
             more = f", ... ({len(numbers)} in all)" if len(numbers) > MAX_LISTED_FLAG_ROWS else ""
             noun = unit if len(numbers) == 1 else f"{unit}s"
             listed.append(f"flagged {code} ({flag_label(code)}): {noun} {shown}{more}")
-        listed += [f"{unit} {number}: {message}" for number, message in unstorable[:MAX_LISTED_REFUSALS]]
-        if len(unstorable) > MAX_LISTED_REFUSALS:
-            listed.append(f"... and {len(unstorable) - MAX_LISTED_REFUSALS} more refused")
         if self.flagged:
             head = (
                 f"{len(refusals)} {units} cannot be imported faithfully; nothing was imported "
@@ -412,6 +413,11 @@ def pair_flags(pair: ImportedPair, *, missing: Iterable[str] = ()) -> tuple[str,
     return tuple(sorted(codes))
 
 
+def _storable(record):
+    """A parsed record, or a refusal's ``flagged`` record (None when the refusal has none)."""
+    return record.flagged if isinstance(record, RowRefused) else record
+
+
 def _rows_import(
     read: RowsRead[T], *, path: str | Path, to_pair, source: str, split: str | None, eval_fraction: float,
     offset: int, limit: int | None, skip_refused: bool, allow_flagged: bool,
@@ -419,26 +425,33 @@ def _rows_import(
 ) -> ImportSummary:
     """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``, each flagged by
     ``pair_flags`` (an optional column is *missing* on a record when ``present_of(record)`` lacks it
-    while another record of the whole file has it).
+    while another record of the whole file has it). A refusal with a ``flagged`` record (a pair that
+    diverged before the last turn, stored the HH-RLHF way) counts as that flagged record.
 
     A refused row (``RowRefused``), or a flagged one without ``allow_flagged``, raises
     ``RowsRefusedError`` (nothing written) unless ``skip_refused``: then they are counted in ``lines``
     and ``refused``, listed in ``refusals`` and the other rows are imported. With ``allow_flagged``
     flagged rows are imported and their comparisons keep the codes."""
-    records = [record for _, record in read.rows if not isinstance(record, RowRefused)]
-    uneven = optional_columns_missing((present_of(record) for record in records), optional_columns)
+    records = [_storable(record) for _, record in read.rows]
+    uneven = optional_columns_missing(
+        (present_of(record) for record in records if record is not None), optional_columns
+    )
     refusals: list[tuple[int, str]] = []
     flagged: dict[str, list[int]] = {}
     pairs: list[ImportedPair] = []
     for number, record in _in_range(read.rows, offset, limit):
-        if isinstance(record, RowRefused):
-            refusals.append((number, str(record)))
+        own_reason = str(record) if isinstance(record, RowRefused) else None
+        record = _storable(record)
+        if record is None:
+            refusals.append((number, own_reason))
             continue
         pair = to_pair(record)
         present = present_of(record)
         pair = replace(pair, flags=pair_flags(pair, missing=[column for column in uneven if column not in present]))
         if pair.flags and not allow_flagged:
-            refusals.append((number, "flagged " + "; ".join(f"{code}: {flag_label(code)}" for code in pair.flags)))
+            refusals.append((
+                number, own_reason or "flagged " + "; ".join(f"{code}: {flag_label(code)}" for code in pair.flags)
+            ))
             for code in pair.flags:
                 flagged.setdefault(code, []).append(number)
             continue
@@ -568,6 +581,7 @@ def trl_preferences_import(
         return _chosen_rejected_pair(
             prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
             model_name=model_name, external_id=pair.external_id,
+            diverged_before_last_turn=pair.diverged_before_last_turn,
         )
 
     return _rows_import(
@@ -634,6 +648,7 @@ def arena_import(
             model_b=battle.model_b,
             choice=battle.choice,
             external_id=battle.external_id,
+            diverged_before_last_turn=battle.diverged_before_last_turn,
         )
 
     return _rows_import(

@@ -325,3 +325,39 @@ def test_a_plain_text_prompt_with_a_system_turn_and_a_turn_without_its_space(tmp
     with pytest.raises(PreferenceFileError, match="line 1: prompt .*turn 1 has no space after its 'Role:' marker"):
         trl_preferences_import(path=write_jsonl(tmp_path / "b.jsonl", [bad]))
     assert row_counts() == (1, 2, 1, 1)
+
+
+# --- diverged TRL rows and Arena battles, opted in ------------------------------------------------
+
+
+def test_trl_and_arena_pairs_that_diverge_before_the_last_turn_import_the_hh_rlhf_way_when_allowed(tmp_path):
+    implicit = {"chosen": [user("Hi"), assistant("Hello!"), user("Joke?"), assistant("A pun.")],
+                "rejected": [user("Hi"), assistant("Go away."), user("Joke?"), assistant("No.")]}
+    explicit = {"prompt": [user("q")], "chosen": [assistant("x"), user("more"), assistant("y")], "rejected": [assistant("z")]}
+    path = write_jsonl(tmp_path / "t.jsonl", [row(1), implicit, explicit])
+    assert refusal(trl_preferences_import, path=path).flagged == {"diverged_before_last_turn": [2, 3]}
+
+    summary = trl_preferences_import(path=path, allow_flagged=True)
+    assert (summary.imported, summary.flagged, summary.diverged_before_last_turn) == (3, 2, 2)
+    texts = {
+        (tuple(m["content"] for m in c.prompt.messages), frozenset((c.completion_a.text, c.completion_b.text)))
+        for c in Comparison.objects.exclude(import_flags="").select_related("prompt", "completion_a", "completion_b")
+    }
+    assert texts == {
+        (("Hi",), frozenset({"Hello!\n\nHuman: Joke?\n\nAssistant: A pun.", "Go away.\n\nHuman: Joke?\n\nAssistant: No."})),
+        (("q",), frozenset({"x\n\nHuman: more\n\nAssistant: y", "z"})),
+    }
+
+    diverged = battle(2) | {"conversation_a": [user("Hi"), assistant("Hello!"), user("Joke?"), assistant("A pun.")],
+                            "conversation_b": [user("Hi"), assistant("Hey."), user("Joke?"), assistant("No.")]}
+    arena = write_jsonl(tmp_path / "arena.jsonl", [battle(1), diverged])
+    assert arena_refusal_flags(arena) == {"diverged_before_last_turn": [2]}
+    summary = arena_import(path=arena, allow_flagged=True)
+    assert (summary.imported, summary.flagged) == (2, 1)
+    assert Comparison.objects.filter(import_flags="diverged_before_last_turn").count() == 3
+
+
+def arena_refusal_flags(path):
+    with pytest.raises(RowsRefusedError) as caught:
+        arena_import(path=path)
+    return caught.value.flagged

@@ -232,7 +232,7 @@ def test_the_command_imports_battles_and_prints_the_refusals(tmp_path):
     }
     path = write_parquet(tmp_path / "arena.parquet", [battle("One?", "model_a"), diverged])
     out = io.StringIO()
-    with pytest.raises(CommandError, match="1 row cannot be stored; nothing was imported"):
+    with pytest.raises(CommandError, match="1 row cannot be imported faithfully; nothing was imported"):
         call_command("import_preferences", str(path), "--format", "arena", stdout=out)
     assert nothing_written()
 
