@@ -18,7 +18,7 @@ from feedback import snapshots
 from feedback.import_flags import strict_prefix
 from feedback.imports import RowsRefusedError, arena_import, hh_rlhf_import, trl_preferences_import
 from feedback.import_rows import PreferenceFileError
-from feedback.models import Comparison, Vote
+from feedback.models import Comparison, Export, Vote
 from tests.conftest import api_as
 from tests.import_files import assistant, nothing_written, row_counts, user, write_jsonl, write_parquet
 from tests.shared_data import HH_RLHF_SAMPLE, shared_data_path
@@ -197,6 +197,24 @@ def test_an_export_leaves_flagged_comparisons_out_and_counts_them_unless_asked(t
     rows, printed = export("--include-flagged")
     assert sorted(r["prompt"][0]["content"] for r in rows) == ["Question 1?", "Question 2?"]
     assert "flagged_import" not in printed
+
+
+def test_the_export_page_and_api_take_include_flagged(tmp_path, settings, admin_user):
+    settings.ARBITER_DATA_DIR = tmp_path / "data"
+    flagged_and_clean(tmp_path)
+    client = Client()
+    client.force_login(admin_user)
+    form = {"format": "trl-preference", "file_type": "jsonl", "gold": "include"}
+
+    assert client.post("/manage/exports/", form).status_code == 302
+    assert client.post("/manage/exports/", form | {"include_flagged": "on"}).status_code == 302
+    api = api_as(admin_user)
+    response = api.post("/api/exports/", {"format": "trl-preference", "file_type": "jsonl",
+                                          "filters": {"include_flagged": "yes"}}, format="json")
+    assert response.status_code == 400 and "include_flagged" in json.dumps(response.json())
+    left_out, included = Export.objects.order_by("id")
+    assert (left_out.row_count, left_out.counts.get("flagged_import")) == (1, 1)
+    assert (included.row_count, included.counts.get("flagged_import", 0), included.filters["include_flagged"]) == (2, 0, True)
 
 
 def test_the_import_page_refuses_flagged_rows_and_imports_them_when_ticked(admin_user):
