@@ -31,7 +31,7 @@ MISSING_SUFFIX = "_missing"
 MAX_FLAGS_CHARS = 200  # Comparison.import_flags
 
 _LABELS = {
-    STRICT_PREFIX: "one response is a strict prefix of the other (truncated?)",
+    STRICT_PREFIX: "one response is a strict prefix of the other, perhaps truncated",
     DIVERGED_BEFORE_LAST_TURN: "the conversations differ before their last turn; each response holds the later turns",
 }
 
@@ -47,7 +47,7 @@ def flag_label(code: str) -> str:
         return _LABELS[code]
     if code.endswith(MISSING_SUFFIX):
         column = code[: -len(MISSING_SUFFIX)]
-        return f"no {column}, while other rows of the file have one (never invented)"
+        return f"no {column}, while other rows of the file have one; never invented"
     return code
 
 

@@ -8,6 +8,12 @@ formats: HH-RLHF transcripts (``feedback.hh_rlhf``), TRL preference rows
 (``feedback.trl_preferences``) and Chatbot-Arena battles (``feedback.arena``); ``preferences_import``
 picks one by name. An imported demonstration becomes a ``Demonstration`` (keyed by
 ``external_id`` likewise) of a reused or new prompt.
+
+Nothing is kept that the file did not say: a pair whose responses differ only in whitespace is
+skipped (``identical_responses``), an imported vote has no shown side (``shown_left`` ``""``), and
+a row the importer cannot keep faithfully is flagged (``feedback.import_flags``): the whole file
+is refused, naming the lines, unless ``allow_flagged`` (imported, the comparison marked, left out of
+snapshots and exports unless they include flagged comparisons) or ``skip_refused`` (left out).
 """
 from __future__ import annotations
 

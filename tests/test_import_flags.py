@@ -61,7 +61,7 @@ def test_a_margin_on_some_rows_only_refuses_the_file_naming_the_lines(tmp_path):
     assert lines[0].endswith("m.jsonl: 2 lines cannot be imported faithfully; nothing was imported "
                              "(allow_flagged=True, --allow-flagged or 'Import flagged rows' imports flagged rows marked; "
                              "skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)")
-    assert lines[1] == ("flagged margin_missing (no margin, while other rows of the file have one (never invented)): "
+    assert lines[1] == ("flagged margin_missing (no margin, while other rows of the file have one; never invented): "
                         "lines 2, 4")
 
 
@@ -90,7 +90,7 @@ def test_a_response_that_is_a_strict_prefix_of_the_other_is_refused(tmp_path):
     cut = row(2) | {"chosen": [assistant("Paris is the capital of France.")], "rejected": [assistant("Paris is the")]}
     error = refusal(trl_preferences_import, path=write_jsonl(tmp_path / "p.jsonl", [row(1), cut]))
     assert error.flagged == {"strict_prefix": [2]}
-    assert "flagged strict_prefix (one response is a strict prefix of the other (truncated?)): line 2" in str(error)
+    assert "flagged strict_prefix (one response is a strict prefix of the other, perhaps truncated): line 2" in str(error)
 
 
 def test_strict_prefix_is_by_the_normalised_text_and_needs_two_non_empty_responses():
@@ -256,6 +256,8 @@ def test_the_import_api_refuses_naming_the_file_field_and_takes_allow_flagged(ad
 
     assert api_as(annotator).post(url, {"file": SimpleUploadedFile("m.jsonl", text), "format": "trl"},
                                   format="multipart").status_code == 403
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    assert "allow_flagged" in json.dumps(schema["paths"][url]["post"])
 
 
 # --- whitespace-only differences, shown side -----------------------------------------------------
