@@ -16,9 +16,10 @@ Text in transcript form (``feedback.hh_rlhf.is_transcript_prompt``): a text ``pr
 with ``"\\n\\nHuman:"`` (or ``"\\n\\nSystem:"``) and ends with the assistant cue ``"\\n\\nAssistant:"``
 is the conversation written out, as TRL's plain-text HH-RLHF datasets and Arbiter's own plain-text
 exports (``feedback.exports.formats.prompt_text``) write it. It is read back as its messages
-(``feedback.hh_rlhf.transcript_prompt_parse``), and one leading space is removed from each text
-response (the space after ``"Assistant:"``), so a plain-text export imports as the same prompts and
-responses as the conversational one. A transcript turn with no space after its marker is a problem.
+(``feedback.hh_rlhf.transcript_prompt_parse``), and one leading space, where there is one, is
+removed from each text response (the space after ``"Assistant:"``), so a plain-text export imports
+as the same prompts and responses as the conversational one. A transcript turn with no space after
+its marker is a problem.
 
 Implicit prompt (no ``prompt``, or a null one): ``chosen`` and ``rejected`` must be message lists
 (whole conversations). The prompt is their longest common prefix of messages, which must end with a
