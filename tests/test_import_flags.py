@@ -257,7 +257,8 @@ def test_the_import_api_refuses_naming_the_file_field_and_takes_allow_flagged(ad
     assert api_as(annotator).post(url, {"file": SimpleUploadedFile("m.jsonl", text), "format": "trl"},
                                   format="multipart").status_code == 403
     schema = api.get("/api/schema/", {"format": "json"}).json()
-    assert "allow_flagged" in json.dumps(schema["paths"][url]["post"])
+    assert "multipart/form-data" in schema["paths"][url]["post"]["requestBody"]["content"]
+    assert "allow_flagged" in schema["components"]["schemas"]["PreferenceImportRequest"]["properties"]
 
 
 # --- whitespace-only differences, shown side -----------------------------------------------------

@@ -45,7 +45,14 @@ class PreferenceImportView(APIView):
     permission_classes = [IsFeedbackAdmin]
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request={"multipart/form-data": PreferenceImportSerializer}, responses={201: OpenApiResponse(), 400: OpenApiResponse()})
+    @extend_schema(
+        request={"multipart/form-data": PreferenceImportSerializer},
+        responses={
+            201: OpenApiResponse(description="Imported: the summary counts, unit, refusals and report lines."),
+            400: OpenApiResponse(description="Nothing imported: messages by field; file problems under 'file', "
+                                             "flagged rows' numbers by flag under 'flagged'."),
+        },
+    )
     def post(self, request):
         form = PreferenceImportSerializer(data=request.data)
         form.is_valid(raise_exception=True)
