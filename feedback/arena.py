@@ -18,9 +18,17 @@ Multi-turn battles whose two sides differ before the last turn (in the Arena eac
 answers differ, so almost every multi-turn battle) are **refused** (``RowRefused``: the file is
 refused, or with ``skip_refused`` the battle is skipped and reported), not imported by their longest common prefix: the verdict judged the whole conversation,
 and storing it as a preference between the first answers would claim a judgement nobody made.
+With ``allow_flagged`` such a battle is imported whole, the HH-RLHF way: the prompt up to the last
+user turn both sides share, each answer the rest of its side's conversation as one text, marked
+``diverged_before_last_turn``.
 
-A battle whose two final answers are the same text is parsed (``responses_identical``); the importer
-skips and counts it, as it carries no preference between the texts.
+A battle whose two final answers are the same text, or differ only in whitespace, is parsed
+(``responses_identical``); the importer skips and counts it, as it carries no preference between the texts.
+
+Flags (``feedback.import_flags``: the file is refused, or with ``allow_flagged`` the battle is
+imported and marked): a battle lacking ``question_id``, ``judge`` or ``tstamp`` while other battles
+of the file have it (``<key>_missing``: it may be a different battle with the same text), and an
+answer that is a strict prefix of the other (``strict_prefix``).
 
 Other keys are not stored. ``judge`` is not made an annotator: each imported vote is by one
 system user named after the import's source (``feedback.imports``), so thousands of anonymous
@@ -34,8 +42,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .import_rows import RowRefused, RowsRead, canonical_json, common_prefix_length, conversation_check, model_name_check, read_rows
-from .messages import MessagesError, messages_validate
+from .import_rows import (
+    RowRefused,
+    RowsRead,
+    canonical_json,
+    common_prefix_length,
+    continuation_text,
+    conversation_check,
+    model_name_check,
+    read_rows,
+    shared_prompt_end,
+)
+from .messages import MessagesError, messages_validate, responses_equivalent
 
 EXTERNAL_ID_PREFIX = "arena:"
 CHOICE_OF_WINNER = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "both_bad"}
@@ -54,6 +72,9 @@ class ArenaBattle:
         response_a, response_b: each side's final assistant message.
         choice: ``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"`` (``CHOICE_OF_WINNER``).
         external_id: ``arena_external_id`` of the row.
+        optional_present: the ``IDENTITY`` keys the row has a (non-null) value for.
+        diverged_before_last_turn: a multi-turn battle whose answers hold the later turns (only on
+            a refusal's ``flagged`` record).
     """
 
     prompt_messages: list[dict[str, str]]
@@ -63,10 +84,13 @@ class ArenaBattle:
     response_b: str
     choice: str
     external_id: str
+    optional_present: frozenset[str] = frozenset()
+    diverged_before_last_turn: bool = False
 
     @property
     def responses_identical(self) -> bool:
-        return self.response_a == self.response_b
+        """True when the two answers differ at most in whitespace (``feedback.messages.responses_equivalent``)."""
+        return responses_equivalent(self.response_a, self.response_b)
 
 
 def arena_external_id(*, battle: dict[str, Any]) -> str:
@@ -106,28 +130,45 @@ def arena_battle_parse(row: dict[str, Any]) -> ArenaBattle:
         )
     conversation_a = _conversation_of(row["conversation_a"], "conversation_a")
     conversation_b = _conversation_of(row["conversation_b"], "conversation_b")
+    battle = {"model_a": model_a, "model_b": model_b, "winner": winner,
+              "conversation_a": conversation_a, "conversation_b": conversation_b}
+    battle.update((key, row[key]) for key in IDENTITY if row.get(key) is not None)
+    parsed = {"model_a": model_a, "model_b": model_b, "choice": CHOICE_OF_WINNER[winner],
+              "external_id": arena_external_id(battle=battle),
+              "optional_present": frozenset(key for key in IDENTITY if row.get(key) is not None)}
     prompt_a, prompt_b = conversation_a[:-1], conversation_b[:-1]
     if prompt_a != prompt_b:
         raise RowRefused(
             f"conversation_a and conversation_b differ at message {common_prefix_length(prompt_a, prompt_b)}, "
-            "before their last turn (a multi-turn battle); only the final answers to one shared prompt can be stored"
+            "before their last turn (a multi-turn battle); only the final answers to one shared prompt can be stored",
+            flagged=_diverged_battle(conversation_a, conversation_b, parsed),
         )
     try:
         prompt = messages_validate(prompt_a)
     except MessagesError as error:
         raise ValueError(f"conversation_a: prompt (every message before the answer): {error}") from None
-    battle = {"model_a": model_a, "model_b": model_b, "winner": winner,
-              "conversation_a": conversation_a, "conversation_b": conversation_b}
-    battle.update((key, row[key]) for key in IDENTITY if row.get(key) is not None)
     return ArenaBattle(
-        prompt_messages=prompt,
-        model_a=model_a,
-        model_b=model_b,
-        response_a=conversation_a[-1]["content"],
-        response_b=conversation_b[-1]["content"],
-        choice=CHOICE_OF_WINNER[winner],
-        external_id=arena_external_id(battle=battle),
+        prompt_messages=prompt, response_a=conversation_a[-1]["content"], response_b=conversation_b[-1]["content"],
+        **parsed,
     )
+
+
+def _diverged_battle(conversation_a, conversation_b, parsed: dict[str, Any]) -> ArenaBattle | None:
+    """A multi-turn battle stored the HH-RLHF way, for an import that allows flagged rows: the
+    prompt up to the last user turn both sides share, each answer the rest of its side's
+    conversation as one text (``continuation_text``), marked ``diverged_before_last_turn``; None
+    where the sides share no user turn."""
+    end = shared_prompt_end(conversation_a, conversation_b)
+    if not end:
+        return None
+    try:
+        prompt = messages_validate(conversation_a[:end])
+        response_a = continuation_text(conversation_a[end:], "conversation_a")
+        response_b = continuation_text(conversation_b[end:], "conversation_b")
+    except ValueError:
+        return None
+    return ArenaBattle(prompt_messages=prompt, response_a=response_a, response_b=response_b,
+                       diverged_before_last_turn=True, **parsed)
 
 
 def read_arena_battles(path: str | Path) -> RowsRead[ArenaBattle]:

@@ -54,6 +54,12 @@ class PreferenceImportForm(forms.Form):
     eval_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1, required=False)
     skip_refused = forms.BooleanField(
         required=False, label="Skip refused rows",
-        help_text="Import the other rows when some are valid but cannot be stored (multi-message responses); "
-        "otherwise such a row imports nothing.",
+        help_text="Import the other rows when some are valid but cannot be stored (multi-message responses) or are "
+        "flagged; otherwise such a row imports nothing.",
+    )
+    allow_flagged = forms.BooleanField(
+        required=False, label="Import flagged rows",
+        help_text="Import rows flagged as doubtful (a margin or other optional column missing while other rows have it, "
+        "a response that is a strict prefix of the other, transcripts that differ before the last turn) and mark their "
+        "comparisons; snapshots and exports leave marked comparisons out unless include_flagged.",
     )

@@ -31,15 +31,18 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jsonl import JSONLFormatError, read_jsonl
-from .messages import MAX_COMPLETION_CHARS, MessagesError, messages_validate
+from .jsonl import JSONLFormatError, jsonl_objects, read_jsonl
+from .messages import MAX_COMPLETION_CHARS, MessagesError, messages_validate, responses_equivalent
 
 HUMAN = "\n\nHuman:"
 ASSISTANT = "\n\nAssistant:"
+SYSTEM = "\n\nSystem:"  # not in HH-RLHF; how plain-text TRL exports write a system turn
 ROLE_OF_MARKER = {HUMAN: "user", ASSISTANT: "assistant"}
 MARKER_OF_ROLE = {role: marker for marker, role in ROLE_OF_MARKER.items()}
 EXTERNAL_ID_PREFIX = "hh-rlhf:"
 _MARKERS = re.compile(f"({re.escape(HUMAN)}|{re.escape(ASSISTANT)})")
+_TEXT_MARKERS = re.compile(f"({re.escape(HUMAN)}|{re.escape(ASSISTANT)}|{re.escape(SYSTEM)})")
+ROLE_OF_TEXT_MARKER = {HUMAN: "user", ASSISTANT: "assistant", SYSTEM: "system"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,8 @@ class HHPair:
 
     @property
     def responses_identical(self) -> bool:
-        """True when both responses are the same text (then the two transcripts are identical too)."""
-        return self.chosen == self.rejected
+        """True when both responses differ at most in whitespace (``feedback.messages.responses_equivalent``)."""
+        return responses_equivalent(self.chosen, self.rejected)
 
 
 class HHRLHFFormatError(JSONLFormatError):
@@ -190,6 +193,29 @@ def transcript_build(*, prompt_messages: list[dict[str, str]], response: str) ->
     return "".join(parts)
 
 
+def is_transcript_prompt(text: str) -> bool:
+    """True when ``text`` is a prompt in transcript form: it starts with ``"\\n\\nHuman:"`` or
+    ``"\\n\\nSystem:"`` and ends with the assistant cue ``"\\n\\nAssistant:"`` (how plain-text TRL
+    rows, Arbiter's exports included, write a conversation)."""
+    return text.startswith((HUMAN, SYSTEM)) and text.endswith(ASSISTANT) and len(text) > len(ASSISTANT)
+
+
+def transcript_prompt_parse(text: str) -> list[dict[str, str]]:
+    """A transcript-form prompt (``is_transcript_prompt``) as messages: cut at every
+    ``"\\n\\nHuman:"``/``"\\n\\nAssistant:"``/``"\\n\\nSystem:"`` marker, each turn's text with exactly
+    one leading space removed, the final empty assistant cue dropped. The inverse of
+    ``feedback.exports.formats.prompt_text`` for messages whose content holds no marker.
+
+    Raises:
+        ValueError: a turn with no space after its marker (it could not be written back the same).
+    """
+    parts = _TEXT_MARKERS.split(text[: -len(ASSISTANT)])  # ["", marker, segment, ...]
+    return [
+        {"role": ROLE_OF_TEXT_MARKER[marker], "content": _turn_text(segment, f"turn {index + 1}")}
+        for index, (marker, segment) in enumerate(zip(parts[1::2], parts[2::2]))
+    ]
+
+
 def _pair_of_object(row: dict) -> HHPair:
     missing = [key for key in ("chosen", "rejected") if key not in row]
     if missing:
@@ -212,3 +238,25 @@ def read_hh_rlhf(path: str | Path) -> list[HHPair]:
         OSError: the file cannot be opened.
     """
     return read_jsonl(path, parse=_pair_of_object, noun="pairs", error_class=HHRLHFFormatError)
+
+
+def read_hh_rlhf_rows(path: str | Path) -> list[tuple[int, HHPair]]:
+    """``read_hh_rlhf`` with each pair's line number: ``[(line_number, pair), ...]`` in file order.
+
+    Raises: as ``read_hh_rlhf``.
+    """
+    rows: list[tuple[int, HHPair]] = []
+    problems: list[tuple[int, str]] = []
+    for number, row in jsonl_objects(path):
+        if isinstance(row, ValueError):
+            problems.append((number, str(row)))
+            continue
+        try:
+            rows.append((number, _pair_of_object(row)))
+        except ValueError as error:
+            problems.append((number, str(error)))
+    if not rows and not problems:
+        problems.append((0, "the file holds no pairs"))
+    if problems:
+        raise HHRLHFFormatError(path, problems)
+    return rows

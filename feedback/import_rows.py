@@ -15,7 +15,10 @@ Two outcomes of a row besides a record:
   something Arbiter cannot store as one prompt and two one-message responses (a multi-turn
   continuation). By default any refusal fails the whole file too (``imports.RowsRefusedError``);
   with ``skip_refused`` the row is skipped, counted and reported with its number and reason, and
-  the rest of the file is imported.
+  the rest of the file is imported. A refusal may carry a ``flagged`` record: the same row stored
+  the way HH-RLHF stores such pairs (the prompt up to the last shared user turn, each response the
+  rest of its conversation as one text, ``continuation_text``), imported, marked
+  ``diverged_before_last_turn``, only when the import allows flagged rows (``feedback.import_flags``).
 """
 from __future__ import annotations
 
@@ -46,8 +49,13 @@ class RowRefused(Exception):
     """Raised by a row parser for a valid row that Arbiter cannot store; ``str()`` is the reason.
 
     Deliberately not a ``ValueError``: the importer decides (the file fails, or with ``skip_refused``
-    the row is skipped); a ``ValueError`` always fails the file.
+    the row is skipped, or with ``allow_flagged`` its ``flagged`` record, when it has one, is
+    imported marked); a ``ValueError`` always fails the file.
     """
+
+    def __init__(self, reason: str, *, flagged: Any = None):
+        super().__init__(reason)
+        self.flagged = flagged
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,34 @@ def conversation_check(value: Any, field: str) -> list[dict[str, str]]:
             raise ValueError(f"{where} has role {role!r}; expected one of {', '.join(ROLES)}")
         messages.append({"role": role, "content": text_check(message.get("content"), f"{where} content")})
     return messages
+
+
+def continuation_text(messages: Sequence[Mapping[str, str]], field: str) -> str:
+    """A response that runs over several turns as one text, as HH-RLHF transcripts hold it: the first
+    message's content, then each later turn as ``"\\n\\nHuman: "``, ``"\\n\\nAssistant: "`` or
+    ``"\\n\\nSystem: "`` + content (``feedback.hh_rlhf``'s markers).
+
+    Raises:
+        ValueError: the first message is not the assistant's, or the text is over ``MAX_COMPLETION_CHARS``.
+    """
+    from .hh_rlhf import ASSISTANT, HUMAN, SYSTEM
+
+    markers = {"user": HUMAN, "assistant": ASSISTANT, "system": SYSTEM}
+    if messages[0]["role"] != "assistant":
+        raise ValueError(f"{field}: the response must start with the assistant's message, not {messages[0]['role']!r}")
+    text = messages[0]["content"] + "".join(f"{markers[m['role']]} {m['content']}" for m in messages[1:])
+    if len(text) > MAX_COMPLETION_CHARS:
+        raise ValueError(f"{field}: is {len(text)} characters as one text; at most {MAX_COMPLETION_CHARS}")
+    return text
+
+
+def shared_prompt_end(a: Sequence[Mapping[str, str]], b: Sequence[Mapping[str, str]]) -> int:
+    """How many leading messages two conversations share up to and including the last shared user
+    turn (0 when they share none): where the prompt of a pair that diverged ends."""
+    shared = common_prefix_length(a, b)
+    while shared and a[shared - 1]["role"] != "user":
+        shared -= 1
+    return shared
 
 
 def common_prefix_length(a: Sequence[Any], b: Sequence[Any]) -> int:

@@ -8,12 +8,19 @@ formats: HH-RLHF transcripts (``feedback.hh_rlhf``), TRL preference rows
 (``feedback.trl_preferences``) and Chatbot-Arena battles (``feedback.arena``); ``preferences_import``
 picks one by name. An imported demonstration becomes a ``Demonstration`` (keyed by
 ``external_id`` likewise) of a reused or new prompt.
+
+Nothing is kept that the file did not say: a pair whose responses differ only in whitespace is
+skipped (``identical_responses``), an imported vote has no shown side (``shown_left`` ``""``), and
+a row the importer cannot keep faithfully is flagged (``feedback.import_flags``): the whole file
+is refused, naming the lines, unless ``allow_flagged`` (imported, the comparison marked, left out of
+snapshots and exports unless they include flagged comparisons) or ``skip_refused`` (left out).
 """
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,12 +29,15 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
 from .arena import ArenaBattle, read_arena_battles
-from .hh_rlhf import read_hh_rlhf
+from .hh_rlhf import read_hh_rlhf_rows
+from .import_flags import DIVERGED_BEFORE_LAST_TURN, STRICT_PREFIX, flag_label, flags_join, missing_flag, optional_columns_missing, strict_prefix
 from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_check
-from .messages import messages_sha256, text_is_empty
-from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Side, Split, Vote
+from .messages import messages_sha256, responses_equivalent, text_is_empty
+from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Split, Vote
 from .prompt_completion import ImportedDemonstration, read_demonstrations
 from .roles import username_check
+from .arena import IDENTITY as ARENA_OPTIONAL_COLUMNS
+from .trl_preferences import OPTIONAL_COLUMNS as TRL_OPTIONAL_COLUMNS
 from .trl_preferences import TRLPair, read_trl_preferences
 
 HH_RLHF = "hh-rlhf"  # the prompts' source, the completions' model name, the votes' source and annotator
@@ -38,25 +48,54 @@ PREFERENCE_FORMATS = tuple(DEFAULT_SOURCE)  # the names ``preferences_import`` t
 LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL variables)
 MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
 MAX_LISTED_REFUSALS = 20
+MAX_LISTED_FLAG_ROWS = 10
+FLAG_ONLY = "refused: flagged "  # how RowsRefusedError.problems words a row refused only for its flags
+UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # the import page's and API's cap; larger files: manage.py import_preferences
 
 T = TypeVar("T")
 
 
 class RowsRefusedError(PreferenceFileError):
-    """A preference file with rows that are valid but cannot be stored (``RowRefused``), imported
-    without ``skip_refused``: nothing is imported. ``problems`` lists every refused row as
-    ``(number, "refused: <reason>")``; ``str()`` names the first ``MAX_LISTED_REFUSALS``."""
+    """A preference file with rows that are valid but cannot be stored (``RowRefused``) or that are
+    flagged (``feedback.import_flags``), imported without ``skip_refused`` (and, for flagged rows,
+    without ``allow_flagged``): nothing is imported.
 
-    def __init__(self, path: str | Path, refusals: list[tuple[int, str]], *, unit: str = "line"):
+    ``problems`` lists every such row as ``(number, "refused: <reason>")``; ``flagged`` maps each
+    flag code to the numbers of the rows that carry it. ``str()`` names the problem of each flag
+    with its first ``MAX_LISTED_FLAG_ROWS`` numbers and count, and the first ``MAX_LISTED_REFUSALS``
+    other refused rows one per line.
+    """
+
+    def __init__(
+        self, path: str | Path, refusals: list[tuple[int, str]], *, unit: str = "line",
+        flagged: dict[str, list[int]] | None = None,
+    ):
+        self.flagged = dict(flagged or {})
         super().__init__(path, [(number, f"refused: {reason}") for number, reason in refusals], unit=unit)
         units = unit if len(refusals) == 1 else f"{unit}s"
-        listed = [f"{unit} {number}: {message}" for number, message in self.problems[:MAX_LISTED_REFUSALS]]
-        if len(refusals) > MAX_LISTED_REFUSALS:
-            listed.append(f"... and {len(refusals) - MAX_LISTED_REFUSALS} more refused")
-        self.args = (
-            f"{self.path}: {len(refusals)} {units} cannot be stored; nothing was imported "
-            "(skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)\n" + "\n".join(listed),
-        )
+        # Rows refused for a reason of their own are listed one a line; rows refused only for a
+        # flag are named by the flag's line, with their numbers.
+        own = [(number, message) for number, message in self.problems if not message.startswith(FLAG_ONLY)]
+        listed = [f"{unit} {number}: {message}" for number, message in own[:MAX_LISTED_REFUSALS]]
+        if len(own) > MAX_LISTED_REFUSALS:
+            listed.append(f"... and {len(own) - MAX_LISTED_REFUSALS} more refused")
+        for code, numbers in self.flagged.items():
+            shown = ", ".join(str(number) for number in numbers[:MAX_LISTED_FLAG_ROWS])
+            more = f", ... ({len(numbers)} in all)" if len(numbers) > MAX_LISTED_FLAG_ROWS else ""
+            noun = unit if len(numbers) == 1 else f"{unit}s"
+            listed.append(f"flagged {code} ({flag_label(code)}): {noun} {shown}{more}")
+        if self.flagged:
+            head = (
+                f"{len(refusals)} {units} cannot be imported faithfully; nothing was imported "
+                "(allow_flagged=True, --allow-flagged or 'Import flagged rows' imports flagged rows marked; "
+                "skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)"
+            )
+        else:
+            head = (
+                f"{len(refusals)} {units} cannot be stored; nothing was imported "
+                "(skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)"
+            )
+        self.args = (f"{self.path}: {head}\n" + "\n".join(listed),)
 
 
 @dataclass
@@ -65,13 +104,16 @@ class ImportSummary:
 
     ``lines`` rows (pairs, lines or Parquet rows) were read in the asked range; each is counted once
     more in exactly one of ``imported``, ``already_present`` (its ``external_id`` was imported
-    before), ``identical_responses`` (both responses the same text, so no preference to learn: not
-    imported), ``duplicate_lines`` (the same pair earlier in the range) or ``refused`` (a valid row
-    that cannot be stored, such as a multi-turn continuation; ``refusals`` holds each one's
-    ``(number, reason)``, numbered in ``unit``s: ``"line"`` or ``"row"``). ``diverged_before_last_turn``
-    counts the distinct HH-RLHF pairs of the range whose transcripts differ before their last turn
-    (imported or not). ``prompts_created`` and ``prompts_reused`` count distinct prompts of the
-    imported pairs: new rows, or existing prompts with the same messages (which keep their split).
+    before), ``identical_responses`` (both responses the same text up to whitespace,
+    ``feedback.messages.responses_equivalent``, so no preference to learn: not imported),
+    ``duplicate_lines`` (the same pair earlier in the range) or ``refused`` (a valid row that cannot
+    be stored, such as a multi-turn continuation, or a flagged row imported with ``skip_refused`` but
+    not ``allow_flagged``; ``refusals`` holds each one's ``(number, reason)``, numbered in ``unit``s:
+    ``"line"`` or ``"row"``). ``flagged`` counts the imported pairs that carry flags
+    (``feedback.import_flags``; only with ``allow_flagged``). ``diverged_before_last_turn`` counts
+    the distinct HH-RLHF pairs of the range whose transcripts differ before their last turn (imported
+    or not). ``prompts_created`` and ``prompts_reused`` count distinct prompts of the imported
+    pairs: new rows, or existing prompts with the same messages (which keep their split).
     """
 
     lines: int = 0
@@ -80,6 +122,7 @@ class ImportSummary:
     duplicate_lines: int = 0
     identical_responses: int = 0
     refused: int = 0
+    flagged: int = 0
     diverged_before_last_turn: int = 0
     prompts_created: int = 0
     prompts_reused: int = 0
@@ -88,7 +131,7 @@ class ImportSummary:
 
     COUNTS = (
         "lines", "imported", "already_present", "duplicate_lines", "identical_responses", "refused",
-        "diverged_before_last_turn", "prompts_created", "prompts_reused",
+        "flagged", "diverged_before_last_turn", "prompts_created", "prompts_reused",
     )
 
     def as_dict(self) -> dict[str, int]:
@@ -105,6 +148,10 @@ class ImportSummary:
             f"{self.duplicate_lines} duplicate lines",
             f"prompts: {self.prompts_created} created, {self.prompts_reused} reused",
         ]
+        if self.flagged:
+            lines.append(
+                f"{self.flagged} imported with flags (left out of snapshots and exports unless include_flagged)"
+            )
         if self.diverged_before_last_turn:
             lines.append(f"{self.diverged_before_last_turn} differ before the last turn")
         lines.extend(f"refused {self.unit} {number}: {reason}" for number, reason in self.refusals[:max_refusals])
@@ -123,7 +170,8 @@ class ImportedPair:
         model_a, model_b: their ``Completion.model_name`` (1-200 characters).
         choice: the imported vote's choice, a ``Choice`` value (``"a"``, ``"b"``, ``"tie"``, ``"both_bad"``).
         external_id: the comparison's stable key (at most 128 characters).
-        diverged_before_last_turn: an HH-RLHF pair whose responses hold later turns (counted only).
+        diverged_before_last_turn: an HH-RLHF pair whose responses hold later turns.
+        flags: ``feedback.import_flags`` codes stored on the comparison (``Comparison.import_flags``).
     """
 
     prompt_messages: list[dict[str, str]]
@@ -134,10 +182,12 @@ class ImportedPair:
     choice: str
     external_id: str
     diverged_before_last_turn: bool = False
+    flags: tuple[str, ...] = ()
 
     @property
     def responses_identical(self) -> bool:
-        return self.text_a == self.text_b
+        """True when the texts differ at most in whitespace (``feedback.messages.responses_equivalent``)."""
+        return responses_equivalent(self.text_a, self.text_b)
 
 
 def split_by_hash(*, messages_hash: str, eval_fraction: float) -> str:
@@ -266,16 +316,19 @@ def pairs_import(
     - the prompt: an existing one with the same messages (``messages_sha256``), else a new one with
       source ``source`` and split ``split``, or when ``split`` is None ``split_by_hash(eval_fraction)``;
     - completions A and B with the pair's texts and model names (``is_empty`` when blank);
-    - a comparison with the pair's ``external_id``, status complete, 1 of 1 votes;
+    - a comparison with the pair's ``external_id`` and ``import_flags`` (its ``flags``), status
+      complete, 1 of 1 votes;
     - one vote by the inactive system user named ``source`` (``system_user_get``) with source
-      ``source``, the pair's choice, no strength, shown_left ``"a"``.
+      ``source``, the pair's choice, no strength and no shown side (``shown_left`` ``""``: nothing
+      was shown, so position-bias statistics must not count it).
 
     Args:
         pairs: the pairs, in file order.
         source: the new prompts', the votes' and the system user's name, 1-100 characters.
         split: ``"train"`` or ``"eval"`` for every new prompt; None to split by prompt hash.
         eval_fraction: 0..1, the share of new prompts put in eval when ``split`` is None.
-    Returns: an ``ImportSummary`` with ``lines = len(pairs)`` (``refused`` 0).
+    Returns: an ``ImportSummary`` with ``lines = len(pairs)`` (``refused`` 0; ``flagged`` the
+        imported pairs with flags).
     Raises:
         ValueError: a bad argument, a pair with an unknown choice, a blank or over-long model name
             or external id, or a user named ``source`` that can log in; nothing is written.
@@ -304,6 +357,7 @@ def pairs_import(
         summary.identical_responses = sum(pair.responses_identical for pair in candidates)
         todo = [pair for pair in candidates if not pair.responses_identical]
         summary.imported = len(todo)
+        summary.flagged = sum(bool(pair.flags) for pair in todo)
         if not todo:
             return summary
         annotator = system_user_get(username=source)
@@ -328,13 +382,14 @@ def pairs_import(
                 vote_count=1,
                 status=ComparisonStatus.COMPLETE,
                 external_id=pair.external_id,
+                import_flags=flags_join(pair.flags),
             )
             for index, (pair, prompt_id) in enumerate(zip(todo, prompt_ids))
         ]
         Comparison.objects.bulk_create(comparisons, batch_size=LOOKUP_BATCH)
         Vote.objects.bulk_create(
             (
-                Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left=Side.A, source=source)
+                Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left="", source=source)
                 for comparison, pair in zip(comparisons, todo)
             ),
             batch_size=LOOKUP_BATCH,
@@ -360,6 +415,70 @@ def _chosen_rejected_pair(
     )
 
 
+def pair_flags(pair: ImportedPair, *, missing: Iterable[str] = ()) -> tuple[str, ...]:
+    """The ``feedback.import_flags`` codes of one pair: ``strict_prefix``, ``diverged_before_last_turn``
+    and ``<column>_missing`` for each optional column in ``missing``; sorted, ``()`` when clean."""
+    codes = {missing_flag(column) for column in missing}
+    if strict_prefix(pair.text_a, pair.text_b):
+        codes.add(STRICT_PREFIX)
+    if pair.diverged_before_last_turn:
+        codes.add(DIVERGED_BEFORE_LAST_TURN)
+    return tuple(sorted(codes))
+
+
+def _storable(record):
+    """A parsed record, or a refusal's ``flagged`` record (None when the refusal has none)."""
+    return record.flagged if isinstance(record, RowRefused) else record
+
+
+def _rows_import(
+    read: RowsRead[T], *, path: str | Path, to_pair, source: str, split: str | None, eval_fraction: float,
+    offset: int, limit: int | None, skip_refused: bool, allow_flagged: bool,
+    optional_columns: Sequence[str] = (), present_of=lambda record: frozenset(),
+) -> ImportSummary:
+    """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``, each flagged by
+    ``pair_flags`` (an optional column is *missing* on a record when ``present_of(record)`` lacks it
+    while another record of the whole file has it). A refusal with a ``flagged`` record (a pair that
+    diverged before the last turn, stored the HH-RLHF way) counts as that flagged record.
+
+    A refused row (``RowRefused``), or a flagged one without ``allow_flagged``, raises
+    ``RowsRefusedError`` (nothing written) unless ``skip_refused``: then they are counted in ``lines``
+    and ``refused``, listed in ``refusals`` and the other rows are imported. With ``allow_flagged``
+    flagged rows are imported and their comparisons keep the codes."""
+    records = [_storable(record) for _, record in read.rows]
+    uneven = optional_columns_missing(
+        (present_of(record) for record in records if record is not None), optional_columns
+    )
+    refusals: list[tuple[int, str]] = []
+    flagged: dict[str, list[int]] = {}
+    pairs: list[ImportedPair] = []
+    for number, record in _in_range(read.rows, offset, limit):
+        own_reason = str(record) if isinstance(record, RowRefused) else None
+        record = _storable(record)
+        if record is None:
+            refusals.append((number, own_reason))
+            continue
+        pair = to_pair(record)
+        present = present_of(record)
+        pair = replace(pair, flags=pair_flags(pair, missing=[column for column in uneven if column not in present]))
+        if pair.flags and not allow_flagged:
+            refusals.append((
+                number, own_reason or "flagged " + "; ".join(f"{code}: {flag_label(code)}" for code in pair.flags)
+            ))
+            for code in pair.flags:
+                flagged.setdefault(code, []).append(number)
+            continue
+        pairs.append(pair)
+    if refusals and not skip_refused:
+        raise RowsRefusedError(path, sorted(refusals), unit=read.unit, flagged=dict(sorted(flagged.items())))
+    summary = pairs_import(pairs=pairs, source=source, split=split, eval_fraction=eval_fraction)
+    summary.lines += len(refusals)
+    summary.refused = len(refusals)
+    summary.refusals = sorted(refusals)
+    summary.unit = read.unit
+    return summary
+
+
 def hh_rlhf_import(
     *,
     path: str | Path,
@@ -369,14 +488,21 @@ def hh_rlhf_import(
     eval_fraction: float = 0.1,
     offset: int = 0,
     limit: int | None = None,
+    skip_refused: bool = False,
+    allow_flagged: bool = False,
 ) -> ImportSummary:
     """Import Anthropic HH-RLHF pairs (``feedback.hh_rlhf``) as complete, already-voted comparisons.
 
     The whole file is read and parsed first; a file with any bad line raises and writes nothing.
     Then the pairs of lines ``offset`` .. ``offset + limit`` go to ``pairs_import``: both completions
     by ``model_name`` (so the name does not tell which was chosen), the chosen response as A or B by
-    ``chosen_is_a``, the vote for it by the system user ``source``; pairs with two identical
-    responses are skipped (``identical_responses``).
+    ``chosen_is_a``, the vote for it by the system user ``source``; pairs whose two responses are
+    the same up to whitespace are skipped (``identical_responses``).
+
+    Flagged pairs (``feedback.import_flags``): transcripts that differ before their last turn
+    (``diverged_before_last_turn``) and a response that is a strict prefix of the other
+    (``strict_prefix``). Any in the range fails the whole file (``RowsRefusedError``, naming the
+    lines), unless ``allow_flagged`` (imported and marked) or ``skip_refused`` (left out and listed).
 
     Args:
         path: a ``.jsonl`` or gzip-compressed ``.jsonl.gz`` HH-RLHF file.
@@ -386,9 +512,12 @@ def hh_rlhf_import(
         eval_fraction: 0..1, the share of new prompts put in eval when ``split`` is None.
         offset: pairs (non-blank lines) to pass over first.
         limit: at most this many pairs after ``offset``; None for all.
+        skip_refused: leave flagged pairs out (counted as ``refused``) and import the rest.
+        allow_flagged: import flagged pairs, their comparisons marked with the codes.
     Returns: an ``ImportSummary``.
     Raises:
         HHRLHFFormatError: bad lines (every one, with line numbers); nothing is written.
+        RowsRefusedError: flagged pairs without ``allow_flagged`` or ``skip_refused``; nothing is written.
         OSError: the file cannot be read.
         ValueError: a bad argument, or a user named ``source`` that can log in.
         IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
@@ -396,39 +525,21 @@ def hh_rlhf_import(
     _arguments_check(split, eval_fraction, offset, limit)
     source = _source_check(source)
     model_name = _model_name_check(source if model_name is None else model_name)
-    pairs = _in_range(read_hh_rlhf(path), offset, limit)
-    return pairs_import(
-        pairs=[
-            _chosen_rejected_pair(
-                prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
-                model_name=model_name, external_id=pair.external_id,
-                diverged_before_last_turn=pair.diverged_before_last_turn,
-            )
-            for pair in pairs
-        ],
-        source=source,
-        split=split,
-        eval_fraction=eval_fraction,
+
+    def to_pair(pair) -> ImportedPair:
+        return _chosen_rejected_pair(
+            prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
+            model_name=model_name, external_id=pair.external_id,
+            diverged_before_last_turn=pair.diverged_before_last_turn,
+        )
+
+    read = RowsRead(unit="line", rows=read_hh_rlhf_rows(path))
+    in_range = [pair for _, pair in _in_range(read.rows, offset, limit)]
+    summary = _rows_import(
+        read, path=path, to_pair=to_pair, source=source, split=split, eval_fraction=eval_fraction,
+        offset=offset, limit=limit, skip_refused=skip_refused, allow_flagged=allow_flagged,
     )
-
-
-def _rows_import(
-    read: RowsRead[T], *, path: str | Path, to_pair, source: str, split: str | None, eval_fraction: float,
-    offset: int, limit: int | None, skip_refused: bool,
-) -> ImportSummary:
-    """``pairs_import`` of the records among rows ``offset`` .. ``offset + limit``. Any refusal among
-    them raises ``RowsRefusedError`` (nothing written) unless ``skip_refused``, when they are counted
-    in ``lines`` and ``refused``, listed in ``refusals`` and the other rows are imported."""
-    rows = _in_range(read.rows, offset, limit)
-    refusals = [(number, str(record)) for number, record in rows if isinstance(record, RowRefused)]
-    if refusals and not skip_refused:
-        raise RowsRefusedError(path, refusals, unit=read.unit)
-    pairs = [to_pair(record) for _, record in rows if not isinstance(record, RowRefused)]
-    summary = pairs_import(pairs=pairs, source=source, split=split, eval_fraction=eval_fraction)
-    summary.lines += len(refusals)
-    summary.refused = len(refusals)
-    summary.refusals = refusals
-    summary.unit = read.unit
+    summary.diverged_before_last_turn = len({pair.external_id for pair in in_range if pair.diverged_before_last_turn})
     return summary
 
 
@@ -442,14 +553,17 @@ def trl_preferences_import(
     offset: int = 0,
     limit: int | None = None,
     skip_refused: bool = False,
+    allow_flagged: bool = False,
 ) -> ImportSummary:
     """Import a TRL preference file (``feedback.trl_preferences``: JSON lines, gzip or plain, or
     Parquet; conversational or text; explicit or implicit prompt) as complete, voted comparisons.
 
     The whole file is read and parsed first; any problem raises and writes nothing. A row that is
-    valid but cannot be stored (a multi-message response) also fails the whole file
-    (``RowsRefusedError``), unless ``skip_refused``: then such rows are skipped and reported in the
-    summary and the rest is imported.
+    valid but cannot be stored (a multi-message response), or that is flagged
+    (``feedback.import_flags``: no ``margin`` while other rows have one, a response that is a strict
+    prefix of the other), also fails the whole file (``RowsRefusedError``, naming the lines), unless
+    ``skip_refused`` (such rows are skipped and reported, the rest imported) or, for flagged rows,
+    ``allow_flagged`` (imported, their comparisons marked).
     Each pair of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: both completions by
     ``model_name``, the chosen one as A or B by ``chosen_is_a(external_id)``, external id
     ``"trl:" + sha256(canonical prompt + chosen + rejected)``. ``margin`` is not stored.
@@ -461,12 +575,13 @@ def trl_preferences_import(
         split, eval_fraction: as for ``pairs_import``.
         offset: rows (non-blank lines, or Parquet rows) to pass over first, refused ones included.
         limit: at most this many rows after ``offset``; None for all.
-        skip_refused: import the other rows when some in the range cannot be stored.
+        skip_refused: import the other rows when some in the range cannot be stored or are flagged.
+        allow_flagged: import flagged rows, marked.
     Returns: an ``ImportSummary`` (``unit`` ``"line"`` or ``"row"``).
     Raises:
         PreferenceFileError: every problem with its line or row number; nothing is written.
-        RowsRefusedError: (a ``PreferenceFileError``) rows that cannot be stored, without
-            ``skip_refused``; nothing is written.
+        RowsRefusedError: (a ``PreferenceFileError``) rows that cannot be stored or are flagged,
+            without ``skip_refused`` (or ``allow_flagged``); nothing is written.
         OSError: the file cannot be read.
         ValueError: a bad argument, or a user named ``source`` that can log in.
         IntegrityError: another import of the same pairs committed meanwhile; nothing is written (run again).
@@ -479,11 +594,14 @@ def trl_preferences_import(
         return _chosen_rejected_pair(
             prompt_messages=pair.prompt_messages, chosen=pair.chosen, rejected=pair.rejected,
             model_name=model_name, external_id=pair.external_id,
+            diverged_before_last_turn=pair.diverged_before_last_turn,
         )
 
     return _rows_import(
         read_trl_preferences(path), path=path, to_pair=to_pair, source=source, split=split,
         eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
+        allow_flagged=allow_flagged, optional_columns=TRL_OPTIONAL_COLUMNS,
+        present_of=lambda pair: pair.optional_present,
     )
 
 
@@ -496,15 +614,19 @@ def arena_import(
     offset: int = 0,
     limit: int | None = None,
     skip_refused: bool = False,
+    allow_flagged: bool = False,
 ) -> ImportSummary:
     """Import Chatbot-Arena battles (``feedback.arena``: JSON lines, gzip or plain, or Parquet) as
     complete, voted comparisons between the named models, which the leaderboard then rates.
 
     The whole file is read and parsed first; any problem raises and writes nothing. A battle whose
-    conversations differ before the last turn cannot be stored: it fails the whole file
-    (``RowsRefusedError``), unless ``skip_refused``, when such battles are skipped and reported
-    (``refused``) and the rest is imported. Battles whose
-    two answers are the same text are skipped and counted (``identical_responses``). Each other
+    conversations differ before the last turn cannot be stored, and a flagged one
+    (``feedback.import_flags``: ``question_id``, ``judge`` or ``tstamp`` missing while other battles
+    have it; an answer that is a strict prefix of the other) is doubtful: either fails the whole file
+    (``RowsRefusedError``, naming the lines), unless ``skip_refused``, when such battles are skipped
+    and reported (``refused``) and the rest is imported, or, for flagged battles, ``allow_flagged``
+    (imported, marked). Battles whose two answers are the same text up to whitespace are skipped and
+    counted (``identical_responses``). Each other
     battle of rows ``offset`` .. ``offset + limit`` goes to ``pairs_import``: completion A is
     ``model_a``'s answer with ``model_a`` as its model name, B likewise, and the vote's choice is
     the winner (``model_a`` -> ``a``, ``model_b`` -> ``b``, ``tie`` -> ``tie``, ``tie (bothbad)`` ->
@@ -516,12 +638,13 @@ def arena_import(
         split, eval_fraction: as for ``pairs_import``.
         offset: rows to pass over first, refused ones included.
         limit: at most this many rows after ``offset``; None for all.
-        skip_refused: import the other battles when some in the range cannot be stored.
+        skip_refused: import the other battles when some in the range cannot be stored or are flagged.
+        allow_flagged: import flagged battles, marked.
     Returns: an ``ImportSummary``.
     Raises:
         PreferenceFileError: every problem with its line or row number; nothing is written.
-        RowsRefusedError: (a ``PreferenceFileError``) battles that cannot be stored, without
-            ``skip_refused``; nothing is written.
+        RowsRefusedError: (a ``PreferenceFileError``) battles that cannot be stored or are flagged,
+            without ``skip_refused`` (or ``allow_flagged``); nothing is written.
         OSError: the file cannot be read.
         ValueError: a bad argument, or a user named ``source`` that can log in.
         IntegrityError: another import of the same battles committed meanwhile; nothing is written (run again).
@@ -538,11 +661,14 @@ def arena_import(
             model_b=battle.model_b,
             choice=battle.choice,
             external_id=battle.external_id,
+            diverged_before_last_turn=battle.diverged_before_last_turn,
         )
 
     return _rows_import(
         read_arena_battles(path), path=path, to_pair=to_pair, source=source, split=split,
         eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
+        allow_flagged=allow_flagged, optional_columns=ARENA_OPTIONAL_COLUMNS,
+        present_of=lambda battle: battle.optional_present,
     )
 
 
@@ -557,6 +683,7 @@ def preferences_import(
     offset: int = 0,
     limit: int | None = None,
     skip_refused: bool = False,
+    allow_flagged: bool = False,
 ) -> ImportSummary:
     """Import a preference file in the named format: ``"trl"`` (``trl_preferences_import``),
     ``"hh-rlhf"`` (``hh_rlhf_import``) or ``"arena"`` (``arena_import``).
@@ -567,8 +694,8 @@ def preferences_import(
         model_name: the completions' model name for ``trl`` and ``hh-rlhf`` (None: ``source``);
             must be None for ``arena``, whose rows name their models.
         split, eval_fraction, offset, limit: as for the format's importer.
-        skip_refused: for ``trl`` and ``arena``, import the other rows when some cannot be stored
-            (HH-RLHF pairs are never refused).
+        skip_refused: import the other rows when some cannot be stored or are flagged.
+        allow_flagged: import flagged rows (``feedback.import_flags``), their comparisons marked.
     Returns: an ``ImportSummary``.
     Raises:
         ValueError: an unknown format (checked before the file is opened), ``model_name`` with
@@ -579,14 +706,31 @@ def preferences_import(
     if format not in PREFERENCE_FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(PREFERENCE_FORMATS)}")
     source = DEFAULT_SOURCE[format] if source is None else source
-    options = {"path": path, "source": source, "split": split, "eval_fraction": eval_fraction, "offset": offset, "limit": limit}
+    options = {
+        "path": path, "source": source, "split": split, "eval_fraction": eval_fraction, "offset": offset,
+        "limit": limit, "skip_refused": skip_refused, "allow_flagged": allow_flagged,
+    }
     if format == "arena":
         if model_name is not None:
             raise ValueError("model_name does not apply to arena battles: each row names its two models")
-        return arena_import(**options, skip_refused=skip_refused)
+        return arena_import(**options)
     if format == "trl":
-        return trl_preferences_import(**options, model_name=model_name, skip_refused=skip_refused)
+        return trl_preferences_import(**options, model_name=model_name)
     return hh_rlhf_import(**options, model_name=model_name)
+
+
+def preferences_import_upload(*, chunks: Iterable[bytes], **options) -> ImportSummary:
+    """``preferences_import`` of an uploaded file given as byte chunks: written to a temporary file
+    (removed afterwards), then imported whole or not at all. ``options`` are ``preferences_import``'s
+    keyword arguments other than ``path``.
+
+    Raises: as ``preferences_import``.
+    """
+    with tempfile.NamedTemporaryFile(prefix="arbiter-import-") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+        handle.flush()
+        return preferences_import(path=handle.name, **options)
 
 
 # --- demonstrations ---------------------------------------------------------------------------

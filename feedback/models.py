@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from .exports.formats import FILE_TYPES as EXPORT_FILE_TYPE_NAMES
+from .import_flags import flag_label, flags_split
 from .exports.formats import FORMATS as EXPORT_FORMAT_REGISTRY
 
 
@@ -42,7 +43,8 @@ class AspectChoice(models.TextChoices):
 
 
 class Side(models.TextChoices):
-    """Which completion (A or B) was shown on the left."""
+    """Which completion (A or B) was shown on the left. A vote stores ``""`` when
+    nothing was shown: an imported vote, cast elsewhere."""
 
     A = "a", "A"
     B = "b", "B"
@@ -119,6 +121,11 @@ class Comparison(models.Model):
         max_length=128, blank=True, default="",
         help_text="Stable key of an imported pair (e.g. 'hh-rlhf:<sha256>'); re-importing it adds nothing.",
     )
+    import_flags = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="Why an imported pair may not be what its file meant (comma-separated codes, "
+        "feedback.import_flags); empty when clean. Snapshots and exports leave flagged comparisons out unless asked.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -149,6 +156,16 @@ class Comparison(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == ComparisonStatus.OPEN
+
+    @property
+    def import_flag_codes(self) -> list[str]:
+        """``import_flags`` as a list of codes (``[]`` when clean)."""
+        return flags_split(self.import_flags)
+
+    @property
+    def import_flag_labels(self) -> list[tuple[str, str]]:
+        """``import_flags`` as ``[(code, a person's words), ...]`` (``[]`` when clean)."""
+        return [(code, flag_label(code)) for code in flags_split(self.import_flags)]
 
 
 class AssignmentStatus(models.TextChoices):
@@ -209,7 +226,10 @@ class Vote(models.Model):
     helpfulness = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
     harmlessness = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
     honesty = models.CharField(max_length=3, choices=AspectChoice.choices, blank=True, default="")
-    shown_left = models.CharField(max_length=1, choices=Side.choices)
+    shown_left = models.CharField(
+        max_length=1, choices=Side.choices, blank=True, default="",
+        help_text="Which completion was on the left; empty when nothing was shown (an imported vote).",
+    )
     ms_on_item = models.PositiveIntegerField(null=True, blank=True, help_text="Milliseconds the item was on screen.")
     source = models.CharField(max_length=100, default="annotator")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -225,7 +245,7 @@ class Vote(models.Model):
                 condition=Q(strength="") | (Q(strength__in=Strength.values) & Q(choice__in=[Choice.A, Choice.B])),
                 name="vote_strength_valid",
             ),
-            models.CheckConstraint(condition=Q(shown_left__in=Side.values), name="vote_side_valid"),
+            models.CheckConstraint(condition=Q(shown_left="") | Q(shown_left__in=Side.values), name="vote_side_valid"),
             *[
                 models.CheckConstraint(
                     condition=Q(**{aspect: ""}) | Q(**{f"{aspect}__in": AspectChoice.values}),

@@ -59,6 +59,7 @@ COUNT_KEYS = (
     "empty_response",
     "too_few_votes",
     "low_agreement",
+    "flagged_import",
 )
 MAX_SALT_CHARS = 200
 
@@ -69,6 +70,7 @@ class VoteRecord:
 
     ``prompt_messages`` is the prompt's ``[{"role", "content"}, ...]`` list, ``text_a``/``text_b``
     the two completions, ``choice`` one of ``CHOICES``, ``strength`` a key of ``MARGIN_BY_STRENGTH``,
+    ``import_flags`` the comparison's import flags (``""`` unless an imported pair was flagged),
     ``is_gold`` whether the comparison has a gold choice, ``split`` the prompt's stored split
     (``"train"``/``"eval"``), ``prompt_key`` the prompt's ``messages_sha256`` and ``source`` where
     the vote came from (``"annotator"``, ``"hh-rlhf"``, ...).
@@ -87,6 +89,7 @@ class VoteRecord:
     split: str
     prompt_key: str
     source: str = "annotator"
+    import_flags: str = ""  # the comparison's ``import_flags`` (``feedback.import_flags``); "" when clean
 
 
 class RulesError(ValueError):
@@ -196,6 +199,10 @@ class AggregationRules:
             ``int(sha256(split_salt + prompt_key)[:8], 16) / 2**32 < eval_fraction``.
         eval_fraction: the eval share for ``split_by="hash"`` (0.0-1.0); unused otherwise.
         split_salt: a string mixed into the hash, to draw another split of the same prompts.
+        include_flagged: use comparisons imported with flags (``feedback.import_flags``: a missing
+            margin, a truncated-looking response, a conversation that diverged early); by default
+            they are left out and counted (``flagged_import``). A missing margin is never invented:
+            an imported margin is not stored, so such a row's ``margin`` is the strength margin.
     """
 
     include_margin: bool = True
@@ -207,6 +214,7 @@ class AggregationRules:
     split_by: str = "prompt"
     eval_fraction: float = 0.1
     split_salt: str = ""
+    include_flagged: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> "AggregationRules":
@@ -221,6 +229,7 @@ class AggregationRules:
         reader = RulesReader(data, cls.__dataclass_fields__)
         reader.flag("include_margin")
         reader.flag("include_gold")
+        reader.flag("include_flagged")
         reader.ids("exclude_annotators")
         reader.names("sources")
         reader.check("min_votes", lambda v: _is_int(v) and v >= 1, "must be a whole number of at least 1")
@@ -240,6 +249,7 @@ class AggregationRules:
             "split_by": self.split_by,
             "eval_fraction": self.eval_fraction,
             "split_salt": self.split_salt,
+            "include_flagged": self.include_flagged,
         }
 
 
@@ -486,7 +496,7 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
     ``rules.exclude_annotators`` (``votes_excluded_annotator``). The rest are counted votes.
 
     Per comparison with at least one counted vote (``comparisons``), in this order:
-    fewer than ``min_votes`` counted votes -> ``too_few_votes``; no strict majority -> ``split_votes``
+    imported with flags and ``not rules.include_flagged`` -> ``flagged_import``; fewer than ``min_votes`` counted votes -> ``too_few_votes``; no strict majority -> ``split_votes``
     (a 1-1 or 2-2-1 vote is a tie and is never broken by id order); majority ``tie`` -> ``ties``;
     majority ``both_bad`` -> ``both_bad``; share of votes agreeing with the winner below
     ``min_agreement`` -> ``low_agreement``; chosen and rejected texts equivalent
@@ -537,6 +547,9 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
     for comparison_id in sorted(by_comparison):
         counted = sorted(by_comparison[comparison_id], key=lambda v: v.vote_id)
         counts["comparisons"] += 1
+        if counted[0].import_flags and not rules.include_flagged:
+            counts["flagged_import"] += 1
+            continue
         verdict = comparison_verdict(
             [(v.choice, v.strength) for v in counted], min_votes=rules.min_votes, min_agreement=rules.min_agreement
         )

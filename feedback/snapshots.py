@@ -65,6 +65,7 @@ _VOTE_COLUMNS = (
     "strength",
     "annotator_id",
     "source",
+    "comparison__import_flags",
 )
 
 
@@ -77,7 +78,7 @@ def vote_records() -> Iterator[VoteRecord]:
     rows = Vote.objects.values_list(*_VOTE_COLUMNS).iterator(chunk_size=BATCH_SIZE)
     for (
         vote_id, comparison_id, prompt_id, messages, split, prompt_key,
-        text_a, text_b, gold_choice, choice, strength, annotator_id, source,
+        text_a, text_b, gold_choice, choice, strength, annotator_id, source, import_flags,
     ) in rows:
         yield VoteRecord(
             vote_id=vote_id,
@@ -93,6 +94,7 @@ def vote_records() -> Iterator[VoteRecord]:
             split=split,
             prompt_key=prompt_key,
             source=source,
+            import_flags=import_flags,
         )
 
 
@@ -268,6 +270,7 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
             ("low_agreement", f"has agreement below {rules.min_agreement:g}", f"have agreement below {rules.min_agreement:g}"),
             ("identical", "has two identical responses", "have two identical responses"),
             ("empty_response", "has an empty response", "have an empty response"),
+            ("flagged_import", "was imported with flags (include_flagged is off)", "were imported with flags (include_flagged is off)"),
             ("pairs_eval", "is an eval pair (its prompt is in the eval split)", "are eval pairs (their prompts are in the eval split)"),
         )
         if counts.get(key)

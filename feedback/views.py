@@ -5,7 +5,6 @@ template; every action also works as a plain form POST.
 """
 from __future__ import annotations
 
-import tempfile
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -23,7 +22,7 @@ from .models import Vote
 from .roles import is_annotator, is_feedback_admin
 
 ANNOTATE_TEMPLATE = "feedback/annotate.html"
-IMPORT_UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # larger files: manage.py import_preferences
+IMPORT_UPLOAD_MAX_BYTES = imports.UPLOAD_MAX_BYTES  # larger files: manage.py import_preferences
 
 
 def _require(request: HttpRequest, check) -> None:
@@ -167,8 +166,9 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def manage_imports(request: HttpRequest) -> HttpResponse:
     """Admins: upload a preference file (TRL, HH-RLHF or Arena; up to ``IMPORT_UPLOAD_MAX_BYTES``)
-    and import it inline, whole or not at all (rows that cannot be stored fail the file unless
-    "Skip refused rows" is ticked); shows the summary, or every problem with its line."""
+    and import it inline, whole or not at all (rows that cannot be stored or are flagged fail the
+    file unless "Skip refused rows" or, for flagged rows, "Import flagged rows" is ticked); shows
+    the summary, or every problem with its line."""
     _require(request, is_feedback_admin)
     form = PreferenceImportForm(request.POST or None, request.FILES or None)
     context = {"form": form, "summary": None, "problems": None, "max_mb": IMPORT_UPLOAD_MAX_BYTES // (1024 * 1024)}
@@ -178,24 +178,22 @@ def manage_imports(request: HttpRequest) -> HttpResponse:
         form.add_error("file", f"The file is over {context['max_mb']} MB; import it with manage.py import_preferences.")
     if form.is_valid():
         data = form.cleaned_data
-        with tempfile.NamedTemporaryFile(prefix="arbiter-import-") as handle:
-            for chunk in data["file"].chunks():
-                handle.write(chunk)
-            handle.flush()
-            try:
-                context["summary"] = imports.preferences_import(
-                    path=handle.name,
-                    format=data["format"],
-                    source=data["source"].strip() or None,
-                    model_name=(data["model_name"].strip() or None) if data["format"] != "arena" else None,
-                    split=data["split"] or None,
-                    eval_fraction=0.1 if data["eval_fraction"] is None else data["eval_fraction"],
-                    skip_refused=data["skip_refused"],
-                )
-            except JSONLFormatError as error:
-                context["problems"] = str(error).splitlines()[1:]
-                context["refused_only"] = isinstance(error, imports.RowsRefusedError)
-            except (OSError, ValueError) as error:
-                form.add_error(None, str(error))
+        try:
+            context["summary"] = imports.preferences_import_upload(
+                chunks=data["file"].chunks(),
+                format=data["format"],
+                source=data["source"].strip() or None,
+                model_name=(data["model_name"].strip() or None) if data["format"] != "arena" else None,
+                split=data["split"] or None,
+                eval_fraction=0.1 if data["eval_fraction"] is None else data["eval_fraction"],
+                skip_refused=data["skip_refused"],
+                allow_flagged=data["allow_flagged"],
+            )
+        except JSONLFormatError as error:
+            context["problems"] = str(error).splitlines()[1:]
+            context["refused_only"] = isinstance(error, imports.RowsRefusedError)
+            context["flagged"] = getattr(error, "flagged", None)
+        except (OSError, ValueError) as error:
+            form.add_error(None, str(error))
     failed = context["summary"] is None
     return render(request, "feedback/manage_imports.html", context, status=400 if failed else 200)

@@ -19,11 +19,12 @@ pytestmark = pytest.mark.django_db
 def test_the_shared_sample_imported_then_exported_as_hh_rlhf_is_the_same_bytes(tmp_path, settings):
     settings.ARBITER_DATA_DIR = tmp_path / "data"
     sample = shared_data_path(HH_RLHF_SAMPLE)
-    call_command("import_hh_rlhf", str(sample), stdout=io.StringIO())
+    # The one pair that differs before its last turn is flagged: imported marked, exported only when asked.
+    call_command("import_hh_rlhf", str(sample), "--allow-flagged", stdout=io.StringIO())
     output = tmp_path / "hh-rlhf.jsonl"
     printed = io.StringIO()
     call_command("export_preferences", "--format", "hh-rlhf", "--file-type", "jsonl", "--output", str(output),
-                 stdout=printed, stderr=io.StringIO())
+                 "--include-flagged", stdout=printed, stderr=io.StringIO())
     with gzip.open(sample, "rb") as handle:
         original = handle.read()
     exported = output.read_bytes()

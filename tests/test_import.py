@@ -40,12 +40,16 @@ def nothing_written():
 
 
 def test_the_sample_imports_as_complete_comparisons_voted_for_the_chosen_response(sample, sample_lines):
-    summary = hh_rlhf_import(path=sample)
+    summary = hh_rlhf_import(path=sample, allow_flagged=True)
 
     assert summary.as_dict() == {
         "lines": 1600, "imported": 1600, "already_present": 0, "duplicate_lines": 0, "identical_responses": 0,
-        "refused": 0, "diverged_before_last_turn": 1, "prompts_created": 1598, "prompts_reused": 0,
+        "refused": 0, "flagged": 1, "diverged_before_last_turn": 1, "prompts_created": 1598, "prompts_reused": 0,
     }
+    # The one pair whose transcripts differ before the last turn (line 1255) is marked.
+    assert list(Comparison.objects.exclude(import_flags="").values_list("import_flags", flat=True)) == [
+        "diverged_before_last_turn"
+    ]
     assert (Prompt.objects.count(), Completion.objects.count(), Comparison.objects.count(), Vote.objects.count()) == (
         1598, 3200, 1600, 1600,
     )
@@ -54,8 +58,9 @@ def test_the_sample_imports_as_complete_comparisons_voted_for_the_chosen_respons
     assert set(Comparison.objects.values_list("status", "vote_count", "votes_required", "priority")) == {
         (ComparisonStatus.COMPLETE, 1, 1, 0)
     }
+    # Nothing was shown to anyone, so no side is recorded.
     assert set(Vote.objects.values_list("source", "strength", "shown_left", "annotator__username")) == {
-        ("hh-rlhf", "", "a", "hh-rlhf")
+        ("hh-rlhf", "", "", "hh-rlhf")
     }
     # The chosen response is A for some pairs and B for others, and the vote always points at it:
     # the stored rows give back both original transcripts byte for byte.
@@ -99,7 +104,7 @@ def test_importing_again_adds_nothing(sample):
 
     assert again.as_dict() == {
         "lines": 50, "imported": 0, "already_present": 50, "duplicate_lines": 0, "identical_responses": 0,
-        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 0, "prompts_reused": 0,
+        "refused": 0, "flagged": 0, "diverged_before_last_turn": 0, "prompts_created": 0, "prompts_reused": 0,
     }
     assert (Prompt.objects.count(), Completion.objects.count(), Comparison.objects.count(), Vote.objects.count()) == counts
     assert get_user_model().objects.filter(username="hh-rlhf").count() == 1
@@ -164,7 +169,7 @@ def test_duplicate_lines_count_once_and_identical_responses_are_skipped(tmp_path
 
     assert summary.as_dict() == {
         "lines": 5, "imported": 2, "already_present": 0, "duplicate_lines": 2, "identical_responses": 1,
-        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 2, "prompts_reused": 0,
+        "refused": 0, "flagged": 0, "diverged_before_last_turn": 0, "prompts_created": 2, "prompts_reused": 0,
     }
     assert Comparison.objects.count() == 2 and Vote.objects.count() == 2
 

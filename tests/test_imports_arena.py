@@ -110,7 +110,7 @@ def test_battles_import_with_real_model_names_and_the_winner_as_the_vote(tmp_pat
 
     assert summary.as_dict() == {
         "lines": 4, "imported": 4, "already_present": 0, "duplicate_lines": 0, "identical_responses": 0,
-        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 4, "prompts_reused": 0,
+        "refused": 0, "flagged": 0, "diverged_before_last_turn": 0, "prompts_created": 4, "prompts_reused": 0,
     }
     assert row_counts() == (4, 8, 4, 4)
     stored = Vote.objects.select_related("comparison__prompt", "comparison__completion_a", "comparison__completion_b")
@@ -232,7 +232,7 @@ def test_the_command_imports_battles_and_prints_the_refusals(tmp_path):
     }
     path = write_parquet(tmp_path / "arena.parquet", [battle("One?", "model_a"), diverged])
     out = io.StringIO()
-    with pytest.raises(CommandError, match="1 row cannot be stored; nothing was imported"):
+    with pytest.raises(CommandError, match="1 row cannot be imported faithfully; nothing was imported"):
         call_command("import_preferences", str(path), "--format", "arena", stdout=out)
     assert nothing_written()
 

@@ -75,7 +75,7 @@ def test_rows_that_cannot_be_stored_import_nothing_unless_skip_refused_is_ticked
 
     assert response.status_code == 400
     page = response.content.decode()
-    assert "Nothing was imported: some rows cannot be stored" in page
+    assert "Nothing was imported: some rows are flagged as doubtful" in page
     assert "line 2: refused: chosen: holds 3 messages" in page
     assert nothing_written()
 

@@ -142,7 +142,7 @@ def test_explicit_conversational_jsonl_imports_as_voted_comparisons(tmp_path):
 
     assert summary.as_dict() == {
         "lines": 8, "imported": 8, "already_present": 0, "duplicate_lines": 0, "identical_responses": 0,
-        "refused": 0, "diverged_before_last_turn": 0, "prompts_created": 8, "prompts_reused": 0,
+        "refused": 0, "flagged": 0, "diverged_before_last_turn": 0, "prompts_created": 8, "prompts_reused": 0,
     }
     assert row_counts() == (8, 16, 8, 8)
     assert set(Completion.objects.values_list("model_name", flat=True)) == {"trl-import"}
@@ -190,10 +190,13 @@ def test_implicit_prompt_rows_import_and_refused_rows_are_reported_not_imported(
     assert isinstance(caught.value, PreferenceFileError)
     assert [number for number, _ in caught.value.problems] == [2, 4]
     message = str(caught.value).splitlines()
-    assert message[0].endswith("implicit.jsonl: 2 lines cannot be stored; nothing was imported "
-                               "(skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)")
+    assert message[0].endswith("implicit.jsonl: 2 lines cannot be imported faithfully; nothing was imported "
+                               "(allow_flagged=True, --allow-flagged or 'Import flagged rows' imports flagged rows marked; "
+                               "skip_refused=True, --skip-refused or 'Skip refused rows' imports the rest)")
     assert message[1].startswith("line 2: refused: the conversations differ at message 1, before their last turn")
     assert message[2].startswith("line 4: refused: chosen: holds 3 messages")
+    assert message[3].startswith("flagged diverged_before_last_turn (the conversations differ before their last turn")
+    assert message[3].endswith("lines 2, 4")
     assert nothing_written()
 
     summary = trl_preferences_import(path=path, skip_refused=True)
@@ -275,16 +278,18 @@ def test_refusals_past_twenty_are_counted_not_listed(tmp_path):
         trl_preferences_import(path=path)
     lines = str(caught.value).splitlines()
     assert len(caught.value.problems) == 25
-    assert (len(lines), lines[-1]) == (22, "... and 5 more refused")
+    assert (len(lines), lines[-2]) == (23, "... and 5 more refused")
+    assert lines[-1].endswith("lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (25 in all)")
     assert lines[1].startswith("line 2: refused: chosen: holds 3 messages")
     assert lines[20].startswith("line 21: refused: chosen: holds 3 messages")
     assert nothing_written()
 
 
 def test_margin_is_checked_but_not_stored(tmp_path):
-    path = write_jsonl(tmp_path / "m.jsonl", [conversational(1) | {"margin": 3.5}, conversational(2) | {"margin": None}])
+    path = write_jsonl(tmp_path / "m.jsonl", [conversational(1) | {"margin": 3.5}, conversational(2) | {"margin": 0.5}])
     assert trl_preferences_import(path=path).imported == 2
     assert set(Vote.objects.values_list("strength", flat=True)) == {""}
+    assert set(Comparison.objects.values_list("import_flags", flat=True)) == {""}
 
 
 # --- bad input: each a clear error, nothing imported -----------------------------------------
@@ -412,7 +417,7 @@ def test_the_command_prints_the_summary_and_the_refused_rows(tmp_path):
     refused = {"prompt": "q", "chosen": [assistant("x"), user("y"), assistant("z")], "rejected": "r"}
     path = write_jsonl(tmp_path / "p.jsonl", [conversational(1), refused, conversational(2)])
 
-    with pytest.raises(CommandError, match=r"1 line cannot be stored; nothing was imported") as caught:
+    with pytest.raises(CommandError, match=r"1 line cannot be imported faithfully; nothing was imported") as caught:
         run(path, "--format", "trl", "--source", "cli", "--split", "eval")
     assert "line 2: refused: chosen: holds 3 messages" in str(caught.value)
     assert nothing_written()

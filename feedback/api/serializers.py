@@ -131,12 +131,16 @@ class AdminComparisonSerializer(serializers.ModelSerializer):
     completion_a = CompletionSerializer(read_only=True)
     completion_b = CompletionSerializer(read_only=True)
     messages = serializers.JSONField(source="prompt.messages", read_only=True)
+    import_flags = serializers.ListField(
+        child=serializers.CharField(), source="import_flag_codes", read_only=True,
+        help_text="Why an imported pair may not be what its file meant (feedback.import_flags codes); [] when clean.",
+    )
 
     class Meta:
         model = Comparison
         fields = [
             "id", "prompt", "messages", "completion_a", "completion_b", "votes_required", "vote_count",
-            "priority", "status", "gold_choice", "created_at",
+            "priority", "status", "gold_choice", "import_flags", "created_at",
         ]
 
 

@@ -15,6 +15,8 @@ Filters (JSON-shaped; every key optional, every given filter applies):
 - ``min_agreement``: 0.0-1.0; comparisons whose filtered votes agree less (share giving the most
   common choice) are left out, in every format.
 - ``gold``: ``"include"`` (default), ``"exclude"`` (leave gold items out) or ``"only"``.
+- ``include_flagged``: false (default) leaves out comparisons imported with flags
+  (``feedback.import_flags``), counted as ``flagged_import``; true exports them too.
 
 Options (``feedback.exports.formats.ExportOptions``) are checked against the format: a format
 refuses an option it does not read.
@@ -81,6 +83,7 @@ class ExportFilters:
     splits: tuple[str, ...] = SPLITS
     min_agreement: float = 0.0
     gold: str = "include"
+    include_flagged: bool = False
 
     @classmethod
     def from_dict(cls, data: Any) -> "ExportFilters":
@@ -110,6 +113,7 @@ class ExportFilters:
         )
         reader.fraction("min_agreement")
         reader.check("gold", lambda v: v in GOLD, f"must be one of {', '.join(GOLD)}")
+        reader.flag("include_flagged")
         values = reader.result()
         start, end = values.get("date_from"), values.get("date_to")
         if start is not None and end is not None and start >= end:
@@ -128,6 +132,7 @@ class ExportFilters:
             "splits": list(self.splits),
             "min_agreement": self.min_agreement,
             "gold": self.gold,
+            "include_flagged": self.include_flagged,
         }
 
 

@@ -13,7 +13,11 @@ keys are the format's ``columns``. The formats:
     votes, after Llama 2). Conversational by default (message lists); with ``conversational`` off,
     plain text: the prompt is rendered as an HH-RLHF transcript ending in the assistant cue
     (``"\\n\\nHuman: q\\n\\nAssistant:"``, system turns as ``"\\n\\nSystem: ..."``) and each
-    response is ``" " + text``, so ``prompt + chosen`` is exactly the HH-RLHF transcript.
+    response is ``" " + text``, so ``prompt + chosen`` is exactly the HH-RLHF transcript. The TRL
+    importer reads such a prompt back as its messages and drops that one space
+    (``feedback.trl_preferences``), so export -> import gives the same prompts and responses; the
+    one exception (one-way) is a prompt whose message text itself holds a ``"\\n\\nHuman:"``,
+    ``"\\n\\nAssistant:"`` or ``"\\n\\nSystem:"`` marker, which reads back as more turns.
 ``trl-unpaired``
     TRL's unpaired preference format for KTO: ``prompt``, ``completion``, ``label`` (bool).
     Aggregated like ``trl-preference``: a pair gives the chosen completion ``True`` and the
@@ -24,7 +28,8 @@ keys are the format's ``columns``. The formats:
     One row per vote, nothing aggregated: ids of the vote, comparison, prompt and both completions,
     both model names, ``choice``, ``strength``, the three aspects, ``rationale``, ``shown_left``,
     ``ms_on_item``, ``annotator`` (a pseudonym, see ``Pseudonyms``), ``source``, ``created_at``
-    (ISO 8601, UTC), the prompt's ``split`` and the comparison's ``gold_choice``.
+    (ISO 8601, UTC), the prompt's ``split`` and the comparison's ``gold_choice``. ``shown_left`` is
+    ``""`` for a vote whose pair was never shown (an imported vote).
 ``hh-rlhf``
     Anthropic HH-RLHF transcripts, one ``{"chosen": ..., "rejected": ...}`` row per comparison whose
     votes make a pair (aggregated as ``trl-preference``), built by ``feedback.hh_rlhf.transcript_build``,
@@ -39,7 +44,9 @@ keys are the format's ``columns``. The formats:
 
 Rows the aggregation leaves out are counted by reason in ``FormatContext.counts`` (the
 ``feedback.preferences`` count keys, plus ``system_prompt`` and ``low_agreement``); the export's
-summary lists them.
+summary lists them. Every format leaves out comparisons imported with flags
+(``feedback.import_flags``), counted as ``flagged_import``, unless the export's ``include_flagged``
+filter is on.
 
 Empty responses: no format writes an empty (blank or whitespace-only) response as an assistant
 message or completion. A comparison with one empty response gives no row in ``trl-preference``,
@@ -150,11 +157,12 @@ class ComparisonGroup:
     """
 
     __slots__ = ("comparison_id", "prompt_id", "_prompt_messages", "split", "completion_a_id", "completion_b_id",
-                 "model_a", "model_b", "text_a", "text_b", "gold_choice", "votes", "tally", "prompt_json")
+                 "model_a", "model_b", "text_a", "text_b", "gold_choice", "votes", "tally", "prompt_json", "import_flags")
 
     def __init__(self, comparison_id: int, prompt_id: int, prompt_messages: list[dict[str, str]] | None, split: str,
                  completion_a_id: int, completion_b_id: int, model_a: str, model_b: str, text_a: str, text_b: str,
-                 gold_choice: str, votes: list[VoteRow], tally: Tally = (), prompt_json: str = ""):
+                 gold_choice: str, votes: list[VoteRow], tally: Tally = (), prompt_json: str = "",
+                 import_flags: str = ""):
         self.comparison_id, self.prompt_id, self._prompt_messages, self.split = (
             comparison_id, prompt_id, prompt_messages, split)
         self.completion_a_id, self.completion_b_id, self.model_a, self.model_b = (
@@ -162,6 +170,7 @@ class ComparisonGroup:
         self.text_a, self.text_b, self.gold_choice, self.votes = text_a, text_b, gold_choice, votes
         self.tally = tally if tally or not votes else tally_of((v.choice, v.strength) for v in votes)
         self.prompt_json = prompt_json
+        self.import_flags = import_flags  # the comparison's ``import_flags``: "" unless imported flagged
 
     @property
     def prompt_messages(self) -> list[dict[str, str]]:
@@ -469,20 +478,24 @@ FORMATS: dict[str, ExportFormat] = {
 
 def export_rows(
     groups: Iterable[ComparisonGroup], *, export_format: ExportFormat, context: FormatContext, min_agreement: float = 0.0,
-    lines: bool = False,
+    lines: bool = False, include_flagged: bool = False,
 ) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """``(split, row)`` for every row the format makes of ``groups``, in group order. With
     ``lines``, a format that has a ``lines`` builder gives each row as its JSONL line (a str).
 
     A group with no votes gives nothing; one whose share of votes agreeing with the most common
     choice (``Verdict.agreement``) is below ``min_agreement`` gives nothing and is counted as
-    ``low_agreement`` (this is the "minimum agreement" filter, applied to every format).
+    ``low_agreement`` (this is the "minimum agreement" filter, applied to every format). A group
+    imported with flags gives nothing and is counted as ``flagged_import`` unless ``include_flagged``.
     ``context.groups_read`` and ``context.rows_made`` count the groups taken and rows given.
     """
     make = export_format.lines if lines and export_format.lines is not None else export_format.rows
     for group in groups:
         context.groups_read += 1
         if not group.tally:
+            continue
+        if group.import_flags and not include_flagged:
+            context.counts["flagged_import"] += 1
             continue
         if min_agreement and tally_decision(group.tally).agreement < min_agreement:
             context.counts["low_agreement"] += 1

@@ -37,6 +37,11 @@ class ExportForm(forms.Form):
         help_text="0-1: share of a comparison's votes giving the most common choice",
     )
     gold = forms.ChoiceField(choices=[(g, f"gold items: {g}") for g in GOLD], initial="include", label="Gold items")
+    include_flagged = forms.BooleanField(
+        required=False, label="Include flagged imports",
+        help_text="comparisons imported with flags (a missing margin, a truncated-looking or early-diverging pair) "
+        "are left out and counted unless ticked",
+    )
     plain_text = forms.BooleanField(required=False, label="Plain text instead of messages (TRL formats)")
     no_margin = forms.BooleanField(required=False, label="No margin column (TRL preference)")
     real_usernames = forms.BooleanField(
@@ -62,6 +67,8 @@ class ExportForm(forms.Form):
             filters["min_agreement"] = data["min_agreement"]
         if data.get("gold") and data["gold"] != "include":
             filters["gold"] = data["gold"]
+        if data.get("include_flagged"):
+            filters["include_flagged"] = True
         options: dict[str, bool] = {}
         if data.get("plain_text"):
             options["conversational"] = False

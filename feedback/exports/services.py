@@ -206,7 +206,7 @@ def export_write_unpublished(
         max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range, eval_keys=eval_keys,
     )
     rows = export_rows(groups, export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
-                       lines=request.file_type == JSONL)
+                       lines=request.file_type == JSONL, include_flagged=request.filters.include_flagged)
     with _fewer_gc_passes():
         count = rows_write_unpublished(
             rows=rows, columns=export_format.columns(request.options),

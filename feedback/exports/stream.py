@@ -44,7 +44,7 @@ TALLY_PACKED_MAX_VOTES = (1 << TALLY_BITS) - 1
 _COMPARISON_COLUMNS = (
     "id", "prompt_id", "prompt__messages", "prompt__messages_sha256",
     "completion_a_id", "completion_b_id", "completion_a__model_name", "completion_b__model_name",
-    "completion_a__text", "completion_b__text", "gold_choice",
+    "completion_a__text", "completion_b__text", "gold_choice", "import_flags",
 )
 _VOTE_COLUMNS = ("comparison_id", "id", "choice", "strength", "annotator_id")
 _VOTE_DETAIL_COLUMNS = (
@@ -204,7 +204,7 @@ def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eva
         else:
             counted = range_tally.rows(first=chunk[0][0], last=last) if range_tally else _fetch(_tally_query(votes))
             read = _tallies_read(counted, votes, tallies)
-        for (pk, prompt_id, messages, prompt_key, a_id, b_id, model_a, model_b, text_a, text_b, gold) in chunk:
+        for (pk, prompt_id, messages, prompt_key, a_id, b_id, model_a, model_b, text_a, text_b, gold, flags) in chunk:
             tally = tallies.get(pk)
             if not tally:
                 continue
@@ -214,7 +214,7 @@ def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eva
                 stored = isinstance(messages, str)
                 yield ComparisonGroup(pk, prompt_id, None if stored else messages, split, a_id, b_id, model_a, model_b,
                                       text_a, text_b, gold, votes_by_comparison.get(pk, []), tally,
-                                      messages if stored else "")
+                                      messages if stored else "", flags)
         if on_chunk is not None:
             on_chunk(read)
 

@@ -46,6 +46,8 @@ class Command(BaseCommand):
                             help="Only prompts of this split (repeatable; default both).")
         parser.add_argument("--min-agreement", type=float, help="0-1: leave out comparisons whose votes agree less.")
         parser.add_argument("--gold", choices=GOLD, help="Gold items: include (default), exclude or only.")
+        parser.add_argument("--include-flagged", action="store_true",
+                            help="Also export comparisons imported with flags (left out and counted by default).")
         parser.add_argument("--plain-text", action="store_true", help="TRL formats: plain text instead of message lists.")
         parser.add_argument("--no-margin", action="store_true", help="trl-preference: no margin column.")
         parser.add_argument("--real-usernames", action="store_true",
@@ -57,9 +59,11 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{counted(votes, 'vote')} read, {counted(rows, 'row')} written, {elapsed:.1f} s", ending="")
         self.stderr.flush()
 
-    def handle(self, *args, format, file_type, output, plain_text, no_margin, real_usernames, **options):
+    def handle(self, *args, format, file_type, output, plain_text, no_margin, real_usernames, include_flagged, **options):
         filters = {name: options[name] for name in ("annotators", "exclude_annotators", "model_names", "tags", "splits")
                    if options[name]}
+        if include_flagged:
+            filters["include_flagged"] = True
         for name in ("date_from", "date_to", "min_agreement", "gold"):
             if options[name] is not None:
                 filters[name] = options[name]

@@ -1,4 +1,5 @@
-"""manage.py import_hh_rlhf PATH [--split train|eval] [--eval-fraction F] [--offset N] [--limit N]"""
+"""manage.py import_hh_rlhf PATH [--split train|eval] [--eval-fraction F] [--offset N] [--limit N]
+[--skip-refused] [--allow-flagged]"""
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback.hh_rlhf import HHRLHFFormatError
@@ -9,7 +10,9 @@ from feedback.models import Split
 class Command(BaseCommand):
     help = (
         "Import Anthropic HH-RLHF pairs ({chosen, rejected} JSON lines, plain or gzip) as complete comparisons "
-        "with the human's preference as one vote. Re-importing a pair adds nothing; a file with a bad line imports nothing."
+        "with the human's preference as one vote. Re-importing a pair adds nothing; a file with a bad line imports nothing, "
+        "and so does one with a flagged pair (transcripts that differ before the last turn, a response that is a strict "
+        "prefix of the other) unless --skip-refused or --allow-flagged."
     )
 
     def add_arguments(self, parser):
@@ -20,10 +23,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--offset", type=int, default=0, help="Pairs to pass over first (default 0).")
         parser.add_argument("--limit", type=int, default=None, help="Import at most this many pairs after the offset.")
+        parser.add_argument("--skip-refused", action="store_true", help="Leave flagged pairs out, listing them, and import the rest.")
+        parser.add_argument(
+            "--allow-flagged", action="store_true",
+            help="Import flagged pairs and mark their comparisons (snapshots and exports leave them out unless include_flagged).",
+        )
 
-    def handle(self, *args, path, split, eval_fraction, offset, limit, **options):
+    def handle(self, *args, path, split, eval_fraction, offset, limit, skip_refused, allow_flagged, **options):
         try:
-            summary = hh_rlhf_import(path=path, split=split, eval_fraction=eval_fraction, offset=offset, limit=limit)
+            summary = hh_rlhf_import(
+                path=path, split=split, eval_fraction=eval_fraction, offset=offset, limit=limit,
+                skip_refused=skip_refused, allow_flagged=allow_flagged,
+            )
         except HHRLHFFormatError as error:
             raise CommandError(str(error)) from None
         except OSError as error:
@@ -37,3 +48,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"{s.diverged_before_last_turn} differ before the last turn")
         self.stdout.write(f"prompts: {s.prompts_created} created, {s.prompts_reused} reused")
+        if s.refused:
+            self.stdout.write(f"{s.refused} flagged pairs left out: lines {', '.join(str(n) for n, _ in s.refusals[:20])}")
+        if s.flagged:
+            self.stdout.write(f"{s.flagged} imported with flags (left out of snapshots and exports unless include_flagged)")

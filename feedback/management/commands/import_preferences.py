@@ -1,5 +1,5 @@
 """manage.py import_preferences FILE --format trl|hh-rlhf|arena [--source NAME] [--model-name NAME]
-[--split train|eval] [--eval-fraction F] [--offset N] [--limit N] [--skip-refused]"""
+[--split train|eval] [--eval-fraction F] [--offset N] [--limit N] [--skip-refused] [--allow-flagged]"""
 from django.core.management.base import BaseCommand, CommandError
 
 from feedback.imports import DEFAULT_SOURCE, PREFERENCE_FORMATS, preferences_import
@@ -12,8 +12,9 @@ class Command(BaseCommand):
         "Import preference pairs as complete comparisons with one vote each: TRL preference rows "
         "(prompt/chosen/rejected, text or messages, explicit or implicit prompt), HH-RLHF transcripts, or "
         "Chatbot-Arena battles (model_a/model_b/winner/conversation_a/conversation_b). JSON lines (plain or gzip) "
-        "or, for trl and arena, Parquet. Re-importing a row adds nothing; a file with a bad row, or a row that cannot "
-        "be stored (a multi-message response), imports nothing unless --skip-refused."
+        "or Parquet. Re-importing a row adds nothing; a file with a bad row, a row that cannot be stored (a multi-message "
+        "response) or a flagged row (an optional column on some rows only, a response that is a strict prefix of the "
+        "other, transcripts that differ before the last turn) imports nothing unless --skip-refused or --allow-flagged."
     )
 
     def add_arguments(self, parser):
@@ -36,14 +37,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-refused", action="store_true",
             help="Import the other rows when some are valid but cannot be stored (multi-message responses, Arena battles "
-            "whose sides differ before the last turn), listing the skipped ones. Default: such a row fails the whole file.",
+            "whose sides differ before the last turn) or are flagged, listing the skipped ones. Default: such a row fails "
+            "the whole file.",
+        )
+        parser.add_argument(
+            "--allow-flagged", action="store_true",
+            help="Import flagged rows (margin or another optional column missing while other rows have it, a response "
+            "that is a strict prefix of the other, HH-RLHF transcripts that differ before the last turn) and mark their "
+            "comparisons; snapshots and exports leave marked comparisons out unless include_flagged.",
         )
 
-    def handle(self, *args, path, format, source, model_name, split, eval_fraction, offset, limit, skip_refused, **options):
+    def handle(self, *args, path, format, source, model_name, split, eval_fraction, offset, limit, skip_refused, allow_flagged,
+               **options):
         try:
             summary = preferences_import(
                 path=path, format=format, source=source, model_name=model_name,
                 split=split, eval_fraction=eval_fraction, offset=offset, limit=limit, skip_refused=skip_refused,
+                allow_flagged=allow_flagged,
             )
         except JSONLFormatError as error:
             raise CommandError(str(error)) from None

@@ -85,11 +85,14 @@ class Command(BaseCommand):
         from feedback.imports import hh_rlhf_import
 
         try:
-            summary = hh_rlhf_import(path=path, limit=limit)
+            summary = hh_rlhf_import(path=path, limit=limit, skip_refused=True)  # flagged pairs left out, counted
         except (HHRLHFFormatError, OSError, ValueError) as error:
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             raise CommandError(f"--bootstrap-hh-rlhf: {'; '.join(lines[:4])}") from None
-        self.stdout.write(f"bootstrap: {summary.imported} HH-RLHF pairs imported, {summary.already_present} already present")
+        self.stdout.write(
+            f"bootstrap: {summary.imported} HH-RLHF pairs imported, {summary.already_present} already present"
+            + (f", {summary.refused} flagged left out" if summary.refused else "")
+        )
 
     def _drive(self, loop_round) -> None:
         """Run each step's job here as soon as the round queues it (a worker may take one first:
