@@ -188,7 +188,7 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
         use_cpu=not cuda,  # on CPUs under torchrun, what makes transformers set up data parallelism (gloo)
         output_dir=output_dir, report_to="none", save_strategy="no", push_to_hub=False, disable_tqdm=True,
         learning_rate=config.learning_rate, num_train_epochs=config.num_train_epochs,
-        lr_scheduler_type=config.lr_scheduler_type, warmup_ratio=config.warmup_ratio,
+        lr_scheduler_type=config.lr_scheduler_type, warmup_steps=float(config.warmup_ratio),  # a float < 1: a share of the steps
         max_steps=config.max_steps if config.max_steps is not None else -1,
         per_device_train_batch_size=config.per_device_train_batch_size,
         per_device_eval_batch_size=config.per_device_eval_batch_size,
