@@ -9,8 +9,10 @@ worker's child process), and one runs as two processes (``torch.distributed.run`
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import torch
 from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 from training.policy_config import DPOConfig
 from training.runners.progress import Reporter
+from training.services import checkpoint_register
 from training.supervisor import job_supervise
 
 from .test_reward_runner import StopAfter, checkpoint_dirs, explain, snapshot_make
@@ -131,7 +134,9 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     job.refresh_from_db()
     assert summary["checkpoint"] == "friendly-dpo" and not summary["cancelled"]
     assert (summary["train_rows"], summary["eval_rows"], summary["steps"]) == (16, 4, 6)
-    assert summary["filtered_prompt_too_long"] == {"train": 0, "eval": 0} and summary["truncated"] == {"train": 0, "eval": 0}
+    zero = {"train": 0, "eval": 0}
+    assert summary["truncated_prompt"] == summary["truncated_response"] == summary["filtered_identical"] == zero
+    assert "warnings" not in summary
     assert summary["reference_model"] == REFERENCE_ADAPTER_DISABLED
     assert summary["eval_reward_accuracy"] == 1.0 and summary["eval_reward_margin"] > 0
     assert summary["train_loss"] > 0 and summary["samples_per_s"] > 0 and summary["seconds"] > 0
@@ -195,21 +200,31 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
 
 
 @pytest.mark.django_db
-def test_a_full_fine_tune_uses_a_frozen_reference_and_counts_what_trl_dropped_and_cut(
+def test_a_full_fine_tune_uses_a_frozen_reference_and_counts_what_fitting_cut_and_left_out(
     tiny_checkpoints, data_dir, one_torch_thread
 ):
     from training.runners.dpo import REFERENCE_FROZEN_COPY, run_dpo
 
     train = pair_rows(18, long_prompts=2, long_replies=2)
-    snapshot = snapshot_make(data_dir, train, pair_rows(5, offset=100, long_prompts=1))
+    # Two replies that differ only after max_length: the same tokens once cut, so no signal.
+    long = "Sure, happy to help, and here is every single detail you could ever want. " * 8
+    same = {**train[-1], "chosen": [{"role": "assistant", "content": long + "Kind."}],
+            "rejected": [{"role": "assistant", "content": long + "Rude."}]}
+    snapshot = snapshot_make(data_dir, train + [same], pair_rows(5, offset=100, long_prompts=1))
     before = preference_margins(tiny_checkpoints["tiny-x"].location, train[2:])
     job = dpo_job(snapshot, lora=False, learning_rate=1e-3, max_steps=4, eval_steps=4)
     summary = run_dpo(job, Reporter(job.pk))
 
-    # TRL dropped the pairs whose prompt alone fills max_length and cut the over-long replies.
-    assert summary["filtered_prompt_too_long"] == {"train": 2, "eval": 1}
-    assert summary["truncated"] == {"train": 2, "eval": 0}
-    assert (summary["train_rows"], summary["eval_rows"]) == (16, 4)
+    # Every pair is used but the identical one: long prompts lost their start, long replies their
+    # end (and, for room, their prompt's start too); TRL dropped and cut nothing itself.
+    assert summary["truncated_prompt"] == {"train": 5, "eval": 1}
+    assert summary["truncated_response"] == {"train": 3, "eval": 0}
+    assert summary["filtered_identical"] == {"train": 1, "eval": 0}
+    assert summary["warnings"] == [
+        "1 of 19 training pairs left out: chosen and rejected are the same tokens after cutting to max_length "
+        "(no preference signal); raise max_length to keep them"
+    ]
+    assert (summary["train_rows"], summary["eval_rows"]) == (18, 5)
     assert summary["reference_model"] == REFERENCE_FROZEN_COPY
     checkpoint = Checkpoint.objects.get(run=job)
     assert checkpoint.name == f"tiny-x-dpo-{job.pk}" and checkpoint.metadata["lora"] is False
@@ -260,7 +275,12 @@ def test_a_dpo_run_that_crashes_mid_training_registers_nothing_and_leaves_no_fil
 
 
 @pytest.mark.django_db
-def test_a_dpo_run_refuses_an_sft_snapshot_and_prompts_that_fill_max_length(tiny_checkpoints, data_dir, one_torch_thread):
+def test_a_dpo_run_refuses_an_sft_snapshot_and_a_template_that_breaks_the_prefix_rule(
+    tiny_checkpoints, data_dir, one_torch_thread
+):
+    from transformers import AutoTokenizer
+
+    from training.runners.pair_tokens import ChatTemplatePrefixError
     from training.runners.dpo import run_dpo
 
     sft = snapshot_make(data_dir, [{"prompt": [], "completion": []}], [])
@@ -268,9 +288,21 @@ def test_a_dpo_run_refuses_an_sft_snapshot_and_prompts_that_fill_max_length(tiny
     sft.save()
     with pytest.raises(ValueError, match="holds sft rows; DPO needs preference pairs"):
         run_dpo(dpo_job(sft), Reporter(0))
-    too_long = snapshot_make(data_dir, pair_rows(3, long_prompts=3), [])
-    with pytest.raises(ValueError, match=r"every one of the 3 training prompts fills max_length=96"):
-        run_dpo(dpo_job(too_long), Reporter(0))
+
+    folder = data_dir / "checkpoints" / f"odd-dpo-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(data_dir / "checkpoints" / "tiny-x", folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = (  # the generation prompt's header differs from an assistant message's
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant thinking\n{% endif %}"
+    )
+    tokenizer.save_pretrained(folder)
+    checkpoint_register(name="odd-dpo", weights_dir=str(folder.relative_to(data_dir)))
+    job = dpo_job(snapshot_make(data_dir, pair_rows(4), []), base="odd-dpo")
+    with pytest.raises(ChatTemplatePrefixError, match=r"^the chat template of checkpoint 'odd-dpo' renders a prompt"):
+        run_dpo(job, Reporter(job.pk))
+    assert not (data_dir / "runs" / str(job.pk)).exists()
+    shutil.rmtree(folder)
 
 
 def test_the_runner_registry_knows_dpo_and_sft():
