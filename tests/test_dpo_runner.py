@@ -139,6 +139,7 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     assert "warnings" not in summary
     assert summary["reference_model"] == REFERENCE_ADAPTER_DISABLED
     assert summary["eval_reward_accuracy"] == 1.0 and summary["eval_reward_margin"] > 0
+    assert summary["eval_reward_tie_rate"] == 0.0
     assert summary["train_loss"] > 0 and summary["samples_per_s"] > 0 and summary["seconds"] > 0
     assert (job.progress_done, job.progress_total) == (6, 6)
 
@@ -149,6 +150,7 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     assert (meta["method"], meta["base"], meta["beta"], meta["loss_type"]) == ("dpo", "tiny-x", 0.1, "sigmoid")
     assert (meta["snapshot_id"], meta["snapshot_hash"]) == (pair_snapshot.pk, pair_snapshot.content_hash)
     assert meta["metrics"]["eval_reward_accuracy"] == 1.0 and meta["adapter"] is False
+    assert meta["metrics"]["eval_reward_tie_rate"] == 0.0
 
     # The user-visible effect: on every training pair the chosen reply gained on the rejected one.
     after = preference_margins(checkpoint.location, train)
@@ -175,7 +177,10 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     assert [m.step for m in train_rows] == [2, 4, 6] and [m.step for m in eval_rows] == [3, 6]
     assert all({"rewards/accuracies", "rewards/margins", "logps/chosen", "learning_rate"} <= set(m.values) for m in train_rows)
     assert all({"eval_rewards/accuracies", "eval_rewards/margins"} <= set(m.values) for m in eval_rows)
-    assert eval_rows[-1].values["eval_rewards/accuracies"] == summary["eval_reward_accuracy"]
+    assert eval_rows[-1].values["eval_rewards/accuracies"] == 1.0  # TRL's, a mean of per-batch means
+    # Ours, over pairs after training, ties apart: one more row at the last step.
+    [held_out] = [m for m in rows if "eval_reward_tie_rate" in m.values]
+    assert held_out.step == 6 and held_out.values == {"eval_reward_accuracy": 1.0, "eval_reward_tie_rate": 0.0, "eval_n": 4}
 
     # The same run saved as an adapter: two files over the parent, the same model once loaded.
     adapter_job = dpo_job(pair_snapshot, output_name="friendly-dpo-adapter", save_adapter=True)
@@ -303,6 +308,29 @@ def test_a_dpo_run_refuses_an_sft_snapshot_and_a_template_that_breaks_the_prefix
         run_dpo(job, Reporter(job.pk))
     assert not (data_dir / "runs" / str(job.pk)).exists()
     shutil.rmtree(folder)
+
+
+def test_held_out_pairs_whose_implicit_rewards_are_equal_count_as_ties_not_wrong(tiny_checkpoints, one_torch_thread):
+    """Before any training the policy is its reference: every implicit reward is 0, so every pair
+    is a tie (TRL's ``chosen > rejected`` would call them all wrong)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.runners.dpo_heldout import implicit_reward_outcomes
+    from training.runners.pair_tokens import pairs_prepare
+
+    location = tiny_checkpoints["tiny-x"].location
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    pairs, _ = pairs_prepare(tokenizer, pair_rows(5), max_length=96, checkpoint="tiny-x")
+    policy, reference = (AutoModelForCausalLM.from_pretrained(location) for _ in range(2))
+    trainer = SimpleNamespace(model=policy, ref_model=reference)
+    outcome = implicit_reward_outcomes(trainer, pairs, beta=0.1, pad_token_id=tokenizer.pad_token_id, batch_size=4)
+    assert outcome == {"accuracy": 0.0, "tie_rate": 1.0, "n": 5}
+    with torch.no_grad():  # a policy that moved: no ties left, and the figures sum to at most 1
+        policy.lm_head.weight.add_(0.05 * torch.randn_like(policy.lm_head.weight))
+    moved = implicit_reward_outcomes(trainer, pairs, beta=0.1, pad_token_id=tokenizer.pad_token_id, batch_size=4)
+    assert moved["tie_rate"] == 0.0 and moved["n"] == 5
 
 
 def test_the_runner_registry_knows_dpo_and_sft():

@@ -109,7 +109,8 @@ def test_a_template_whose_prompt_is_no_prefix_refuses_naming_the_checkpoint(toke
 
 
 def test_held_out_ties_are_their_own_rate_not_wrong_answers():
-    from training.runners.reward import PairAccuracy, evaluation_values, pair_outcomes
+    from training.runners.pair_tokens import pair_outcomes
+    from training.runners.reward import PairAccuracy, evaluation_values
 
     rewards = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [2.0, 2.0]])
     assert pair_outcomes(rewards) == {"accuracy": 0.25, "tie_rate": 0.5, "n": 4}

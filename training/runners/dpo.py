@@ -20,6 +20,8 @@ Language Model is Secretly a Reward Model") trains the policy directly on chosen
   once built, the fitted ids as its datasets (checked against its own tokenisation first). The
   summary counts per split what was cut or left out. A chat template that renders a prompt
   differently when a response follows refuses the run before it starts (TRL would only warn).
+- Held-out accuracy and ties: after training, every held-out pair's implicit rewards are computed
+  once more (``dpo_heldout``) so accuracy counts strict wins over pairs and ties have their own rate.
 - Streaming: ``reporting.RunReporting`` (progress, one ``JobMetric`` row per training log with
   TRL's ``loss``, ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies``,
   ``rewards/margins``, ``logps/*``, ``logits/*``, ``entropy``, ``num_tokens``..., and one per
@@ -50,7 +52,8 @@ from .policy_training import (
     trainer_arguments,
 )
 from .pair_tokens import PairIds, identical_warning, pairs_prepare, split_counts
-from .progress import Reporter, Stopwatch
+from .dpo_heldout import implicit_reward_outcomes
+from .progress import Phase, Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
 from .snapshot_rows import columns_keep, rows_read
 
@@ -107,10 +110,11 @@ def run_dpo(job, reporter: Reporter) -> dict:
 
     Summary keys: ``train_rows``/``eval_rows`` (pairs used), ``truncated_prompt``,
     ``truncated_response``, ``filtered_identical`` (each ``{"train": n, "eval": n}``, see
-    ``pair_tokens``), ``steps``, ``epochs``, ``train_loss``, ``eval_reward_accuracy`` (TRL's
-    ``eval_rewards/accuracies`` of the last evaluation: share of pairs whose implicit reward
-    β·log(π/π_ref) is strictly higher for the chosen side, a mean of per-batch means; None without
-    eval pairs), ``eval_reward_margin`` (``eval_rewards/margins``), ``eval_loss``,
+    ``pair_tokens``), ``steps``, ``epochs``, ``train_loss``, ``eval_reward_accuracy`` (share of held-out pairs whose
+    implicit reward β·log(π/π_ref) is strictly higher for the chosen side, over pairs after training:
+    ``dpo_heldout``; TRL's per-batch ``eval_rewards/accuracies`` stays in the metric rows; None
+    without eval pairs, or TRL's figure when cancelled), ``eval_reward_tie_rate`` (share of held-out
+    pairs whose two implicit rewards are equal; also a metric row and checkpoint metadata), ``eval_reward_margin`` (``eval_rewards/margins``), ``eval_loss``,
     ``reference_model`` (how the reference was built), ``samples_per_s`` (pairs per second, TRL's
     ``train_samples_per_second``), ``seconds`` (whole run, wall clock), ``checkpoint`` (name; None
     when cancelled), ``cancelled``; ``warnings`` when a library warned about the data or pairs were left out.
@@ -192,6 +196,18 @@ def run_dpo(job, reporter: Reporter) -> dict:
         return summary
 
     reporting.progress(trainer.state)
+    if evaluate:
+        reporter.phase(Phase.EVALUATING)
+        held_out = implicit_reward_outcomes(
+            trainer, eval_pairs, beta=config.beta, pad_token_id=tokenizer.pad_token_id,
+            batch_size=config.per_device_eval_batch_size,
+        )
+        summary["eval_reward_accuracy"] = finite(held_out["accuracy"])
+        summary["eval_reward_tie_rate"] = finite(held_out["tie_rate"])
+        reporter.metric(step=trainer.state.global_step, epoch=trainer.state.epoch, values={
+            "eval_reward_accuracy": summary["eval_reward_accuracy"],
+            "eval_reward_tie_rate": summary["eval_reward_tie_rate"], "eval_n": held_out["n"],
+        })
     metadata = {
         "method": "dpo", "base": base.name, "snapshot_id": snapshot.id, "snapshot_hash": snapshot.content_hash,
         "beta": config.beta, "loss_type": config.loss_type, "max_length": config.max_length, "lora": config.lora,
@@ -200,7 +216,7 @@ def run_dpo(job, reporter: Reporter) -> dict:
         "filtered_identical": summary["filtered_identical"],
         "metrics": {
             "train_loss": summary["train_loss"], "eval_reward_accuracy": summary["eval_reward_accuracy"],
-            "eval_reward_margin": summary["eval_reward_margin"], "eval_loss": summary["eval_loss"],
+            "eval_reward_tie_rate": summary.get("eval_reward_tie_rate"), "eval_reward_margin": summary["eval_reward_margin"], "eval_loss": summary["eval_loss"],
         },
     }
     checkpoint = policy_publish(

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 Messages = list[dict[str, str]]
@@ -170,3 +171,19 @@ def identical_warning(counts: PairCounts, split: str) -> str | None:
         f"{counts.identical} of {counts.rows_in} {split} pairs left out: chosen and rejected are the same tokens "
         f"after cutting to max_length (no preference signal); raise max_length to keep them"
     )
+
+
+def pair_outcomes(rewards) -> dict[str, float | int]:
+    """Strict wins and ties of ``(N, 2)`` ``[chosen, rejected]`` rewards (a reward model's scores,
+    or DPO's implicit rewards).
+
+    Returns: ``accuracy`` (share with chosen > rejected: a tie is not a win), ``tie_rate`` (share
+    with equal rewards: neither right nor wrong), ``n``; both rates NaN when N is 0.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1, 2)
+    n = len(rewards)
+    if not n:
+        return {"accuracy": float("nan"), "tie_rate": float("nan"), "n": 0}
+    wins = rewards[:, 0] > rewards[:, 1]
+    ties = rewards[:, 0] == rewards[:, 1]
+    return {"accuracy": float(wins.mean()), "tie_rate": float(ties.mean()), "n": n}

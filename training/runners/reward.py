@@ -46,7 +46,7 @@ from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
-from .pair_tokens import PairIds, identical_warning, pairs_prepare, split_counts
+from .pair_tokens import PairIds, identical_warning, pair_outcomes, pairs_prepare, split_counts
 from .policy_training import process_roles, run_directory, run_snapshot, run_tokenizer
 from .progress import Reporter, Stopwatch
 from .publish import checkpoint_publish
@@ -96,21 +96,6 @@ def pair_columns(logits, labels):
         logits = logits[0]
     chosen, rejected = logits.reshape(-1).chunk(2)
     return torch.stack((chosen, rejected), dim=1)
-
-
-def pair_outcomes(rewards) -> dict[str, float | int]:
-    """Strict wins and ties of ``(N, 2)`` ``[chosen, rejected]`` rewards.
-
-    Returns: ``accuracy`` (share with chosen > rejected: a tie is not a win), ``tie_rate`` (share
-    with equal rewards: neither right nor wrong), ``n``; both rates NaN when N is 0.
-    """
-    rewards = np.asarray(rewards, dtype=np.float64).reshape(-1, 2)
-    n = len(rewards)
-    if not n:
-        return {"accuracy": float("nan"), "tie_rate": float("nan"), "n": 0}
-    wins = rewards[:, 0] > rewards[:, 1]
-    ties = rewards[:, 0] == rewards[:, 1]
-    return {"accuracy": float(wins.mean()), "tie_rate": float(ties.mean()), "n": n}
 
 
 class PairAccuracy:
