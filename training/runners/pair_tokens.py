@@ -78,9 +78,7 @@ def template_prefix_check(
     """
     if list(full_ids[:len(prompt_ids)]) == list(prompt_ids):
         return
-    at = next(i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b) if any(
-        a != b for a, b in zip(prompt_ids, full_ids)
-    ) else min(len(prompt_ids), len(full_ids))
+    at = next((i for i, (a, b) in enumerate(zip(prompt_ids, full_ids)) if a != b), min(len(prompt_ids), len(full_ids)))
     alone = tokenizer.decode(list(prompt_ids[at:at + 8]))
     followed = tokenizer.decode(list(full_ids[at:at + 8]))
     raise ChatTemplatePrefixError(

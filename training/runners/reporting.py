@@ -180,8 +180,8 @@ def data_warnings(into: list[str]) -> Iterator[None]:
     Appends to ``into`` (first line of each, de-duplicated, at most ``MAX_DATA_WARNINGS``): every
     ``logging`` record at WARNING or above from the ``DATA_WARNING_LOGGERS`` (a tokenizer's "sequence
     longer than the model's maximum", TRL's "prompt is not a prefix") and every ``warnings.warn``
-    that is not a deprecation notice. Each also still reaches stderr (the run's log). The runner puts
-    ``into`` in its summary's ``warnings``, which the run page shows.
+    that is not a deprecation notice (those go to stderr, the run's log, only). The runner puts
+    ``into`` in its summary's ``warnings``, which the run page shows, and writes each to its log.
     """
     caught: list[str] = []
     handler = _Collect(caught)
@@ -195,9 +195,10 @@ def data_warnings(into: list[str]) -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
-    for record in records:
-        print(f"warning: {record.message}", file=sys.stderr, flush=True)
-        if not issubclass(record.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+    for record in records:  # deprecation notices go to the log only; the others the runner writes with the summary's
+        if issubclass(record.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            print(f"warning: {record.message}", file=sys.stderr, flush=True)
+        else:
             caught.append(str(record.message))
     for message in caught:
         line = message.strip().splitlines()[0] if message.strip() else ""
