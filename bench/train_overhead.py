@@ -183,7 +183,8 @@ def run_platform(config: dict, workdir: Path) -> dict:
         "samples_per_s": summary["samples_per_s"], "steps": summary["steps"], "train_rows": summary["train_rows"],
         "eval_rows": summary["eval_rows"], "eval_accuracy": summary["eval_accuracy"], "total_s": total,
         "run_s": summary["seconds"], "peak_rss_mb": helper["peak_rss_mb"], "job": job.pk,
-        "filtered_too_long": summary["filtered_too_long"], "metric_rows": job.metrics.count(),
+        "truncated_prompt": summary["truncated_prompt"], "filtered_identical": summary["filtered_identical"],
+        "metric_rows": job.metrics.count(),
     }
 
 
@@ -687,6 +688,8 @@ def bench(args, workdir: Path, load_start: str) -> int:
         "per_device_train_batch_size": args.batch_size, "per_device_eval_batch_size": args.eval_batch_size,
         "learning_rate": args.learning_rate, "eval_steps": args.eval_steps, "logging_steps": args.logging_steps,
         "seed": args.seed,
+        # the bare script's schedule and memory settings (transformers' defaults), not the platform's
+        "lr_scheduler_type": "linear", "warmup_ratio": 0.0, "activation_checkpointing": False,
     }
     from feedback import interface
 
@@ -792,7 +795,8 @@ def bench_reward(args, workdir: Path, load_start: str, name: str, location: str,
         "bare_eval_accuracy": bare_run["eval_accuracy"], "platform_metric_rows": platform_run["metric_rows"],
         "model": name, "train_pairs": args.train_pairs, "steps": max_steps, "max_length": args.max_length,
         "batch_size": args.batch_size, "eval_rows": platform_run["eval_rows"], "eval_steps": args.eval_steps,
-        "logging_steps": args.logging_steps, "filtered_too_long": platform_run["filtered_too_long"],
+        "logging_steps": args.logging_steps, "truncated_prompt": platform_run["truncated_prompt"],
+        "filtered_identical": platform_run["filtered_identical"],
         "repeats": args.repeats, "threads": bare_run["threads"], "loadavg_start": load_start, "loadavg_end": load_end,
         "others_cpu_share_max": round(others, 3), "cpus": os.cpu_count(), "problems": problems,
     }

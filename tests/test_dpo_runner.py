@@ -9,8 +9,10 @@ worker's child process), and one runs as two processes (``torch.distributed.run`
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import torch
 from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 from training.policy_config import DPOConfig
 from training.runners.progress import Reporter
+from training.services import checkpoint_register
 from training.supervisor import job_supervise
 
 from .test_reward_runner import StopAfter, checkpoint_dirs, explain, snapshot_make
@@ -131,9 +134,12 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     job.refresh_from_db()
     assert summary["checkpoint"] == "friendly-dpo" and not summary["cancelled"]
     assert (summary["train_rows"], summary["eval_rows"], summary["steps"]) == (16, 4, 6)
-    assert summary["filtered_prompt_too_long"] == {"train": 0, "eval": 0} and summary["truncated"] == {"train": 0, "eval": 0}
+    zero = {"train": 0, "eval": 0}
+    assert summary["truncated_prompt"] == summary["truncated_response"] == summary["filtered_identical"] == zero
+    assert "warnings" not in summary
     assert summary["reference_model"] == REFERENCE_ADAPTER_DISABLED
     assert summary["eval_reward_accuracy"] == 1.0 and summary["eval_reward_margin"] > 0
+    assert summary["eval_reward_tie_rate"] == 0.0
     assert summary["train_loss"] > 0 and summary["samples_per_s"] > 0 and summary["seconds"] > 0
     assert (job.progress_done, job.progress_total) == (6, 6)
 
@@ -144,6 +150,7 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     assert (meta["method"], meta["base"], meta["beta"], meta["loss_type"]) == ("dpo", "tiny-x", 0.1, "sigmoid")
     assert (meta["snapshot_id"], meta["snapshot_hash"]) == (pair_snapshot.pk, pair_snapshot.content_hash)
     assert meta["metrics"]["eval_reward_accuracy"] == 1.0 and meta["adapter"] is False
+    assert meta["metrics"]["eval_reward_tie_rate"] == 0.0
 
     # The user-visible effect: on every training pair the chosen reply gained on the rejected one.
     after = preference_margins(checkpoint.location, train)
@@ -170,7 +177,10 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
     assert [m.step for m in train_rows] == [2, 4, 6] and [m.step for m in eval_rows] == [3, 6]
     assert all({"rewards/accuracies", "rewards/margins", "logps/chosen", "learning_rate"} <= set(m.values) for m in train_rows)
     assert all({"eval_rewards/accuracies", "eval_rewards/margins"} <= set(m.values) for m in eval_rows)
-    assert eval_rows[-1].values["eval_rewards/accuracies"] == summary["eval_reward_accuracy"]
+    assert eval_rows[-1].values["eval_rewards/accuracies"] == 1.0  # TRL's, a mean of per-batch means
+    # Ours, over pairs after training, ties apart: one more row at the last step.
+    [held_out] = [m for m in rows if "eval_reward_tie_rate" in m.values]
+    assert held_out.step == 6 and held_out.values == {"eval_reward_accuracy": 1.0, "eval_reward_tie_rate": 0.0, "eval_n": 4}
 
     # The same run saved as an adapter: two files over the parent, the same model once loaded.
     adapter_job = dpo_job(pair_snapshot, output_name="friendly-dpo-adapter", save_adapter=True)
@@ -195,21 +205,31 @@ def test_a_lora_dpo_run_registers_a_merged_policy_that_prefers_the_chosen_replie
 
 
 @pytest.mark.django_db
-def test_a_full_fine_tune_uses_a_frozen_reference_and_counts_what_trl_dropped_and_cut(
+def test_a_full_fine_tune_uses_a_frozen_reference_and_counts_what_fitting_cut_and_left_out(
     tiny_checkpoints, data_dir, one_torch_thread
 ):
     from training.runners.dpo import REFERENCE_FROZEN_COPY, run_dpo
 
     train = pair_rows(18, long_prompts=2, long_replies=2)
-    snapshot = snapshot_make(data_dir, train, pair_rows(5, offset=100, long_prompts=1))
+    # Two replies that differ only after max_length: the same tokens once cut, so no signal.
+    long = "Sure, happy to help, and here is every single detail you could ever want. " * 8
+    same = {**train[-1], "chosen": [{"role": "assistant", "content": long + "Kind."}],
+            "rejected": [{"role": "assistant", "content": long + "Rude."}]}
+    snapshot = snapshot_make(data_dir, train + [same], pair_rows(5, offset=100, long_prompts=1))
     before = preference_margins(tiny_checkpoints["tiny-x"].location, train[2:])
     job = dpo_job(snapshot, lora=False, learning_rate=1e-3, max_steps=4, eval_steps=4)
     summary = run_dpo(job, Reporter(job.pk))
 
-    # TRL dropped the pairs whose prompt alone fills max_length and cut the over-long replies.
-    assert summary["filtered_prompt_too_long"] == {"train": 2, "eval": 1}
-    assert summary["truncated"] == {"train": 2, "eval": 0}
-    assert (summary["train_rows"], summary["eval_rows"]) == (16, 4)
+    # Every pair is used but the identical one: long prompts lost their start, long replies their
+    # end (and, for room, their prompt's start too); TRL dropped and cut nothing itself.
+    assert summary["truncated_prompt"] == {"train": 5, "eval": 1}
+    assert summary["truncated_response"] == {"train": 3, "eval": 0}
+    assert summary["filtered_identical"] == {"train": 1, "eval": 0}
+    assert summary["warnings"] == [
+        "1 of 19 training pairs left out: chosen and rejected are the same tokens after cutting to max_length "
+        "(no preference signal); raise max_length to keep them"
+    ]
+    assert (summary["train_rows"], summary["eval_rows"]) == (18, 5)
     assert summary["reference_model"] == REFERENCE_FROZEN_COPY
     checkpoint = Checkpoint.objects.get(run=job)
     assert checkpoint.name == f"tiny-x-dpo-{job.pk}" and checkpoint.metadata["lora"] is False
@@ -260,7 +280,12 @@ def test_a_dpo_run_that_crashes_mid_training_registers_nothing_and_leaves_no_fil
 
 
 @pytest.mark.django_db
-def test_a_dpo_run_refuses_an_sft_snapshot_and_prompts_that_fill_max_length(tiny_checkpoints, data_dir, one_torch_thread):
+def test_a_dpo_run_refuses_an_sft_snapshot_and_a_template_that_breaks_the_prefix_rule(
+    tiny_checkpoints, data_dir, one_torch_thread
+):
+    from transformers import AutoTokenizer
+
+    from training.runners.pair_tokens import ChatTemplatePrefixError
     from training.runners.dpo import run_dpo
 
     sft = snapshot_make(data_dir, [{"prompt": [], "completion": []}], [])
@@ -268,9 +293,44 @@ def test_a_dpo_run_refuses_an_sft_snapshot_and_prompts_that_fill_max_length(tiny
     sft.save()
     with pytest.raises(ValueError, match="holds sft rows; DPO needs preference pairs"):
         run_dpo(dpo_job(sft), Reporter(0))
-    too_long = snapshot_make(data_dir, pair_rows(3, long_prompts=3), [])
-    with pytest.raises(ValueError, match=r"every one of the 3 training prompts fills max_length=96"):
-        run_dpo(dpo_job(too_long), Reporter(0))
+
+    folder = data_dir / "checkpoints" / f"odd-dpo-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(data_dir / "checkpoints" / "tiny-x", folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = (  # the generation prompt's header differs from an assistant message's
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant thinking\n{% endif %}"
+    )
+    tokenizer.save_pretrained(folder)
+    checkpoint_register(name="odd-dpo", weights_dir=str(folder.relative_to(data_dir)))
+    job = dpo_job(snapshot_make(data_dir, pair_rows(4), []), base="odd-dpo")
+    with pytest.raises(ChatTemplatePrefixError, match=r"^the chat template of checkpoint 'odd-dpo' renders a prompt"):
+        run_dpo(job, Reporter(job.pk))
+    assert not (data_dir / "runs" / str(job.pk)).exists()
+    shutil.rmtree(folder)
+
+
+def test_held_out_pairs_whose_implicit_rewards_are_equal_count_as_ties_not_wrong(tiny_checkpoints, one_torch_thread):
+    """Before any training the policy is its reference: every implicit reward is 0, so every pair
+    is a tie (TRL's ``chosen > rejected`` would call them all wrong)."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.runners.dpo_heldout import implicit_reward_outcomes
+    from training.runners.pair_tokens import pairs_prepare
+
+    location = tiny_checkpoints["tiny-x"].location
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    pairs, _ = pairs_prepare(tokenizer, pair_rows(5), max_length=96, checkpoint="tiny-x")
+    policy, reference = (AutoModelForCausalLM.from_pretrained(location) for _ in range(2))
+    trainer = SimpleNamespace(model=policy, ref_model=reference)
+    outcome = implicit_reward_outcomes(trainer, pairs, beta=0.1, pad_token_id=tokenizer.pad_token_id, batch_size=4)
+    assert outcome == {"accuracy": 0.0, "tie_rate": 1.0, "n": 5}
+    with torch.no_grad():  # a policy that moved: no ties left, and the figures sum to at most 1
+        policy.lm_head.weight.add_(0.05 * torch.randn_like(policy.lm_head.weight))
+    moved = implicit_reward_outcomes(trainer, pairs, beta=0.1, pad_token_id=tokenizer.pad_token_id, batch_size=4)
+    assert moved["tie_rate"] == 0.0 and moved["n"] == 5
 
 
 def test_the_runner_registry_knows_dpo_and_sft():

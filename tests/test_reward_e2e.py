@@ -47,13 +47,12 @@ def test_a_reward_model_trained_on_400_human_pairs_is_scored_on_200_held_out_pai
 
     accuracy = job.summary["eval_accuracy"]
     assert 0.0 <= accuracy <= 1.0
-    # TRL trains and evaluates on the pairs that fit in MAX_LENGTH tokens (and counts the rest);
-    # eval_accuracy_all scores every held-out pair, the long ones cut to their last MAX_LENGTH tokens.
-    evaluated = snapshot.eval_rows - job.summary["filtered_too_long"]["eval"]
+    # Every pair is used, fitted to MAX_LENGTH tokens (the prompt's start cut first); only pairs
+    # identical after that are left out, and counted. Ties are their own figure.
+    evaluated = snapshot.eval_rows - job.summary["filtered_identical"]["eval"]
     assert evaluated == job.summary["eval_rows"] > 0
-    assert job.summary["eval_rows_all"] == snapshot.eval_rows
-    accuracy_all = job.summary["eval_accuracy_all"]
-    assert 0.0 <= accuracy_all <= 1.0
+    assert job.summary["train_rows"] == snapshot.train_rows - job.summary["filtered_identical"]["train"]
+    assert job.summary["truncated_prompt"]["eval"] > 0 and 0.0 <= job.summary["eval_tie_rate"] <= 1.0 - accuracy
     final = [m.values for m in job.metrics.all() if "eval_accuracy" in m.values][-1]
     assert final["eval_accuracy"] == pytest.approx(accuracy)
 
@@ -62,8 +61,8 @@ def test_a_reward_model_trained_on_400_human_pairs_is_scored_on_200_held_out_pai
     assert checkpoint.parent == smollm2_checkpoint and checkpoint.run_id == job.pk
     assert checkpoint.metadata["snapshot_id"] == snapshot.id and checkpoint.metadata["snapshot_hash"] == snapshot.content_hash
     assert checkpoint.metadata["eval_accuracy"] == pytest.approx(accuracy)
-    assert checkpoint.metadata["eval_accuracy_all"] == pytest.approx(accuracy_all)
+    assert checkpoint.metadata["eval_tie_rate"] == job.summary["eval_tie_rate"]
     assert (Path(checkpoint.location) / "config.json").is_file()
-    print(f"\nreward model held-out accuracy: {accuracy:.3f} on the {evaluated} held-out pairs within {MAX_LENGTH} tokens, "
-          f"{accuracy_all:.3f} on all {snapshot.eval_rows}; trained on {job.summary['train_rows']} of {snapshot.train_rows} "
+    print(f"\nreward model held-out accuracy: {accuracy:.3f} (ties {job.summary['eval_tie_rate']:.3f}) on {evaluated} of "
+          f"{snapshot.eval_rows} held-out pairs; trained on {job.summary['train_rows']} of {snapshot.train_rows} "
           f"pairs; summary: {job.summary}")

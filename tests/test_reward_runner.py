@@ -10,6 +10,7 @@ held-out accuracy shows learning, not a lucky random head. Three tests run the w
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -103,17 +104,19 @@ def toy_snapshot(data_dir):
     return snapshot_make(data_dir, toy_rows(48, too_long=3), toy_held_out())
 
 
-def heldout_accuracy_by_scoring(location: str, rows: list[dict]) -> tuple[float, dict[str, float]]:
-    """Held-out accuracy recomputed with the scorer from the saved checkpoint: each completion scored on its own."""
+def heldout_accuracy_by_scoring(location: str, rows: list[dict], *, max_length: int = 1024) -> tuple[float, dict[str, float]]:
+    """Held-out accuracy recomputed with the scorer from the saved checkpoint: each side of each
+    pair, fitted to ``max_length`` as training fitted it, scored on its own."""
+    from training.runners.pair_tokens import pairs_prepare
     from training.runners.reward import strength_of
-    from training.runners.rewards import conversation_ids, reward_model_load, rewards_compute
+    from training.runners.rewards import reward_model_load, rewards_compute
 
     model, tokenizer = reward_model_load(location)
+    pairs, counts = pairs_prepare(tokenizer, rows, max_length=max_length, checkpoint="test")
+    rows = [rows[i] for i in counts.kept]
     chosen, rejected = (
-        rewards_compute(
-            model, tokenizer.pad_token_id, [conversation_ids(tokenizer, r["prompt"], r[side]) for r in rows], batch_size=8
-        )
-        for side in ("chosen", "rejected")
+        rewards_compute(model, tokenizer.pad_token_id, [getattr(pair, side) for pair in pairs], batch_size=8)
+        for side in ("chosen_sequence", "rejected_sequence")
     )
     correct = [c > r for c, r in zip(chosen, rejected)]
     by = {}
@@ -138,16 +141,20 @@ def test_a_run_registers_a_reward_checkpoint_with_lineage_metrics_and_held_out_a
     summary = run_reward(job, Reporter(job.pk))
     job.refresh_from_db()
 
-    # TRL left out the pairs over 96 tokens, and the summary says how many.
-    assert summary["filtered_too_long"] == {"train": 3, "eval": 2}
-    assert (summary["train_rows"], summary["eval_rows"]) == (45, 14)
+    # Every pair is used: the long ones lost their prompt's start and their responses' end, and
+    # the summary says how many.
+    assert summary["truncated_prompt"] == summary["truncated_response"] == {"train": 3, "eval": 2}
+    assert summary["filtered_identical"] == {"train": 0, "eval": 0} and "warnings" not in summary
+    assert (summary["train_rows"], summary["eval_rows"]) == (48, 16)
     assert summary["steps"] == 12 and summary["checkpoint"] == "polite-rm" and not summary["cancelled"]
     assert summary["margin_used"] is True
     assert summary["train_loss"] > 0 and summary["samples_per_s"] > 0 and summary["seconds"] > 0
-    # Learned: polite wins. The held-out "slight" voters disagreed, so the model is wrong exactly there.
+    # Learned: polite wins. The held-out "slight" voters disagreed, so the model is wrong there
+    # (but perhaps on the one long pair among them).
     by = summary["eval_accuracy_by_strength"]
-    assert by == {"slight": 0.0, "clear": 1.0, "strong": 1.0, "unspecified": 1.0}
-    assert summary["eval_accuracy"] == pytest.approx(11 / 14)
+    assert by["strong"] == by["unspecified"] == 1.0 and by["clear"] >= 0.75 and by["slight"] <= 0.25
+    assert summary["eval_tie_rate"] == 0.0
+    assert summary["eval_accuracy"] == pytest.approx(sum(by[s] * n for s, n in zip(by, (4, 4, 4, 4))) / 16)
     assert (job.progress_done, job.progress_total) == (12, 12)
 
     checkpoint = Checkpoint.objects.get(name="polite-rm")
@@ -157,8 +164,9 @@ def test_a_run_registers_a_reward_checkpoint_with_lineage_metrics_and_held_out_a
     meta = checkpoint.metadata
     assert meta["base"] == "tiny-x"
     assert (meta["snapshot_id"], meta["snapshot_hash"]) == (toy_snapshot.pk, toy_snapshot.content_hash)
-    assert (meta["train_rows"], meta["max_length"]) == (45, 96)
-    assert meta["eval_accuracy"] == summary["eval_accuracy"]
+    assert (meta["train_rows"], meta["max_length"]) == (48, 96)
+    assert meta["eval_accuracy"] == summary["eval_accuracy"] and meta["eval_tie_rate"] == 0.0
+    assert meta["truncated_prompt"] == {"train": 3, "eval": 2}
     assert meta["eval_accuracy_by_strength"] == summary["eval_accuracy_by_strength"]
 
     # A plain sequence-classification checkpoint with one output and the pad token set.
@@ -180,29 +188,15 @@ def test_a_run_registers_a_reward_checkpoint_with_lineage_metrics_and_held_out_a
     assert [m.step for m in eval_rows] == [5, 10, 12]
     for metric in eval_rows:
         values = metric.values
-        assert values["eval_n"] == 14 and values["eval_loss"] is not None
-        assert [values[f"eval_n_{s}"] for s in ("slight", "clear", "strong", "unspecified")] == [3, 3, 4, 4]
+        assert values["eval_n"] == 16 and values["eval_loss"] is not None and "eval_tie_rate" in values
+        assert [values[f"eval_n_{s}"] for s in ("slight", "clear", "strong", "unspecified")] == [4, 4, 4, 4]
         assert {f"eval_accuracy_{s}" for s in ("slight", "clear", "strong", "unspecified")} <= set(values)
     assert eval_rows[-1].values["eval_accuracy"] == summary["eval_accuracy"]
 
-    # The saved model, scored one side at a time, agrees with what the trainer measured.
-    kept = toy_held_out()[2:]
-    accuracy, by = heldout_accuracy_by_scoring(checkpoint.location, kept)
+    # The saved model, scored one side at a time on the fitted pairs, agrees with what the trainer measured.
+    accuracy, by = heldout_accuracy_by_scoring(checkpoint.location, toy_held_out(), max_length=96)
     assert accuracy == pytest.approx(summary["eval_accuracy"])
     assert by == pytest.approx(summary["eval_accuracy_by_strength"])
-
-    # Every held-out pair counts in eval_accuracy_all: the two TRL left out are scored cut to
-    # their last 96 tokens (the response stays).
-    from training.runners.rewards import conversation_ids, reward_model_load, rewards_compute
-
-    model, tokenizer = reward_model_load(checkpoint.location)
-    long_pairs = toy_held_out()[:2]
-    scores = rewards_compute(model, tokenizer.pad_token_id, [
-        conversation_ids(tokenizer, row["prompt"], row[side])[-96:] for row in long_pairs for side in ("chosen", "rejected")
-    ], batch_size=4)
-    long_correct = sum(scores[2 * i] > scores[2 * i + 1] for i in range(2))
-    assert summary["eval_rows_all"] == 16 and meta["eval_rows_all"] == 16
-    assert summary["eval_accuracy_all"] == pytest.approx((11 + long_correct) / 16) == meta["eval_accuracy_all"]
 
 
 @pytest.mark.django_db
@@ -285,39 +279,77 @@ def test_a_failed_registration_removes_the_written_checkpoint(tiny_checkpoints, 
 
 
 @pytest.mark.django_db
-def test_a_snapshot_whose_pairs_are_all_too_long_fails_with_a_readable_error(tiny_checkpoints, data_dir, one_torch_thread):
+def test_a_snapshot_whose_pairs_are_all_identical_within_max_length_fails_with_a_readable_error(
+    tiny_checkpoints, data_dir, one_torch_thread
+):
     from training.runners.reward import run_reward
 
-    snapshot = snapshot_make(data_dir, toy_rows(4, too_long=4), toy_rows(2, offset=10))
-    with pytest.raises(ValueError, match=r"all 4 training pairs are longer than max_length=96") as caught:
+    rows = toy_rows(4)
+    for row in rows:
+        row["chosen"] = [{"role": "assistant", "content": LONG_ANSWER + "Kind end."}]
+        row["rejected"] = [{"role": "assistant", "content": LONG_ANSWER + "Rude end."}]
+    snapshot = snapshot_make(data_dir, rows, toy_rows(2, offset=10))
+    with pytest.raises(ValueError, match=r"all 4 training pairs have the same tokens on both sides within "
+                                         r"max_length=96, so there is nothing to learn from: raise max_length"):
         run_reward(reward_job(snapshot), Reporter(0))
-    # The message says what to set: the shortest pair's length in tokens.
-    shortest = int(str(caught.value).split("raise max_length to at least ")[1])
-    assert shortest > 96 and f"the shortest is {shortest} tokens" in str(caught.value)
 
 
 @pytest.mark.django_db
-def test_a_run_whose_held_out_pairs_are_all_too_long_reports_their_accuracy_cut_to_max_length_with_a_warning(
+def test_a_pair_made_identical_by_truncation_is_left_out_counted_and_warned_about(
     tiny_checkpoints, data_dir, one_torch_thread, capsys
 ):
-    """TRL's RewardTrainer drops every held-out pair over max_length, so it evaluates nothing: the
-    run's accuracy is then the one over every pair cut to its last max_length tokens, and says so."""
+    """Cut to max_length, two responses that differ only at their end are the same tokens: a
+    constant loss and no gradient in training, a certain tie in evaluation. They are left out
+    before TRL sees them, counted by split, and the run says so."""
     from training.runners.reward import run_reward
 
-    snapshot = snapshot_make(data_dir, toy_rows(16), toy_rows(3, offset=100, too_long=3))
-    job = reward_job(snapshot, max_steps=2, output_name="cut-rm")
+    def same_start(row):
+        return {**row, "chosen": [{"role": "assistant", "content": LONG_ANSWER + "Kind end."}],
+                "rejected": [{"role": "assistant", "content": LONG_ANSWER + "Rude end."}]}
+
+    train = toy_rows(16)
+    held_out = toy_rows(4, offset=100)
+    snapshot = snapshot_make(data_dir, [same_start(train[0])] + train[1:], held_out + [same_start(held_out[0])])
+    job = reward_job(snapshot, max_steps=2, output_name="identical-rm")
     summary = run_reward(job, Reporter(job.pk))
 
-    warning = ("all 3 held-out pairs are longer than max_length 96; accuracy is measured on them cut to their "
-               "last 96 tokens; raise max_length")
-    assert summary["eval_rows"] == 0 and summary["eval_rows_all"] == 3
-    assert summary["eval_accuracy"] is not None and summary["eval_accuracy"] == summary["eval_accuracy_all"]
-    assert summary["eval_accuracy_note"] == warning and summary["warnings"] == [warning]
-    assert f"warning: {warning}" in capsys.readouterr().err  # the run's log (its stderr)
-    point = JobMetric.objects.get(job=job, values__has_key="eval_accuracy_all")
-    assert point.step == 2 and point.values == {"eval_accuracy_all": summary["eval_accuracy"], "eval_n_all": 3}
-    meta = Checkpoint.objects.get(name="cut-rm").metadata
-    assert meta["eval_accuracy"] == summary["eval_accuracy"] and meta["eval_accuracy_note"] == warning
+    assert summary["filtered_identical"] == {"train": 1, "eval": 1}
+    assert (summary["train_rows"], summary["eval_rows"]) == (15, 4)
+    assert summary["warnings"] == [
+        "1 of 16 training pairs left out: chosen and rejected are the same tokens after cutting to max_length "
+        "(no preference signal); raise max_length to keep them",
+        "1 of 5 held-out pairs left out: chosen and rejected are the same tokens after cutting to max_length "
+        "(no preference signal); raise max_length to keep them",
+    ]
+    assert f"warning: {summary['warnings'][0]}" in capsys.readouterr().err  # the run's log (its stderr)
+    assert Checkpoint.objects.get(name="identical-rm").metadata["filtered_identical"] == {"train": 1, "eval": 1}
+
+
+@pytest.mark.django_db
+def test_a_base_whose_chat_template_breaks_the_prefix_rule_refuses_the_run_before_it_starts(
+    tiny_checkpoints, data_dir, one_torch_thread
+):
+    from transformers import AutoTokenizer
+
+    from training.runners.pair_tokens import ChatTemplatePrefixError
+    from training.runners.reward import run_reward
+
+    folder = data_dir / "checkpoints" / f"odd-template-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(data_dir / "checkpoints" / "tiny-x", folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant thinking\n{% endif %}"
+    )
+    tokenizer.save_pretrained(folder)
+    checkpoint_register(name="odd-template", weights_dir=str(folder.relative_to(data_dir)))
+    snapshot = snapshot_make(data_dir, toy_rows(8), toy_rows(2, offset=10))
+    job = reward_job(snapshot, base="odd-template")
+    with pytest.raises(ChatTemplatePrefixError, match=r"^the chat template of checkpoint 'odd-template' renders a prompt "
+                                                      r"differently when a response follows it"):
+        run_reward(job, Reporter(job.pk))
+    assert not JobMetric.objects.filter(job=job).exists() and not (data_dir / "runs" / str(job.pk)).exists()
+    shutil.rmtree(folder)
 
 
 class PhaseRecorder(Reporter):
@@ -341,7 +373,7 @@ class PhaseRecorder(Reporter):
 
 
 @pytest.mark.django_db
-def test_a_run_reports_its_phase_through_evaluation_scoring_saving_and_registering(
+def test_a_run_reports_its_phase_through_evaluation_saving_and_registering(
     tiny_checkpoints, toy_snapshot, one_torch_thread, capsys
 ):
     from training.runners.reward import run_reward
@@ -351,7 +383,7 @@ def test_a_run_reports_its_phase_through_evaluation_scoring_saving_and_registeri
     run_reward(job, reporter)
     assert reporter.phases == [
         ("training", 0), ("evaluating", 2), ("training", 2), ("evaluating", 4), ("finishing training", 4),
-        ("scoring held-out pairs longer than max_length", 4), ("saving checkpoint", 4), ("registering checkpoint", 4),
+        ("saving checkpoint", 4), ("registering checkpoint", 4),
     ]
     job.refresh_from_db()
     assert job.phase == "registering checkpoint" and (job.progress_done, job.progress_total) == (4, 4)
@@ -385,7 +417,7 @@ def test_rules_stored_beside_the_snapshot_id_do_not_stop_the_run_and_margins_can
     assert summary["margin_used"] is False and summary["steps"] == 2
 
 
-def test_pair_accuracy_counts_ties_as_wrong_and_splits_by_strength():
+def test_pair_accuracy_counts_strict_wins_ties_apart_and_splits_by_strength():
     from types import SimpleNamespace
 
     import numpy as np
@@ -399,12 +431,14 @@ def test_pair_accuracy_counts_ties_as_wrong_and_splits_by_strength():
     accuracy = PairAccuracy()
     accuracy.strengths = ["clear", "clear", "slight"]
     metrics = accuracy(SimpleNamespace(predictions=np.concatenate([pairs.numpy()])))
+    # The tie (0.5, 0.5) is not a win and has its own rate.
     assert metrics == {
-        "pair_accuracy": pytest.approx(1 / 3), "pairs": 3,
+        "pair_accuracy": pytest.approx(1 / 3), "pair_tie_rate": pytest.approx(1 / 3), "pairs": 3,
         "pair_accuracy_clear": 0.5, "pairs_clear": 2, "pair_accuracy_slight": 0.0, "pairs_slight": 1,
     }
     values = evaluation_values({f"eval_{k}": v for k, v in metrics.items()} | {"eval_loss": 0.7, "eval_accuracy": 0.9})
     assert values["eval_accuracy"] == pytest.approx(1 / 3)  # ours, over pairs; not TRL's mean of batch means
+    assert values["eval_tie_rate"] == pytest.approx(1 / 3)
     assert (values["eval_n"], values["eval_accuracy_clear"], values["eval_n_slight"], values["eval_loss"]) == (3, 0.5, 1, 0.7)
     accuracy.strengths = ["clear"]
     with pytest.raises(RuntimeError, match=r"expected \(1, 2\)"):

@@ -44,6 +44,24 @@ def test_a_reward_run_shows_its_own_fields_formatted_and_no_generation_rows():
     assert not {"paired", "completions", "scored", "cancelled", "warnings", "eval_accuracy_note"} & set(rows)
 
 
+def test_pairwise_runs_show_fitting_counts_and_ties_in_a_fixed_order():
+    summary = {
+        "eval_tie_rate": 0.125, "filtered_identical": {"eval": 0, "train": 2}, "truncated_response": {"train": 1, "eval": 0},
+        "truncated_prompt": {"train": 5, "eval": 1}, "eval_accuracy": 0.5, "train_rows": 18, "warnings": ["x"],
+    }
+    rows = summary_rows("reward", summary)
+    assert [row.key for row in rows] == [
+        "train_rows", "truncated_prompt", "truncated_response", "filtered_identical", "eval_accuracy", "eval_tie_rate",
+    ]
+    assert rows[3].label == "pairs left out: chosen and rejected identical after cutting"
+    assert rows[3].items == [("train", "2"), ("eval", "0")] and rows[5].text == "0.125"
+    dpo = summary_rows("dpo", {"truncated_prompt": {"train": 5, "eval": 1}, "eval_reward_accuracy": 0.75})
+    assert [(row.key, row.label) for row in dpo] == [
+        ("truncated_prompt", "pairs cut: the prompt's start"),
+        ("eval_reward_accuracy", "held-out implicit reward accuracy (chosen higher)"),
+    ]
+
+
 def test_nested_objects_read_as_key_value_lists():
     rows = summary_rows("dpo", {"truncated": {"train": 1200, "eval": {"long": 2, "short": 0.25}}})
     assert rows[0].label == "pairs cut to max length"

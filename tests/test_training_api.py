@@ -194,6 +194,15 @@ def test_job_detail_has_progress_summary_and_errors(admin_api, world):
     assert body["error"] == "killed" and body["traceback"] == "Traceback ..."
 
 
+def test_a_reward_runs_ties_and_fitting_counts_reach_the_api_as_numbers(admin_api, world):
+    summary = {"eval_accuracy": 0.5, "eval_tie_rate": 0.25, "filtered_identical": {"train": 1, "eval": 0},
+               "truncated_prompt": {"train": 3, "eval": 2}, "warnings": ["1 of 16 training pairs left out: ..."]}
+    job = make_job(JobStatus.SUCCEEDED, kind=JobKind.REWARD, config={"base": "smol"}, summary=summary)
+    body = admin_api.get(f"/api/jobs/{job.pk}/").json()["summary"]
+    assert (body["eval_accuracy"], body["eval_tie_rate"]) == (0.5, 0.25)
+    assert body["filtered_identical"] == {"train": 1, "eval": 0} and body["warnings"] == summary["warnings"]
+
+
 def test_job_list_filters_by_status_and_is_cursor_paginated(admin_api, world):
     make_job(JobStatus.SUCCEEDED)
     running = admin_api.get("/api/jobs/?status=running").json()

@@ -334,13 +334,34 @@ def test_a_training_run_page_shows_its_own_summary_fields_formatted(as_admin, wo
     for label in ("comparisons made", "completions written", "new tokens", "completions scored", "cancelled"):
         assert label not in summary  # generation and scoring rows, and what the status already says
     assert '<th>training pairs</th><td class="num">12,345</td>' in summary
-    assert '<th>held-out accuracy</th><td class="num">0.7857</td>' in summary
+    assert '<th>held-out accuracy (chosen scored higher)</th><td class="num">0.7857</td>' in summary
     assert '<th>training loss</th><td class="num">0.6931</td>' in summary and ">41.27<" in summary
     assert ('<th>pairs left out: longer than max length</th><td><ul class="pairs"><li>train: <span class="num">3</span>'
             '</li><li>eval: <span class="num">2</span></li></ul></td>') in summary
     assert "slight: <span" in summary and "{" not in summary  # no raw dict
     running = make_job(JobStatus.RUNNING, kind=JobKind.DPO, config={"base": "smol"})
     assert "The summary appears when the job ends." in as_admin.get(f"/manage/jobs/{running.pk}/").content.decode()
+
+
+def test_a_pairwise_run_page_shows_what_fitting_cut_and_left_out_its_ties_and_its_warnings(as_admin, world):
+    warning = ("1 of 16 training pairs left out: chosen and rejected are the same tokens after cutting to max_length "
+               "(no preference signal); raise max_length to keep them")
+    job = make_job(JobStatus.SUCCEEDED, kind=JobKind.REWARD, config={"base": "smol"}, summary={
+        "train_rows": 15, "eval_rows": 4, "truncated_prompt": {"train": 3, "eval": 2},
+        "truncated_response": {"train": 1, "eval": 0}, "filtered_identical": {"train": 1, "eval": 0},
+        "eval_accuracy": 0.5, "eval_tie_rate": 0.25, "steps": 2, "warnings": [warning],
+    })
+    content = as_admin.get(f"/manage/jobs/{job.pk}/").content.decode()
+    assert f'<div class="warning" role="status"><strong>Warning:</strong> <span class="wrap">{warning}</span></div>' in content
+    summary = content.split("<h2>Summary</h2>")[1].split("</table>")[0]
+    for label, train, held_out in (
+        ("pairs cut: the prompt&#x27;s start", 3, 2), ("pairs cut: the responses&#x27; end", 1, 0),
+        ("pairs left out: chosen and rejected identical after cutting", 1, 0),
+    ):
+        assert (f'<th>{label}</th><td><ul class="pairs"><li>train: <span class="num">{train}</span></li>'
+                f'<li>eval: <span class="num">{held_out}</span></li></ul></td>') in summary, label
+    assert '<th>held-out accuracy (chosen scored higher)</th><td class="num">0.5</td>' in summary
+    assert '<th>held-out ties (equal scores)</th><td class="num">0.25</td>' in summary
 
 
 def test_a_running_jobs_phase_shows_beside_its_progress_until_it_ends(as_admin, world):

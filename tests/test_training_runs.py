@@ -54,7 +54,9 @@ def test_a_reward_run_freezes_a_snapshot_of_the_votes_and_queues_one_task(world,
     assert job.snapshot_id == snapshot.pk and job.config["snapshot_id"] == snapshot.pk
     assert (snapshot.train_rows, snapshot.eval_rows) == (8, 4)  # split by the prompts' own split field
     assert snapshot.votes.count() == 12
-    assert job.config["learning_rate"] == 5e-5 and job.config["max_length"] == 256  # defaults stored in full
+    assert job.config["learning_rate"] == 5e-5 and job.config["max_length"] == 160  # defaults stored in full
+    assert (job.config["per_device_train_batch_size"], job.config["gradient_accumulation_steps"]) == (4, 2)
+    assert (job.config["lr_scheduler_type"], job.config["activation_checkpointing"]) == ("cosine", False)
     task = DBTaskResult.objects.get()
     assert task.args_kwargs["args"] == [job.pk]
 
@@ -227,7 +229,7 @@ def test_launch_pages_are_for_admins_only(world, path):
 def test_reward_form_defaults_suit_a_cpu_laptop_and_launch_a_run(world, django_capture_on_commit_callbacks):
     admin = client_as(world["admin"])
     page = admin.get("/manage/train/reward/").content.decode()
-    assert 'value="256"' in page and 'value="5e-05"' in page and "smol-rm" not in page.split('name="base"')[1].split("</select>")[0]
+    assert 'value="160"' in page and 'value="5e-05"' in page and "smol-rm" not in page.split('name="base"')[1].split("</select>")[0]
     with django_capture_on_commit_callbacks(execute=True):
         response = admin.post("/manage/train/reward/", {**REWARD_FORM, "exclude_annotators": []})
     job = Job.objects.get()

@@ -27,6 +27,12 @@ TRAINING_COMMON_TAIL = [
     ("train_loss", "training loss"),
 ]
 END = [("checkpoint", "checkpoint registered"), ("seconds", "seconds")]
+# What fitting preference pairs to max length changed (training.runners.pair_tokens), reward and DPO.
+PAIR_FITTING = [
+    ("truncated_prompt", "pairs cut: the prompt's start"),
+    ("truncated_response", "pairs cut: the responses' end"),
+    ("filtered_identical", "pairs left out: chosen and rejected identical after cutting"),
+]
 
 # Each kind's summary keys (see the runners' docstrings), in the order the page shows them.
 FIELDS: dict[str, list[tuple[str, str]]] = {
@@ -53,10 +59,12 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
     "reward": [
         ("train_rows", "training pairs"),
         ("eval_rows", "held-out pairs"),
+        *PAIR_FITTING,
         ("filtered_too_long", "pairs left out: longer than max length"),
         ("margin_used", "vote strength used as margin"),
         *TRAINING_COMMON_TAIL,
-        ("eval_accuracy", "held-out accuracy"),
+        ("eval_accuracy", "held-out accuracy (chosen scored higher)"),
+        ("eval_tie_rate", "held-out ties (equal scores)"),
         ("eval_accuracy_by_strength", "held-out accuracy by vote strength"),
         ("eval_accuracy_all", "held-out accuracy, every pair (cut to max length)"),
         ("eval_rows_all", "held-out pairs, all"),
@@ -66,11 +74,13 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
     "dpo": [
         ("train_rows", "training pairs"),
         ("eval_rows", "held-out pairs"),
+        *PAIR_FITTING,
         ("filtered_prompt_too_long", "pairs left out: the prompt fills max length"),
         ("truncated", "pairs cut to max length"),
         *TRAINING_COMMON_TAIL,
         ("eval_loss", "held-out loss"),
-        ("eval_reward_accuracy", "held-out implicit reward accuracy"),
+        ("eval_reward_accuracy", "held-out implicit reward accuracy (chosen higher)"),
+        ("eval_reward_tie_rate", "held-out implicit reward ties (equal)"),
         ("eval_reward_margin", "held-out implicit reward margin"),
         ("reference_model", "reference model"),
         ("samples_per_s", "pairs/s"),

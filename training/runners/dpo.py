@@ -12,10 +12,16 @@ Language Model is Secretly a Reward Model") trains the policy directly on chosen
   loaded: TRL computes the reference log-probabilities with the adapter disabled, which is exactly
   the base. A full fine-tune gets a separate frozen copy of the base (TRL loads it from the same
   directory when no ``ref_model`` is given and the model is not a peft model).
-- Lengths (TRL 1.16 ``DPOTrainer._prepare_dataset`` and ``DataCollatorForPreference``): a pair whose
-  tokenised prompt alone is ``max_length`` tokens or more is dropped; a kept pair whose prompt +
-  response is longer is cut to its first ``max_length`` tokens (the end of the response goes).
-  The summary counts both per split (``filtered_prompt_too_long``, ``truncated``).
+- Lengths: fitted here, not by TRL (``pair_tokens.pairs_prepare``, shared with the reward runner):
+  each pair is tokenised as TRL tokenises it, its prompt loses its start first, then its responses
+  their end, so each side fits ``max_length``; a pair whose responses are then token-identical is
+  left out. Every other pair is used. TRL gets ``max_length=None`` (its filter, which would drop a
+  pair whose prompt alone fills ``max_length``, and its collator's cut have nothing to do) and,
+  once built, the fitted ids as its datasets (checked against its own tokenisation first). The
+  summary counts per split what was cut or left out. A chat template that renders a prompt
+  differently when a response follows refuses the run before it starts (TRL would only warn).
+- Held-out accuracy and ties: after training, every held-out pair's implicit rewards are computed
+  once more (``dpo_heldout``) so accuracy counts strict wins over pairs and ties have their own rate.
 - Streaming: ``reporting.RunReporting`` (progress, one ``JobMetric`` row per training log with
   TRL's ``loss``, ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies``,
   ``rewards/margins``, ``logps/*``, ``logits/*``, ``entropy``, ``num_tokens``..., and one per
@@ -45,8 +51,10 @@ from .policy_training import (
     dropout_argument, finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
-from .progress import Reporter, Stopwatch
-from .reporting import RunReporting
+from .pair_tokens import PairIds, identical_warning, pairs_prepare, split_counts
+from .dpo_heldout import implicit_reward_outcomes
+from .progress import Phase, Reporter, Stopwatch
+from .reporting import RunReporting, data_warnings
 from .snapshot_rows import columns_keep, rows_read
 
 PAIR_COLUMNS = ("prompt", "chosen", "rejected")
@@ -55,12 +63,12 @@ REFERENCE_FROZEN_COPY = "frozen copy of the base"
 
 
 def trl_dpo_config(config: DPOConfig, output_dir: str, *, evaluate: bool, cuda: bool) -> TRLDPOConfig:
-    """TRL's ``DPOConfig`` for a run: ``beta``, ``loss_type``, ``max_length`` (prompt + response
-    tokens, TRL's ``keep_start`` truncation) and the shared settings (``trainer_arguments``)."""
+    """TRL's ``DPOConfig`` for a run: ``beta``, ``loss_type`` and the shared settings
+    (``trainer_arguments``); ``max_length=None``, as the pairs reach TRL already fitted to ``config.max_length``."""
     return TRLDPOConfig(
         **trainer_arguments(config, output_dir, evaluate=evaluate, cuda=cuda),
         **dropout_argument(config),
-        beta=config.beta, loss_type=[config.loss_type], max_length=config.max_length, truncation_mode="keep_start",
+        beta=config.beta, loss_type=[config.loss_type], max_length=None,
     )
 
 
@@ -73,30 +81,48 @@ def pair_dataset(rows: list[dict[str, Any]]) -> Dataset:
     return Dataset.from_list(columns_keep(rows, PAIR_COLUMNS))
 
 
-def truncated_pairs(dataset: Dataset, max_length: int) -> int:
-    """How many of TRL's tokenised pairs (``prompt_ids``, ``chosen_ids``, ``rejected_ids``) have a side
-    longer than ``max_length`` tokens, which ``DataCollatorForPreference`` cuts to its first ``max_length``."""
-    return sum(
-        len(prompt) + max(len(chosen), len(rejected)) > max_length
-        for prompt, chosen, rejected in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"])
-    )
+def fitted_dataset(tokenized: Dataset, pairs: list[PairIds]) -> Dataset:
+    """The fitted pairs as TRL's tokenised columns (``prompt_ids``, ``chosen_ids``, ``rejected_ids``).
+
+    ``tokenized`` is TRL's own tokenisation of the same rows, untruncated: each fitted pair must be
+    a cut of it (its prompt an end of TRL's prompt, its responses starts of TRL's).
+    Raises:
+        RuntimeError: they differ (a TRL upgrade changed its tokenisation): training on our ids would
+            not be what TRL's own evaluation and the summary describe.
+    """
+    if len(tokenized) != len(pairs):
+        raise RuntimeError(f"TRL kept {len(tokenized)} of {len(pairs)} pairs; refusing to train on other rows")
+    for pair, prompt, chosen, rejected in zip(
+        pairs, tokenized["prompt_ids"], tokenized["chosen_ids"], tokenized["rejected_ids"]
+    ):
+        if (list(prompt[len(prompt) - len(pair.prompt):]) != pair.prompt or list(chosen[:len(pair.chosen)]) != pair.chosen
+                or list(rejected[:len(pair.rejected)]) != pair.rejected):
+            raise RuntimeError("TRL tokenised a pair differently from training.runners.pair_tokens")
+    return Dataset.from_dict({
+        "prompt_ids": [pair.prompt for pair in pairs],
+        "chosen_ids": [pair.chosen for pair in pairs],
+        "rejected_ids": [pair.rejected for pair in pairs],
+    })
 
 
 def run_dpo(job, reporter: Reporter) -> dict:
     """Train the base policy with DPO on the job's preference snapshot (see ``DPOConfig``); returns the summary.
 
-    Summary keys: ``train_rows``/``eval_rows`` (pairs TRL kept), ``filtered_prompt_too_long``
-    (``{"train": n, "eval": n}`` pairs dropped because the prompt alone filled ``max_length``),
-    ``truncated`` (``{"train": n, "eval": n}`` kept pairs whose longer side was cut), ``steps``,
-    ``epochs``, ``train_loss``, ``eval_reward_accuracy`` (TRL's ``eval_rewards/accuracies`` of the
-    last evaluation: share of pairs whose implicit reward β·log(π/π_ref) is higher for the chosen
-    side, a mean of per-batch means; None without eval pairs), ``eval_reward_margin``
-    (``eval_rewards/margins``), ``eval_loss``, ``reference_model`` (how the reference was built),
-    ``samples_per_s`` (pairs per second, TRL's ``train_samples_per_second``), ``seconds`` (whole
-    run, wall clock), ``checkpoint`` (name; None when cancelled), ``cancelled``.
+    Summary keys: ``train_rows``/``eval_rows`` (pairs used), ``truncated_prompt``,
+    ``truncated_response``, ``filtered_identical`` (each ``{"train": n, "eval": n}``, see
+    ``pair_tokens``), ``steps``, ``epochs``, ``train_loss``, ``eval_reward_accuracy`` (share of held-out pairs whose
+    implicit reward β·log(π/π_ref) is strictly higher for the chosen side, over pairs after training:
+    ``dpo_heldout``; TRL's per-batch ``eval_rewards/accuracies`` stays in the metric rows; None
+    without eval pairs, or TRL's figure when cancelled), ``eval_reward_tie_rate`` (share of held-out
+    pairs whose two implicit rewards are equal; also a metric row and checkpoint metadata), ``eval_reward_margin`` (``eval_rewards/margins``), ``eval_loss``,
+    ``reference_model`` (how the reference was built), ``samples_per_s`` (pairs per second, TRL's
+    ``train_samples_per_second``), ``seconds`` (whole run, wall clock), ``checkpoint`` (name; None
+    when cancelled), ``cancelled``; ``warnings`` when a library warned about the data or pairs were left out.
     Raises:
         LookupError: no base checkpoint or snapshot. ValueError: a reward model or adapter as the
-        base, a snapshot that is not a preference snapshot, or no pairs left after TRL's length filter.
+        base, a snapshot that is not a preference snapshot, no pairs left (all identical within
+        ``max_length``), a chat template that breaks the prompt-prefix rule
+        (``pair_tokens.ChatTemplatePrefixError``). RuntimeError: TRL tokenised differently.
         Anything transformers/TRL raise (e.g. unreadable weights).
     """
     clock = Stopwatch()
@@ -108,40 +134,49 @@ def run_dpo(job, reporter: Reporter) -> dict:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
-    tokenizer = run_tokenizer(base.location)
-    evaluate = bool(eval_rows)
+    warnings: list[str] = []
+    with data_warnings(warnings):
+        tokenizer = run_tokenizer(base.location)
+        train_pairs, train_counts = pairs_prepare(tokenizer, train_rows, max_length=config.max_length, checkpoint=base.name)
+        eval_pairs, eval_counts = pairs_prepare(tokenizer, eval_rows, max_length=config.max_length, checkpoint=base.name)
+    if not train_pairs:
+        raise ValueError(
+            f"all {len(train_rows)} training pairs have the same tokens on both sides within max_length="
+            f"{config.max_length}, so there is nothing to learn from: raise max_length"
+        )
+    for counts, split in ((train_counts, "training"), (eval_counts, "held-out")):
+        line = identical_warning(counts, split)
+        if line:
+            warnings.append(line)
+    for line in warnings:
+        reporter.warn(line)
+    evaluate = bool(eval_pairs)
 
     with run_directory(job.pk) as output_dir:
         args = trl_dpo_config(config, output_dir, evaluate=evaluate, cuda=cuda)
         is_main, num_processes = process_roles(args)
         reporting = RunReporting(reporter, is_main=is_main, num_processes=num_processes)
-        trainer = DPOTrainer(
-            model=base.location,  # full fine-tune: TRL loads the frozen reference from the same place
-            args=args,
-            train_dataset=pair_dataset(train_rows),
-            eval_dataset=pair_dataset(eval_rows) if evaluate else None,
-            processing_class=tokenizer,
-            callbacks=[reporting],
-            peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
-        )
-        used_train = len(trainer.train_dataset)
-        used_eval = len(trainer.eval_dataset) if evaluate else 0
-        if used_train == 0:
-            raise ValueError(
-                f"every one of the {len(train_rows)} training prompts fills max_length={config.max_length} tokens"
+        with data_warnings(warnings):
+            trainer = DPOTrainer(
+                model=base.location,  # full fine-tune: TRL loads the frozen reference from the same place
+                args=args,
+                train_dataset=pair_dataset([train_rows[i] for i in train_counts.kept]),
+                eval_dataset=pair_dataset([eval_rows[i] for i in eval_counts.kept]) if evaluate else None,
+                processing_class=tokenizer,
+                callbacks=[reporting],
+                peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
             )
-        truncated = {
-            "train": truncated_pairs(trainer.train_dataset, config.max_length),
-            "eval": truncated_pairs(trainer.eval_dataset, config.max_length) if evaluate else 0,
-        }
+        trainer.train_dataset = fitted_dataset(trainer.train_dataset, train_pairs)
+        if evaluate:
+            trainer.eval_dataset = fitted_dataset(trainer.eval_dataset, eval_pairs)
+        used_train, used_eval = len(train_pairs), len(eval_pairs)
         reference = REFERENCE_FROZEN_COPY if trainer.ref_model is not None else REFERENCE_ADAPTER_DISABLED
         result = trainer.train()
 
     last = reporting.evaluations[-1] if reporting.evaluations else {}
     summary = {
         "train_rows": used_train, "eval_rows": used_eval,
-        "filtered_prompt_too_long": {"train": len(train_rows) - used_train, "eval": len(eval_rows) - used_eval},
-        "truncated": truncated,
+        **split_counts(train_counts, eval_counts),
         "steps": trainer.state.global_step, "epochs": round(trainer.state.epoch or 0.0, 4),
         "train_loss": finite(result.training_loss),
         "eval_reward_accuracy": finite(last.get("eval_rewards/accuracies")),
@@ -151,6 +186,8 @@ def run_dpo(job, reporter: Reporter) -> dict:
         "samples_per_s": finite(result.metrics.get("train_samples_per_second")),
         "checkpoint": None, "cancelled": reporting.halted,
     }
+    if warnings:
+        summary["warnings"] = warnings
     if reporting.halted:
         reporter.halted = True
         summary["seconds"] = round(clock.elapsed(), 3)
@@ -159,13 +196,27 @@ def run_dpo(job, reporter: Reporter) -> dict:
         return summary
 
     reporting.progress(trainer.state)
+    if evaluate:
+        reporter.phase(Phase.EVALUATING)
+        held_out = implicit_reward_outcomes(
+            trainer, eval_pairs, beta=config.beta, pad_token_id=tokenizer.pad_token_id,
+            batch_size=config.per_device_eval_batch_size,
+        )
+        summary["eval_reward_accuracy"] = finite(held_out["accuracy"])
+        summary["eval_reward_tie_rate"] = finite(held_out["tie_rate"])
+        reporter.metric(step=trainer.state.global_step, epoch=trainer.state.epoch, values={
+            "eval_reward_accuracy": summary["eval_reward_accuracy"],
+            "eval_reward_tie_rate": summary["eval_reward_tie_rate"], "eval_n": held_out["n"],
+        })
     metadata = {
         "method": "dpo", "base": base.name, "snapshot_id": snapshot.id, "snapshot_hash": snapshot.content_hash,
         "beta": config.beta, "loss_type": config.loss_type, "max_length": config.max_length, "lora": config.lora,
         "reference_model": reference, "train_rows": used_train, "eval_rows": used_eval, "steps": summary["steps"],
+        "truncated_prompt": summary["truncated_prompt"], "truncated_response": summary["truncated_response"],
+        "filtered_identical": summary["filtered_identical"],
         "metrics": {
             "train_loss": summary["train_loss"], "eval_reward_accuracy": summary["eval_reward_accuracy"],
-            "eval_reward_margin": summary["eval_reward_margin"], "eval_loss": summary["eval_loss"],
+            "eval_reward_tie_rate": summary.get("eval_reward_tie_rate"), "eval_reward_margin": summary["eval_reward_margin"], "eval_loss": summary["eval_loss"],
         },
     }
     checkpoint = policy_publish(

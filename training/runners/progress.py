@@ -28,7 +28,6 @@ class Phase:
     TRAINING = "training"
     EVALUATING = "evaluating"
     FINISHING = "finishing training"
-    SCORING_LONG_PAIRS = "scoring held-out pairs longer than max_length"
     SAVING = "saving checkpoint"
     REGISTERING = "registering checkpoint"
 

@@ -6,14 +6,19 @@ Under ``torchrun``/``accelerate launch`` every process runs it; only the main on
 """
 from __future__ import annotations
 
+import logging
 import sys
 import time
-from collections.abc import Callable
+import warnings as python_warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from transformers import TrainerCallback
 
 from .progress import Phase, Reporter, Stopwatch
 
+DATA_WARNING_LOGGERS = ("transformers", "trl", "datasets")  # libraries that tokenise or filter a run's rows
+MAX_DATA_WARNINGS = 20
 PROGRESS_INTERVAL_S = 0.5  # at most two progress writes per second
 STOP_CHECK_INTERVAL_S = 0.5  # at most two cancel look-ups per second
 END_OF_RUN_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss", "total_flos")
@@ -157,3 +162,45 @@ class RunReporting(TrainerCallback):
         if self.is_main:
             self.reporter.metric(step=state.global_step, values=values, epoch=state.epoch)
             self.reporter.phase(Phase.FINISHING if state.global_step >= state.max_steps else Phase.TRAINING)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(level=logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextmanager
+def data_warnings(into: list[str]) -> Iterator[None]:
+    """Collect what the libraries warn about while a runner prepares its data and builds its trainer.
+
+    Appends to ``into`` (first line of each, de-duplicated, at most ``MAX_DATA_WARNINGS``): every
+    ``logging`` record at WARNING or above from the ``DATA_WARNING_LOGGERS`` (a tokenizer's "sequence
+    longer than the model's maximum", TRL's "prompt is not a prefix") and every ``warnings.warn``
+    that is not a deprecation notice (those go to stderr, the run's log, only). The runner puts
+    ``into`` in its summary's ``warnings``, which the run page shows, and writes each to its log.
+    """
+    caught: list[str] = []
+    handler = _Collect(caught)
+    loggers = [logging.getLogger(name) for name in DATA_WARNING_LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with python_warnings.catch_warnings(record=True) as records:
+            python_warnings.simplefilter("always")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    for record in records:  # deprecation notices go to the log only; the others the runner writes with the summary's
+        if issubclass(record.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            print(f"warning: {record.message}", file=sys.stderr, flush=True)
+        else:
+            caught.append(str(record.message))
+    for message in caught:
+        line = message.strip().splitlines()[0] if message.strip() else ""
+        if line and line not in into and len(into) < MAX_DATA_WARNINGS:
+            into.append(line)

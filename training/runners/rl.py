@@ -80,7 +80,7 @@ from .policy_training import (
     trainer_arguments,
 )
 from .progress import Reporter, Stopwatch
-from .reporting import RunReporting
+from .reporting import RunReporting, data_warnings
 from .rewards import Messages, conversation_ids, reward_model_load, rewards_compute
 from .snapshot_rows import rows_read
 
@@ -296,15 +296,19 @@ def run_rl(job, reporter: Reporter) -> dict:
                 f"max_prompt_length={config.max_prompt_length} tokens); one step samples {per_batch} prompts "
                 f"(per_device_train_batch_size x gradient_accumulation_steps x processes / num_generations)"
             )
-        trainer = trainer_class(
-            model=base.location,  # full fine-tune with beta > 0: TRL loads the frozen reference from here too
-            reward_funcs=[reward],
-            args=args,
-            train_dataset=prompt_dataset(choice.prompts),
-            processing_class=tokenizer,
-            callbacks=[reporting],
-            peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
-        )
+        warnings: list[str] = []  # what TRL or the tokenizer warned about the data (summary and log)
+        with data_warnings(warnings):
+            trainer = trainer_class(
+                model=base.location,  # full fine-tune with beta > 0: TRL loads the frozen reference from here too
+                reward_funcs=[reward],
+                args=args,
+                train_dataset=prompt_dataset(choice.prompts),
+                processing_class=tokenizer,
+                callbacks=[reporting],
+                peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
+            )
+        for line in warnings:
+            reporter.warn(line)
         reference = reference_model_description(trainer)
         result = trainer.train()
 
@@ -320,6 +324,8 @@ def run_rl(job, reporter: Reporter) -> dict:
         "samples_per_s": finite(result.metrics.get("train_samples_per_second")),
         "checkpoint": None, "cancelled": reporting.halted,
     }
+    if warnings:
+        summary["warnings"] = warnings
     if reporting.halted:
         reporter.halted = True
         summary["seconds"] = round(clock.elapsed(), 3)

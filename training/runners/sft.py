@@ -34,7 +34,7 @@ from .policy_training import (
     trainer_arguments,
 )
 from .progress import Reporter, Stopwatch
-from .reporting import RunReporting
+from .reporting import RunReporting, data_warnings
 from .snapshot_rows import columns_keep, rows_read
 
 DEMONSTRATION_COLUMNS = ("prompt", "completion")
@@ -73,7 +73,8 @@ def run_sft(job, reporter: Reporter) -> dict:
     ``epochs``, ``train_loss`` (mean token cross-entropy over the run, nats), ``eval_loss`` and
     ``eval_mean_token_accuracy`` (last evaluation; None without eval rows), ``samples_per_s``
     (demonstrations per second, TRL's ``train_samples_per_second``), ``seconds``, ``checkpoint``
-    (name; None when cancelled), ``cancelled``.
+    (name; None when cancelled), ``cancelled``; ``warnings`` when TRL or the tokenizer warned
+    about the data while it was prepared.
     Raises:
         LookupError: no base checkpoint or snapshot. ValueError: a reward model or adapter as the
         base, a snapshot that is not an SFT snapshot, or no demonstrations left after TRL's length
@@ -90,20 +91,24 @@ def run_sft(job, reporter: Reporter) -> dict:
     cuda = torch.cuda.is_available()
     tokenizer = run_tokenizer(base.location)
     evaluate = bool(eval_rows)
+    warnings: list[str] = []  # what TRL or the tokenizer warned about the data (summary and log)
 
     with run_directory(job.pk) as output_dir:
         args = trl_sft_config(config, output_dir, evaluate=evaluate, cuda=cuda)
         is_main, num_processes = process_roles(args)
         reporting = RunReporting(reporter, is_main=is_main, num_processes=num_processes)
-        trainer = SFTTrainer(
-            model=base.location,
-            args=args,
-            train_dataset=demonstration_dataset(train_rows),
-            eval_dataset=demonstration_dataset(eval_rows) if evaluate else None,
-            processing_class=tokenizer,
-            callbacks=[reporting],
-            peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
-        )
+        with data_warnings(warnings):
+            trainer = SFTTrainer(
+                model=base.location,
+                args=args,
+                train_dataset=demonstration_dataset(train_rows),
+                eval_dataset=demonstration_dataset(eval_rows) if evaluate else None,
+                processing_class=tokenizer,
+                callbacks=[reporting],
+                peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
+            )
+        for line in warnings:
+            reporter.warn(line)
         used_train = len(trainer.train_dataset)
         used_eval = len(trainer.eval_dataset) if evaluate else 0
         if used_train == 0:
@@ -128,6 +133,8 @@ def run_sft(job, reporter: Reporter) -> dict:
         "samples_per_s": finite(result.metrics.get("train_samples_per_second")),
         "checkpoint": None, "cancelled": reporting.halted,
     }
+    if warnings:
+        summary["warnings"] = warnings
     if reporting.halted:
         reporter.halted = True
         summary["seconds"] = round(clock.elapsed(), 3)
