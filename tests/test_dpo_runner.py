@@ -107,11 +107,11 @@ def greedy_reply(checkpoint: Checkpoint) -> tuple[str, object]:
     from training.runners.loading import checkpoint_policy_load
 
     policy = checkpoint_policy_load(checkpoint)
-    [[(text, _, tokens)]] = sample_batch(
+    [[sample]] = sample_batch(
         policy, [[{"role": "user", "content": "Fix item 3?"}]], max_new_tokens=8, temperature=0, top_p=1.0, seed=0
     )
-    assert tokens > 0
-    return text, policy
+    assert sample.new_tokens > 0
+    return sample.text, policy
 
 
 # --- in process -----------------------------------------------------------------------------------
