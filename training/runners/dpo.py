@@ -51,7 +51,7 @@ from .policy_training import (
     dropout_argument, finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
-from .pair_tokens import PairIds, identical_warning, pairs_prepare, split_counts
+from .pair_tokens import PairIds, split_counts, splits_prepare
 from .dpo_heldout import implicit_reward_outcomes
 from .progress import Phase, Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
@@ -137,17 +137,11 @@ def run_dpo(job, reporter: Reporter) -> dict:
     warnings: list[str] = []
     with data_warnings(warnings):
         tokenizer = run_tokenizer(base.location)
-        train_pairs, train_counts = pairs_prepare(tokenizer, train_rows, max_length=config.max_length, checkpoint=base.name)
-        eval_pairs, eval_counts = pairs_prepare(tokenizer, eval_rows, max_length=config.max_length, checkpoint=base.name)
-    if not train_pairs:
-        raise ValueError(
-            f"all {len(train_rows)} training pairs have the same tokens on both sides within max_length="
-            f"{config.max_length}, so there is nothing to learn from: raise max_length"
+        fitted = splits_prepare(
+            tokenizer, train_rows, eval_rows, max_length=config.max_length, checkpoint=base.name, warnings=warnings
         )
-    for counts, split in ((train_counts, "training"), (eval_counts, "held-out")):
-        line = identical_warning(counts, split)
-        if line:
-            warnings.append(line)
+    train_pairs, train_counts = fitted.train, fitted.train_counts
+    eval_pairs, eval_counts = fitted.held_out, fitted.held_out_counts
     for line in warnings:
         reporter.warn(line)
     evaluate = bool(eval_pairs)

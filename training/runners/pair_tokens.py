@@ -151,6 +151,48 @@ def pairs_prepare(
     return pairs, counts
 
 
+@dataclass
+class PreparedSplits:
+    """Both splits of a run fitted by ``splits_prepare``: ids, counts and the warnings to report."""
+
+    train: list[PairIds]
+    train_counts: PairCounts
+    held_out: list[PairIds]
+    held_out_counts: PairCounts
+    warnings: list[str]
+
+
+def splits_prepare(
+    tokenizer: PreTrainedTokenizerBase,
+    train_rows: Sequence[dict[str, Any]],
+    eval_rows: Sequence[dict[str, Any]],
+    *,
+    max_length: int,
+    checkpoint: str,
+    warnings: list[str],
+) -> PreparedSplits:
+    """``pairs_prepare`` for a run's training and held-out rows, as every pairwise runner does it.
+
+    Appends to ``warnings`` (the run's summary list, already collecting library warnings) one line
+    per split that lost pairs as identical after fitting (``identical_warning``).
+    Raises:
+        ValueError: no training pair is left (all identical within ``max_length``), naming the fix.
+        ChatTemplatePrefixError: see ``pair_tokenize``.
+    """
+    train, train_counts = pairs_prepare(tokenizer, train_rows, max_length=max_length, checkpoint=checkpoint)
+    held_out, held_out_counts = pairs_prepare(tokenizer, eval_rows, max_length=max_length, checkpoint=checkpoint)
+    if not train:
+        raise ValueError(
+            f"all {len(train_rows)} training pairs have the same tokens on both sides within max_length="
+            f"{max_length}, so there is nothing to learn from: raise max_length"
+        )
+    for counts, split in ((train_counts, "training"), (held_out_counts, "held-out")):
+        line = identical_warning(counts, split)
+        if line:
+            warnings.append(line)
+    return PreparedSplits(train, train_counts, held_out, held_out_counts, warnings)
+
+
 def split_counts(train: PairCounts, held_out: PairCounts) -> dict[str, dict[str, int]]:
     """The run summary's per-split counts: ``truncated_prompt``, ``truncated_response`` and
     ``filtered_identical``, each ``{"train": n, "eval": n}``."""

@@ -46,7 +46,7 @@ from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
 from .lora import disable_dropout, lora_config
-from .pair_tokens import PairIds, identical_warning, pair_outcomes, pairs_prepare, split_counts
+from .pair_tokens import PairIds, pair_outcomes, split_counts, splits_prepare
 from .policy_training import process_roles, run_directory, run_snapshot
 from .progress import Reporter, Stopwatch
 from .publish import checkpoint_publish
@@ -240,17 +240,11 @@ def run_reward(job, reporter: Reporter) -> dict:
     warnings: list[str] = []
     with data_warnings(warnings):
         tokenizer = reward_tokenizer(base.location)  # its pad token: one the chat template never writes
-        train_pairs, train_counts = pairs_prepare(tokenizer, train_rows, max_length=config.max_length, checkpoint=base.name)
-        eval_pairs, eval_counts = pairs_prepare(tokenizer, eval_rows, max_length=config.max_length, checkpoint=base.name)
-    if not train_pairs:
-        raise ValueError(
-            f"all {len(train_rows)} training pairs have the same tokens on both sides within max_length="
-            f"{config.max_length}, so there is nothing to learn from: raise max_length"
+        fitted = splits_prepare(
+            tokenizer, train_rows, eval_rows, max_length=config.max_length, checkpoint=base.name, warnings=warnings
         )
-    for counts, split in ((train_counts, "training"), (eval_counts, "held-out")):
-        line = identical_warning(counts, split)
-        if line:
-            warnings.append(line)
+    train_pairs, train_counts = fitted.train, fitted.train_counts
+    eval_pairs, eval_counts = fitted.held_out, fitted.held_out_counts
     for line in warnings:
         reporter.warn(line)
     kept_train = [train_rows[i] for i in train_counts.kept]
