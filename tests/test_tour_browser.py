@@ -345,7 +345,7 @@ def test_the_tour_pages_show_what_the_readme_says(admin_tab, settings, tmp_path)
     assert tab.heading() == "Train a reward model"
     page.get_by_label("Base policy checkpoint").select_option(BASE)
     page.get_by_label("Max steps").fill("50")
-    assert page.get_by_label("Max length (tokens)").input_value() == "256"  # CPU-sized defaults
+    assert page.get_by_label("Max length (tokens)").input_value() == "160"  # CPU-sized defaults
     tab.shoot("train-reward")
 
     # The reward run's page: finished, its curves, and its lineage (snapshot, output checkpoint).
