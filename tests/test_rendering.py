@@ -39,7 +39,7 @@ def test_a_text_over_the_size_limit_is_shown_as_plain_text_without_parsing(parse
     html = markdown_render(text)
     assert parses == []
     assert html.startswith(PLAIN_NOTE)
-    assert '<p class="md-plain">**not bold** &lt;b&gt;x&lt;/b&gt;<br>\nsecond line</p>' in html
+    assert '<p class="md-plain" dir="auto">**not bold** &lt;b&gt;x&lt;/b&gt;<br>\nsecond line</p>' in html
     assert "<strong>" not in html and "<b>" not in html
     at_limit = "**bold**" + "x" * (rendering.MARKDOWN_MAX_CHARS - 8)
     assert "<strong>bold</strong>" in markdown_render(at_limit) and len(parses) == 1
