@@ -11,8 +11,9 @@ The HTML is written for the annotator's page (``_markdown`` lists the render rul
 - Headings are demoted below the page's own (``#`` -> ``<h3>``, ``##`` -> ``<h4>``, deeper ->
   ``<h5>``/``<h6>``) and carry ``class="md-heading"``, so they read as part of the response, never
   as the page's LEFT/RIGHT labels.
-- Block elements (paragraphs, lists, list items, quotes, headings, table cells) carry
-  ``dir="auto"``: each takes its direction from its own text, list markers included; code
+- Blocks of text (paragraphs, list items, headings, table cells) carry ``dir="auto"``: each
+  takes its direction from its own text, list markers included (the stylesheet indents a list
+  item on its own start side); code
   (inline, indented and fenced) carries ``dir="ltr"`` (the stylesheet isolates it), so code inside
   right-to-left text stays left to right.
 
@@ -164,8 +165,10 @@ class _DeadlineRenderer(RendererHTML):
 
 
 LINK_REL = "noopener noreferrer nofollow"
-_BLOCKS_AUTO = ("paragraph_open", "bullet_list_open", "ordered_list_open", "list_item_open", "blockquote_open",
-                "th_open", "td_open")
+# Blocks holding text, not containers of them: ``dir="auto"`` skips descendants that have a ``dir``
+# of their own, so on a list or quote it would always say ltr (lists indent by the item's own
+# direction in the stylesheet instead).
+_BLOCKS_AUTO = ("paragraph_open", "list_item_open", "th_open", "td_open")
 _HEADING_TAGS = {"h1": "h3", "h2": "h4", "h3": "h5", "h4": "h6", "h5": "h6", "h6": "h6"}
 
 

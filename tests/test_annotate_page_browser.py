@@ -68,7 +68,7 @@ def test_an_expired_session_keeps_what_was_typed_through_logging_in_again(tab):
 def test_model_output_reads_as_content_code_ltr_headings_small_no_images(tab, live_server):
     annotator = UserFactory(role="annotator")
     pixel = f"{live_server.url}/tracking-pixel.png"
-    rtl = f"# כותרת\n\nהפעילו את `print(\"hi\")` בטרמינל.\n\n![מעקב]({pixel})"
+    rtl = f"# כותרת\n\nהפעילו את `print(\"hi\")` בטרמינל.\n\n- פריט ברשימה\n\n![מעקב]({pixel})"
     _comparison("Explain in Hebrew.", rtl, f"# Heading\n\nPlain answer.\n\n![tracker]({pixel})")
     requested = []
     tab.page.on("request", lambda request: requested.append(request.url))
@@ -79,6 +79,11 @@ def test_model_output_reads_as_content_code_ltr_headings_small_no_images(tab, li
     assert code.inner_text() == 'print("hi")'
     assert code.evaluate("el => [getComputedStyle(el).direction, getComputedStyle(el).unicodeBidi]") == ["ltr", "isolate"]
     assert code.evaluate("el => getComputedStyle(el.closest('p')).direction") == "rtl"
+    # a right-to-left list item has its marker on the right, inside the response box
+    item = page.locator(".md li").first
+    assert item.evaluate("el => [getComputedStyle(el).direction, parseFloat(getComputedStyle(el).marginRight) > 0]") == [
+        "rtl", True,
+    ]
 
     label_px = page.locator(".side-label").first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     heading_sizes = page.locator(".md .md-heading").evaluate_all(
