@@ -44,6 +44,10 @@ def test_an_expired_session_keeps_what_was_typed_through_logging_in_again(tab):
     assert page.locator("#item input[name=password]").count() == 0  # no login page inside the item
     assert page.locator("textarea[name=rationale]").input_value() == REASON  # the form is untouched
     assert not Vote.objects.exists()
+    # The item is still on screen, so voting again sends again (here: refused the same way).
+    with page.expect_response(lambda response: response.url.endswith("/annotate/vote/")) as again:
+        page.get_by_role("button", name="Left is better").click()
+    assert again.value.status == 401
 
     refusal.get_by_role("link", name="Log in").click()
     page.get_by_label("Username").fill(annotator.username)

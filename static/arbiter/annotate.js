@@ -42,6 +42,8 @@
     if (sent && !event.detail.successful && !(event.detail.xhr && event.detail.xhr.status >= 400 && event.detail.xhr.status < 500)) {
       sent = false;
     }
+    // A refusal said in place (#vote-refusal: session expired, role lost) leaves the item on screen: it may be sent again.
+    if (event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Retarget") === "#vote-refusal") sent = false;
   });
 
   function drop(event) {
