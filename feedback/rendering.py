@@ -216,7 +216,7 @@ def _image(renderer, tokens, idx, options, env):
     token = tokens[idx]
     alt = renderer.renderInlineAsText(token.children or [], options, env)
     src = token.attrGet("src") or ""
-    marker = escapeHtml(f"[image: {alt}]" if alt else "[image]")
+    marker = f"[image: <bdi>{escapeHtml(alt)}</bdi>]" if alt else "[image]"  # alt text in any direction
     if not src or src.lower().startswith("data:"):
         return f'<span class="md-image">{marker}</span>'
     url = escapeHtml(src)

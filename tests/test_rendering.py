@@ -113,7 +113,7 @@ def test_no_image_is_ever_loaded_an_image_is_a_marked_link():
     html = markdown_render(PAGE_TEXT)
     assert "<img" not in html and "src=" not in html
     assert ('<a class="md-image" href="https://evil.example/p.png" target="_blank" rel="noopener noreferrer nofollow">'
-            "[image: a pixel] https://evil.example/p.png</a>") in html
+            "[image: <bdi>a pixel</bdi>] https://evil.example/p.png</a>") in html
     assert '<span class="md-image">[image]</span>' in html and "data:image" not in html
 
 

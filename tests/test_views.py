@@ -355,7 +355,7 @@ def test_markdown_escapes_html_and_keeps_code_blocks():
     assert '<a href="https://example.com/docs" target="_blank" rel="noopener noreferrer nofollow">docs</a>' in html
     # images are not loaded (no tracking pixels): an image is a marked link
     assert ('<a class="md-image" href="https://evil.example/pixel.png" target="_blank" rel="noopener noreferrer nofollow">'
-            "[image: tracker] https://evil.example/pixel.png</a>") in html
+            "[image: <bdi>tracker</bdi>] https://evil.example/pixel.png</a>") in html
     assert "[click](javascript:alert(1))" in html  # the javascript: link stays text
     assert '<pre dir="ltr"><code class="language-python">' in html
     assert "if a &lt; b and c &gt; d:" in html
