@@ -1,8 +1,21 @@
 """Model output rendered as safe Markdown, in bounded time.
 
 Completions are untrusted: raw HTML in them is shown as text (markdown-it with ``html=False``
-escapes it), images are not loaded (no tracking pixels), links get ``rel="nofollow noopener
-noreferrer"`` and markdown-it's link validation drops ``javascript:``/``vbscript:``/``data:`` URLs.
+escapes it), and markdown-it's link validation drops ``javascript:``/``vbscript:``/``data:`` URLs.
+The HTML is written for the annotator's page (``_markdown`` lists the render rules):
+
+- Images are never loaded (no tracking pixels; the HTML has no ``<img>``): ``![alt](url)`` becomes
+  a marked link ``[image: alt] url`` (an embedded ``data:`` image becomes the marker alone).
+- Links open in a new tab (``target="_blank" rel="noopener noreferrer nofollow"``), so a click on
+  model output never navigates the annotator away from an item half-judged.
+- Headings are demoted below the page's own (``#`` -> ``<h3>``, ``##`` -> ``<h4>``, deeper ->
+  ``<h5>``/``<h6>``) and carry ``class="md-heading"``, so they read as part of the response, never
+  as the page's LEFT/RIGHT labels.
+- Blocks of text (paragraphs, list items, headings, table cells) carry ``dir="auto"``: each
+  takes its direction from its own text, list markers included (the stylesheet indents a list
+  item on its own start side); code
+  (inline, indented and fenced) carries ``dir="ltr"`` (the stylesheet isolates it), so code inside
+  right-to-left text stays left to right.
 
 Rendering time is bounded, since a page shows up to 200 prompt turns and two completions of up to
 2 million characters each, and markdown-it-py spends up to about 20 µs of CPU per character on
@@ -39,13 +52,14 @@ from functools import lru_cache
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 from markdown_it.renderer import RendererHTML
 
 MARKDOWN_MAX_CHARS = 50_000  # above this, plain text without parsing (ordinary prose: about 0.05 s)
 MARKDOWN_TEXT_SECONDS = 0.15  # one text's parse and render, CPU seconds of the thread
 MARKDOWN_PAGE_SECONDS = 0.3  # all Markdown rendering in one request, CPU seconds of the thread
 LONG_DELIMITER_RUN = 32  # a run of this many *, _ or ~ is shown as the characters themselves
-CACHE_PREFIX = "arbiter:markdown:v1:"
+CACHE_PREFIX = "arbiter:markdown:v2:"  # v2: dir attributes, demoted headings, image links
 CACHE_SECONDS = 24 * 3600
 
 PLAIN_NOTE = '<p class="md-plain-note">Shown as plain text: too long or too complex to format quickly.</p>\n'
@@ -150,6 +164,77 @@ class _DeadlineRenderer(RendererHTML):
         return "".join(out)
 
 
+LINK_REL = "noopener noreferrer nofollow"
+# Blocks holding text, not containers of them: ``dir="auto"`` skips descendants that have a ``dir``
+# of their own, so on a list or quote it would always say ltr (lists indent by the item's own
+# direction in the stylesheet instead).
+_BLOCKS_AUTO = ("paragraph_open", "list_item_open", "th_open", "td_open")
+_HEADING_TAGS = {"h1": "h3", "h2": "h4", "h3": "h5", "h4": "h6", "h5": "h6", "h6": "h6"}
+
+
+def _dir_auto(renderer, tokens, idx, options, env):
+    """A block element takes its direction from its own text (``dir="auto"``)."""
+    tokens[idx].attrSet("dir", "auto")
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+def _heading(renderer, tokens, idx, options, env):
+    """``#``..``######`` -> ``<h3>``..``<h6>`` with ``class="md-heading"`` and ``dir="auto"``."""
+    token = tokens[idx]
+    token.tag = _HEADING_TAGS.get(token.tag, "h6")
+    if token.nesting == 1:
+        token.attrSet("class", "md-heading")
+        token.attrSet("dir", "auto")
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+def _code_inline(renderer, tokens, idx, options, env):
+    tokens[idx].attrSet("dir", "ltr")
+    return RendererHTML.code_inline(renderer, tokens, idx, options, env)
+
+
+def _code_block(renderer, tokens, idx, options, env):
+    tokens[idx].attrSet("dir", "ltr")  # on the <pre>
+    return RendererHTML.code_block(renderer, tokens, idx, options, env)
+
+
+def _fence(renderer, tokens, idx, options, env):
+    rendered = RendererHTML.fence(renderer, tokens, idx, options, env)  # "<pre><code ...>...</code></pre>"
+    return '<pre dir="ltr">' + rendered.removeprefix("<pre>")
+
+
+def _link_open(renderer, tokens, idx, options, env):
+    """A link opens in a new tab and passes on neither the page nor a referrer."""
+    tokens[idx].attrSet("target", "_blank")
+    tokens[idx].attrSet("rel", LINK_REL)
+    return renderer.renderToken(tokens, idx, options, env)
+
+
+def _image(renderer, tokens, idx, options, env):
+    """``![alt](url)`` -> a marked link ``[image: alt] url``; nothing is loaded. ``data:`` URLs
+    (markdown-it lets images through as ``data:image/...``) become the marker alone."""
+    token = tokens[idx]
+    alt = renderer.renderInlineAsText(token.children or [], options, env)
+    src = token.attrGet("src") or ""
+    marker = f"[image: <bdi>{escapeHtml(alt)}</bdi>]" if alt else "[image]"  # alt text in any direction
+    if not src or src.lower().startswith("data:"):
+        return f'<span class="md-image">{marker}</span>'
+    url = escapeHtml(src)
+    return f'<a class="md-image" href="{url}" target="_blank" rel="{LINK_REL}">{marker} {url}</a>'
+
+
+_PAGE_RULES = {
+    **{name: _dir_auto for name in _BLOCKS_AUTO},
+    "heading_open": _heading,
+    "heading_close": _heading,
+    "code_inline": _code_inline,
+    "code_block": _code_block,
+    "fence": _fence,
+    "link_open": _link_open,
+    "image": _image,
+}
+
+
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
     md = MarkdownIt(
@@ -157,7 +242,6 @@ def _markdown() -> MarkdownIt:
         renderer_cls=_DeadlineRenderer,
     )
     md.enable("table").enable("strikethrough")
-    md.disable("image")
     md.block.ruler.before(
         "table", "deadline", _deadline_block, {"alt": ["paragraph", "reference", "blockquote", "list", "table"]},
     )
@@ -167,12 +251,8 @@ def _markdown() -> MarkdownIt:
     for name in ("balance_pairs", "strikethrough", "emphasis", "fragments_join"):  # each a pass over delimiters
         md.inline.ruler2.before(name, f"deadline_{name}", _deadline_pass)
     md.core.ruler.before("text_join", "deadline", _deadline_pass)
-
-    def link_open(renderer, tokens, idx, options, env):  # markdown-it-py passes the renderer first
-        tokens[idx].attrSet("rel", "nofollow noopener noreferrer")
-        return renderer.renderToken(tokens, idx, options, env)
-
-    md.add_render_rule("link_open", link_open)
+    for name, rule in _PAGE_RULES.items():
+        md.add_render_rule(name, rule)
     return md
 
 
@@ -188,7 +268,7 @@ def plain_render(text: str) -> str:
     if not text.strip():
         return ""
     paragraphs = _BLANK_LINES.split(html.escape(text, quote=False))
-    body = "".join(f'<p class="md-plain">{p.replace(chr(10), "<br>" + chr(10))}</p>\n' for p in paragraphs)
+    body = "".join(f'<p class="md-plain" dir="auto">{p.replace(chr(10), "<br>" + chr(10))}</p>\n' for p in paragraphs)
     return PLAIN_NOTE + body
 
 

@@ -22,6 +22,7 @@ from .models import (
     Side,
     Vote,
 )
+from .queue import choice_on_screen
 from .roles import is_feedback_admin
 
 
@@ -56,6 +57,23 @@ def assignment_by_item(*, annotator, item: str) -> Assignment | None:
     if not item:
         return None
     return Assignment.objects.filter(annotator=annotator, token=item).first()
+
+
+def vote_on_item(*, annotator, item: str) -> dict[str, str] | None:
+    """The annotator's stored vote on the comparison of their assignment ``item``, in screen terms
+    (``choice`` left/right/tie/both_bad, ``strength``, ``rationale``, each aspect left/right/tie/""),
+    or None (no such assignment, or no vote on it)."""
+    assignment = assignment_by_item(annotator=annotator, item=item)
+    if assignment is None:
+        return None
+    vote = Vote.objects.filter(comparison_id=assignment.comparison_id, annotator=annotator).first()
+    if vote is None:
+        return None
+    said = {"choice": choice_on_screen(vote.choice, vote.shown_left), "strength": vote.strength,
+            "rationale": vote.rationale}
+    for aspect in Vote.ASPECTS:
+        said[aspect] = choice_on_screen(getattr(vote, aspect), vote.shown_left) if getattr(vote, aspect) else ""
+    return said
 
 
 def annotator_progress(*, annotator) -> dict[str, int]:

@@ -5,13 +5,16 @@ template; every action also works as a plain form POST.
 """
 from __future__ import annotations
 
+from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import imports, selectors, services
@@ -20,6 +23,7 @@ from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteFor
 from .jsonl import JSONLFormatError
 from .models import Vote
 from .roles import is_annotator, is_feedback_admin
+from .vote_wording import vote_difference
 
 ANNOTATE_TEMPLATE = "feedback/annotate.html"
 IMPORT_UPLOAD_MAX_BYTES = imports.UPLOAD_MAX_BYTES  # larger files: manage.py import_preferences
@@ -62,20 +66,57 @@ def _render_item(request: HttpRequest, status: int = 200, **kwargs) -> HttpRespo
     return render(request, template, _item_context(request, **kwargs), status=status)
 
 
-@login_required
+SESSION_EXPIRED = "Not saved: log in again."
+ROLE_LOST = "Not saved: your account can no longer annotate."
+
+
+def _refusal_in_place(request: HttpRequest, *, status: int, message: str, login_url: str = "") -> HttpResponse:
+    """For an htmx request: ``message`` swapped into the item's ``#vote-refusal`` slot only, so the
+    comparison and everything typed into its form stay on screen (annotate.js keeps a copy of the
+    form in sessionStorage, which comes back after logging in)."""
+    response = render(request, "feedback/_vote_refusal.html", {"message": message, "login_url": login_url}, status=status)
+    response["HX-Retarget"] = "#vote-refusal"
+    response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def _annotator_page(view):
+    """``login_required`` and the annotator role for the annotator page and its actions.
+
+    A visitor whose session expired is sent to the login page with ``next`` = the annotator page
+    (never a POST-only action's URL, which would answer 405 after logging in); an htmx request gets,
+    in place of the login page swapped into the item, 401 with "Not saved: log in again" and a link
+    (a request from an account that lost the annotator role: 403, said the same way).
+    """
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            to_login = redirect_to_login(reverse("annotate"))
+            if request.htmx:
+                return _refusal_in_place(request, status=401, message=SESSION_EXPIRED, login_url=to_login["Location"])
+            return to_login
+        if request.htmx and not is_annotator(request.user):
+            return _refusal_in_place(request, status=403, message=ROLE_LOST)
+        _require(request, is_annotator)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@_annotator_page
 @require_GET
 def annotate(request: HttpRequest) -> HttpResponse:
     """The annotator page: the current (or next) comparison, with the prompt and two responses."""
-    _require(request, is_annotator)
     return _render_item(request)
 
 
-@login_required
+@_annotator_page
 @require_POST
 def annotate_vote(request: HttpRequest) -> HttpResponse:
     """Store a vote for the item on screen (its token), then show the next comparison (htmx swap)
-    or redirect to it (plain POST). A vote for an item no longer on screen is refused with 409."""
-    _require(request, is_annotator)
+    or redirect to it (plain POST). A vote for an item no longer on screen is refused with 409; one
+    that differs from the vote already stored on it says what differs. Every refusal (400, 403,
+    409) puts back everything typed or picked (``KEPT_FIELDS``)."""
     form = VoteForm(request.POST)
     kept = {name: request.POST.get(name, "") for name in KEPT_FIELDS}
     if not form.is_valid():
@@ -97,21 +138,26 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
             request, status=400, error="The vote was not saved.", form_errors=error.message_dict, kept=kept
         )
     except ItemChanged as error:  # a double click, a second tab, a page left open
-        message = f"{error} Your current comparison is shown, with what you typed kept."
+        stored = selectors.vote_on_item(annotator=request.user, item=data["item"])
+        if stored is not None:  # voted on already (another tab), differently: say how
+            sent = {**kept, "choice": data["choice"]}
+            message = f"{vote_difference(stored, sent, Vote.ASPECTS)} A vote cannot be changed; nothing was saved."
+        else:
+            message = str(error)
+        message += " Your current comparison is shown, with what you typed kept."
         return _render_item(request, status=error.status, error=message, kept=kept)
-    except FeedbackError as error:  # lease expired, comparison retired
-        return _render_item(request, status=error.status, error=str(error))
+    except FeedbackError as error:  # not assigned (403), lease expired, comparison retired
+        return _render_item(request, status=error.status, error=f"{error} What you typed is kept.", kept=kept)
     if request.htmx:
         return _render_item(request)
     messages.success(request, "Vote saved.")
     return redirect("annotate")
 
 
-@login_required
+@_annotator_page
 @require_POST
 def annotate_skip(request: HttpRequest) -> HttpResponse:
     """Skip the comparison on screen (its token); it is never served to this annotator again."""
-    _require(request, is_annotator)
     form = SkipForm(request.POST)
     if not form.is_valid():
         return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")

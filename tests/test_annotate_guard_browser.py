@@ -164,7 +164,8 @@ def test_a_vote_from_a_tab_whose_item_was_voted_on_elsewhere_is_refused(clocked_
         with page.expect_response(lambda r: r.url.endswith("/annotate/vote/")) as answer:
             page.get_by_role("button", name="Right is better").click()
         assert answer.value.status == 409
-        page.get_by_role("alert").filter(has_text="no longer the one on your screen").wait_for()
+        # says in words what differs from the vote stored from the other tab
+        page.get_by_role("alert").filter(has_text="You already voted Left; this vote says Right.").wait_for()
         # What the annotator typed is still in the box; the page now shows their current item.
         assert page.get_by_label("Why? (optional)").input_value() == "My reason, typed on the first tab."
         assert _comparison_of(_shown_item(tab)) == second.pk

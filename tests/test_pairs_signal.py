@@ -113,7 +113,7 @@ def test_the_annotator_sees_an_explicit_empty_response_marker(client):
     client.force_login(annotator)
     page = client.get("/annotate/").content.decode()
     panels = dict(re.findall(r'data-testid="(left|right)-text">(.*?)</(?:div|p)>', page, re.S))
-    assert sorted(panel.strip() for panel in panels.values()) == ["(empty response)", "<p>Blue."]
+    assert sorted(panel.strip() for panel in panels.values()) == ["(empty response)", "<p dir=\"auto\">Blue."]
     served = api_as(annotator).post("/api/assignments/next/").json()
     assert sorted(side["is_empty"] for side in (served["left"], served["right"])) == [False, True]
 

@@ -39,7 +39,7 @@ def test_a_text_over_the_size_limit_is_shown_as_plain_text_without_parsing(parse
     html = markdown_render(text)
     assert parses == []
     assert html.startswith(PLAIN_NOTE)
-    assert '<p class="md-plain">**not bold** &lt;b&gt;x&lt;/b&gt;<br>\nsecond line</p>' in html
+    assert '<p class="md-plain" dir="auto">**not bold** &lt;b&gt;x&lt;/b&gt;<br>\nsecond line</p>' in html
     assert "<strong>" not in html and "<b>" not in html
     at_limit = "**bold**" + "x" * (rendering.MARKDOWN_MAX_CHARS - 8)
     assert "<strong>bold</strong>" in markdown_render(at_limit) and len(parses) == 1
@@ -99,3 +99,41 @@ def test_a_maximal_pathological_completion_shows_as_plain_text_on_the_page(clien
     assert "Shown as plain text" in section(page, "left-text")
     assert "<strong>answer</strong>" in section(page, "right-text")
     assert nasty not in parses
+
+
+# --- HTML for the annotator page: directions, headings, images, links ------------------------------
+PAGE_TEXT = (
+    "# Title\n\n### Deep\n\nשלום `print(1)` עולם\n\n- פריט\n- item\n\n> quote\n\n    indented code\n\n"
+    "```python\nx = 1\n```\n\n![a *pixel*](https://evil.example/p.png) ![](data:image/png;base64,AAAA)"
+    " [docs](https://example.com/docs)\n\n| a |\n|---|\n| 1 |\n"
+)
+
+
+def test_no_image_is_ever_loaded_an_image_is_a_marked_link():
+    html = markdown_render(PAGE_TEXT)
+    assert "<img" not in html and "src=" not in html
+    assert ('<a class="md-image" href="https://evil.example/p.png" target="_blank" rel="noopener noreferrer nofollow">'
+            "[image: <bdi>a pixel</bdi>] https://evil.example/p.png</a>") in html
+    assert '<span class="md-image">[image]</span>' in html and "data:image" not in html
+
+
+def test_code_is_left_to_right_and_blocks_take_their_own_direction():
+    html = markdown_render(PAGE_TEXT)
+    assert '<p dir="auto">שלום <code dir="ltr">print(1)</code> עולם</p>' in html
+    assert '<pre dir="ltr"><code>indented code' in html
+    assert '<pre dir="ltr"><code class="language-python">x = 1' in html
+    assert '<ul>\n<li dir="auto">פריט</li>\n<li dir="auto">item</li>' in html
+    assert '<blockquote>\n<p dir="auto">quote</p>' in html and '<td dir="auto">1</td>' in html and '<th dir="auto">a</th>' in html
+
+
+def test_headings_are_demoted_below_the_page_labels_and_classed():
+    html = markdown_render(PAGE_TEXT)
+    assert '<h3 class="md-heading" dir="auto">Title</h3>' in html
+    assert '<h5 class="md-heading" dir="auto">Deep</h5>' in html
+    assert "<h1" not in html and "<h2" not in html
+
+
+def test_links_open_in_a_new_tab():
+    html = markdown_render(PAGE_TEXT)
+    assert '<a href="https://example.com/docs" target="_blank" rel="noopener noreferrer nofollow">docs</a>' in html
+    assert html.count("<a ") == html.count('target="_blank"') == 2

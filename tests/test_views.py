@@ -253,7 +253,8 @@ def test_second_different_vote_on_the_page_is_a_409_with_a_message(as_annotator)
     assert again.status_code == 200 and Vote.objects.count() == 1
     response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "right", "rationale": "Kept."})
     assert response.status_code == 409
-    assert b"no longer the one on your screen" in response.content and b"nothing was saved" in response.content
+    # says in words what differs from the vote already stored
+    assert b"You already voted Left; this vote says Right. A vote cannot be changed; nothing was saved." in response.content
     assert b">Kept.</textarea>" in response.content  # what the annotator typed is still there
     assert Vote.objects.get().choice == Assignment.objects.get(comparison=comparison).shown_left
 
@@ -351,19 +352,20 @@ def test_markdown_escapes_html_and_keeps_code_blocks():
     assert "<script" not in html and "&lt;script&gt;alert(" in html
     assert "<img" not in html and "&lt;img src=x onerror=" in html
     assert 'href="javascript:' not in html
-    assert '<a href="https://example.com/docs" rel="nofollow noopener noreferrer">docs</a>' in html
-    # images are not loaded (no tracking pixels): the image syntax is left as a plain link
-    assert '!<a href="https://evil.example/pixel.png" rel="nofollow noopener noreferrer">tracker</a>' in html
+    assert '<a href="https://example.com/docs" target="_blank" rel="noopener noreferrer nofollow">docs</a>' in html
+    # images are not loaded (no tracking pixels): an image is a marked link
+    assert ('<a class="md-image" href="https://evil.example/pixel.png" target="_blank" rel="noopener noreferrer nofollow">'
+            "[image: <bdi>tracker</bdi>] https://evil.example/pixel.png</a>") in html
     assert "[click](javascript:alert(1))" in html  # the javascript: link stays text
-    assert '<pre><code class="language-python">' in html
+    assert '<pre dir="ltr"><code class="language-python">' in html
     assert "if a &lt; b and c &gt; d:" in html
     assert "print('&lt;b&gt;not bold&lt;/b&gt;')" in html
 
 
 def test_markdown_renders_ordinary_formatting():
     html = markdown_render("**bold** and *it* and `x<y`\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~gone~~\nnext line")
-    assert "<strong>bold</strong>" in html and "<em>it</em>" in html and "<code>x&lt;y</code>" in html
-    assert "<table>" in html and "<td>1</td>" in html
+    assert "<strong>bold</strong>" in html and "<em>it</em>" in html and '<code dir="ltr">x&lt;y</code>' in html
+    assert "<table>" in html and '<td dir="auto">1</td>' in html
     assert "<s>gone</s><br" in html  # strikethrough, and single newlines become line breaks
 
 
@@ -374,7 +376,7 @@ def test_the_annotator_page_shows_hostile_output_as_text(annotator, as_annotator
     left = section(page, "left-text")
     assert "&lt;script&gt;alert(" in left
     assert "<script" not in left and "<img" not in left and "onerror=\"" not in left
-    assert '<pre><code class="language-python">' in left
+    assert '<pre dir="ltr"><code class="language-python">' in left
     body = page.content.decode()
     assert body.count("<script") == 2  # htmx and annotate.js, nothing from the model output
     assert "<strong>fine</strong>" in section(page, "right-text")

@@ -42,6 +42,8 @@
     if (sent && !event.detail.successful && !(event.detail.xhr && event.detail.xhr.status >= 400 && event.detail.xhr.status < 500)) {
       sent = false;
     }
+    // A refusal said in place (#vote-refusal: session expired, role lost) leaves the item on screen: it may be sent again.
+    if (event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Retarget") === "#vote-refusal") sent = false;
   });
 
   function drop(event) {
@@ -92,4 +94,104 @@
   document.addEventListener("htmx:responseError", function () { show(true); });
   document.addEventListener("htmx:sendError", function () { show(true); });
   document.addEventListener("htmx:afterSwap", function () { show(false); });
+})();
+
+// Nothing typed is lost: what the annotator typed or picked for an item (reason, better response,
+// strength, aspects) is copied to sessionStorage under the item's token as they type and when they
+// vote; it is put back when that item is shown again in this tab (after logging in again, when the
+// session expired mid-item), and dropped once a vote or skip for it is stored. A refusal the server
+// answers in place (#vote-refusal: session expired, role lost) leaves the form as it is.
+(function () {
+  "use strict";
+  var PREFIX = "arbiter:draft:";
+  var FIELDS = ["rationale", "demonstration", "strength", "helpfulness", "harmlessness", "honesty"];
+  var pendingItem = null;
+
+  function voteForm() { return document.querySelector(".vote-form"); }
+  function itemOf(form) {
+    var input = form && form.querySelector("input[name=item]");
+    return input ? input.value : "";
+  }
+  function storage() {
+    try { return window.sessionStorage; } catch (error) { return null; }  // blocked storage: no drafts
+  }
+
+  function draftRead(form) {
+    var values = {};
+    var any = false;
+    FIELDS.forEach(function (name) {
+      var fields = form.querySelectorAll('[name="' + name + '"]');
+      for (var i = 0; i < fields.length; i++) {
+        var field = fields[i];
+        if (field.type === "radio" && !field.checked) continue;
+        values[name] = field.value;
+        if (field.value) any = true;
+      }
+    });
+    return any ? values : null;
+  }
+
+  function draftSave(form) {
+    var store = storage();
+    var item = itemOf(form);
+    if (!store || !item) return;
+    var values = draftRead(form);
+    try {
+      if (values) store.setItem(PREFIX + item, JSON.stringify(values));
+      else store.removeItem(PREFIX + item);
+    } catch (error) { /* quota: nothing more to do */ }
+  }
+
+  function draftRestore() {
+    var form = voteForm();
+    var store = storage();
+    if (!form || !store) return;
+    var saved = store.getItem(PREFIX + itemOf(form));
+    if (saved) {
+      var values;
+      try { values = JSON.parse(saved); } catch (error) { values = null; }
+      if (values) {
+        FIELDS.forEach(function (name) {
+          var value = values[name];
+          if (!value) return;
+          var fields = form.querySelectorAll('[name="' + name + '"]');
+          for (var i = 0; i < fields.length; i++) {
+            var field = fields[i];
+            if (field.type === "radio") field.checked = field.value === value;
+            else if (!field.value) field.value = value;  // what the server put back wins
+          }
+          if (name === "demonstration" && fields.length) {
+            var details = fields[0].closest("details");
+            if (details) details.open = true;
+          }
+        });
+      }
+    }
+    draftSave(form);  // what the server kept after a refusal is now saved under this item too
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", draftRestore);
+  else draftRestore();
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "item") draftRestore();
+  });
+  function onEdit(event) {
+    var form = event.target && event.target.closest ? event.target.closest(".vote-form") : null;
+    if (form) draftSave(form);
+  }
+  document.addEventListener("input", onEdit);
+  document.addEventListener("change", onEdit);
+  document.addEventListener("submit", function (event) {
+    if (event.target.classList && event.target.classList.contains("vote-form")) draftSave(event.target);
+  }, true);
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt && event.detail.elt.closest ? event.detail.elt.closest(".vote-form") : null;
+    pendingItem = form ? itemOf(form) : null;
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    // 200: the vote (or skip) was stored and the next item came back; any refusal is 4xx.
+    var store = storage();
+    if (pendingItem && store && event.detail.xhr && event.detail.xhr.status === 200) store.removeItem(PREFIX + pendingItem);
+    pendingItem = null;
+  });
 })();
