@@ -15,6 +15,7 @@ the two files' bytes (``feedback.preferences.rows_hash``). Rows and the hash are
 from __future__ import annotations
 
 import os
+from collections import Counter
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,7 +25,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
 
 from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
 from .exports.files import directory_fsync as _directory_fsync
@@ -35,6 +35,7 @@ from .models import (
     SnapshotKind,
     SnapshotVote,
     Vote,
+    vote_frozen_fields,
 )
 from .preferences import (
     AggregationRules,
@@ -129,6 +130,18 @@ def _rows_write(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         os.fsync(handle.fileno())
 
 
+def _snapshot_votes(snapshot: DatasetSnapshot, vote_ids: Sequence[int]) -> Iterator[SnapshotVote]:
+    """One ``SnapshotVote`` per id, each with the vote's fields as they are now (``frozen``): a
+    later revision or undo of the vote leaves what the snapshot used on record."""
+    for start in range(0, len(vote_ids), BATCH_SIZE):
+        chunk = vote_ids[start:start + BATCH_SIZE]
+        votes = Vote.objects.in_bulk(chunk)
+        for vote_id in chunk:
+            vote = votes.get(vote_id)
+            frozen = vote_frozen_fields(vote) if vote is not None else {}
+            yield SnapshotVote(snapshot=snapshot, vote_id=vote_id, vote_ref=vote_id, frozen=frozen)
+
+
 def _snapshot_write(
     *,
     kind: str,
@@ -175,10 +188,7 @@ def _snapshot_write(
             )
             snapshot.files_dir = f"{SNAPSHOTS_DIR}/{snapshot.pk}"
             snapshot.save(update_fields=["files_dir"])
-            SnapshotVote.objects.bulk_create(
-                (SnapshotVote(snapshot=snapshot, vote_id=vote_id) for vote_id in vote_ids),
-                batch_size=BATCH_SIZE,
-            )
+            SnapshotVote.objects.bulk_create(_snapshot_votes(snapshot, vote_ids), batch_size=BATCH_SIZE)
             SnapshotDemonstration.objects.bulk_create(
                 (SnapshotDemonstration(snapshot=snapshot, demonstration_id=pk) for pk in demonstration_ids),
                 batch_size=BATCH_SIZE,
@@ -420,12 +430,17 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
         LookupError: no such snapshot.
     """
     snapshot = snapshot_load(snapshot_id=snapshot_id)
-    votes = Vote.objects.filter(snapshots=snapshot)
-    sources = dict(votes.order_by("source").values_list("source").annotate(n=Count("id")))
+    # As frozen: a vote revised or undone since keeps the source and annotator the snapshot used.
+    rows = SnapshotVote.objects.filter(snapshot=snapshot).values_list("frozen", flat=True)
+    tally: Counter[str] = Counter()
+    annotators = set()
+    for frozen in rows.iterator(chunk_size=BATCH_SIZE):
+        tally[frozen.get("source", "")] += 1
+        annotators.add(frozen.get("annotator"))
     return {
-        "vote_count": sum(sources.values()),
-        "annotator_count": votes.values("annotator_id").distinct().count(),
-        "sources": sources,
+        "vote_count": sum(tally.values()),
+        "annotator_count": len(annotators - {None}),
+        "sources": dict(sorted(tally.items())),
     }
 
 
