@@ -16,7 +16,6 @@ from feedback.exports.services import export_request_check, export_write
 from feedback.models import (
     Assignment,
     AssignmentStatus,
-    Comparison,
     ComparisonStatus,
     Demonstration,
     SnapshotVote,
