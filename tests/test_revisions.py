@@ -208,3 +208,39 @@ def test_history_shows_the_votes_newest_first_in_the_annotators_screen_terms(ann
     assert [entry.changeable for entry in history] == [False, True]
     assert selectors.vote_last_undoable(annotator=annotator) is None  # the last vote closed its comparison
     assert selectors.vote_history(annotator=UserFactory(role="annotator")) == []
+
+
+def test_a_revision_during_the_build_leaves_the_snapshot_frozen_as_built(annotator, open_pair, monkeypatch):
+    from feedback import snapshots
+
+    vote, _ = served_vote(annotator, open_pair, "left", strength="strong")
+    build = snapshots.build_preference_dataset
+
+    def build_then_revise(records, rules):
+        dataset = build(records, rules)
+        revisions.vote_revise(annotator=annotator, vote_id=vote.pk, changes={"choice": "right"})
+        return dataset
+
+    monkeypatch.setattr(snapshots, "build_preference_dataset", build_then_revise)
+    snapshot = snapshot_create(rules={})
+    frozen = SnapshotVote.objects.get(snapshot=snapshot).frozen
+    assert (frozen["choice"], frozen["strength"]) == (vote.choice, "strong")
+    assert Vote.objects.get().choice != vote.choice
+
+
+def test_an_undo_during_the_build_refuses_the_snapshot(annotator, open_pair, monkeypatch, arbiter_data):
+    from feedback import snapshots
+
+    vote, _ = served_vote(annotator, open_pair, "left")
+    build = snapshots.build_preference_dataset
+
+    def build_then_undo(records, rules):
+        dataset = build(records, rules)
+        revisions.vote_undo(annotator=annotator, vote_id=vote.pk)
+        return dataset
+
+    monkeypatch.setattr(snapshots, "build_preference_dataset", build_then_undo)
+    with pytest.raises(ValidationError, match="withdrawn while the snapshot was built"):
+        snapshot_create(rules={})
+    assert not SnapshotVote.objects.exists()
+    assert not [p for p in (arbiter_data / "snapshots").iterdir()]
