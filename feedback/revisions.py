@@ -1,6 +1,7 @@
 """An annotator's changes to their own votes: undo (the vote is withdrawn and the item comes back
-to them) and revise (the vote's fields change). Allowed only while the comparison still takes
-votes (status ``open``); every change writes a ``VoteChange`` audit row (who, when, before, after).
+to them) and revise (the vote's fields change). Allowed until the comparison is retired: an undo
+on a ``complete`` comparison (it had all its votes) reopens it, so the default one-vote
+comparisons can be undone too; every change writes a ``VoteChange`` audit row (who, when, before, after).
 
 Frozen snapshots keep the vote as it was frozen: ``SnapshotVote.frozen`` holds its fields from
 freeze time and the snapshot's files are never rewritten, so ``snapshot_verify`` still holds; an
@@ -39,8 +40,9 @@ from .models import (
 from .queue import choice_on_screen, choice_stored
 from .services import MAX_ID, _lease_length, _vote_fields_validate
 
-# The statuses in which a comparison still takes votes, and so in which its votes may change.
-CHANGEABLE_STATUSES = (ComparisonStatus.OPEN,)
+# The statuses in which a comparison's votes may change: open, or complete (it has its votes; an
+# undo reopens it, so undo works on the default one-vote comparisons too). A retired one is closed.
+CHANGEABLE_STATUSES = (ComparisonStatus.OPEN, ComparisonStatus.COMPLETE)
 REVISABLE_FIELDS = ("choice", "strength", "rationale", *Vote.ASPECTS)
 
 
@@ -65,7 +67,7 @@ def _vote_lock(*, annotator, vote_id: int) -> tuple[Vote, Comparison, Assignment
         raise VoteNotFound(f"You have no vote {vote_id}.")
     comparison = Comparison.objects.select_for_update().get(pk=vote.comparison_id)
     if comparison.status not in CHANGEABLE_STATUSES:
-        reason = "was retired" if comparison.status == ComparisonStatus.RETIRED else "has all its votes"
+        reason = "was retired"
         raise ComparisonClosed(
             f"Comparison {comparison.pk} {reason} and is closed; your vote {vote.pk} can no longer be changed."
         )
@@ -128,7 +130,8 @@ def vote_undo(*, annotator, vote_id: int, now: datetime | None = None) -> Undone
             after=None,
         )
         vote.delete()
-        Comparison.objects.filter(pk=comparison.pk).update(vote_count=F("vote_count") - 1)
+        # One vote fewer: a comparison that had all its votes is open again (its slot is this annotator's).
+        Comparison.objects.filter(pk=comparison.pk).update(vote_count=F("vote_count") - 1, status=ComparisonStatus.OPEN)
         lease = _lease_length()
         (
             Assignment.objects.filter(annotator=annotator, status=AssignmentStatus.LEASED, expires_at__gt=now)

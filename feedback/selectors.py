@@ -298,18 +298,18 @@ def vote_history(*, annotator, limit: int = HISTORY_LENGTH) -> list[HistoryEntry
             right=right,
             choice=choice_on_screen(vote.choice, vote.shown_left),
             aspects={aspect: choice_on_screen(getattr(vote, aspect), vote.shown_left) for aspect in Vote.ASPECTS},
-            changeable=comparison.status == ComparisonStatus.OPEN,
+            changeable=comparison.status != ComparisonStatus.RETIRED,  # complete: an undo reopens it
         ))
     return entries
 
 
 def vote_last_undoable(*, annotator) -> Vote | None:
-    """The annotator's most recent vote if its comparison is still open (what "Undo" withdraws), else None."""
+    """The annotator's most recent vote unless its comparison was retired (what "Undo" withdraws), else None."""
     vote = (
         Vote.objects.filter(annotator=annotator).exclude(shown_left="").select_related("comparison")
         .order_by("-created_at", "-id").first()
     )
-    if vote is None or vote.comparison.status != ComparisonStatus.OPEN:
+    if vote is None or vote.comparison.status == ComparisonStatus.RETIRED:
         return None
     return vote
 

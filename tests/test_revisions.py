@@ -16,6 +16,7 @@ from feedback.exports.services import export_request_check, export_write
 from feedback.models import (
     Assignment,
     AssignmentStatus,
+    Comparison,
     ComparisonStatus,
     Demonstration,
     SnapshotVote,
@@ -135,13 +136,19 @@ def test_revise_refuses_bad_values_and_unknown_fields(annotator, open_pair):
     assert not VoteChange.objects.exists()
 
 
-def test_changes_are_refused_once_the_comparison_is_closed(annotator, other_annotator):
+def test_undo_reopens_a_complete_comparison_and_a_retired_one_refuses_changes(annotator, other_annotator):
     comparison = ComparisonFactory(votes_required=1)
     vote, _ = served_vote(annotator, comparison)
     comparison.refresh_from_db()
     assert comparison.status == ComparisonStatus.COMPLETE
-    with pytest.raises(ComparisonClosed, match="has all its votes"):
-        revisions.vote_undo(annotator=annotator, vote_id=vote.pk)
+    revisions.vote_undo(annotator=annotator, vote_id=vote.pk)  # the default one-vote comparison: undo works
+    comparison.refresh_from_db()
+    assert (comparison.status, comparison.vote_count) == (ComparisonStatus.OPEN, 0)
+    assert services.assignment_claim(annotator=other_annotator) is None  # the slot is still the undoer's
+    lease = services.assignment_claim(annotator=annotator)
+    assert lease.comparison_id == comparison.pk
+    services.vote_submit(annotator=annotator, item=lease.token, choice="right")
+    VoteChange.objects.all().delete()
     retired = ComparisonFactory(votes_required=3)
     retired_vote, _ = served_vote(annotator, retired)
     services.comparison_retire(comparison=retired)
@@ -205,8 +212,10 @@ def test_history_shows_the_votes_newest_first_in_the_annotators_screen_terms(ann
     assert [entry.vote.comparison_id for entry in history] == [second_assignment.comparison_id, first.pk]
     assert [entry.choice for entry in history] == ["right", "left"]
     assert history[1].left.text == left_text(assignment_one)
-    assert [entry.changeable for entry in history] == [False, True]
-    assert selectors.vote_last_undoable(annotator=annotator) is None  # the last vote closed its comparison
+    assert [entry.changeable for entry in history] == [True, True]  # complete: an undo would reopen it
+    assert selectors.vote_last_undoable(annotator=annotator).pk == history[0].vote.pk
+    services.comparison_retire(comparison=Comparison.objects.get(pk=second_assignment.comparison_id))
+    assert [entry.changeable for entry in selectors.vote_history(annotator=annotator)] == [False, True]
     assert selectors.vote_history(annotator=UserFactory(role="annotator")) == []
 
 

@@ -78,8 +78,9 @@ def test_only_your_own_votes(annotator, other_annotator, admin_user, open_pair):
 
 
 def test_a_closed_comparison_is_a_409_as_documented(annotator, api):
-    ComparisonFactory(votes_required=1)
+    comparison = ComparisonFactory(votes_required=1)
     vote = vote_through_api(annotator)
+    services.comparison_retire(comparison=comparison)
     for response in (
         api_as(annotator).delete(f"/api/votes/{vote['id']}/"),
         api_as(annotator).post(f"/api/votes/{vote['id']}/undo/"),

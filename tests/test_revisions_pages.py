@@ -73,9 +73,10 @@ def test_htmx_undo_swaps_the_item_back_in(annotator, as_annotator):
 
 
 def test_undo_of_a_closed_comparison_is_refused_with_a_message(annotator, as_annotator):
-    pair(votes_required=1)
+    comparison = pair(votes_required=1)
     vote_on_page(as_annotator)
     vote = Vote.objects.get()
+    services.comparison_retire(comparison=comparison)
     page = as_annotator.get("/annotate/").content.decode()
     assert "Undo last vote" not in page
     response = as_annotator.post("/annotate/undo/", {"vote": vote.pk}, **HTMX)
@@ -125,8 +126,9 @@ def test_history_undo_goes_back_to_the_history(annotator, as_annotator):
 
 
 def test_history_of_a_closed_comparison_offers_no_change(annotator, as_annotator):
-    pair(votes_required=1)
+    comparison = pair(votes_required=1)
     vote_on_page(as_annotator)
+    services.comparison_retire(comparison=comparison)
     page = as_annotator.get("/annotate/history/").content.decode()
     assert "can no longer change" in page and "revise-form" not in page
 
