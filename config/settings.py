@@ -298,6 +298,8 @@ SPECTACULAR_SETTINGS = {
         "SideEnum": "feedback.models.Side",
         "VoteChoiceEnum": "feedback.api.serializers.SUBMIT_CHOICES",
         "VoteAspectEnum": "feedback.api.serializers.SUBMIT_ASPECT_CHOICES",
+        "VoteReviseChoiceEnum": "feedback.api.serializers.REVISE_CHOICES",
+        "VoteReviseAspectEnum": "feedback.api.serializers.REVISE_ASPECT_CHOICES",
         "CheckpointKindEnum": "training.models.CheckpointKind",
         "JobKindEnum": "training.models.JobKind",
         "JobStatusEnum": "training.models.JobStatus",

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Assignment, Comparison, Completion, Demonstration, Prompt, Vote
+from .models import Assignment, Comparison, Completion, Demonstration, Prompt, Vote, VoteChange
 
 
 @admin.register(Prompt)
@@ -31,6 +31,26 @@ class VoteAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "annotator", "choice", "strength", "shown_left", "ms_on_item", "created_at"]
     list_filter = ["choice", "strength", "source"]
     raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(VoteChange)
+class VoteChangeAdmin(admin.ModelAdmin):
+    """The audit trail of annotators' undos and revisions: read-only."""
+
+    list_display = ["id", "at", "annotator", "action", "vote_ref", "comparison"]
+    list_filter = ["action"]
+    search_fields = ["annotator__username"]
+    raw_id_fields = ["vote", "comparison", "annotator"]
+    readonly_fields = ["vote", "vote_ref", "comparison", "annotator", "at", "action", "before", "after"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Assignment)

@@ -49,3 +49,10 @@ class ItemChanged(FeedbackError):
 
     status = 409
     code = "item_changed"
+
+
+class VoteNotFound(FeedbackError):
+    """The caller has no vote with that id (another annotator's vote is not found either)."""
+
+    status = 404
+    code = "not_found"

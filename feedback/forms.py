@@ -63,3 +63,18 @@ class PreferenceImportForm(forms.Form):
         "a response that is a strict prefix of the other, transcripts that differ before the last turn) and mark their "
         "comparisons; snapshots and exports leave marked comparisons out unless include_flagged.",
     )
+
+
+class VoteUndoForm(forms.Form):
+    """Undo one of the annotator's own votes (the annotate page's "Undo" and the history page)."""
+
+    vote = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    next = forms.ChoiceField(choices=[("annotate", "annotate"), ("history", "history")], required=False)
+
+
+class VoteReviseForm(forms.Form):
+    """Revise one of the annotator's own votes from the history page, in screen terms."""
+
+    choice = forms.ChoiceField(choices=SCREEN_CHOICES)
+    strength = forms.ChoiceField(choices=[("", "—"), *Strength.choices], required=False)
+    rationale = forms.CharField(required=False, max_length=10_000, widget=forms.Textarea)

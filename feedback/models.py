@@ -322,13 +322,69 @@ class DatasetSnapshot(models.Model):
 
 
 class SnapshotVote(models.Model):
-    """One vote used by one snapshot. Votes in a snapshot cannot be deleted (PROTECT): lineage stays whole."""
+    """One vote used by one snapshot, as it was when the snapshot was frozen.
+
+    ``frozen`` holds the vote's fields at freeze time (``vote_frozen_fields``), so a vote revised
+    or undone later leaves the snapshot's lineage as it was; the snapshot's files (and so its
+    ``content_hash``) are never rewritten. ``vote`` links the live row while it exists: a plain
+    delete of it is refused (PROTECT); only an undo by its annotator (``feedback.revisions``)
+    detaches it (``vote`` becomes null, ``vote_ref`` keeps its id).
+    """
 
     snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="+")
-    vote = models.ForeignKey(Vote, on_delete=models.PROTECT, related_name="+")
+    vote = models.ForeignKey(Vote, null=True, on_delete=models.PROTECT, related_name="+")
+    vote_ref = models.PositiveBigIntegerField(default=0, help_text="The id of the vote used (kept after an undo).")
+    frozen = models.JSONField(default=dict, blank=True, help_text="The vote's fields when the snapshot was frozen.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["snapshot", "vote"], name="snapshot_vote_unique")]
+
+
+class VoteChangeAction(models.TextChoices):
+    UNDO = "undo", "undo"
+    REVISE = "revise", "revise"
+
+
+class VoteChange(models.Model):
+    """One change an annotator made to their own vote (the audit trail): who, when, what it was
+    (``before``) and what it became (``after``; empty for an undo). Both in stored terms (a/b)
+    with ``shown_left``, as ``vote_frozen_fields`` writes them. ``vote_ref`` keeps the vote's id
+    after an undo deleted it."""
+
+    vote = models.ForeignKey(Vote, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
+    vote_ref = models.PositiveBigIntegerField(db_index=True)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="vote_changes")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="vote_changes")
+    at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=10, choices=VoteChangeAction.choices)
+    before = models.JSONField()
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(action__in=VoteChangeAction.values), name="vote_change_action_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Vote {self.vote_ref} {self.action} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def vote_frozen_fields(vote: Vote) -> dict:
+    """A vote's fields as JSON (stored terms: ``choice`` a/b/tie/both_bad, ``shown_left``): what a
+    snapshot freezes and what an audit row keeps before and after a change."""
+    return {
+        "id": vote.pk,
+        "comparison": vote.comparison_id,
+        "annotator": vote.annotator_id,
+        "choice": vote.choice,
+        "strength": vote.strength,
+        "rationale": vote.rationale,
+        **{aspect: getattr(vote, aspect) for aspect in Vote.ASPECTS},
+        "shown_left": vote.shown_left,
+        "source": vote.source,
+        "created_at": vote.created_at.isoformat() if vote.created_at else None,
+    }
 
 
 class SnapshotDemonstration(models.Model):

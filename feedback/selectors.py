@@ -21,6 +21,7 @@ from .models import (
     Prompt,
     Side,
     Vote,
+    VoteChange,
 )
 from .queue import choice_on_screen
 from .roles import is_feedback_admin
@@ -274,3 +275,62 @@ def comparison_reward_scores(*, comparison: Comparison) -> list[RewardScores]:
         entry["scored_at"] = max(entry["scored_at"], created_at)
     scores = [RewardScores(reward_model=name, **entry) for name, entry in by_model.items()]
     return sorted(scores, key=lambda s: (s.scored_at, s.reward_model), reverse=True)
+
+
+# --- an annotator's own votes (undo and revisit) -----------------------------------------------
+HISTORY_LENGTH = 50
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One of the annotator's votes as they saw it: texts by screen side, choice and aspects in
+    screen terms (left/right/tie/both_bad), and whether it may still change (comparison open)."""
+
+    vote: Vote
+    messages: list[dict[str, str]]
+    left: Completion
+    right: Completion
+    choice: str
+    aspects: dict[str, str]
+    changeable: bool
+
+
+def vote_history(*, annotator, limit: int = HISTORY_LENGTH) -> list[HistoryEntry]:
+    """The annotator's ``limit`` most recent votes, newest first, in their screen terms (two queries)."""
+    votes = (
+        Vote.objects.filter(annotator=annotator)
+        .exclude(shown_left="")
+        .select_related("comparison__prompt", "comparison__completion_a", "comparison__completion_b")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    entries = []
+    for vote in votes:
+        comparison = vote.comparison
+        a, b = comparison.completion_a, comparison.completion_b
+        left, right = (a, b) if vote.shown_left == Side.A else (b, a)
+        entries.append(HistoryEntry(
+            vote=vote,
+            messages=comparison.prompt.messages,
+            left=left,
+            right=right,
+            choice=choice_on_screen(vote.choice, vote.shown_left),
+            aspects={aspect: choice_on_screen(getattr(vote, aspect), vote.shown_left) for aspect in Vote.ASPECTS},
+            changeable=comparison.status != ComparisonStatus.RETIRED,  # complete: an undo reopens it
+        ))
+    return entries
+
+
+def vote_last_undoable(*, annotator) -> Vote | None:
+    """The annotator's most recent vote unless its comparison was retired (what "Undo" withdraws), else None."""
+    vote = (
+        Vote.objects.filter(annotator=annotator).exclude(shown_left="").select_related("comparison")
+        .order_by("-created_at", "-id").first()
+    )
+    if vote is None or vote.comparison.status == ComparisonStatus.RETIRED:
+        return None
+    return vote
+
+
+def comparison_vote_changes(*, comparison: Comparison) -> list[VoteChange]:
+    """Admins: every change annotators made to their votes on this comparison, oldest first."""
+    return list(VoteChange.objects.filter(comparison=comparison).select_related("annotator").order_by("at", "id"))

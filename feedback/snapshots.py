@@ -15,6 +15,7 @@ the two files' bytes (``feedback.preferences.rows_hash``). Rows and the hash are
 from __future__ import annotations
 
 import os
+from collections import Counter
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,7 +25,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
 
 from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
 from .exports.files import directory_fsync as _directory_fsync
@@ -35,6 +35,7 @@ from .models import (
     SnapshotKind,
     SnapshotVote,
     Vote,
+    vote_frozen_fields,
 )
 from .preferences import (
     AggregationRules,
@@ -129,6 +130,48 @@ def _rows_write(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         os.fsync(handle.fileno())
 
 
+_BUILT_FIELDS = ("choice", "strength", "annotator_id", "source")
+
+
+class _RecordsSeen:
+    """Passes ``VoteRecord``s through and remembers what the builder read of each vote
+    (``_BUILT_FIELDS``), so the snapshot freezes exactly the values its rows were built from."""
+
+    def __init__(self, records: Iterable[VoteRecord]):
+        self.records, self.seen = records, {}
+
+    def __iter__(self) -> Iterator[VoteRecord]:
+        for record in self.records:
+            self.seen[record.vote_id] = tuple(getattr(record, name) for name in _BUILT_FIELDS)
+            yield record
+
+
+def _snapshot_votes(
+    snapshot: DatasetSnapshot, vote_ids: Sequence[int], built: Mapping[int, tuple] | None = None
+) -> Iterator[SnapshotVote]:
+    """One ``SnapshotVote`` per id, each with the vote's fields (``frozen``): what the builder read
+    (``built``, by vote id) for choice, strength, annotator and source, the row for the rest. A later
+    revision or undo of the vote leaves what the snapshot used on record.
+
+    Raises:
+        ValidationError: ``{"snapshot": ...}`` when a used vote was withdrawn while the snapshot was
+            being built (nothing is kept; build it again).
+    """
+    built = built or {}
+    for start in range(0, len(vote_ids), BATCH_SIZE):
+        chunk = vote_ids[start:start + BATCH_SIZE]
+        votes = Vote.objects.in_bulk(chunk)
+        for vote_id in chunk:
+            vote = votes.get(vote_id)
+            if vote is None:
+                raise ValidationError({"snapshot": f"vote {vote_id} was withdrawn while the snapshot was built; try again"})
+            frozen = vote_frozen_fields(vote)
+            if vote_id in built:
+                choice, strength, annotator_id, source = built[vote_id]
+                frozen.update(choice=choice, strength=strength, annotator=annotator_id, source=source)
+            yield SnapshotVote(snapshot=snapshot, vote_id=vote_id, vote_ref=vote_id, frozen=frozen)
+
+
 def _snapshot_write(
     *,
     kind: str,
@@ -141,8 +184,12 @@ def _snapshot_write(
     vote_ids: Sequence[int],
     demonstration_ids: Sequence[int] = (),
     created_by=None,
+    built: Mapping[int, tuple] | None = None,
 ) -> DatasetSnapshot:
     """Freeze built rows as a snapshot of ``kind``, with its lineage rows.
+
+    ``built``: what the builder read of each vote (``_RecordsSeen.seen``), frozen on its
+    ``SnapshotVote`` (``_snapshot_votes``).
 
     The rows are written to a temporary folder beside the final one and fsynced; then, in one
     transaction, the ``DatasetSnapshot`` row, its ``SnapshotVote`` rows (one per id of
@@ -175,10 +222,7 @@ def _snapshot_write(
             )
             snapshot.files_dir = f"{SNAPSHOTS_DIR}/{snapshot.pk}"
             snapshot.save(update_fields=["files_dir"])
-            SnapshotVote.objects.bulk_create(
-                (SnapshotVote(snapshot=snapshot, vote_id=vote_id) for vote_id in vote_ids),
-                batch_size=BATCH_SIZE,
-            )
+            SnapshotVote.objects.bulk_create(_snapshot_votes(snapshot, vote_ids, built), batch_size=BATCH_SIZE)
             SnapshotDemonstration.objects.bulk_create(
                 (SnapshotDemonstration(snapshot=snapshot, demonstration_id=pk) for pk in demonstration_ids),
                 batch_size=BATCH_SIZE,
@@ -216,7 +260,8 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = rules_parse(rules)
-    dataset = build_preference_dataset(vote_records(), parsed)
+    records = _RecordsSeen(vote_records())
+    dataset = build_preference_dataset(records, parsed)
     if not dataset.train:
         raise ValidationError({"snapshot": f"the votes give no training pairs: {no_pairs_reason(dataset.counts, parsed)}"})
     return _snapshot_write(
@@ -229,6 +274,7 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         content_hash=dataset.content_hash,
         vote_ids=dataset.vote_ids,
         created_by=created_by,
+        built=records.seen,
     )
 
 
@@ -348,7 +394,7 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = sft_rules_parse(rules)
-    votes = vote_records() if parsed.include_strongly_chosen else ()
+    votes = _RecordsSeen(vote_records() if parsed.include_strongly_chosen else ())
     dataset = build_sft_dataset(demonstration_records(), votes, parsed)
     if not dataset.train:
         raise ValidationError({
@@ -366,6 +412,7 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
         vote_ids=dataset.vote_ids,
         demonstration_ids=dataset.demonstration_ids,
         created_by=created_by,
+        built=votes.seen,
     )
 
 
@@ -420,12 +467,17 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
         LookupError: no such snapshot.
     """
     snapshot = snapshot_load(snapshot_id=snapshot_id)
-    votes = Vote.objects.filter(snapshots=snapshot)
-    sources = dict(votes.order_by("source").values_list("source").annotate(n=Count("id")))
+    # As frozen: a vote revised or undone since keeps the source and annotator the snapshot used.
+    rows = SnapshotVote.objects.filter(snapshot=snapshot).values_list("frozen", flat=True)
+    tally: Counter[str] = Counter()
+    annotators = set()
+    for frozen in rows.iterator(chunk_size=BATCH_SIZE):
+        tally[frozen.get("source", "")] += 1
+        annotators.add(frozen.get("annotator"))
     return {
-        "vote_count": sum(sources.values()),
-        "annotator_count": votes.values("annotator_id").distinct().count(),
-        "sources": sources,
+        "vote_count": sum(tally.values()),
+        "annotator_count": len(annotators - {None}),
+        "sources": dict(sorted(tally.items())),
     }
 
 

@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from . import views
+from . import revision_views, views
 from .tokens.views import account_token
 
 urlpatterns = [
@@ -8,6 +8,9 @@ urlpatterns = [
     path("annotate/", views.annotate, name="annotate"),
     path("annotate/vote/", views.annotate_vote, name="annotate-vote"),
     path("annotate/skip/", views.annotate_skip, name="annotate-skip"),
+    path("annotate/undo/", revision_views.annotate_undo, name="annotate-undo"),
+    path("annotate/history/", revision_views.vote_history, name="vote-history"),
+    path("annotate/history/<int:vote_id>/", revision_views.vote_revise, name="vote-revise"),
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),

@@ -42,6 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("annotate")
 
 
+UNDONE_SESSION_KEY = "arbiter_undone_inputs"
 KEPT_FIELDS = ("rationale", "demonstration", "strength", *Vote.ASPECTS)
 
 
@@ -53,6 +54,8 @@ def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, ke
     kept = kept or {}
     return {
         "display": display,
+        "last_vote": selectors.vote_last_undoable(annotator=request.user),
+        "undone": kept.get("choice", ""),
         "progress": selectors.annotator_progress(annotator=request.user),
         "error": error,
         "form_errors": form_errors or {},
@@ -107,7 +110,8 @@ def _annotator_page(view):
 @require_GET
 def annotate(request: HttpRequest) -> HttpResponse:
     """The annotator page: the current (or next) comparison, with the prompt and two responses."""
-    return _render_item(request)
+    # An undo posted without htmx: what the vote said comes back in the form (feedback.revision_views).
+    return _render_item(request, kept=request.session.pop(UNDONE_SESSION_KEY, None))
 
 
 @_annotator_page
@@ -194,7 +198,8 @@ def manage_comparisons(request: HttpRequest) -> HttpResponse:
 @require_GET
 def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Admins: one comparison with both completions, model names, gold answer, reward scores, every
-    vote and every demonstration (better response) written on it."""
+    vote, every change annotators made to their votes (undo, revise) and every demonstration
+    (better response) written on it."""
     _require(request, is_feedback_admin)
     comparison = get_object_or_404(
         selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user)), pk=pk
@@ -205,6 +210,7 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "votes": votes,
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
+        "vote_changes": selectors.comparison_vote_changes(comparison=comparison),
     }
     return render(request, "feedback/manage_comparison_detail.html", context)
 

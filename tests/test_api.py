@@ -103,7 +103,10 @@ MATRIX = [
     ("post", "/api/votes/", {"comparison": "{comparison}", "choice": "a"}, expect(401, 201, 403, 403, 403)),
     ("get", "/api/votes/{vote}/", None, expect(401, 200, 404, 200, 404)),
     ("put", "/api/votes/{vote}/", {"choice": "b"}, expect(401, 405, 405, 405, 405)),
-    ("delete", "/api/votes/{vote}/", None, expect(401, 405, 405, 405, 405)),
+    # Undo and revise: only your own vote (404 for anyone else's), and this one's comparison is complete (409).
+    ("delete", "/api/votes/{vote}/", None, expect(401, 409, 404, 404, 403)),
+    ("post", "/api/votes/{vote}/undo/", None, expect(401, 409, 404, 404, 403)),
+    ("patch", "/api/votes/{vote}/", {"choice": "tie"}, expect(401, 409, 404, 404, 403)),
     ("get", "/api/schema/", None, expect(200, 200, 200, 200, 200)),
     ("get", "/api/docs/", None, expect(200, 200, 200, 200, 200)),
     ("get", "/api/docs/?script=", None, expect(200, 200, 200, 200, 200)),

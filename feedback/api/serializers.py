@@ -290,6 +290,46 @@ class AnnotatorVoteSerializer(serializers.Serializer):
         return choice_on_screen(vote.honesty, vote.shown_left)
 
 
+REVISE_CHOICES = ["left", "right", Choice.TIE.value, Choice.BOTH_BAD.value]
+REVISE_ASPECT_CHOICES = ["left", "right", AspectChoice.TIE.value]
+
+
+class VoteReviseSerializer(serializers.Serializer):
+    """PATCH /api/votes/{id}/: the fields to change, in your screen terms; fields left out keep their value."""
+
+    choice = serializers.ChoiceField(
+        choices=REVISE_CHOICES, required=False,
+        help_text="left or right (as the item was shown to you), tie, both_bad; tie and both_bad clear the strength.",
+    )
+    strength = serializers.ChoiceField(choices=Strength.choices, required=False, allow_blank=True)
+    rationale = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    helpfulness = serializers.ChoiceField(choices=REVISE_ASPECT_CHOICES, required=False, allow_blank=True)
+    harmlessness = serializers.ChoiceField(choices=REVISE_ASPECT_CHOICES, required=False, allow_blank=True)
+    honesty = serializers.ChoiceField(choices=REVISE_ASPECT_CHOICES, required=False, allow_blank=True)
+
+
+class WithdrawnVoteSerializer(serializers.Serializer):
+    """An undone vote's inputs, in screen terms, to fill the form again."""
+
+    choice = serializers.CharField()
+    strength = serializers.CharField()
+    rationale = serializers.CharField()
+    helpfulness = serializers.CharField()
+    harmlessness = serializers.CharField()
+    honesty = serializers.CharField()
+    demonstration = serializers.CharField(required=False)
+
+
+class VoteUndoSerializer(serializers.Serializer):
+    """POST /api/votes/{id}/undo/: the vote is withdrawn and its item is yours again."""
+
+    vote = serializers.IntegerField(source="change.vote_ref", help_text="the id of the withdrawn vote")
+    comparison = serializers.IntegerField(source="assignment.comparison_id")
+    item = serializers.CharField(source="assignment.token", help_text="the item's new token: vote on it again with it")
+    expires_at = serializers.DateTimeField(source="assignment.expires_at", help_text="when your restored lease ends")
+    withdrawn = WithdrawnVoteSerializer(source="inputs")
+
+
 class SkipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assignment

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import selectors, services
+from feedback import revisions, selectors, services
 from feedback.models import Comparison, Completion, Prompt, Vote
 from feedback.roles import is_feedback_admin
 
@@ -30,8 +30,10 @@ from .serializers import (
     PromptSerializer,
     SkipSerializer,
     VoteFilter,
+    VoteReviseSerializer,
     VoteSerializer,
     VoteSubmitSerializer,
+    VoteUndoSerializer,
 )
 
 
@@ -214,12 +216,17 @@ class NextAssignmentView(APIView):
         return Response(AssignmentSerializer(display).data)
 
 
+_CLOSED = "The comparison is complete or retired (comparison_closed): its votes can no longer change."
+
+
 @extend_schema_view(list=extend_schema(parameters=[VoteFilter]))
 class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Votes: admins see all (in stored terms, a/b), annotators their own (in screen terms, left/right).
     POST stores a vote on the item assigned to you (``item`` token or ``comparison``): 201 when
     stored, 200 when the identical vote was already stored, 409 for a different one or an item
-    that is no longer yours to vote on."""
+    that is no longer yours to vote on. While the comparison is open (409 once it is complete or
+    retired) you may undo your own vote (DELETE, or POST .../undo/ to get the item back) or revise
+    it (PATCH); each change is kept in an audit trail."""
 
     queryset = Vote.objects.none()  # for the schema; get_queryset scopes real requests
 
@@ -227,7 +234,8 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return VoteSerializer if is_feedback_admin(self.request.user) else AnnotatorVoteSerializer
 
     def get_permissions(self):
-        return [IsAnnotator()] if self.action == "create" else [IsAuthenticated()]
+        changes = ("create", "destroy", "undo", "partial_update")
+        return [IsAnnotator()] if self.action in changes else [IsAuthenticated()]
 
     def get_queryset(self):
         filters = _filters(VoteFilter, self.request) if self.action == "list" else {}
@@ -263,3 +271,41 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         # The answer to a vote is in the voter's screen terms (left/right), whoever votes.
         body = AnnotatorVoteSerializer(vote).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Withdrawn; the item is yours to vote on again."),
+            409: conflict(_CLOSED),
+        },
+    )
+    def destroy(self, request, pk=None):
+        """Undo your own vote while its comparison is open: it is withdrawn (the change is audited) and
+        the item comes back to you (``POST .../undo/`` answers with its new item token)."""
+        revisions.vote_undo(annotator=request.user, vote_id=_vote_id(pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: VoteUndoSerializer, 409: conflict(_CLOSED)})
+    @action(detail=True, methods=["post"])
+    def undo(self, request, pk=None):
+        """Undo your own vote while its comparison is open; answers with the item's new token, your
+        restored lease and what the vote said (screen terms), to vote again."""
+        undone = revisions.vote_undo(annotator=request.user, vote_id=_vote_id(pk))
+        return Response(VoteUndoSerializer(undone).data)
+
+    @extend_schema(request=VoteReviseSerializer, responses={200: AnnotatorVoteSerializer, 409: conflict(_CLOSED)})
+    def partial_update(self, request, pk=None):
+        """Revise your own vote while its comparison is open (fields in your screen terms; those
+        left out keep their value). Answers with the vote as it now is."""
+        serializer = VoteReviseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        vote, _ = revisions.vote_revise(annotator=request.user, vote_id=_vote_id(pk), changes=serializer.validated_data)
+        return Response(AnnotatorVoteSerializer(vote).data)
+
+
+def _vote_id(pk) -> int:
+    """The path's vote id as an int (0 for junk, which the services answer with 404)."""
+    try:
+        return int(pk)
+    except (TypeError, ValueError):
+        return 0

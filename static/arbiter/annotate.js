@@ -193,5 +193,21 @@
     var store = storage();
     if (pendingItem && store && event.detail.xhr && event.detail.xhr.status === 200) store.removeItem(PREFIX + pendingItem);
     pendingItem = null;
+
+// Undo the last vote (feedback/_undo.html): the key u clicks the "Undo last vote" button, so it
+// posts exactly as a click would (htmx swaps the item back in; without htmx the form posts).
+// Not from a text field, not on auto-repeat, nor with a modifier (Ctrl+Z stays the text box's undo).
+(function () {
+  "use strict";
+  function undoButton() { return document.querySelector('.undo-form button[data-undo-key="u"]'); }
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (event.key.toLowerCase() !== "u") return;
+    var target = event.target;
+    if (target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    var button = undoButton();
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    button.click();
   });
 })();
