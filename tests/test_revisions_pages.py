@@ -36,8 +36,8 @@ def vote_on_page(client, choice="left", **fields) -> tuple[str, str]:
     """Vote with a plain post on the item the page shows; the page's (left, right) texts."""
     page = client.get("/annotate/").content.decode()
     item = re.search(r'name="item" value="([^"]+)"', page).group(1)
-    left = re.search(r'data-testid="left-text"><p>([^<]*)</p>', page).group(1)
-    right = re.search(r'data-testid="right-text"><p>([^<]*)</p>', page).group(1)
+    left = re.search(r'data-testid="left-text"><p[^>]*>([^<]*)</p>', page).group(1)
+    right = re.search(r'data-testid="right-text"><p[^>]*>([^<]*)</p>', page).group(1)
     response = client.post("/annotate/vote/", {"item": item, "choice": choice, **fields})
     assert response.status_code == 302
     return left, right

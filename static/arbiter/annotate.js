@@ -193,6 +193,8 @@
     var store = storage();
     if (pendingItem && store && event.detail.xhr && event.detail.xhr.status === 200) store.removeItem(PREFIX + pendingItem);
     pendingItem = null;
+  });
+})();
 
 // Undo the last vote (feedback/_undo.html): the key u clicks the "Undo last vote" button, so it
 // posts exactly as a click would (htmx swaps the item back in; without htmx the form posts).
@@ -211,3 +213,4 @@
     button.click();
   });
 })();
+
