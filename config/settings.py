@@ -259,6 +259,19 @@ ARBITER_ANONYMOUS_MAX_BODY_BYTES = env_int(
     meaning="bytes, at most ARBITER_MAX_BODY_BYTES",
 )
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+# What one import may decode (feedback/import_limits.py): a file past any is refused whole,
+# naming the limit and the line or row, before it can grow the process (bench/import_memory.py).
+ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = env_int(
+    "ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1, meaning="bytes after gunzip or Parquet decoding"
+)
+ARBITER_IMPORT_MAX_ROWS = env_int("ARBITER_IMPORT_MAX_ROWS", 100_000, minimum=1, meaning="rows per file")
+ARBITER_IMPORT_MAX_VALUE_CHARS = env_int(
+    "ARBITER_IMPORT_MAX_VALUE_CHARS", 2_000_000, minimum=1, meaning="characters in one text value"
+)
+ARBITER_IMPORT_MAX_LINE_BYTES = env_int(
+    "ARBITER_IMPORT_MAX_LINE_BYTES", 10 * 1024 * 1024, minimum=1024, meaning="bytes in one JSON line"
+)
+ARBITER_IMPORT_MAX_DEPTH = env_int("ARBITER_IMPORT_MAX_DEPTH", 32, minimum=2, maximum=500, meaning="nesting levels")
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,6 +17,7 @@ snapshots and exports unless they include flagged comparisons) or ``skip_refused
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -31,6 +33,7 @@ from django.db import models, transaction
 from .arena import ArenaBattle, read_arena_battles
 from .hh_rlhf import read_hh_rlhf_rows
 from .import_flags import DIVERGED_BEFORE_LAST_TURN, STRICT_PREFIX, flag_label, flags_join, missing_flag, optional_columns_missing, strict_prefix
+from .import_limits import ImportLimits, limits_applied
 from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_check
 from .messages import messages_sha256, responses_equivalent, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Split, Vote
@@ -53,6 +56,22 @@ FLAG_ONLY = "refused: flagged "  # how RowsRefusedError.problems words a row ref
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # the import page's and API's cap; larger files: manage.py import_preferences
 
 T = TypeVar("T")
+
+
+def import_limits() -> ImportLimits:
+    """The ``ARBITER_IMPORT_*`` limits (``feedback.import_limits``) from the settings now."""
+    return ImportLimits.from_settings(settings)
+
+
+def _limited(function):
+    """Run an importer with ``import_limits()`` applied to every read it makes."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with limits_applied(import_limits()):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 class RowsRefusedError(PreferenceFileError):
@@ -479,6 +498,7 @@ def _rows_import(
     return summary
 
 
+@_limited
 def hh_rlhf_import(
     *,
     path: str | Path,
@@ -543,6 +563,7 @@ def hh_rlhf_import(
     return summary
 
 
+@_limited
 def trl_preferences_import(
     *,
     path: str | Path,
@@ -605,6 +626,7 @@ def trl_preferences_import(
     )
 
 
+@_limited
 def arena_import(
     *,
     path: str | Path,
@@ -759,6 +781,7 @@ class DemonstrationImportSummary:
         return asdict(self)
 
 
+@_limited
 def demonstrations_import(
     *,
     path: str | Path,

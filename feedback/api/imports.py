@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import imports
+from feedback.import_limits import ImportLimitError
 from feedback.jsonl import JSONLFormatError
 from feedback.models import Split
 
@@ -40,7 +41,9 @@ class PreferenceImportView(APIView):
     """Import an uploaded preference file. 201 with the summary (``ImportSummary.as_dict()`` plus
     ``refusals`` ``[[number, reason], ...]``, ``unit`` and ``report`` lines); 400 naming the field:
     ``file`` lists the file's problems (every bad row, or the refused/flagged ones, by number) and
-    ``flagged`` maps each flag code to its row numbers when flagged rows refused the file."""
+    ``flagged`` maps each flag code to its row numbers when flagged rows refused the file, and
+    ``limit`` (``{setting, limit, unit, number}``) names an import limit the file passed
+    (``feedback.import_limits``)."""
 
     permission_classes = [IsFeedbackAdmin]
     parser_classes = [MultiPartParser, FormParser]
@@ -73,6 +76,8 @@ class PreferenceImportView(APIView):
             body = {"file": str(error).splitlines()}
             if getattr(error, "flagged", None):
                 body["flagged"] = error.flagged
+            if isinstance(error, ImportLimitError):
+                body["limit"] = error.as_dict()
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         except OSError as error:
             return Response({"file": [f"cannot read the upload: {error.strerror or error}"]}, status=status.HTTP_400_BAD_REQUEST)
