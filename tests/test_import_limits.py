@@ -178,3 +178,14 @@ def test_a_dictionary_value_repeated_on_every_row_is_refused_before_it_is_expand
 
     settings.ARBITER_IMPORT_MAX_VALUE_CHARS = 1000
     assert trl_preferences_import(path=path).imported == 200  # within the limits the rows read as before
+
+
+def test_pairs_are_written_in_batches_with_prompts_counted_once(monkeypatch, tmp_path):
+    from feedback import imports
+
+    trl_preferences_import(path=write_jsonl(tmp_path / "first.jsonl", [pair(0)]))
+    monkeypatch.setattr(imports, "WRITE_BATCH", 2)
+    rows = [pair(0, "Again."), pair(1), pair(1, "Other."), pair(2), pair(1, "Third."), pair(0, "Once more.")]
+    summary = trl_preferences_import(path=write_jsonl(tmp_path / "batches.jsonl", rows))
+    assert (summary.imported, summary.prompts_created, summary.prompts_reused) == (6, 2, 1)
+    assert row_counts() == (3, 14, 7, 7)
