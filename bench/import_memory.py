@@ -14,6 +14,7 @@ The files are built in a temporary folder, under ``feedback.imports.UPLOAD_MAX_B
 - ``gzip-too-many-rows``: gzip of twice the row limit in short lines: refused;
 - ``parquet-dictionary``: Parquet whose responses are one dictionary value of 1.9 million
   characters repeated on 100,000 rows (a few KB on disk); refused before the value is expanded;
+- ``parquet-short-rows``: Parquet of ``--rows`` distinct conversational pairs: imported;
 - ``parquet-rows``: Parquet claiming 50 million rows of run-length-encoded values; refused from the metadata;
 - ``json-nested``: a line of 5 MB of ``[`` (deeper than the interpreter can parse), and
   ``json-containers``: a line of 3 million empty arrays; refused at ``ARBITER_IMPORT_MAX_DEPTH``;
@@ -44,7 +45,7 @@ FLOOR_MIB = 300
 BOMB_LINES = 200  # 380 MB decompressed: past any sensible limit; more lines only make the file slower to build
 CASES = (
     "gzip-bomb", "gzip-long-lines", "gzip-short-lines", "gzip-too-many-rows", "parquet-dictionary",
-    "parquet-rows", "json-nested", "json-containers", "hh-long-lines", "demonstrations-bomb",
+    "parquet-rows", "parquet-short-rows", "json-nested", "json-containers", "hh-long-lines", "demonstrations-bomb",
 )
 
 
@@ -108,6 +109,10 @@ def build(case: str, folder: Path, *, rows: int, cap: int, limits) -> tuple[Path
         chosen = pa.DictionaryArray.from_arrays(pa.array([0] * count, pa.int32()), pa.array([big]))
         table = pa.table({"prompt": pa.array([f"Q {n}" for n in range(count)]), "chosen": chosen, "rejected": chosen})
         pq.write_table(table, path, compression="zstd", compression_level=19)
+        return path, "trl"
+    if case == "parquet-short-rows":
+        table = pa.Table.from_pylist([json.loads(_pair_line(n, f"Answer {n}.")) for n in range(rows)])
+        pq.write_table(table, path)
         return path, "trl"
     if case == "parquet-rows":
         count = 50_000_000

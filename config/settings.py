@@ -265,7 +265,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = env_int(
     "ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1, meaning="bytes after gunzip or Parquet decoding"
 )
-ARBITER_IMPORT_MAX_ROWS = env_int("ARBITER_IMPORT_MAX_ROWS", 100_000, minimum=1, meaning="rows per file")
+ARBITER_IMPORT_MAX_ROWS = env_int("ARBITER_IMPORT_MAX_ROWS", 50_000, minimum=1, meaning="rows per file")
 ARBITER_IMPORT_MAX_VALUE_CHARS = env_int(
     "ARBITER_IMPORT_MAX_VALUE_CHARS", 2_000_000, minimum=1, meaning="characters in one text value"
 )

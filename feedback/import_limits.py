@@ -38,7 +38,7 @@ class ImportLimits:
     """What one import may decode; each field is an ``ARBITER_IMPORT_*`` setting (``SETTINGS``)."""
 
     max_decompressed_bytes: int = 64 * MIB
-    max_rows: int = 100_000
+    max_rows: int = 50_000
     max_value_chars: int = 2_000_000
     max_line_bytes: int = 10 * MIB
     max_depth: int = 32
