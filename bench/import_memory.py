@@ -13,7 +13,7 @@ The files are built in a temporary folder, under ``feedback.imports.UPLOAD_MAX_B
 - ``gzip-short-lines``: gzip of ``--rows`` distinct short TRL pairs (default ``ARBITER_IMPORT_MAX_ROWS``): imported;
 - ``gzip-too-many-rows``: gzip of twice the row limit in short lines: refused;
 - ``parquet-dictionary``: Parquet whose responses are one dictionary value of 1.9 million
-  characters repeated on 100,000 rows (a few KB on disk); refused before the value is expanded;
+  characters repeated on ``--rows`` rows (a few hundred KB on disk); refused before the value is expanded;
 - ``parquet-short-rows``: Parquet of ``--rows`` distinct conversational pairs: imported;
 - ``parquet-rows``: Parquet claiming 50 million rows of run-length-encoded values; refused from the metadata;
 - ``json-nested``: a line of 5 MB of ``[`` (deeper than the interpreter can parse), and
@@ -105,13 +105,13 @@ def build(case: str, folder: Path, *, rows: int, cap: int, limits) -> tuple[Path
     import pyarrow.parquet as pq
 
     if case == "parquet-dictionary":
-        count = 100_000
+        count = rows  # as many rows as the limit lets through, so the dictionary check is what refuses it
         chosen = pa.DictionaryArray.from_arrays(pa.array([0] * count, pa.int32()), pa.array([big]))
         table = pa.table({"prompt": pa.array([f"Q {n}" for n in range(count)]), "chosen": chosen, "rejected": chosen})
         pq.write_table(table, path, compression="zstd", compression_level=19)
         return path, "trl"
     if case == "parquet-short-rows":
-        table = pa.Table.from_pylist([json.loads(_pair_line(n, f"Answer {n}.")) for n in range(rows)])
+        table = pa.Table.from_pylist([json.loads(_pair_line(n, f"Parquet answer {n}.")) for n in range(rows)])
         pq.write_table(table, path)
         return path, "trl"
     if case == "parquet-rows":
