@@ -16,6 +16,7 @@ Environment variables:
                      X-Forwarded-For (config/proxy.py).
     ARBITER_MAX_BODY_BYTES / ARBITER_ANONYMOUS_MAX_BODY_BYTES  request bodies over these sizes
                      (signed in / not) are refused with 413 before they are read (config/middleware.py).
+    ARBITER_IMPORT_MAX_*  what one import may decode (feedback/import_limits.py; README settings table).
     ARBITER_TOKEN_TTL_DAYS  lifetime of new API tokens in days; empty: they never expire.
 """
 from __future__ import annotations
@@ -259,6 +260,23 @@ ARBITER_ANONYMOUS_MAX_BODY_BYTES = env_int(
     meaning="bytes, at most ARBITER_MAX_BODY_BYTES",
 )
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+# What one import may decode (feedback/import_limits.py): a file past any is refused whole,
+# naming the limit and the line or row, before it can grow the process (bench/import_memory.py).
+ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES = env_int(
+    "ARBITER_IMPORT_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1, meaning="bytes after gunzip or Parquet decoding"
+)
+ARBITER_IMPORT_MAX_ROWS = env_int("ARBITER_IMPORT_MAX_ROWS", 50_000, minimum=1, meaning="rows per file")
+ARBITER_IMPORT_MAX_VALUE_CHARS = env_int(
+    "ARBITER_IMPORT_MAX_VALUE_CHARS", 2_000_000, minimum=1, meaning="characters in one text value"
+)
+ARBITER_IMPORT_MAX_LINE_BYTES = env_int(
+    "ARBITER_IMPORT_MAX_LINE_BYTES", 10 * 1024 * 1024, minimum=1024, meaning="bytes in one JSON line"
+)
+# Uploads over this many bytes import as background jobs (feedback/import_jobs.py); smaller inline.
+ARBITER_IMPORT_INLINE_MAX_BYTES = env_int(
+    "ARBITER_IMPORT_INLINE_MAX_BYTES", 2 * 1024 * 1024, minimum=0, meaning="bytes imported in the request"
+)
+ARBITER_IMPORT_MAX_DEPTH = env_int("ARBITER_IMPORT_MAX_DEPTH", 32, minimum=2, maximum=500, meaning="nesting levels")
 
 # --- REST API ---------------------------------------------------------------------------------
 REST_FRAMEWORK = {

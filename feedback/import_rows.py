@@ -77,6 +77,54 @@ def file_kind(path: str | Path) -> str:
         return "parquet" if handle.read(4) == PARQUET_MAGIC else "jsonl"
 
 
+def _string_leaves(schema, prefix: str = "") -> list[str]:
+    """The dotted Parquet paths of every string leaf under an Arrow ``schema`` or type (lists as
+    ``<name>.list.element``), for ``read_dictionary``: such leaves stay dictionaries until checked."""
+    import pyarrow as pa
+
+    paths = []
+    for item in schema:
+        path = prefix + item.name
+        kind = item.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            paths.append(path)
+        elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            element = kind.value_field
+            if pa.types.is_struct(element.type):
+                paths.extend(_string_leaves(list(element.type), f"{path}.list.element."))
+            elif pa.types.is_string(element.type):
+                paths.append(f"{path}.list.element")
+        elif pa.types.is_struct(kind):
+            paths.extend(_string_leaves(list(kind), f"{path}."))
+    return paths
+
+
+def _decoded_size(array) -> tuple[int, int]:
+    """``(bytes, longest text in characters)`` of an Arrow array once decoded to Python values:
+    dictionary values counted once per row that refers to them (computed on lengths, the values
+    are not expanded); 8 bytes for each other value; nested lists and structs summed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        lengths = pc.take(pc.binary_length(array.dictionary), array.indices)
+        chars = pc.take(pc.utf8_length(array.dictionary), array.indices)
+        return int(pc.sum(lengths).as_py() or 0) + 8 * len(array), int(pc.max(chars).as_py() or 0)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return int(pc.sum(pc.binary_length(array)).as_py() or 0) + 8 * len(array), int(pc.max(pc.utf8_length(array)).as_py() or 0)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        size, longest = _decoded_size(array.flatten())
+        return size + 8 * len(array), longest
+    if pa.types.is_struct(kind):
+        size, longest = 8 * len(array), 0
+        for index in range(kind.num_fields):
+            part, part_longest = _decoded_size(array.field(index))
+            size, longest = size + part, max(longest, part_longest)
+        return size, longest
+    return 8 * len(array), 0
+
+
 def parquet_objects(
     path: str | Path, *, columns: Sequence[str] | None = None, batch_rows: int = PARQUET_BATCH_ROWS
 ) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
@@ -85,25 +133,51 @@ def parquet_objects(
     once, where the file cannot be read as Parquet (``n`` 0 for the file, else the first row of the
     batch that failed; nothing follows it).
 
+    The import limits in force (``feedback.import_limits.active_limits()``) are checked before
+    anything is decoded: the metadata's ``num_rows`` and the read columns' uncompressed sizes, then
+    for each batch, with text columns read as dictionaries, the decoded size and longest text.
+
     Args:
         columns: read only these columns (those the file lacks are left out of the dicts); None: all.
     Raises:
+        ImportLimitError: a limit was passed, naming it and the row (0: the metadata).
         OSError: the file cannot be opened.
     """
     import pyarrow
     import pyarrow.parquet as pq
 
+    from .import_limits import ImportLimitError, active_limits
+
+    limits = active_limits()
+
+    def over(limit: str, number: int, found: str = "") -> ImportLimitError:
+        return ImportLimitError(path, name=limit, limit=getattr(limits, limit), number=number, unit="row", found=found)
+
     with open(path, "rb") as handle:
         try:
             parquet = pq.ParquetFile(handle)
             names = set(parquet.schema_arrow.names)
+            metadata = parquet.metadata
         except (pyarrow.ArrowException, OSError, ValueError) as error:
             yield 0, ValueError(f"not a readable Parquet file ({error}); is the file complete?")
             return
         wanted = None if columns is None else [name for name in columns if name in names]
-        number = 0
+        if metadata.num_rows > limits.max_rows:
+            raise over("max_rows", 0, f"the file says {metadata.num_rows:,} rows")
+        uncompressed = 0
+        for group in range(metadata.num_row_groups):
+            row_group = metadata.row_group(group)
+            for index in range(row_group.num_columns):
+                chunk = row_group.column(index)
+                if wanted is None or chunk.path_in_schema.split(".")[0] in wanted:
+                    uncompressed += chunk.total_uncompressed_size
+        if uncompressed > limits.max_decompressed_bytes:
+            raise over("max_decompressed_bytes", 0, f"the file says {uncompressed:,} bytes uncompressed")
+        schema = [field for field in parquet.schema_arrow if wanted is None or field.name in wanted]
+        number = decoded = 0
         try:
-            batches = parquet.iter_batches(batch_size=batch_rows, columns=wanted)
+            dictionaries = pq.ParquetFile(handle, read_dictionary=_string_leaves(schema))
+            batches = dictionaries.iter_batches(batch_size=batch_rows, columns=wanted)
         except (pyarrow.ArrowException, OSError, ValueError) as error:
             yield 0, ValueError(f"not a readable Parquet file ({error})")
             return
@@ -112,8 +186,18 @@ def parquet_objects(
                 batch = next(batches, None)
                 if batch is None:
                     return
+                longest = 0
+                for column in batch.columns:
+                    size, column_longest = _decoded_size(column)
+                    decoded, longest = decoded + size, max(longest, column_longest)
+                if longest > limits.max_value_chars:
+                    raise over("max_value_chars", number + 1, f"a value of {longest:,} characters in rows {number + 1}-{number + batch.num_rows}")
+                if decoded > limits.max_decompressed_bytes:
+                    raise over("max_decompressed_bytes", number + 1, f"rows up to {number + batch.num_rows} decode to {decoded:,} bytes")
                 rows = batch.to_pylist()
             except (pyarrow.ArrowException, OSError, ValueError) as error:
+                if isinstance(error, ImportLimitError):
+                    raise
                 yield number + 1, ValueError(f"the Parquet data is corrupt from here on ({error})")
                 return
             for row in rows:

@@ -17,6 +17,7 @@ snapshots and exports unless they include flagged comparisons) or ``skip_refused
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -31,6 +33,7 @@ from django.db import models, transaction
 from .arena import ArenaBattle, read_arena_battles
 from .hh_rlhf import read_hh_rlhf_rows
 from .import_flags import DIVERGED_BEFORE_LAST_TURN, STRICT_PREFIX, flag_label, flags_join, missing_flag, optional_columns_missing, strict_prefix
+from .import_limits import ImportLimits, limits_applied
 from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_check
 from .messages import messages_sha256, responses_equivalent, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Split, Vote
@@ -46,6 +49,7 @@ ARENA_IMPORT_SOURCE = "arena"
 DEFAULT_SOURCE = {"trl": TRL_IMPORT_SOURCE, "hh-rlhf": HH_RLHF, "arena": ARENA_IMPORT_SOURCE}
 PREFERENCE_FORMATS = tuple(DEFAULT_SOURCE)  # the names ``preferences_import`` takes
 LOOKUP_BATCH = 500  # ids per ``__in`` query (SQLite caps the number of SQL variables)
+WRITE_BATCH = 2000  # pairs whose rows are built and written at a time (one transaction for the whole import)
 MAX_SOURCE_CHARS = 100  # Prompt.source, Vote.source
 MAX_LISTED_REFUSALS = 20
 MAX_LISTED_FLAG_ROWS = 10
@@ -53,6 +57,22 @@ FLAG_ONLY = "refused: flagged "  # how RowsRefusedError.problems words a row ref
 UPLOAD_MAX_BYTES = 20 * 1024 * 1024  # the import page's and API's cap; larger files: manage.py import_preferences
 
 T = TypeVar("T")
+
+
+def import_limits() -> ImportLimits:
+    """The ``ARBITER_IMPORT_*`` limits (``feedback.import_limits``) from the settings now."""
+    return ImportLimits.from_settings(settings)
+
+
+def _limited(function):
+    """Run an importer with ``import_limits()`` applied to every read it makes."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with limits_applied(import_limits()):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 class RowsRefusedError(PreferenceFileError):
@@ -251,14 +271,17 @@ def _existing_prompts(hashes: Sequence[str]) -> dict[str, int]:
 
 
 def _prompts_resolve(
-    messages_of: Sequence[list[dict[str, str]]], *, source: str, split: str | None, eval_fraction: float
+    messages_of: Sequence[list[dict[str, str]]], *, source: str, split: str | None, eval_fraction: float,
+    seen: set[str] | None = None,
 ) -> tuple[list[int], int, int]:
     """The prompt id of each messages list (an existing prompt with the same ``messages_sha256``, else
     a new one with ``source`` and ``split`` or ``split_by_hash``), and how many distinct prompts were
-    reused and created. Call inside a transaction."""
+    reused and created. ``seen``: hashes an earlier batch of the same import resolved (not counted
+    again; this batch's are added). Call inside a transaction."""
+    seen = set() if seen is None else seen
     hashes = [messages_sha256(messages) for messages in messages_of]
     prompt_ids = _existing_prompts(list(dict.fromkeys(hashes)))
-    reused = len(prompt_ids)
+    reused = sum(digest not in seen for digest in prompt_ids)
     new_prompts: dict[str, Prompt] = {}
     for messages, digest in zip(messages_of, hashes):
         if digest not in prompt_ids and digest not in new_prompts:
@@ -269,6 +292,7 @@ def _prompts_resolve(
                 split=split or split_by_hash(messages_hash=digest, eval_fraction=eval_fraction),
             )
     Prompt.objects.bulk_create(new_prompts.values(), batch_size=LOOKUP_BATCH)
+    seen.update(hashes)
     prompt_ids.update((digest, prompt.pk) for digest, prompt in new_prompts.items())
     return [prompt_ids[digest] for digest in hashes], reused, len(new_prompts)
 
@@ -361,40 +385,56 @@ def pairs_import(
         if not todo:
             return summary
         annotator = system_user_get(username=source)
-
-        prompt_ids, summary.prompts_reused, summary.prompts_created = _prompts_resolve(
-            [pair.prompt_messages for pair in todo], source=source, split=split, eval_fraction=eval_fraction
-        )
-        completions = []
-        for pair, prompt_id in zip(todo, prompt_ids):
-            for model_name, text in ((pair.model_a, pair.text_a), (pair.model_b, pair.text_b)):
-                completions.append(
-                    Completion(prompt_id=prompt_id, model_name=model_name, text=text, is_empty=text_is_empty(text))
-                )
-        Completion.objects.bulk_create(completions, batch_size=LOOKUP_BATCH)
-
-        comparisons = [
-            Comparison(
-                prompt_id=prompt_id,
-                completion_a=completions[2 * index],
-                completion_b=completions[2 * index + 1],
-                votes_required=1,
-                vote_count=1,
-                status=ComparisonStatus.COMPLETE,
-                external_id=pair.external_id,
-                import_flags=flags_join(pair.flags),
+        seen: set[str] = set()
+        for start in range(0, len(todo), WRITE_BATCH):
+            reused, made = _pairs_write(
+                todo[start : start + WRITE_BATCH], annotator=annotator, source=source, split=split,
+                eval_fraction=eval_fraction, seen=seen,
             )
-            for index, (pair, prompt_id) in enumerate(zip(todo, prompt_ids))
-        ]
-        Comparison.objects.bulk_create(comparisons, batch_size=LOOKUP_BATCH)
-        Vote.objects.bulk_create(
-            (
-                Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left="", source=source)
-                for comparison, pair in zip(comparisons, todo)
-            ),
-            batch_size=LOOKUP_BATCH,
-        )
+            summary.prompts_reused += reused
+            summary.prompts_created += made
     return summary
+
+
+def _pairs_write(
+    todo: Sequence[ImportedPair], *, annotator, source: str, split: str | None, eval_fraction: float,
+    seen: set[str],
+) -> tuple[int, int]:
+    """Write one batch of new pairs (prompts, completions, comparisons, votes); the model instances
+    live only for the batch. Returns (prompts reused, prompts created). Call inside a transaction."""
+    prompt_ids, reused, made = _prompts_resolve(
+        [pair.prompt_messages for pair in todo], source=source, split=split, eval_fraction=eval_fraction,
+        seen=seen,
+    )
+    completions = []
+    for pair, prompt_id in zip(todo, prompt_ids):
+        for model_name, text in ((pair.model_a, pair.text_a), (pair.model_b, pair.text_b)):
+            completions.append(
+                Completion(prompt_id=prompt_id, model_name=model_name, text=text, is_empty=text_is_empty(text))
+            )
+    Completion.objects.bulk_create(completions, batch_size=LOOKUP_BATCH)
+    comparisons = [
+        Comparison(
+            prompt_id=prompt_id,
+            completion_a=completions[2 * index],
+            completion_b=completions[2 * index + 1],
+            votes_required=1,
+            vote_count=1,
+            status=ComparisonStatus.COMPLETE,
+            external_id=pair.external_id,
+            import_flags=flags_join(pair.flags),
+        )
+        for index, (pair, prompt_id) in enumerate(zip(todo, prompt_ids))
+    ]
+    Comparison.objects.bulk_create(comparisons, batch_size=LOOKUP_BATCH)
+    Vote.objects.bulk_create(
+        (
+            Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left="", source=source)
+            for comparison, pair in zip(comparisons, todo)
+        ),
+        batch_size=LOOKUP_BATCH,
+    )
+    return reused, made
 
 
 def _chosen_rejected_pair(
@@ -479,6 +519,7 @@ def _rows_import(
     return summary
 
 
+@_limited
 def hh_rlhf_import(
     *,
     path: str | Path,
@@ -543,6 +584,7 @@ def hh_rlhf_import(
     return summary
 
 
+@_limited
 def trl_preferences_import(
     *,
     path: str | Path,
@@ -605,6 +647,7 @@ def trl_preferences_import(
     )
 
 
+@_limited
 def arena_import(
     *,
     path: str | Path,
@@ -759,6 +802,7 @@ class DemonstrationImportSummary:
         return asdict(self)
 
 
+@_limited
 def demonstrations_import(
     *,
     path: str | Path,

@@ -6,6 +6,7 @@ object; this module reads the lines and collects the problems.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Callable, Iterator
@@ -55,52 +56,91 @@ def object_of_line(raw: bytes) -> dict[str, Any]:
     return row
 
 
-def _raw_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
-    """``(line_number, bytes or None)`` for each line; None for a line over ``MAX_LINE_BYTES`` (whose rest is skipped)."""
+def _raw_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line_number, bytes or None, bytes read)`` for each line; None for a line over
+    ``max_line_bytes`` (whose rest is skipped in 1 MB reads, never held)."""
     number = 0
     while True:
-        line = handle.readline(MAX_LINE_BYTES + 1)
+        line = handle.readline(max_line_bytes + 1)
         if not line:
             return
         number += 1
-        if len(line) > MAX_LINE_BYTES:
+        if len(line) > max_line_bytes:
+            size = len(line)
             while line and not line.endswith(b"\n"):
                 line = handle.readline(1024 * 1024)
-            yield number, None
+                size += len(line)
+            yield number, None, size
         else:
-            yield number, line
+            yield number, line, len(line)
 
 
-def jsonl_objects(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+def _binary_stream(source: str | Path | BinaryIO):
+    """An open binary stream that can ``peek``: the file at ``source``, or ``source`` itself."""
+    if isinstance(source, (str, Path)):
+        return open(Path(source), "rb")
+    return source if hasattr(source, "peek") else io.BufferedReader(source)
+
+
+def jsonl_objects(source: str | Path | BinaryIO) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
     """Each non-blank line of a JSON-lines file, gzip-compressed (told by its magic bytes, not its
     name) or plain, as ``(line_number, object)``, or ``(line_number, ValueError(reason))`` for a line
-    that is not UTF-8, not JSON, not an object or over 10 MB, and for a gzip stream that is
-    truncated or corrupt (numbered with the line it stopped in; nothing follows it).
+    that is not UTF-8, not JSON or not an object, and for a gzip stream that is truncated or corrupt
+    (numbered with the line it stopped in; nothing follows it).
 
-    Reads one line at a time: memory holds at most one line of up to ``MAX_LINE_BYTES`` (the rest of
-    a longer line is skipped in 1 MB reads, never held).
+    Streams: one line at a time, so memory holds at most one line of ``max_line_bytes``. The
+    import limits in force (``feedback.import_limits.active_limits()``) are checked as it goes:
+    decompressed bytes, rows, bytes per line, nesting depth and characters per value.
 
+    Args:
+        source: a path, or an open binary stream (read to its end, not closed).
     Raises:
+        ImportLimitError: a limit was passed, naming it and the line (nothing after it is read).
         OSError: the file cannot be opened (on the first ``next()``).
     """
-    with open(Path(path), "rb") as raw:
-        compressed = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
+    from .import_limits import ImportLimitError, active_limits, json_value_check
+
+    limits = active_limits()
+    name = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "upload")
+
+    def over(limit: str, number: int, found: str = "") -> ImportLimitError:
+        return ImportLimitError(name, name=limit, limit=getattr(limits, limit), number=number, unit="line", found=found)
+
+    raw = _binary_stream(source)
+    try:
+        compressed = raw.peek(2)[:2] == GZIP_MAGIC
         handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-        number = 0
+        number = rows = decompressed = 0
         try:
-            for number, line in _raw_lines(handle):
+            for number, line, size in _raw_lines(handle, limits.max_line_bytes):
+                decompressed += size
+                if decompressed > limits.max_decompressed_bytes:
+                    raise over("max_decompressed_bytes", number)
                 if line is None:
-                    yield number, ValueError(f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
-                    continue
+                    raise over("max_line_bytes", number)
                 if not line.strip():
                     continue
+                rows += 1
+                if rows > limits.max_rows:
+                    raise over("max_rows", number)
+                if line.count(b"[") + line.count(b"{") > max(64, limits.max_line_bytes // 64):
+                    raise over("max_depth", number, "too many arrays and objects in one line")
                 try:
-                    yield number, object_of_line(line)
+                    row = object_of_line(line)
+                except RecursionError:
+                    raise over("max_depth", number) from None
                 except ValueError as error:
                     yield number, error
+                    continue
+                passed = json_value_check(row, limits)
+                if passed:
+                    raise over(passed, number)
+                yield number, row
         except (EOFError, gzip.BadGzipFile, zlib.error) as error:
             yield number + 1, ValueError(f"the gzip stream is truncated or corrupt ({error}); is the file complete?")
+    finally:
+        if isinstance(source, (str, Path)):
+            raw.close()
 
 
 def read_jsonl(

@@ -485,3 +485,44 @@ class Export(models.Model):
 
 
 from feedback.tokens.models import ApiToken  # noqa: E402,F401  (API tokens live in their own package)
+
+
+class ImportJobStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+class ImportJob(models.Model):
+    """A preference import too large to run in the request (``feedback.import_jobs``): the uploaded
+    file kept under ``ARBITER_DATA_DIR`` (``file_path``, relative; removed once it has run), the
+    ``preferences_import`` options, and the outcome: ``summary`` (``ImportSummary.as_dict()`` plus
+    ``unit``, ``refusals`` and ``report``) or ``error`` with ``problems`` (lines) and ``limit``
+    (``{setting, limit, unit, number}`` when an import limit refused the file)."""
+
+    format = models.CharField(max_length=20)
+    options = models.JSONField(default=dict, blank=True)
+    file_name = models.CharField(max_length=255, blank=True, default="")
+    file_path = models.CharField(max_length=500, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    problems = models.JSONField(default=list, blank=True)
+    limit = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ImportJobStatus.values), name="import_job_status_valid"),
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (ImportJobStatus.SUCCEEDED, ImportJobStatus.FAILED)

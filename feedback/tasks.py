@@ -8,3 +8,11 @@ def export_execute(export_id: int) -> str:
     from .exports.services import export_run
 
     return export_run(export_id=export_id).status
+
+
+@task()
+def import_execute(job_id: int) -> str:
+    """Run import job ``job_id`` (``feedback.import_jobs.import_job_run``); returns its final status."""
+    from .import_jobs import import_job_run
+
+    return import_job_run(job_id=job_id).status

@@ -17,11 +17,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import imports, selectors, services
+from . import import_jobs, imports, selectors, services
 from .errors import FeedbackError, ItemChanged
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
-from .models import Vote
+from .models import ImportJob, Vote
 from .roles import is_annotator, is_feedback_admin
 from .vote_wording import vote_difference
 
@@ -218,28 +218,39 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def manage_imports(request: HttpRequest) -> HttpResponse:
     """Admins: upload a preference file (TRL, HH-RLHF or Arena; up to ``IMPORT_UPLOAD_MAX_BYTES``)
-    and import it inline, whole or not at all (rows that cannot be stored or are flagged fail the
+    and import it inline (over ``ARBITER_IMPORT_INLINE_MAX_BYTES``: queued as a background job and
+    redirected to its page), whole or not at all (rows that cannot be stored or are flagged fail the
     file unless "Skip refused rows" or, for flagged rows, "Import flagged rows" is ticked); shows
     the summary, or every problem with its line."""
     _require(request, is_feedback_admin)
     form = PreferenceImportForm(request.POST or None, request.FILES or None)
-    context = {"form": form, "summary": None, "problems": None, "max_mb": IMPORT_UPLOAD_MAX_BYTES // (1024 * 1024)}
+    context = {
+        "form": form, "summary": None, "problems": None, "max_mb": IMPORT_UPLOAD_MAX_BYTES // (1024 * 1024),
+        "inline_mb": round(import_jobs.inline_max_bytes() / (1024 * 1024), 1), "jobs": ImportJob.objects.all()[:10],
+    }
     if request.method != "POST":
         return render(request, "feedback/manage_imports.html", context)
     if form.is_valid() and form.cleaned_data["file"].size > IMPORT_UPLOAD_MAX_BYTES:
         form.add_error("file", f"The file is over {context['max_mb']} MB; import it with manage.py import_preferences.")
     if form.is_valid():
         data = form.cleaned_data
+        options = {
+            "source": data["source"].strip() or None,
+            "model_name": (data["model_name"].strip() or None) if data["format"] != "arena" else None,
+            "split": data["split"] or None,
+            "eval_fraction": 0.1 if data["eval_fraction"] is None else data["eval_fraction"],
+            "skip_refused": data["skip_refused"],
+            "allow_flagged": data["allow_flagged"],
+        }
+        if data["file"].size > import_jobs.inline_max_bytes():
+            job = import_jobs.import_job_create(
+                chunks=data["file"].chunks(), file_name=data["file"].name or "", format=data["format"],
+                options=options, created_by=request.user,
+            )
+            return redirect("manage-import-job", pk=job.pk)
         try:
             context["summary"] = imports.preferences_import_upload(
-                chunks=data["file"].chunks(),
-                format=data["format"],
-                source=data["source"].strip() or None,
-                model_name=(data["model_name"].strip() or None) if data["format"] != "arena" else None,
-                split=data["split"] or None,
-                eval_fraction=0.1 if data["eval_fraction"] is None else data["eval_fraction"],
-                skip_refused=data["skip_refused"],
-                allow_flagged=data["allow_flagged"],
+                chunks=data["file"].chunks(), format=data["format"], **options
             )
         except JSONLFormatError as error:
             context["problems"] = str(error).splitlines()[1:]
@@ -249,3 +260,16 @@ def manage_imports(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
     failed = context["summary"] is None
     return render(request, "feedback/manage_imports.html", context, status=400 if failed else 200)
+
+
+@login_required
+def manage_import_job(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: a background import's status, then its summary or every problem (and the limit
+    passed). The page polls while the job is queued or running; the poll answers 286 once it is done."""
+    _require(request, is_feedback_admin)
+    job = get_object_or_404(ImportJob, pk=pk)
+    if request.htmx:
+        response = render(request, "feedback/manage_import_job.html#job", {"job": job})
+        response.status_code = 286 if job.finished else 200
+        return response
+    return render(request, "feedback/manage_import_job.html", {"job": job})

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from feedback.import_limits import ImportLimitError
+
 from feedback.hh_rlhf import (
     HHPair,
     HHRLHFFormatError,
@@ -250,16 +252,16 @@ def test_the_message_lists_the_first_20_problems(tmp_path):
     assert message.endswith("... and 5 more")
 
 
-def test_a_line_over_10_mb_is_a_problem_and_the_next_line_is_still_read(tmp_path):
+def test_a_line_over_10_mb_refuses_the_file_naming_the_limit_and_the_line(tmp_path):
     path = tmp_path / "huge.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(GOOD[0])
         handle.write(line(t("Q", "x" * (10 * 1024 * 1024)), t("Q", "y")))
         handle.write("junk\n")
-    with pytest.raises(HHRLHFFormatError) as caught:
+    with pytest.raises(ImportLimitError) as caught:
         read_hh_rlhf(path)
-    assert caught.value.problems == [(2, "longer than 10 MB"), (3, caught.value.problems[1][1])]
-    assert caught.value.problems[1][1].startswith("not JSON")
+    assert caught.value.problems == [(2, "over ARBITER_IMPORT_MAX_LINE_BYTES = 10,485,760 bytes in one line; nothing was imported")]
+    assert caught.value.setting == "ARBITER_IMPORT_MAX_LINE_BYTES" and caught.value.number == 2
 
 
 def test_a_truncated_gzip_file_is_reported_not_half_read(tmp_path):

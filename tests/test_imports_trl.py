@@ -5,6 +5,8 @@ import io
 import tracemalloc
 
 import pytest
+
+from feedback.import_limits import ImportLimitError
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
@@ -355,12 +357,14 @@ def test_a_50_mb_line_is_refused_without_being_held_in_memory(tmp_path):
 
     tracemalloc.start()
     try:
-        error = problems_of(path)
+        with pytest.raises(ImportLimitError) as caught:
+            trl_preferences_import(path=path)
+        error = caught.value
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
-    assert error.problems == [(2, "longer than 10 MB")]
+    assert error.problems == [(2, "over ARBITER_IMPORT_MAX_LINE_BYTES = 10,485,760 bytes in one line; nothing was imported")]
     assert peak < 25 * 1024 * 1024  # at most one 10 MB slice of the 50 MB line at a time
 
 

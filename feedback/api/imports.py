@@ -1,5 +1,6 @@
 """``POST /api/imports/preferences/``: upload a preference file (TRL, HH-RLHF or Arena) and import
-it inline, whole or not at all (admins only). Larger files than ``UPLOAD_MAX_BYTES``:
+it inline, whole or not at all (admins only); a file over ``ARBITER_IMPORT_INLINE_MAX_BYTES`` is
+queued as a background job (202, ``feedback.import_jobs``) whose status ``GET /api/imports/jobs/<id>/`` shows. Larger files than ``UPLOAD_MAX_BYTES``:
 ``manage.py import_preferences``."""
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feedback import imports
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+
+from feedback import import_jobs, imports
+from feedback.models import ImportJob
+from feedback.import_limits import ImportLimitError
 from feedback.jsonl import JSONLFormatError
 from feedback.models import Split
 
@@ -40,7 +46,9 @@ class PreferenceImportView(APIView):
     """Import an uploaded preference file. 201 with the summary (``ImportSummary.as_dict()`` plus
     ``refusals`` ``[[number, reason], ...]``, ``unit`` and ``report`` lines); 400 naming the field:
     ``file`` lists the file's problems (every bad row, or the refused/flagged ones, by number) and
-    ``flagged`` maps each flag code to its row numbers when flagged rows refused the file."""
+    ``flagged`` maps each flag code to its row numbers when flagged rows refused the file, and
+    ``limit`` (``{setting, limit, unit, number}``) names an import limit the file passed
+    (``feedback.import_limits``)."""
 
     permission_classes = [IsFeedbackAdmin]
     parser_classes = [MultiPartParser, FormParser]
@@ -49,6 +57,8 @@ class PreferenceImportView(APIView):
         request={"multipart/form-data": PreferenceImportSerializer},
         responses={
             201: OpenApiResponse(description="Imported: the summary counts, unit, refusals and report lines."),
+            202: OpenApiResponse(description="A file over ARBITER_IMPORT_INLINE_MAX_BYTES: queued as a background "
+                                             "job; 'url' (and Location) is GET /api/imports/jobs/<id>/."),
             400: OpenApiResponse(description="Nothing imported: messages by field; file problems under 'file', "
                                              "flagged rows' numbers by flag under 'flagged'."),
         },
@@ -58,28 +68,53 @@ class PreferenceImportView(APIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         arena = data["format"] == "arena"
-        try:
-            summary = imports.preferences_import_upload(
-                chunks=data["file"].chunks(),
-                format=data["format"],
-                source=(data.get("source") or "").strip() or None,
-                model_name=None if arena else ((data.get("model_name") or "").strip() or None),
-                split=data.get("split") or None,
-                eval_fraction=data["eval_fraction"],
-                skip_refused=data["skip_refused"],
-                allow_flagged=data["allow_flagged"],
+        options = {
+            "source": (data.get("source") or "").strip() or None,
+            "model_name": None if arena else ((data.get("model_name") or "").strip() or None),
+            "split": data.get("split") or None,
+            "eval_fraction": data["eval_fraction"],
+            "skip_refused": data["skip_refused"],
+            "allow_flagged": data["allow_flagged"],
+        }
+        if data["file"].size > import_jobs.inline_max_bytes():
+            job = import_jobs.import_job_create(
+                chunks=data["file"].chunks(), file_name=data["file"].name or "", format=data["format"],
+                options=options, created_by=request.user,
             )
+            url = reverse("import-job", args=[job.pk])
+            return Response(job_body(job) | {"url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
+        try:
+            summary = imports.preferences_import_upload(chunks=data["file"].chunks(), format=data["format"], **options)
         except JSONLFormatError as error:
             body = {"file": str(error).splitlines()}
             if getattr(error, "flagged", None):
                 body["flagged"] = error.flagged
+            if isinstance(error, ImportLimitError):
+                body["limit"] = error.as_dict()
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
         except OSError as error:
             return Response({"file": [f"cannot read the upload: {error.strerror or error}"]}, status=status.HTTP_400_BAD_REQUEST)
         except ValueError as error:
             field = "source" if "a user named" in str(error) else "non_field_errors"
             return Response({field: [str(error)]}, status=status.HTTP_400_BAD_REQUEST)
-        body = summary.as_dict() | {
-            "unit": summary.unit, "refusals": [list(item) for item in summary.refusals], "report": summary.report(),
-        }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(import_jobs.summary_dict(summary), status=status.HTTP_201_CREATED)
+
+
+def job_body(job: ImportJob) -> dict:
+    """An import job as the API shows it."""
+    return {
+        "id": job.pk, "status": job.status, "format": job.format, "file_name": job.file_name,
+        "size_bytes": job.size_bytes, "summary": job.summary or None, "error": job.error,
+        "problems": job.problems, "limit": job.limit or None,
+        "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+    }
+
+
+class ImportJobView(APIView):
+    """``GET /api/imports/jobs/<id>/``: a background import's status and outcome (admins only)."""
+
+    permission_classes = [IsFeedbackAdmin]
+
+    @extend_schema(responses={200: OpenApiResponse(description="status, summary when it succeeded, error, problems and limit when it failed")})
+    def get(self, request, pk: int):
+        return Response(job_body(get_object_or_404(ImportJob, pk=pk)))

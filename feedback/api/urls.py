@@ -9,7 +9,7 @@ from feedback.exports.api import ExportViewSet
 
 from . import views
 from .auth import TokenLoginView, TokenRotateView
-from .imports import PreferenceImportView
+from .imports import ImportJobView, PreferenceImportView
 from .docs import SwaggerDocsView
 
 
@@ -31,6 +31,7 @@ router.register("exports", ExportViewSet, basename="export")
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
     path("imports/preferences/", PreferenceImportView.as_view(), name="preference-import"),
+    path("imports/jobs/<int:pk>/", ImportJobView.as_view(), name="import-job"),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),
     path("auth/token/rotate/", TokenRotateView.as_view(), name="api-token-rotate"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
