@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('feedback', '0009_import_flags_vote_side'),
+        ('feedback', '0010_vote_changes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
