@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Q
 
 from feedback.models import Comparison, Vote
 from tests.factories import PASSWORD, UserFactory
 from tests.model_fixtures import SMOLLM2_NAME
-from tests.test_browser import _open_tab, _shown_comparison_id
+from tests.test_browser import _open_tab, _shown_comparison_id, _shown_item, _wait_until_item_changes, _wait_until_ready
 from training import selectors
 from training.models import CheckpointKind, JobKind, JobStatus, LoopRound, RoundStatus
 from training.services import generation_job_create
@@ -54,6 +55,7 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
     })
     assert job_supervise(job_id=job.pk) == JobStatus.SUCCEEDED, explain(job)
     generated = set(Comparison.objects.filter(completion_a__model_name=SMOLLM2_NAME).values_list("pk", flat=True))
+    assert generated == set(Comparison.objects.filter(completion_b__model_name=SMOLLM2_NAME).values_list("pk", flat=True))
     assert len(generated) >= BROWSER_VOTES
 
     annotator = UserFactory(username="browser-annotator", role="annotator")
@@ -68,12 +70,10 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
         for index in range(BROWSER_VOTES):
             shown = _shown_comparison_id(tab)
             assert shown in generated  # the generated pairs come first (priority 10)
+            item = _shown_item(tab)
+            _wait_until_ready(tab)  # keys during the guard after an item appears never vote
             page.keyboard.press("1" if index % 2 else "2")
-            page.wait_for_function(
-                "previous => { const f = document.querySelector('form.vote-form');"
-                " return !f || f.dataset.comparison !== previous; }",
-                arg=str(shown),
-            )
+            _wait_until_item_changes(tab, item)
         browser_votes = list(Vote.objects.filter(annotator=annotator))
         assert len(browser_votes) == BROWSER_VOTES and {v.comparison_id for v in browser_votes} <= generated
 
@@ -101,20 +101,20 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
         assert steps[0]["snapshot"].vote_count == len(used) and steps[0]["reward_accuracy"] is not None
 
         # New-vs-parent comparisons exist, and the browser annotator is served one next.
-        fresh = set(
-            Comparison.objects.filter(completion_a__model_name=new.name, completion_b__model_name=SMOLLM2_NAME)
-            .values_list("pk", flat=True)
+        fresh = set(  # which side is the new policy is drawn per pair (blind): either order
+            Comparison.objects.filter(
+                Q(completion_a__model_name=new.name, completion_b__model_name=SMOLLM2_NAME)
+                | Q(completion_a__model_name=SMOLLM2_NAME, completion_b__model_name=new.name)
+            ).values_list("pk", flat=True)
         )
         assert fresh
         page.goto("/annotate/")
         shown = _shown_comparison_id(tab)
         if shown in generated:  # the item leased when the 10th vote was cast is still theirs: finish it
+            item = _shown_item(tab)
+            _wait_until_ready(tab)
             page.keyboard.press("1")
-            page.wait_for_function(
-                "previous => { const f = document.querySelector('form.vote-form');"
-                " return !f || f.dataset.comparison !== previous; }",
-                arg=str(shown),
-            )
+            _wait_until_item_changes(tab, item)
             shown = _shown_comparison_id(tab)
         assert shown in fresh  # priority 100: ahead of the generated pairs still waiting
         tab.assert_no_errors()
