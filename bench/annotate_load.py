@@ -80,8 +80,6 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
-    from feedback.tokens.models import ApiToken
-    from feedback.tokens.services import token_digest
 
     from feedback.messages import messages_sha256
     from feedback.models import Comparison, Completion, Prompt
@@ -104,9 +102,17 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
         )
         User.groups.through.objects.bulk_create([User.groups.through(user_id=u.pk, group_id=group.pk) for u in users])
         keys = [secrets.token_hex(20) for _ in users]
-        ApiToken.objects.bulk_create(
-            [ApiToken(user=u, prefix=k[:8], digest=token_digest(k)) for u, k in zip(users, keys)]
-        )
+        try:  # hashed API tokens (feedback.tokens)
+            from feedback.tokens.models import ApiToken
+            from feedback.tokens.services import token_digest
+        except ImportError:  # an older tree (before f9262b2's successors): DRF's plain tokens
+            from rest_framework.authtoken.models import Token
+
+            Token.objects.bulk_create([Token(key=k, user=u) for u, k in zip(users, keys)])
+        else:
+            ApiToken.objects.bulk_create(
+                [ApiToken(user=u, prefix=k[:8], digest=token_digest(k)) for u, k in zip(users, keys)]
+            )
     batch = 2000
     for start in range(0, comparisons, batch):
         n = min(batch, comparisons - start)

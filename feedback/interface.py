@@ -516,9 +516,16 @@ def vote_last_id() -> int:
     return Vote.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def vote_count_after(*, vote_id: int) -> int:
-    """How many votes have an id above ``vote_id`` (votes recorded after that watermark)."""
-    return Vote.objects.filter(id__gt=vote_id).count()
+def vote_count_after(*, vote_id: int, at_most: int | None = None) -> int:
+    """How many votes have an id above ``vote_id`` (votes recorded after that watermark).
+
+    ``at_most``: stop counting there (the answer is then ``min(count, at_most)``), so a caller
+    that only asks "are there N yet?" reads at most N index entries however many votes arrived.
+    """
+    votes = Vote.objects.filter(id__gt=vote_id)
+    if at_most is not None:
+        votes = votes.order_by()[:at_most]
+    return votes.count()
 
 
 def snapshot_files_discard(*, snapshot: SnapshotRef) -> None:

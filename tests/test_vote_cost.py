@@ -1,0 +1,100 @@
+"""What one vote costs the database (issue 14: the vote path lost a quarter of its speed).
+
+The figures are pinned so that a change which adds a query to every vote fails here; the loop's
+per-vote check, the first suspect, is one raw statement on its settings row while the loop is off.
+bench/annotate_load.py measures the same path for speed (server CPU per vote)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from feedback.models import Vote
+from feedback.tokens.services import api_token_issue
+from tests.factories import AssignmentFactory, ComparisonFactory
+from training import loop
+from training.models import Checkpoint, LoopRound, LoopSettings
+
+pytestmark = pytest.mark.django_db(transaction=True)  # on_commit listeners (the loop's check) run for real
+
+# Each API vote: token user, permissions, BEGIN, the assignment row (locked), "already voted?",
+# INSERT vote, UPDATE assignment, UPDATE comparison, COMMIT, the loop's check.
+API_VOTE_QUERIES = 10
+
+
+def _sql(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def _loop_queries(sql: list[str]) -> list[str]:
+    return [q for q in sql if "training_" in q]
+
+
+def test_an_api_vote_costs_ten_queries_and_one_cheap_loop_check(annotator):
+    _, key = api_token_issue(user=annotator)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assignments = [AssignmentFactory(annotator=annotator) for _ in range(2)]
+    counts = []
+    for index, assignment in enumerate(assignments):
+        body = {"item": assignment.token, "choice": "left", "strength": "clear", "ms_on_item": 4000}
+        if index:  # by comparison id, as older clients send it: the same cost
+            body = {"comparison": assignment.comparison_id, "choice": "a", "strength": "clear", "ms_on_item": 4000}
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post("/api/votes/", json.dumps(body), content_type="application/json")
+        assert response.status_code == 201, response.content
+        sql = _sql(captured)
+        counts.append(len(sql))
+        # The loop is off: its check is one statement on the settings row, nothing on the votes.
+        assert _loop_queries(sql) == [q for q in sql if q.startswith("SELECT votes_per_round, last_vote_id FROM")]
+        assert len(_loop_queries(sql)) == 1, sql
+        assert len(sql) == len(set(sql)), "a query ran twice for one vote"
+    assert counts == [API_VOTE_QUERIES, API_VOTE_QUERIES]
+    assert Vote.objects.filter(annotator=annotator).count() == 2
+
+
+def test_a_page_vote_costs_the_vote_and_the_next_item_and_no_more(annotator):
+    client = Client()
+    client.force_login(annotator)
+    voted = AssignmentFactory(annotator=annotator)
+    ComparisonFactory()  # what the page shows next
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/annotate/vote/", {"item": voted.token, "choice": "left", "strength": "clear", "ms_on_item": "4000"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200
+    assert Vote.objects.filter(annotator=annotator, comparison=voted.comparison).exists()
+    sql = _sql(captured)
+    [check] = _loop_queries(sql)
+    assert check.startswith("SELECT votes_per_round, last_vote_id FROM"), check
+    statements = [q for q in sql if q not in ("BEGIN IMMEDIATE", "COMMIT")]  # two transactions: vote, claim
+    assert len(statements) == len(set(statements)), "a query ran twice for one vote"
+    assert len(sql) == PAGE_VOTE_QUERIES, "\n".join(sql)
+
+
+# session, user, permissions; the vote's 7 statements (BEGIN .. COMMIT); the loop's check; the
+# next item's claim (BEGIN, a live lease?, candidates, INSERT, COMMIT) and display (comparison
+# with prompt and completions); the progress line (voted and skipped in one query, remaining).
+PAGE_VOTE_QUERIES = 19
+
+
+def test_with_the_loop_on_a_vote_counts_new_votes_only_up_to_the_batch(annotator, settings, tmp_path):
+    settings.ARBITER_DATA_DIR = tmp_path
+    smol = Checkpoint.objects.create(name="smol", hub_id="x/smol")
+    LoopSettings.objects.create(pk=1, enabled=True, votes_per_round=3, policy=smol, last_vote_id=0)
+    _, key = api_token_issue(user=annotator)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assignment = AssignmentFactory(annotator=annotator)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/api/votes/", json.dumps({"item": assignment.token, "choice": "left"}), content_type="application/json"
+        )
+    assert response.status_code == 201
+    sql = _sql(captured)
+    counting = [q for q in sql if "COUNT(" in q.upper() and "feedback_vote" in q]
+    assert len(counting) == 1 and "LIMIT 3" in counting[0], counting  # bounded by votes_per_round
+    assert not LoopRound.objects.exists()  # 1 vote of 3: no round yet
+    assert loop.loop_votes_pending() == 1
