@@ -77,8 +77,9 @@ def test_a_page_vote_costs_the_vote_and_the_next_item_and_no_more(annotator):
 
 # session, user, permissions; the vote's 7 statements (BEGIN .. COMMIT); the loop's check; the
 # next item's claim (BEGIN, a live lease?, candidates, INSERT, COMMIT) and display (comparison
-# with prompt and completions); the progress line (voted and skipped in one query, remaining).
-PAGE_VOTE_QUERIES = 19
+# with prompt and completions); the progress line (voted and skipped in one query, remaining); the
+# vote the Undo button would withdraw (with its comparison, one query).
+PAGE_VOTE_QUERIES = 20
 
 
 def test_with_the_loop_on_a_vote_counts_new_votes_only_up_to_the_batch(annotator, settings, tmp_path):
