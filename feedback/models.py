@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from .exports.formats import FILE_TYPES as EXPORT_FILE_TYPE_NAMES
+from .campaigns.models import default_campaign_id
 from .import_flags import flag_label, flags_split
 from .exports.formats import FORMATS as EXPORT_FORMAT_REGISTRY
 
@@ -107,8 +108,11 @@ class ComparisonStatus(models.TextChoices):
 
 
 class Comparison(models.Model):
-    """Two completions of the same prompt, to be judged by ``votes_required`` annotators."""
+    """Two completions of the same prompt, to be judged by ``votes_required`` annotators of its campaign."""
 
+    campaign = models.ForeignKey(
+        "feedback.Campaign", on_delete=models.PROTECT, related_name="comparisons", default=default_campaign_id
+    )
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     completion_a = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
     completion_b = models.ForeignKey(Completion, on_delete=models.CASCADE, related_name="+")
@@ -144,6 +148,7 @@ class Comparison(models.Model):
         indexes = [
             # The queue walks open comparisons by priority, then age.
             models.Index(fields=["status", "-priority", "created_at", "id"], name="comparison_queue_order"),
+            models.Index(fields=["campaign", "status", "-priority", "created_at", "id"], name="comparison_campaign_queue"),
         ]
         permissions = [
             ("annotate", "Can be served comparisons and vote on them"),
@@ -166,6 +171,15 @@ class Comparison(models.Model):
     def import_flag_labels(self) -> list[tuple[str, str]]:
         """``import_flags`` as ``[(code, a person's words), ...]`` (``[]`` when clean)."""
         return [(code, flag_label(code)) for code in flags_split(self.import_flags)]
+
+
+class SkipReason(models.TextChoices):
+    """Why an annotator skipped (flagged) an item; empty for a plain skip."""
+
+    IDENTITY_LEAK = "identity_leak", "reveals which model wrote it"
+    PERSONAL_DATA = "personal_data", "contains personal data"
+    BROKEN = "broken", "prompt is broken or unreadable"
+    OTHER = "other", "other"
 
 
 class AssignmentStatus(models.TextChoices):
@@ -196,6 +210,8 @@ class Assignment(models.Model):
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     token = models.CharField(max_length=24, default=item_token, editable=False)
+    skip_reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True, default="")
+    skip_note = models.TextField(blank=True, default="", help_text="The annotator's words when the reason is 'other'.")
 
     class Meta:
         constraints = [
@@ -203,6 +219,9 @@ class Assignment(models.Model):
             models.CheckConstraint(condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"),
             models.CheckConstraint(condition=Q(shown_left__in=Side.values), name="assignment_side_valid"),
             models.CheckConstraint(condition=Q(expires_at__gt=F("leased_at")), name="assignment_lease_positive"),
+            models.CheckConstraint(
+                condition=Q(skip_reason="") | Q(skip_reason__in=SkipReason.values), name="assignment_skip_reason_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["comparison", "status", "expires_at"], name="assignment_slot_lookup"),
@@ -232,6 +251,13 @@ class Vote(models.Model):
     )
     ms_on_item = models.PositiveIntegerField(null=True, blank=True, help_text="Milliseconds the item was on screen.")
     source = models.CharField(max_length=100, default="annotator")
+    guidelines_version = models.ForeignKey(
+        "feedback.GuidelineVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="votes",
+        help_text="The campaign's guidelines when the vote was cast (empty: none were written).",
+    )
+    blind = models.BooleanField(
+        default=True, help_text="False when the voter could see model names (an admin): left out of the leaderboard by default."
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     ASPECTS = ("helpfulness", "harmlessness", "honesty")
@@ -485,6 +511,13 @@ class Export(models.Model):
 
 
 from feedback.tokens.models import ApiToken  # noqa: E402,F401  (API tokens live in their own package)
+from feedback.campaigns.models import (  # noqa: E402,F401  (campaigns live in their own package)
+    Campaign,
+    CampaignStatus,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
+    RationaleMode,
+)
 
 
 class ImportJobStatus(models.TextChoices):
