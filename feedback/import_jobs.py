@@ -7,6 +7,7 @@ holds the outcome: the summary, or the error with every problem and the limit pa
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import traceback
 from collections.abc import Iterable
@@ -65,11 +66,17 @@ def import_job_create(
     if unknown:
         raise ValueError(f"unknown import options: {', '.join(unknown)}")
     path = _imports_root() / f"{secrets.token_hex(8)}.upload"
+    partial = path.with_suffix(".part")
     size = 0
-    with open(path, "wb") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-            size += len(chunk)
+    try:  # temp-then-rename: an upload cut off half way (disk full, client gone) leaves no file behind
+        with open(partial, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                size += len(chunk)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     relative = path.relative_to(Path(settings.ARBITER_DATA_DIR)).as_posix()
     try:
         with transaction.atomic():

@@ -14,13 +14,13 @@ from . import revisions, selectors
 from .errors import FeedbackError
 from .forms import VoteReviseForm, VoteUndoForm
 from .roles import is_annotator
-from .views import UNDONE_SESSION_KEY, _render_item, _require
+from .views import UNDONE_SESSION_KEY, _annotator_page, _render_item, _require
 
 HISTORY_TEMPLATE = "feedback/vote_history.html"
 SAID = {"left": "left is better", "right": "right is better", "tie": "tie", "both_bad": "both bad"}
 
 
-@login_required
+@_annotator_page
 @require_POST
 def annotate_undo(request: HttpRequest) -> HttpResponse:
     """Undo one of the annotator's own votes (``vote``); the item comes back with what the vote said.
@@ -28,9 +28,9 @@ def annotate_undo(request: HttpRequest) -> HttpResponse:
     From the annotate page (``next`` empty or ``annotate``) an htmx post swaps the item in; a plain
     post keeps the vote's inputs in the session for the next page load and redirects. From the
     history page (``next=history``) it redirects back there. A refusal (closed comparison, not
-    theirs) is shown as a message, with its HTTP status for htmx.
+    theirs) is shown as a message, with its HTTP status for htmx. An expired session answers an htmx
+    undo in place (401, "log in again"), never with the login page swapped into the item.
     """
-    _require(request, is_annotator)
     form = VoteUndoForm(request.POST)
     back = "vote-history" if form.data.get("next") == "history" else "annotate"
     if not form.is_valid():

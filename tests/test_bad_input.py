@@ -378,3 +378,31 @@ def test_vote_rationale_round_trips_exactly(annotator):
     assert response.status_code == 201
     assert Vote.objects.get().rationale == rationale
     assert client.get(f"/api/votes/{response.json()['id']}/").json()["rationale"] == rationale
+
+
+BEYOND_ANY_ID = 2**64  # larger than the largest BigAutoField id: overflowed SQLite's INTEGER (a 500) before
+
+
+@pytest.mark.parametrize("query, field", [
+    (f"/api/comparisons/?prompt={BEYOND_ANY_ID}", "prompt"),
+    (f"/api/completions/?prompt={BEYOND_ANY_ID}", "prompt"),
+    (f"/api/votes/?comparison={BEYOND_ANY_ID}", "comparison"),
+    (f"/api/votes/?annotator={BEYOND_ANY_ID}", "annotator"),
+])
+def test_an_id_filter_beyond_any_id_is_a_400_naming_it(admin_api, query, field):
+    response = admin_api.get(query)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"completion_a": BEYOND_ANY_ID, "completion_b": 1}, "completion_a"),
+    ({"completion_a": 1, "completion_b": -BEYOND_ANY_ID}, "completion_b"),
+    ({"prompt": BEYOND_ANY_ID, "completion_a": {"model_name": "m", "text": "x"},
+      "completion_b": {"model_name": "n", "text": "y"}}, "prompt"),
+])
+def test_a_comparison_naming_an_id_beyond_any_id_is_a_400_naming_it(admin_api, body, field):
+    response = admin_api.post("/api/comparisons/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    assert Comparison.objects.count() == 0

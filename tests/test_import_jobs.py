@@ -85,3 +85,19 @@ def test_a_job_refused_by_a_limit_records_it_and_writes_nothing(admin_user, clie
 def test_annotators_cannot_see_import_jobs(annotator, admin_user):
     job = ImportJob.objects.create(format="trl", created_by=admin_user)
     assert api_as(annotator).get(f"/api/imports/jobs/{job.pk}/").status_code == 403
+
+
+def test_an_upload_cut_off_half_way_leaves_no_file_and_no_job(admin_user, settings):
+    """A client that goes away (or a full disk) mid-upload: the error reaches the caller, no job row
+    is written and no half-written file stays under ARBITER_DATA_DIR/imports."""
+    from feedback.import_jobs import import_job_create
+
+    def chunks():
+        yield b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+        raise OSError("connection reset by peer")
+
+    with pytest.raises(OSError, match="connection reset"):
+        import_job_create(chunks=chunks(), file_name="cut.jsonl", format="trl", options={}, created_by=admin_user)
+    assert ImportJob.objects.count() == 0
+    imports = Path(settings.ARBITER_DATA_DIR) / "imports"
+    assert [p.name for p in imports.iterdir()] == []

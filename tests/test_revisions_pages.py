@@ -147,3 +147,19 @@ def test_admins_see_the_audit_trail_on_the_comparison_page_and_in_django_admin(a
     listing = client.get("/admin/feedback/votechange/").content.decode()
     assert listing.count(annotator.username) >= 2
     assert client.get("/admin/feedback/votechange/add/").status_code == 403
+
+
+def test_an_htmx_undo_after_the_session_expired_is_refused_in_place(annotator, as_annotator):
+    """The annotate page's undo with an expired session: 401 "log in again" in the refusal slot and
+    the vote kept, never the login page swapped into the item."""
+    pair()
+    vote_on_page(as_annotator)
+    vote = Vote.objects.get(annotator=annotator)
+    as_annotator.logout()
+    response = as_annotator.post("/annotate/undo/", {"vote": vote.pk}, **HTMX)
+    assert response.status_code == 401
+    assert response["HX-Retarget"] == "#vote-refusal"
+    body = response.content.decode()
+    assert "log in again" in body.lower() and "/accounts/login/?next=/annotate/" in body
+    assert "<form" not in body  # no login form inside the item
+    assert Vote.objects.filter(pk=vote.pk).exists()

@@ -25,6 +25,7 @@ from feedback.models import (
     Vote,
 )
 from feedback.queue import choice_on_screen
+from feedback.services import MAX_ID
 from feedback.selectors import Display
 
 MAX_BULK = 1000
@@ -90,6 +91,10 @@ class ComparisonCreateSerializer(serializers.Serializer):
         by_id = isinstance(a, int) and isinstance(b, int) and not isinstance(a, bool) and not isinstance(b, bool)
         inline = isinstance(a, dict) and isinstance(b, dict)
         if by_id:
+            too_big = {f: f"is not an id (at most {MAX_ID})" for f, v in (("completion_a", a), ("completion_b", b))
+                       if not 0 < v <= MAX_ID}
+            if too_big:
+                raise serializers.ValidationError(too_big)
             found = Completion.objects.in_bulk([a, b])
             errors = {f: "no such completion" for f, v in (("completion_a", a), ("completion_b", b)) if v not in found}
             if errors:
@@ -109,7 +114,7 @@ class ComparisonCreateSerializer(serializers.Serializer):
                 errors[field] = nested.errors
         prompt = attrs.get("prompt")
         if isinstance(prompt, int) and not isinstance(prompt, bool):
-            attrs["prompt"] = Prompt.objects.filter(pk=prompt).first()
+            attrs["prompt"] = Prompt.objects.filter(pk=prompt).first() if 0 < prompt <= MAX_ID else None
             if attrs["prompt"] is None:
                 errors["prompt"] = "no such prompt"
         elif isinstance(prompt, dict):
@@ -348,14 +353,14 @@ class PromptFilter(serializers.Serializer):
 class CompletionFilter(serializers.Serializer):
     """Query parameters of the completion list."""
 
-    prompt = serializers.IntegerField(required=False, min_value=1)
+    prompt = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     model_name = serializers.CharField(required=False, max_length=200)
 
 
 class ComparisonStatusFilter(serializers.Serializer):
     status = serializers.ChoiceField(choices=ComparisonStatus.choices, required=False)
     split = serializers.ChoiceField(choices=Split.choices, required=False)
-    prompt = serializers.IntegerField(required=False, min_value=1)
+    prompt = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     model_name = serializers.CharField(required=False, max_length=200)
     tag = serializers.CharField(required=False, max_length=100)
     created_after = serializers.DateTimeField(required=False)
@@ -363,8 +368,8 @@ class ComparisonStatusFilter(serializers.Serializer):
 
 
 class VoteFilter(serializers.Serializer):
-    comparison = serializers.IntegerField(required=False, min_value=1)
-    annotator = serializers.IntegerField(required=False, min_value=1)
+    comparison = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    annotator = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     choice = serializers.ChoiceField(
         choices=SUBMIT_CHOICES, required=False, help_text="left, right, tie, both_bad; a or b for admins only."
     )
