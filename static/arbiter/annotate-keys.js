@@ -27,8 +27,11 @@
     if (bar) bar.focus({ preventScroll: true });
   }
 
-  function keyed(scope) {
-    return scope ? Array.prototype.slice.call(scope.querySelectorAll("[data-key]")) : [];
+  function keyed(scope) {  // the keyed controls on screen (a hidden one, such as an unneeded toggle, has no key)
+    if (!scope) return [];
+    return Array.prototype.slice.call(scope.querySelectorAll("[data-key]")).filter(function (el) {
+      return !el.closest("[hidden]");
+    });
   }
   function control(key) {
     var all = keyed(item());

@@ -131,7 +131,7 @@
     toggle.setAttribute("aria-pressed", "true");
     status.textContent = changed[0].length + changed[1].length === 0
       ? "The responses are the same word for word."
-      : plural(changed[0].length, "word") + " differ on the left, " + plural(changed[1].length, "word") + " on the right.";
+      : "Changed words marked: " + changed[0].length + " on the left, " + changed[1].length + " on the right.";
   }
 
   // --- lease timer ---------------------------------------------------------------------------------
