@@ -123,6 +123,11 @@
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest(".keys-help-open")) helpOpen();
   });
+  // A click outside the open Flag list closes it (as Esc does).
+  document.addEventListener("click", function (event) {
+    var menu = openFlagMenu();
+    if (menu && event.target.closest && !event.target.closest(".flag-menu")) menu.open = false;
+  });
   document.addEventListener("close", function (event) {
     if (event.target === help()) focusVoteControls();
   }, true);
