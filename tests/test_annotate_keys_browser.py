@@ -17,7 +17,7 @@ import pytest
 from feedback.models import Assignment, Vote
 from feedback.queue import choice_on_screen
 from tests.factories import UserFactory
-from tests.test_browser import (  # noqa: F401 - tab is a fixture
+from tests.test_browser import (  # noqa: F401 - tab and tab_without_js are fixtures
     Tab,
     _comparison,
     _log_in,
@@ -26,6 +26,7 @@ from tests.test_browser import (  # noqa: F401 - tab is a fixture
     _wait_until_item_changes,
     _wait_until_ready,
     tab,
+    tab_without_js,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -305,3 +306,21 @@ def test_differences_of_huge_texts_are_refused_with_a_message(tab):
     assert page.locator("#item mark").count() == 0
     assert page.get_by_role("button", name="Highlight differences").get_attribute("aria-pressed") == "false"
     tab.assert_no_errors()
+
+
+def test_flagging_works_without_javascript(tab_without_js):
+    tab = tab_without_js
+    _comparison("Question?", "Answer one.", "Answer two.", priority=2)
+    _comparison("Next?", "Next one.", "Next two.", priority=1)
+    annotator = UserFactory(role="annotator")
+    _log_in(tab, annotator.username)
+    page = tab.page
+    item = _shown_item(tab)
+    page.locator(".flag-menu summary").click()  # a <details>: opens without any script
+    page.get_by_label("Note").fill("A home address in the prompt.")
+    page.get_by_role("button", name="Contains personal data").click()
+    page.get_by_text("Skipped and flagged for the admins.").wait_for()
+    assert _shown_item(tab) != item
+    flagged = Assignment.objects.get(token=item)
+    assert (flagged.skip_reason, flagged.skip_note) == ("personal_data", "A home address in the prompt.")
+    assert tab.errors == []
