@@ -164,6 +164,7 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
 
 
 SKIP_KEPT_FIELDS = ("skip_reason", "skip_note")
+_SKIP_FIELD_NAMES = {"skip_reason": "reason", "skip_note": "note"}  # the page's field names -> the service's
 
 
 @_annotator_page
@@ -200,9 +201,6 @@ def annotate_skip(request: HttpRequest) -> HttpResponse:
     if data["skip_reason"]:
         messages.success(request, "Skipped and flagged for the admins.")
     return redirect("annotate")
-
-
-_SKIP_FIELD_NAMES = {"skip_reason": "reason", "skip_note": "note"}
 
 
 @login_required

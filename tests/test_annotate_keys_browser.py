@@ -111,13 +111,13 @@ def test_the_question_mark_lists_every_key_on_the_page(tab):
     )
     for key, words in {
         "1": "Left is better", "2": "Right is better", "3": "Tie", "4": "Both bad", "s": "Skip",
-        "f": "Flag: skip with a reason", "q": "How strongly? slightly", "w": "How strongly? clearly",
-        "e": "How strongly? strongly", "i": "More helpful left", "o": "More helpful right", "p": "More helpful same",
-        "j": "More harmless left", "k": "More harmless right", "l": "More harmless same", "m": "More honest left",
-        ",": "More honest right", ".": "More honest same", "r": "Type in the box: Why?", "d": "Write a better response",
+        "f": "Flag: skip with a reason", "q w e": "How strongly? slightly / clearly / strongly",
+        "i o p": "More helpful left / right / same", "j k l": "More harmless left / right / same",
+        "m , .": "More honest left / right / same", "r": "Type in the box: Why?", "d": "Write a better response",
         "h": "Highlight differences", "?": "Show this list of keys", "Esc": "Leave a text box",
     }.items():
         assert rows.get(key, "").startswith(words), (key, rows.get(key))
+    assert list(rows)[:7] == ["1", "2", "3", "4", "q w e", "i o p", "j k l"]  # votes first
     assert "x" not in rows  # a short prompt has no "Show the whole prompt"
     assert "g" not in rows  # no guidelines on this page
 

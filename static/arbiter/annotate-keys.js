@@ -72,33 +72,51 @@
   }
 
   // --- the list of keys (?) ---------------------------------------------------------------------
-  function words(el) {
-    if (el.getAttribute("data-key-label")) return el.getAttribute("data-key-label");
-    var source = el;
-    if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") source = el.closest("label") || el;
-    var copy = source.cloneNode(true);
+  // One row per control, except that a radio group (strength, each aspect) is one row with its
+  // keys in order; votes first, then strength and aspects, skip/flag/undo, the text boxes, the rest.
+  function textOf(node) {
+    var copy = node.cloneNode(true);
     var drop = copy.querySelectorAll("kbd, textarea, .hint");
     for (var i = 0; i < drop.length; i++) drop[i].remove();
-    var text = copy.textContent.replace(/\s+/g, " ").trim();
-    if (el.type === "radio") {
-      var legend = el.closest("fieldset") && el.closest("fieldset").querySelector("legend");
-      if (legend) {
-        var title = legend.cloneNode(true);
-        var hints = title.querySelectorAll(".hint");
-        for (var j = 0; j < hints.length; j++) hints[j].remove();
-        text = title.textContent.replace(/\s+/g, " ").trim() + " " + text;
-      }
-    }
-    if (el.tagName === "TEXTAREA") text = "Type in the box: " + text;
-    return text;
+    return copy.textContent.replace(/\s+/g, " ").trim();
+  }
+  function words(el) {
+    if (el.getAttribute("data-key-label")) return el.getAttribute("data-key-label");
+    if (el.tagName === "TEXTAREA") return "Type in the box: " + textOf(el.closest("label") || el);
+    if (el.type === "radio") return textOf(el.closest("label") || el);
+    return textOf(el);
+  }
+  function rank(el) {
+    if (el.name === "choice") return 0;
+    if (el.type === "radio") return el.name === "strength" ? 1 : 2;
+    if (el.type === "submit" || (el.tagName === "SUMMARY" && el.closest(".flag-menu"))) return 3;
+    if (el.tagName === "TEXTAREA" || el.tagName === "SUMMARY") return 4;
+    return 5;
   }
   function helpRows() {
-    var rows = keyed(item()).map(function (el) { return [el.getAttribute("data-key"), words(el)]; });
+    var rows = [];
+    var groups = {};
+    keyed(item()).forEach(function (el, index) {
+      if (el.type === "radio") {
+        var group = groups[el.name];
+        if (!group) {
+          var legend = el.closest("fieldset") && el.closest("fieldset").querySelector("legend");
+          group = groups[el.name] = { keys: [], options: [], title: legend ? textOf(legend) : el.name, rank: rank(el), at: index };
+          rows.push(group);
+        }
+        group.keys.push(el.getAttribute("data-key"));
+        group.options.push(words(el));
+        return;
+      }
+      rows.push({ keys: [el.getAttribute("data-key")], text: words(el), rank: rank(el), at: index });
+    });
     var elsewhere = document.querySelectorAll("[data-help-key]");
     for (var i = 0; i < elsewhere.length; i++) {
-      rows.push([elsewhere[i].getAttribute("data-help-key"), words(elsewhere[i])]);
+      rows.push({ keys: [elsewhere[i].getAttribute("data-help-key")], text: words(elsewhere[i]), rank: 5, at: 1000 + i });
     }
-    rows.push(["Esc", "Leave a text box (back to the vote controls); close the Flag list or this list"]);
+    rows.forEach(function (row) { if (row.options) row.text = row.title + " " + row.options.join(" / "); });
+    rows.sort(function (a, b) { return a.rank - b.rank || a.at - b.at; });
+    rows.push({ keys: ["Esc"], text: "Leave a text box (back to the vote controls); close the Flag list or this list" });
     return rows;
   }
   function helpOpen() {
@@ -108,13 +126,16 @@
     list.replaceChildren();
     helpRows().forEach(function (row) {
       var tr = document.createElement("tr");
-      var key = document.createElement("td");
-      var kbd = document.createElement("kbd");
-      kbd.textContent = row[0];
-      key.appendChild(kbd);
+      var keys = document.createElement("td");
+      row.keys.forEach(function (key, n) {
+        if (n) keys.appendChild(document.createTextNode(" "));
+        var kbd = document.createElement("kbd");
+        kbd.textContent = key;
+        keys.appendChild(kbd);
+      });
       var what = document.createElement("td");
-      what.textContent = row[1];
-      tr.appendChild(key);
+      what.textContent = row.text;
+      tr.appendChild(keys);
       tr.appendChild(what);
       list.appendChild(tr);
     });
