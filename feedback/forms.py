@@ -26,7 +26,12 @@ class VoteForm(forms.Form):
 
 
 class SkipForm(forms.Form):
+    """Skip the item on screen, optionally flagging it: ``skip_reason`` (a ``SkipReason`` value, or
+    empty for a plain skip) and ``skip_note``; services.assignment_skip checks the pair."""
+
     item = forms.CharField(max_length=24, help_text=ITEM_FIELD_HELP)
+    skip_reason = forms.CharField(required=False, max_length=32)
+    skip_note = forms.CharField(required=False, strip=False, widget=forms.Textarea)
 
 
 class ComparisonFilterForm(forms.Form):

@@ -42,6 +42,16 @@ class Display:
         """The opaque token a vote on this screen carries (says nothing about the sides)."""
         return self.assignment.token
 
+    @property
+    def item_short(self) -> str:
+        """The first 6 characters of the item token: what the page shows as the item's name, to quote."""
+        return self.assignment.token[:6]
+
+    @property
+    def lease_seconds_left(self) -> int:
+        """Whole seconds until the lease runs out (0 once it has); no query."""
+        return max(0, int((self.assignment.expires_at - timezone.now()).total_seconds()))
+
 
 def assignment_display(*, assignment: Assignment) -> Display:
     """Load what the annotator page shows for an assignment (one query)."""

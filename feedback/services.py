@@ -35,6 +35,7 @@ from .models import (
     Completion,
     Demonstration,
     Prompt,
+    SkipReason,
     Split,
     Strength,
     Vote,
@@ -460,12 +461,48 @@ def assignment_claim(*, annotator, now: datetime | None = None, rng: random.Rand
         )
 
 
-def assignment_skip(*, annotator, comparison_id: int, now: datetime | None = None) -> Assignment:
+MAX_SKIP_NOTE_CHARS = 500
+
+
+def _skip_reason_validate(*, reason: Any, note: Any) -> tuple[str, str]:
+    r"""``(reason, note)`` checked: ``reason`` is ``""`` (a plain skip) or a ``SkipReason`` value;
+    ``note`` (stripped, ``\r\n`` -> ``\n``) is at most ``MAX_SKIP_NOTE_CHARS`` characters, required
+    for ``other`` and refused without a reason. Raises ValidationError {"reason"|"note": message}."""
+    errors: dict[str, str] = {}
+    if not isinstance(reason, str) or reason not in ("", *SkipReason.values):
+        errors["reason"] = f"must be one of {', '.join(SkipReason.values)} (or empty for a plain skip)"
+    if not isinstance(note, str):
+        errors["note"] = "must be text"
+    else:
+        note = note.replace("\r\n", "\n").strip()
+        if "\x00" in note:
+            errors["note"] = "must not contain NUL characters"
+        elif len(note) > MAX_SKIP_NOTE_CHARS:
+            errors["note"] = f"is {len(note)} characters; at most {MAX_SKIP_NOTE_CHARS}"
+        elif "reason" not in errors and reason == SkipReason.OTHER and not note:
+            errors["note"] = "say what is wrong: a note is required when the reason is other"
+        elif "reason" not in errors and not reason and note:
+            errors["reason"] = "choose a reason for your note (or leave the note empty for a plain skip)"
+    if errors:
+        raise ValidationError(errors)
+    return reason, note
+
+
+def assignment_skip(
+    *, annotator, comparison_id: int, reason: str = "", note: str = "", now: datetime | None = None
+) -> Assignment:
     """Record that ``annotator`` skipped the comparison; its slot is freed and it is never served to them again.
 
-    Skipping twice is harmless. Raises NotAssigned when they hold no assignment for it, and
-    VoteConflict when they already voted on it.
+    ``reason``: ``""`` for a plain skip, or a ``SkipReason`` value to flag the item for the admins
+    (``identity_leak``, ``personal_data``, ``broken``, ``other``); ``note``: the annotator's words,
+    at most ``MAX_SKIP_NOTE_CHARS`` characters, required when the reason is ``other``. Both are
+    stored on the assignment (``skip_reason``, ``skip_note``).
+
+    Skipping twice is harmless (the first skip's reason stays). Raises ValidationError
+    (``{"reason"|"note": message}``) on a bad reason or note, before anything is read; NotAssigned
+    when they hold no assignment for it, and VoteConflict when they already voted on it.
     """
+    reason, note = _skip_reason_validate(reason=reason, note=note)
     now = now or timezone.now()
     if not 0 < comparison_id <= MAX_ID:
         raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
@@ -479,7 +516,8 @@ def assignment_skip(*, annotator, comparison_id: int, now: datetime | None = Non
             raise VoteConflict(f"You already voted on comparison {comparison_id}; it cannot be skipped.")
         if assignment.status == AssignmentStatus.LEASED:
             assignment.status, assignment.finished_at = AssignmentStatus.SKIPPED, now
-            assignment.save(update_fields=["status", "finished_at"])
+            assignment.skip_reason, assignment.skip_note = reason, note
+            assignment.save(update_fields=["status", "finished_at", "skip_reason", "skip_note"])
         return assignment
 
 

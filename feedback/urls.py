@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from . import revision_views, views
+from .quality.views import manage_flags
 from .tokens.views import account_token
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),
+    path("manage/flags/", manage_flags, name="manage-flags"),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
     path("manage/imports/jobs/<int:pk>/", views.manage_import_job, name="manage-import-job"),
     path("account/token/", account_token, name="account-token"),

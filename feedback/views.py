@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -21,7 +22,8 @@ from . import import_jobs, imports, selectors, services
 from .errors import FeedbackError, ItemChanged
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
-from .models import ImportJob, Vote
+from .models import ImportJob, SkipReason, Vote
+from .quality import selectors as quality_selectors
 from .roles import is_annotator, is_feedback_admin
 from .vote_wording import vote_difference
 
@@ -61,6 +63,9 @@ def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, ke
         "form_errors": form_errors or {},
         "kept": kept,
         "demonstration": kept.get("demonstration", ""),
+        "lease_seconds": settings.ARBITER_LEASE_SECONDS,
+        "skip_reasons": SkipReason.choices,
+        "max_skip_note": services.MAX_SKIP_NOTE_CHARS,
     }
 
 
@@ -158,22 +163,43 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
     return redirect("annotate")
 
 
+SKIP_KEPT_FIELDS = ("skip_reason", "skip_note")
+_SKIP_FIELD_NAMES = {"skip_reason": "reason", "skip_note": "note"}  # the page's field names -> the service's
+
+
 @_annotator_page
 @require_POST
 def annotate_skip(request: HttpRequest) -> HttpResponse:
-    """Skip the comparison on screen (its token); it is never served to this annotator again."""
+    """Skip the comparison on screen (its token); it is never served to this annotator again.
+
+    ``skip_reason`` (a ``SkipReason`` value) flags it for the admins, with ``skip_note`` (required
+    for "other"). A bad reason or note is refused with 400 naming the field; the item stays on
+    screen with everything typed kept and the reason chooser open.
+    """
     form = SkipForm(request.POST)
+    kept = {name: request.POST.get(name, "") for name in (*KEPT_FIELDS, *SKIP_KEPT_FIELDS)}
     if not form.is_valid():
-        return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")
-    assignment = selectors.assignment_by_item(annotator=request.user, item=form.cleaned_data["item"])
+        if "item" in form.errors:
+            return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")
+        errors = {_SKIP_FIELD_NAMES.get(field, field): messages for field, messages in form.errors.items()}
+        return _render_item(request, status=400, error="Not skipped.", form_errors=errors, kept=kept)
+    data = form.cleaned_data
+    assignment = selectors.assignment_by_item(annotator=request.user, item=data["item"])
     try:
         if assignment is None:
             raise ItemChanged("Nothing to skip: that comparison is not one of yours.")
-        services.assignment_skip(annotator=request.user, comparison_id=assignment.comparison_id)
+        services.assignment_skip(
+            annotator=request.user, comparison_id=assignment.comparison_id,
+            reason=data["skip_reason"], note=data["skip_note"],
+        )
+    except ValidationError as error:
+        return _render_item(request, status=400, error="Not skipped.", form_errors=error.message_dict, kept=kept)
     except FeedbackError as error:
         return _render_item(request, status=error.status, error=str(error))
     if request.htmx:
         return _render_item(request)
+    if data["skip_reason"]:
+        messages.success(request, "Skipped and flagged for the admins.")
     return redirect("annotate")
 
 
@@ -197,8 +223,8 @@ def manage_comparisons(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admins: one comparison with both completions, model names, gold answer, reward scores, every
-    vote, every change annotators made to their votes (undo, revise) and every demonstration
+    """Admins: one comparison with both completions, model names, gold answer, reward scores, the
+    annotators' flags (skips with a reason), every vote, every change annotators made to their votes (undo, revise) and every demonstration
     (better response) written on it."""
     _require(request, is_feedback_admin)
     comparison = get_object_or_404(
@@ -211,6 +237,7 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),
+        "flags": quality_selectors.comparison_flags(comparison=comparison),
     }
     return render(request, "feedback/manage_comparison_detail.html", context)
 

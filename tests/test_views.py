@@ -378,7 +378,8 @@ def test_the_annotator_page_shows_hostile_output_as_text(annotator, as_annotator
     assert "<script" not in left and "<img" not in left and "onerror=\"" not in left
     assert '<pre dir="ltr"><code class="language-python">' in left
     body = page.content.decode()
-    assert body.count("<script") == 2  # htmx and annotate.js, nothing from the model output
+    # htmx, annotate.js, annotate-keys.js and annotate-tools.js, nothing from the model output
+    assert body.count("<script") == 4
     assert "<strong>fine</strong>" in section(page, "right-text")
 
 

@@ -20,6 +20,7 @@ from feedback.models import (
     ComparisonStatus,
     Completion,
     Prompt,
+    SkipReason,
     Split,
     Strength,
     Vote,
@@ -27,6 +28,7 @@ from feedback.models import (
 from feedback.queue import choice_on_screen
 from feedback.services import MAX_ID
 from feedback.selectors import Display
+from feedback.services import MAX_SKIP_NOTE_CHARS
 
 MAX_BULK = 1000
 
@@ -338,8 +340,18 @@ class VoteUndoSerializer(serializers.Serializer):
 class SkipSerializer(serializers.ModelSerializer):
     class Meta:
         model = Assignment
-        fields = ["id", "comparison", "status", "finished_at"]
+        fields = ["id", "comparison", "status", "finished_at", "skip_reason", "skip_note"]
         read_only_fields = fields
+
+
+class SkipRequestSerializer(serializers.Serializer):
+    """Optional body of a skip: a reason flags the item for the admins (``note`` required for ``other``)."""
+
+    reason = serializers.ChoiceField(choices=SkipReason.choices, required=False, allow_blank=True, default="")
+    note = serializers.CharField(
+        required=False, allow_blank=True, default="", trim_whitespace=False,
+        help_text=f"At most {MAX_SKIP_NOTE_CHARS} characters once stripped; required when the reason is other.",
+    )
 
 
 class PromptFilter(serializers.Serializer):

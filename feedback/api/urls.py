@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from feedback.exports.api import ExportViewSet
+from feedback.quality.api import FlagViewSet
 
 from . import views
 from .auth import TokenLoginView, TokenRotateView
@@ -27,6 +28,7 @@ router.register("completions", views.CompletionViewSet, basename="completion")
 router.register("comparisons", views.ComparisonViewSet, basename="comparison")
 router.register("votes", views.VoteViewSet, basename="vote")
 router.register("exports", ExportViewSet, basename="export")
+router.register("flags", FlagViewSet, basename="flag")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

@@ -28,6 +28,7 @@ from .serializers import (
     CompletionSerializer,
     PromptFilter,
     PromptSerializer,
+    SkipRequestSerializer,
     SkipSerializer,
     VoteFilter,
     VoteReviseSerializer,
@@ -192,13 +193,20 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return Response(body if was_list else body[0], status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=None,
+        request=SkipRequestSerializer,
         responses={200: SkipSerializer, 409: conflict("You already voted on this comparison (code vote_conflict).")},
     )
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
-        """Skip a comparison assigned to you; it is not served to you again."""
-        assignment = services.assignment_skip(annotator=request.user, comparison_id=int(pk))
+        """Skip a comparison assigned to you; it is not served to you again. An optional ``reason``
+        (identity_leak, personal_data, broken, other) flags it for the admins, with a ``note``
+        (required for other)."""
+        serializer = SkipRequestSerializer(data=request.data if request.data else {})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        assignment = services.assignment_skip(
+            annotator=request.user, comparison_id=int(pk), reason=data["reason"], note=data["note"]
+        )
         return Response(SkipSerializer(assignment).data)
 
 

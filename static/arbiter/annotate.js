@@ -1,5 +1,5 @@
-// Keyboard shortcuts, time-on-item and the vote guard for the annotator page. Works with or
-// without htmx: each key clicks the matching submit button, so the form posts exactly as a click would.
+// Time-on-item and the vote guard for the annotator page (the keys are in annotate-keys.js: each
+// key clicks the matching submit button, so the form posts exactly as a click would).
 //
 // No vote the annotator did not mean: for GUARD_MS after an item appears (page load or htmx swap)
 // its buttons are disabled and clicks and keys are dropped, so the second click of a double click,
@@ -14,8 +14,10 @@
 
   function form() { return document.querySelector(".vote-form"); }
   function guarded() { return sent || performance.now() - shownAt < GUARD_MS; }
+  // Submit buttons only: a type=button control (highlight differences) never sends anything.
+  var SUBMITS = "button:not([type=button])";
   function setButtons(target, disabled) {
-    var buttons = target.querySelectorAll("button");
+    var buttons = target.querySelectorAll(SUBMITS);
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = disabled;
   }
 
@@ -52,7 +54,7 @@
   }
   // Capture phase on the document: runs before htmx's own listener on the form.
   document.addEventListener("click", function (event) {
-    var button = event.target && event.target.closest ? event.target.closest(".vote-form button") : null;
+    var button = event.target && event.target.closest ? event.target.closest(".vote-form " + SUBMITS) : null;
     if (button && guarded()) drop(event);
   }, true);
   document.addEventListener("submit", function (event) {
@@ -68,18 +70,6 @@
     if (parameters && parameters.ms_on_item !== undefined) {
       parameters.ms_on_item = String(Math.round(performance.now() - shownAt));
     }
-  });
-
-  document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-    var target = event.target;
-    if (target && (target.tagName === "TEXTAREA" || (target.tagName === "INPUT" && target.type === "text"))) return;
-    var key = event.key.toLowerCase();
-    var button = document.querySelector('.vote-form button[data-key="' + key + '"]');
-    if (!button) return;
-    event.preventDefault();
-    if (button.disabled || guarded()) return;
-    button.click();
   });
 })();
 
@@ -195,22 +185,3 @@
     pendingItem = null;
   });
 })();
-
-// Undo the last vote (feedback/_undo.html): the key u clicks the "Undo last vote" button, so it
-// posts exactly as a click would (htmx swaps the item back in; without htmx the form posts).
-// Not from a text field, not on auto-repeat, nor with a modifier (Ctrl+Z stays the text box's undo).
-(function () {
-  "use strict";
-  function undoButton() { return document.querySelector('.undo-form button[data-undo-key="u"]'); }
-  document.addEventListener("keydown", function (event) {
-    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-    if (event.key.toLowerCase() !== "u") return;
-    var target = event.target;
-    if (target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"))) return;
-    var button = undoButton();
-    if (!button || button.disabled) return;
-    event.preventDefault();
-    button.click();
-  });
-})();
-
