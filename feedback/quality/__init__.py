@@ -1,0 +1,5 @@
+"""Annotation quality: agreement between annotators (more to come: gold items, bias flags).
+
+``agreement`` and the modules it uses (``labels``, ``alpha``, ``pairs``, ``resampling``) are pure
+numpy/scipy with no Django import; ``selectors`` reads votes from the database and feeds them in.
+"""
