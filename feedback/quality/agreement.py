@@ -121,7 +121,7 @@ def agreement_from_codes(items, annotators, nominal: np.ndarray, ordinal: np.nda
         "resamples": int(resamples), "seed": int(seed), "confidence": float(confidence),
         "labels": list(LABELS), "ordinal_steps": list(STEPS),
     }
-    patterns, frequency = np.unique(np.hstack([nominal_counts[kept], ordinal_counts[kept]]), axis=0, return_counts=True)
+    patterns, frequency = _patterns(np.hstack([nominal_counts[kept], ordinal_counts[kept]]))
     modal = _modal_count(per_item[kept])
     features, sizes = _pattern_features(patterns, modal)
     point = _figures(frequency[None, :].astype(np.float64) @ features, modal)
@@ -140,6 +140,20 @@ def agreement_from_codes(items, annotators, nominal: np.ndarray, ordinal: np.nda
                                     per_item, rater_ids, base_reason, resamples=resamples, rng=rng,
                                     confidence=confidence)
     return summary
+
+
+def _patterns(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of non-negative counts (patterns, columns) and how many times each occurs.
+
+    Each row is read as the digits of one integer (base: the largest count plus one), which
+    ``np.unique`` sorts far faster than rows; ``np.unique(axis=0)`` when that would overflow.
+    """
+    base = int(rows.max(initial=0)) + 1
+    if rows.shape[1] * math.log2(base) >= 62:
+        return np.unique(rows, axis=0, return_counts=True)
+    key = rows.astype(np.int64) @ (base ** np.arange(rows.shape[1], dtype=np.int64))
+    _, first, frequency = np.unique(key, return_index=True, return_counts=True)
+    return rows[first], frequency
 
 
 def _modal_count(counts: np.ndarray) -> int | None:

@@ -115,8 +115,10 @@ def pair_intervals(confusions: np.ndarray, *, resamples: int, rng: np.random.Gen
         for begin in range(0, len(members), chunk):
             rows = members[begin:begin + chunk]
             gathered = cumulative[:, boundaries[rows]]  # (resamples, pairs, 17)
-            margins = (gathered @ _BOUNDARIES_TO_MARGINS).astype(np.float64)  # (resamples, pairs, 9)
-            chance = (margins[..., :K] * margins[..., K:2 * K]).sum(axis=-1)
-            kappa = _kappa(np.float64(m), margins[..., 2 * K], chance)
+            margins = gathered @ _BOUNDARIES_TO_MARGINS  # (resamples, pairs, 9) counts, float32
+            if m >= 4096:  # float32 holds counts exactly up to 2 ** 24: m * m must stay below that
+                margins = margins.astype(np.float64)
+            chance = np.einsum("bpk,bpk->bp", margins[..., :K], margins[..., K:2 * K])
+            kappa = _kappa(margins.dtype.type(m), margins[..., 2 * K], chance)
             low[rows], high[rows] = percentile_interval(kappa, confidence)
     return low, high

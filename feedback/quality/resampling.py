@@ -55,6 +55,19 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndar
     complete = finite.all(axis=0)
     if complete.any():
         low[complete], high[complete] = np.quantile(samples[:, complete], tails, axis=0)
-    for column in np.flatnonzero(~complete & finite.any(axis=0)):
-        low[column], high[column] = np.quantile(samples[finite[:, column], column], tails)
+    partial = np.flatnonzero(~complete & finite.any(axis=0))
+    if len(partial):
+        # numpy's "linear" method on each column's finite entries: NaN sorts last, so the first
+        # ``valid`` rows of the sorted column are its finite values.
+        ordered = np.sort(samples[:, partial], axis=0)
+        valid = finite[:, partial].sum(axis=0)
+        bounds = []
+        for tail in tails:
+            position = tail * (valid - 1)
+            below = np.floor(position).astype(np.int64)
+            above = np.minimum(below + 1, valid - 1)
+            columns = np.arange(len(partial))
+            lower, upper = ordered[below, columns], ordered[above, columns]
+            bounds.append(lower + (position - below) * (upper - lower))
+        low[partial], high[partial] = bounds
     return low, high
