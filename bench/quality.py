@@ -16,14 +16,20 @@ vote is both_bad with probability 0.6 (2% elsewhere), and 20% of a/b votes leave
 three distinct annotators. No database: ``feedback.quality.agreement.agreement_summary`` on plain
 Python lists, as ``feedback.quality.selectors.agreement_for`` passes them (string encoding included
 in the time). Reports the median of ``--repeats`` runs, each step's time of one run, and the figures.
+
+With ``--database-votes N`` (default 100,000; 0 skips it) the first N of those votes are also written
+to a scratch SQLite database (migrated, filled with ``bulk_create``) in one campaign next to another
+campaign's votes, and ``agreement_for(campaign=...)`` is timed: the one query plus the statistics.
 The last line is one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,6 +71,61 @@ def synthetic_votes(*, votes: int, annotators: int, per_item: int, seed: int):
     return (item + 1000).tolist(), (rater + 1).tolist(), choice.tolist(), strength.tolist()
 
 
+def database_read(items, raters, choices, strengths, *, votes: int, resamples: int, seed: int) -> dict:
+    """Write the first ``votes`` votes to a scratch SQLite database and time ``agreement_for`` on them."""
+    with tempfile.TemporaryDirectory(prefix="arbiter-bench-quality-") as folder:
+        os.environ.update(DATABASE_URL=f"sqlite:///{folder}/bench.sqlite3", DJANGO_SETTINGS_MODULE="config.settings")
+        os.environ.setdefault("SECRET_KEY", "bench")
+        os.environ.setdefault("DEBUG", "0")
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+        from django.db import connection, transaction
+
+        from feedback.messages import messages_sha256
+        from feedback.models import Campaign, Comparison, Completion, Prompt, Vote
+        from feedback.quality.selectors import agreement_for
+
+        call_command("migrate", verbosity=0)
+        started = time.perf_counter()
+        items, raters = items[:votes], raters[:votes]
+        item_ids = sorted(set(items))
+        with transaction.atomic():
+            ours = Campaign.objects.create(name="Bench", slug="bench", status="active")
+            other = Campaign.objects.create(name="Other", slug="other", status="active")
+            User = get_user_model()
+            users = User.objects.bulk_create([User(username=f"bench-{r}", password="!") for r in sorted(set(raters))])
+            user_of = dict(zip(sorted(set(raters)), (u.pk for u in users)))
+            prompts = Prompt.objects.bulk_create([
+                Prompt(messages=m, messages_sha256=messages_sha256(m))
+                for m in ([{"role": "user", "content": f"Question {i}?"}] for i in item_ids)], batch_size=5000)
+            completions = Completion.objects.bulk_create([
+                Completion(prompt=p, model_name=name, text=f"{name} on {p.pk}") for p in prompts for name in ("x", "y")],
+                batch_size=5000)
+            comparisons = Comparison.objects.bulk_create([
+                Comparison(prompt=p, completion_a=completions[2 * k], completion_b=completions[2 * k + 1],
+                           campaign=ours if k % 10 else other) for k, p in enumerate(prompts)], batch_size=5000)
+            comparison_of = dict(zip(item_ids, (c.pk for c in comparisons)))
+            Vote.objects.bulk_create([
+                Vote(comparison_id=comparison_of[i], annotator_id=user_of[r], choice=c, strength=s, shown_left="a")
+                for i, r, c, s in zip(items, raters, choices, strengths)], batch_size=5000)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        fill_s = time.perf_counter() - started
+        in_campaign = Vote.objects.filter(comparison__campaign=ours).count()
+        start = time.perf_counter()
+        list(Vote.objects.filter(comparison__campaign=ours).values_list("comparison_id", "annotator_id", "choice", "strength"))
+        query_s = time.perf_counter() - start
+        start = time.perf_counter()
+        summary = agreement_for(campaign=ours, resamples=resamples, seed=seed)
+        total_s = time.perf_counter() - start
+    return {"db_votes": votes, "db_campaign_votes": in_campaign, "db_fill_s": round(fill_s, 2),
+            "db_query_s": round(query_s, 3), "db_agreement_for_s": round(total_s, 3),
+            "db_alpha_nominal": round(summary["krippendorff_alpha_nominal"]["value"], 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--votes", type=int, default=1_000_000)
@@ -73,6 +134,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--database-votes", type=int, default=100_000, help="0: no SQLite read timing")
     args = parser.parse_args()
 
     items, raters, choices, strengths = synthetic_votes(votes=args.votes, annotators=args.annotators,
@@ -110,13 +172,20 @@ def main() -> None:
           f"median interval width {np.median(widths):.3f}")
     print(f"  seconds (median of {args.repeats}): {seconds:.2f}  runs: {', '.join(f'{t:.2f}' for t in timings)}")
     print("  one run by step: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
+    database = {}
+    if args.database_votes:
+        database = database_read(items, raters, choices, strengths, votes=args.database_votes,
+                                 resamples=args.resamples, seed=args.seed)
+        print(f"  SQLite, {database['db_campaign_votes']:,} of {args.database_votes:,} votes in the campaign: "
+              f"query {database['db_query_s']:.2f} s, agreement_for {database['db_agreement_for_s']:.2f} s "
+              f"(fill {database['db_fill_s']:.1f} s)")
     figures = {
         "votes": summary["votes"], "annotators": summary["annotators"], "items": summary["items"],
         "resamples": args.resamples, "seconds": round(seconds, 3), "runs_s": [round(t, 3) for t in timings],
         **{k: round(v, 3) for k, v in steps.items()},
         "cohen_pairs": len(pairs),
         **{name: round(summary[name]["value"], 4) for name in agreement.FIGURES},
-        "floor_s": FLOOR_S, "floor_met": seconds < FLOOR_S,
+        "floor_s": FLOOR_S, "floor_met": seconds < FLOOR_S, **database,
     }
     print(json.dumps(figures))
 
