@@ -288,7 +288,7 @@ def test_intervals_contain_the_estimate_and_are_fixed_by_the_seed():
     assert none["percent_agreement"]["low"] is None and none["percent_agreement"]["value"] == first["percent_agreement"]["value"]
 
 
-@pytest.mark.parametrize("m", [15, 40])
+@pytest.mark.parametrize("m", [15, 40, 300])  # 300: drawn as a multinomial, the others by blocks
 def test_pair_interval_matches_resampling_the_pairs_items_one_by_one(m):
     rng = np.random.default_rng(11)
     y1 = rng.choice(4, size=m, p=[0.4, 0.3, 0.2, 0.1])
