@@ -16,7 +16,7 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 from feedback.quality.agreement import agreement_from_codes, agreement_summary
 from feedback.quality.alpha import alpha_from_coincidences, coincidence_rows
 from feedback.quality.labels import LABELS, nominal_codes, ordinal_codes
-from feedback.quality.pairs import kappa_from_confusions, pair_intervals
+from feedback.quality.pairs import kappa_from_confusions, pair_confusions, pair_intervals, pair_observations
 from feedback.quality.resampling import pattern_weights, percentile_interval
 
 FIGURES = ("percent_agreement", "percent_agreement_without_ties", "fleiss_kappa",
@@ -251,6 +251,18 @@ def test_vectorised_kappa_equals_sklearn_on_random_pairs():
             assert math.isnan(value)
         else:
             assert value == pytest.approx(cohen_kappa_score(y1, y2))
+
+
+def test_pair_confusions_count_every_shared_item_once_for_few_and_many_annotators():
+    # Items 0-2 with votes by annotators (0, 1, 2), (0, 2) and (1, 2), sorted by item then annotator.
+    starts, counts = np.array([0, 3, 5]), np.array([3, 2, 2])
+    raters = np.array([0, 1, 2, 0, 2, 1, 2])
+    labels = np.array([0, 0, 1, 2, 2, 3, 1])
+    first, second = pair_observations(starts, counts)
+    expected = {(0, 1): {0: 1}, (0, 2): {1: 1, 10: 1}, (1, 2): {1: 1, 13: 1}}  # cell 4 * label + label
+    for n_raters in (3, 2000):  # a dense table of every pair; np.unique over the seen pairs
+        pairs, confusions = pair_confusions(raters, labels, first, second, n_raters)
+        assert {tuple(p): {c: int(v) for c, v in enumerate(row) if v} for p, row in zip(pairs.tolist(), confusions)} == expected
 
 
 def test_fleiss_equals_statsmodels_on_random_tables():

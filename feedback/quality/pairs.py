@@ -44,9 +44,14 @@ def pair_confusions(raters: np.ndarray, labels: np.ndarray, first: np.ndarray, s
     cell ``4 * label_first + label_second``; a pair's row sums to its number of shared items.
     """
     key = raters[first].astype(np.int64) * n_raters + raters[second]
-    pair_keys, pair_of = np.unique(key, return_inverse=True)
     cell = labels[first].astype(np.int64) * K + labels[second]
-    confusions = np.bincount(pair_of * CELLS + cell, minlength=len(pair_keys) * CELLS).reshape(-1, CELLS)
+    if n_raters * n_raters * CELLS <= 16_000_000:  # up to 1,000 annotators: count every possible pair, keep the seen
+        table = np.bincount(key * CELLS + cell, minlength=n_raters * n_raters * CELLS).reshape(-1, CELLS)
+        pair_keys = np.flatnonzero(table.any(axis=1))
+        confusions = table[pair_keys]
+    else:
+        pair_keys, pair_of = np.unique(key, return_inverse=True)
+        confusions = np.bincount(pair_of * CELLS + cell, minlength=len(pair_keys) * CELLS).reshape(-1, CELLS)
     return np.column_stack([pair_keys // n_raters, pair_keys % n_raters]), confusions
 
 
