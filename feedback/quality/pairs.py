@@ -121,18 +121,20 @@ def pair_intervals(confusions: np.ndarray, *, resamples: int, rng: np.random.Gen
             continue
         draws = rng.integers(0, m, size=(resamples, m)) + (np.arange(resamples) * m)[:, None]
         multiplicity = np.bincount(draws.ravel(), minlength=resamples * m).reshape(resamples, m)
-        cumulative = np.zeros((resamples, m + 1), np.float32)
-        np.cumsum(multiplicity, axis=1, out=cumulative[:, 1:])
+        # Cumulative multiplicities, one row per position boundary (contiguous resamples).
+        cumulative = np.zeros((m + 1, resamples), np.float32)
+        np.cumsum(multiplicity.T, axis=0, out=cumulative[1:])
         chunk = max(1, 6_000_000 // (resamples * (CELLS + 1)))
         for begin in range(0, len(members), chunk):
             rows = members[begin:begin + chunk]
-            gathered = cumulative[:, boundaries[rows]]  # (resamples, pairs, 17)
-            margins = gathered @ _BOUNDARIES_TO_MARGINS  # (resamples, pairs, 9) counts, float32
+            gathered = cumulative[boundaries[rows]]  # (pairs, 17, resamples)
+            margins = _BOUNDARIES_TO_MARGINS.T @ gathered  # (pairs, 9, resamples) counts, float32
             if m >= 4096:  # float32 holds counts exactly up to 2 ** 24: m * m must stay below that
                 margins = margins.astype(np.float64)
-            chance = np.einsum("bpk,bpk->bp", margins[..., :K], margins[..., K:2 * K])
-            kappa = _kappa(margins.dtype.type(m), margins[..., 2 * K], chance)
-            low[rows], high[rows] = percentile_interval(kappa, confidence)
+            chance = np.einsum("pkb,pkb->pb", margins[:, :K], margins[:, K:2 * K])  # exact: below 2 ** 24
+            # Counts are whole numbers, so this is bit for bit the point estimate's float64 arithmetic.
+            kappa = _kappa(np.float64(m), margins[:, 2 * K].astype(np.float64), chance.astype(np.float64))
+            low[rows], high[rows] = percentile_interval(kappa.T, confidence)
     return low, high
 
 

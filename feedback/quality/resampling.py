@@ -45,7 +45,7 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndar
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
-    samples = np.asarray(samples, dtype=np.float64)
+    samples = np.asarray(samples)
     tails = [(1.0 - confidence) / 2.0, 1.0 - (1.0 - confidence) / 2.0]
     k = samples.shape[1]
     low, high = np.full(k, np.nan), np.full(k, np.nan)
@@ -53,8 +53,10 @@ def percentile_interval(samples: np.ndarray, confidence: float) -> tuple[np.ndar
         return low, high
     finite = np.isfinite(samples)
     complete = finite.all(axis=0)
-    if complete.any():
-        low[complete], high[complete] = np.quantile(samples[:, complete], tails, axis=0)
+    if complete.all():  # the common case; by rows of samples.T, contiguous when samples is a transposed array
+        low, high = np.quantile(samples.T, tails, axis=1)
+    elif complete.any():
+        low[complete], high[complete] = np.quantile(samples[:, complete].T, tails, axis=1)
     partial = np.flatnonzero(~complete & finite.any(axis=0))
     if len(partial):
         # numpy's "linear" method on each column's finite entries: NaN sorts last, so the first
