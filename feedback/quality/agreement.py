@@ -75,6 +75,10 @@ def agreement_summary(items: Sequence[int] | np.ndarray, annotators: Sequence[in
 
     Raises ValueError for arrays of different lengths, an unknown choice or strength, or an
     annotator with two votes on one item.
+
+    Sources: Cohen (1960) as ``sklearn.metrics.cohen_kappa_score``; Fleiss (1971) as
+    ``statsmodels.stats.inter_rater.fleiss_kappa``; Krippendorff (2011) as ``krippendorff.alpha``;
+    percentile bootstrap, Efron & Tibshirani (1993). The tests compare with those libraries.
     """
     choices = choices if isinstance(choices, (list, tuple, np.ndarray)) else list(choices)
     nominal = nominal_codes(choices)
@@ -83,9 +87,15 @@ def agreement_summary(items: Sequence[int] | np.ndarray, annotators: Sequence[in
                                 confidence=confidence)
 
 
-def agreement_from_codes(items, annotators, nominal: np.ndarray, ordinal: np.ndarray, *, resamples: int = 1000,
-                         seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
-    """``agreement_summary`` on label codes: ``nominal`` 0-3 (``LABELS`` order), ``ordinal`` 0-6 or -1 (missing)."""
+def agreement_from_codes(items: Sequence[int] | np.ndarray, annotators: Sequence[int] | np.ndarray,
+                         nominal: np.ndarray, ordinal: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                         confidence: float = 0.95) -> dict[str, Any]:
+    """``agreement_summary`` on label codes (``labels.nominal_codes``/``ordinal_codes``), all shape (n,).
+
+    ``nominal``: 0-3 in ``LABELS`` order; ``ordinal``: step 0-6 or -1 (missing). Raises ValueError
+    for arrays of different lengths or shapes, codes out of range, negative ``resamples``, a
+    ``confidence`` outside (0, 1), or an annotator with two votes on one item.
+    """
     items, annotators = np.asarray(items), np.asarray(annotators)
     nominal, ordinal = np.asarray(nominal, np.int64), np.asarray(ordinal, np.int64)
     if not (items.ndim == annotators.ndim == nominal.ndim == ordinal.ndim == 1) or not (
@@ -95,6 +105,8 @@ def agreement_from_codes(items, annotators, nominal: np.ndarray, ordinal: np.nda
         raise ValueError("label codes out of range")
     if resamples < 0:
         raise ValueError("resamples must be 0 or more")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
     rng = np.random.default_rng(seed)
 
     item_ids, item = np.unique(items, return_inverse=True)
