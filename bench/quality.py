@@ -162,8 +162,10 @@ def main() -> None:
     pairs = summary["cohen_kappa"]["pairs"]
     kappas = np.array([p["value"] for p in pairs if p["defined"]])
     widths = np.array([p["high"] - p["low"] for p in pairs if p["defined"] and p["low"] is not None])
+    shares = {label: round(choices.count(label) / len(choices), 3) for label in agreement.LABELS}
+    no_strength = sum(1 for c, s in zip(choices, strengths) if c in ("a", "b") and not s) / len(choices)
     print(f"{summary['votes']:,} votes, {summary['items']:,} items, {summary['annotators']} annotators, "
-          f"{args.resamples} resamples")
+          f"{args.resamples} resamples; labels {shares}, a/b without strength {no_strength:.3f}")
     for name in agreement.FIGURES:
         f = summary[name]
         print(f"  {name:32s} {f['value']:.4f}  [{f['low']:.4f}, {f['high']:.4f}]  items {f['n_items']:,}")
@@ -183,7 +185,7 @@ def main() -> None:
         "votes": summary["votes"], "annotators": summary["annotators"], "items": summary["items"],
         "resamples": args.resamples, "seconds": round(seconds, 3), "runs_s": [round(t, 3) for t in timings],
         **{k: round(v, 3) for k, v in steps.items()},
-        "cohen_pairs": len(pairs),
+        "label_shares": shares, "cohen_pairs": len(pairs),
         **{name: round(summary[name]["value"], 4) for name in agreement.FIGURES},
         "floor_s": FLOOR_S, "floor_met": seconds < FLOOR_S, **database,
     }
