@@ -23,7 +23,7 @@ from .errors import FeedbackError, ItemChanged
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
 from .models import ImportJob, SkipReason, Vote
-from .quality import selectors as quality_selectors
+from .quality import flags as quality_flags
 from .roles import is_annotator, is_feedback_admin
 from .vote_wording import vote_difference
 
@@ -237,7 +237,7 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),
-        "flags": quality_selectors.comparison_flags(comparison=comparison),
+        "flags": quality_flags.comparison_flags(comparison=comparison),
     }
     return render(request, "feedback/manage_comparison_detail.html", context)
 

@@ -7,7 +7,7 @@ from rest_framework import mixins, serializers, viewsets
 from feedback.api.permissions import IsFeedbackAdmin
 from feedback.models import Assignment, Campaign, SkipReason
 
-from . import selectors
+from . import flags as flag_reads
 
 
 class FlagSerializer(serializers.ModelSerializer):
@@ -43,7 +43,7 @@ class FlagViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         filters = FlagFilter(data=self.request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        return selectors.flag_list(filters=filters.validated_data)
+        return flag_reads.flag_list(filters=filters.validated_data)
 
     @extend_schema(parameters=[FlagFilter])
     def list(self, request, *args, **kwargs):

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from feedback.models import Campaign, SkipReason
 from feedback.roles import is_feedback_admin
 
-from . import selectors
+from . import flags as flag_reads
 
 PAGE_SIZE = 50
 
@@ -35,11 +35,11 @@ def manage_flags(request: HttpRequest) -> HttpResponse:
     form = FlagFilterForm(request.GET or None)
     valid = form.is_valid() or not request.GET
     filters = form.cleaned_data if form.is_bound and valid else {}
-    flags = selectors.flag_list(filters=filters) if valid else selectors.flag_list().none()
+    flags = flag_reads.flag_list(filters=filters) if valid else flag_reads.flag_list().none()
     context = {
         "form": form,
         "reasons": SkipReason.choices,
-        "counts": selectors.flag_counts(filters=filters) if valid else [],
+        "counts": flag_reads.flag_counts(filters=filters) if valid else [],
         "page": Paginator(flags, PAGE_SIZE).get_page(request.GET.get("page")),
     }
     template = "feedback/manage_flags.html"
