@@ -56,6 +56,11 @@ def _int_check(errors: dict, name: str, value: Any, low: int, high: int, *, null
         errors[name] = f"must be a whole number from {low} to {high}" + (" (or empty)" if nullable else "")
 
 
+def _deadline_moved(before: datetime | None, after: datetime) -> bool:
+    """A form gives minutes: a deadline within a minute of the stored one is the same deadline."""
+    return before is None or abs((after - before).total_seconds()) >= 60
+
+
 def _aspects_check(aspects: Any) -> list[dict[str, str]]:
     """``[{"name": one of BUILTIN_ASPECTS, "label": text}, ...]``, each name once; a missing label is the name."""
     if not isinstance(aspects, list):
@@ -129,7 +134,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
         deadline = values["deadline"]
         if deadline is not None and not isinstance(deadline, datetime):
             errors["deadline"] = "must be a date and time (or empty)"
-        elif deadline is not None and deadline != campaign.deadline and deadline <= timezone.now():
+        elif deadline is not None and _deadline_moved(campaign.deadline, deadline) and deadline <= timezone.now():
             errors["deadline"] = "is in the past"
         else:
             campaign.deadline = deadline
