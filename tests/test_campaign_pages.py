@@ -166,3 +166,13 @@ def test_progress_shows_votes_per_annotator_rate_and_time_left(as_admin, campaig
     facts = body[body.index('data-testid="progress"'):]
     assert "<strong class=\"num\">3</strong> of <span class=\"num\">6</span>" in facts
     assert "3.0 votes/hour" in facts and "on track" in facts
+
+
+def test_the_django_admin_lists_campaigns_with_read_only_guidelines(client, campaign):
+    superuser = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(superuser)
+    services.guidelines_edit(campaign=campaign, text="Compare helpfulness.")
+    assert "Tone check" in client.get("/admin/feedback/campaign/").content.decode()
+    page = client.get(f"/admin/feedback/campaign/{campaign.pk}/change/").content.decode()
+    assert "Compare helpfulness." in page and f"/manage/campaigns/{campaign.pk}/" in page
+    assert 'name="guideline_versions-0-text"' not in page  # shown, never edited
