@@ -18,12 +18,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
-from feedback.models import Assignment, AssignmentStatus, Comparison, ComparisonStatus, Completion
-from feedback.selectors import prompts_with_tag
+from feedback.models import Assignment, AssignmentStatus, Comparison, ComparisonStatus
 
 from .models import (
     BUILTIN_ASPECTS,
@@ -33,14 +32,13 @@ from .models import (
     GuidelineVersion,
     RationaleMode,
 )
+from .rules import comparisons_matching, rules_check
 from .selectors import campaign_activation_problems
 
 MAX_VOTES_REQUIRED = 100
 MAX_PRIORITY = 1_000_000
 MAX_GUIDELINES_CHARS = 100_000
 MAX_LABEL_CHARS = 200
-MAX_RULE_VALUES = 10_000
-RULE_KEYS = ("sources", "tags", "splits", "model_names", "ids")
 EDITABLE_FIELDS = (
     "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
     "aspects", "rationale", "ask_demonstration", "annotators", "groups",
@@ -101,6 +99,24 @@ def _groups_resolve(names: Iterable[str]) -> list[Group]:
     return groups
 
 
+def _pool_resolve(values: Mapping[str, Any], errors: dict[str, Any]) -> tuple[list | None, list | None]:
+    """The users and groups named by ``values["annotators"]`` and ``values["groups"]`` (None when
+    not given); problems are added to ``errors``."""
+    found: dict[str, list | None] = {"annotators": None, "groups": None}
+    for name, resolve in (("annotators", _users_resolve), ("groups", _groups_resolve)):
+        if name not in values:
+            continue
+        names = values[name]
+        if isinstance(names, (str, bytes)) or not isinstance(names, Iterable):
+            errors[name] = "must be a list of names"
+            continue
+        try:
+            found[name] = resolve(names)
+        except ValidationError as error:
+            errors.update(error.message_dict)
+    return found["annotators"], found["groups"]
+
+
 def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list | None, list | None]:
     """Check ``values`` and set them on ``campaign`` (unsaved); returns the pool (users, groups) to
     set after saving, None for a part not given. Raises ValidationError with every field's problem."""
@@ -154,19 +170,12 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
             errors["rationale"] = f"must be one of {', '.join(RationaleMode.values)}"
         else:
             campaign.rationale = values["rationale"]
-    pool: list[list | None] = [None, None]
-    for index, (name, resolve) in enumerate((("aspects", _aspects_check), ("annotators", _users_resolve), ("groups", _groups_resolve))):
-        if name not in values:
-            continue
+    if "aspects" in values:
         try:
-            if name == "aspects":
-                campaign.aspects = resolve(values[name])
-            elif isinstance(values[name], (str, bytes)) or not isinstance(values[name], Iterable):
-                errors[name] = "must be a list of names"
-            else:
-                pool[index - 1] = resolve(values[name])
+            campaign.aspects = _aspects_check(values["aspects"])
         except ValidationError as error:
             errors.update(error.message_dict)
+    users, groups = _pool_resolve(values, errors)
     if not errors:
         try:
             campaign.full_clean(exclude=["rules", "aspects", "annotators", "groups", "created_by"])
@@ -174,7 +183,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
             errors.update(error.message_dict)
     if errors:
         raise ValidationError(errors)
-    return pool[0], pool[1]
+    return users, groups
 
 
 def campaign_create(*, values: Mapping[str, Any], created_by=None) -> Campaign:
@@ -250,55 +259,6 @@ def guidelines_edit(*, campaign: Campaign, text: str, created_by=None) -> Guidel
 
 
 # --- comparisons by rules -----------------------------------------------------------------------
-def _rules_check(rules: Any) -> dict[str, list]:
-    if not isinstance(rules, Mapping):
-        raise ValidationError({"rules": "must be an object of sources, tags, splits, model_names, ids"})
-    unknown = sorted(set(rules) - set(RULE_KEYS))
-    if unknown:
-        raise ValidationError({name: f"not a rule: use {', '.join(RULE_KEYS)}" for name in unknown})
-    cleaned: dict[str, list] = {}
-    for key in RULE_KEYS:
-        values = rules.get(key)
-        if values in (None, [], ""):
-            continue
-        if isinstance(values, str) and key != "ids":
-            values = [values]
-        if not isinstance(values, list) or len(values) > MAX_RULE_VALUES:
-            raise ValidationError({key: f"must be a list (at most {MAX_RULE_VALUES})"})
-        if key == "ids":
-            if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**63 for v in values):
-                raise ValidationError({"ids": "must be a list of comparison ids (positive whole numbers)"})
-        elif not all(isinstance(v, str) and v.strip() for v in values):
-            raise ValidationError({key: "must be a list of non-empty names"})
-        elif key == "splits" and set(values) - {"train", "eval"}:
-            raise ValidationError({"splits": "must be train or eval"})
-        cleaned[key] = sorted({v.strip() if isinstance(v, str) else v for v in values})
-    if not cleaned:
-        raise ValidationError({"rules": "give at least one rule: sources, tags, splits, model_names or ids"})
-    return cleaned
-
-
-def comparisons_matching(*, rules: Mapping[str, list]):
-    """Comparisons that satisfy every given rule (a list matches any of its values): prompt
-    ``sources``, prompt ``tags``, prompt ``splits``, ``model_names`` (either completion), ``ids``."""
-    qs = Comparison.objects.all()
-    if rules.get("ids"):
-        qs = qs.filter(pk__in=rules["ids"])
-    if rules.get("sources"):
-        qs = qs.filter(prompt__source__in=rules["sources"])
-    if rules.get("splits"):
-        qs = qs.filter(prompt__split__in=rules["splits"])
-    if rules.get("model_names"):
-        writers = Completion.objects.filter(model_name__in=rules["model_names"]).values("pk")
-        qs = qs.filter(Q(completion_a__in=writers) | Q(completion_b__in=writers))
-    if rules.get("tags"):
-        tagged = Q()
-        for tag in rules["tags"]:
-            tagged |= Q(prompt__in=prompts_with_tag(tag).values("pk"))
-        qs = qs.filter(tagged)
-    return qs
-
-
 def campaign_comparisons_add(*, campaign: Campaign, rules: Mapping[str, Any]) -> int:
     """Move every comparison matching ``rules`` (``{"sources", "tags", "splits", "model_names",
     "ids"}``: lists; all given rules apply) into ``campaign`` and give it the campaign's
@@ -309,7 +269,7 @@ def campaign_comparisons_add(*, campaign: Campaign, rules: Mapping[str, Any]) ->
         ValidationError: no rule or an unknown one, a bad value, ids that do not exist (named),
         or a closed campaign.
     """
-    cleaned = _rules_check(rules)
+    cleaned = rules_check(rules)
     if cleaned.get("ids"):
         found = set(Comparison.objects.filter(pk__in=cleaned["ids"]).values_list("pk", flat=True))
         missing = [str(pk) for pk in cleaned["ids"] if pk not in found]
