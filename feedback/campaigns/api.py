@@ -33,7 +33,7 @@ class AspectSerializer(serializers.Serializer):
 class CampaignSerializer(serializers.ModelSerializer):
     annotators = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
     groups = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     aspects = AspectSerializer(many=True, read_only=True)
     guidelines_version = serializers.IntegerField(read_only=True, allow_null=True, help_text="the current guidelines version's number")
 
@@ -68,7 +68,7 @@ class CampaignWriteSerializer(serializers.Serializer):
 
 
 class GuidelineVersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = GuidelineVersion
