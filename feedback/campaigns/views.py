@@ -65,7 +65,7 @@ def manage_campaign_create(request: HttpRequest) -> HttpResponse:
     return render(request, FORM_TEMPLATE, {"form": form}, status=400 if request.method == "POST" else 200)
 
 
-def _detail_context(request: HttpRequest, campaign: Campaign, **forms) -> dict:
+def _detail_context(campaign: Campaign, **forms) -> dict:
     versions = list(selectors.guideline_versions(campaign=campaign))
     return {
         "campaign": campaign,
@@ -86,7 +86,7 @@ def _detail_context(request: HttpRequest, campaign: Campaign, **forms) -> dict:
 def _page(request: HttpRequest, campaign: Campaign, *, status: int = 200, **extra) -> HttpResponse:
     """The campaign's page, or its ``campaign`` partial for an htmx request."""
     template = f"{DETAIL_TEMPLATE}#campaign" if request.htmx else DETAIL_TEMPLATE
-    return render(request, template, _detail_context(request, campaign, **extra), status=status)
+    return render(request, template, _detail_context(campaign, **extra), status=status)
 
 
 def _answer(request: HttpRequest, campaign: Campaign, *, notice: str = "", status: int = 200, **forms) -> HttpResponse:
