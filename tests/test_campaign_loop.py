@@ -13,7 +13,8 @@ from feedback.models import Comparison
 from tests.factories import PromptFactory
 from tests.test_loop import LOOP_FORM, client_as, enable, finish, world  # noqa: F401  (fixture)
 from training import loop
-from training.models import CheckpointKind, LoopSettings
+from training.models import CheckpointKind, Job, LoopSettings
+from training.services import generation_job_create
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +76,15 @@ def test_the_loop_page_lets_an_admin_pick_the_campaign(world, campaign):
     assert admin.post("/manage/loop/", {**LOOP_FORM, "campaign": ""}).status_code == 302
     assert LoopSettings.objects.get().campaign is None
     assert admin.post("/manage/loop/", {**LOOP_FORM, "campaign": "999999"}).status_code == 400
+
+
+def test_a_generation_job_for_a_missing_or_closed_campaign_is_refused_before_it_is_queued(world, campaign):
+    PromptFactory(split="eval")
+    config = {"checkpoints": ["smol"], "campaign_id": campaign.pk}
+    assert generation_job_create(config=config).config["campaign_id"] == campaign.pk
+    campaigns.campaign_close(campaign=campaign)
+    for value, words in ((campaign.pk, "is closed"), (424242, "no campaign with id 424242")):
+        with pytest.raises(ValidationError) as caught:
+            generation_job_create(config={**config, "campaign_id": value})
+        assert words in caught.value.message_dict["campaign_id"][0]
+    assert Job.objects.count() == 1
