@@ -314,6 +314,7 @@ SPECTACULAR_SETTINGS = {
         "ComparisonStatusEnum": "feedback.models.ComparisonStatus",
         "AssignmentStatusEnum": "feedback.models.AssignmentStatus",
         "SideEnum": "feedback.models.Side",
+        "SkipReasonEnum": "feedback.models.SkipReason",
         "VoteChoiceEnum": "feedback.api.serializers.SUBMIT_CHOICES",
         "VoteAspectEnum": "feedback.api.serializers.SUBMIT_ASPECT_CHOICES",
         "VoteReviseChoiceEnum": "feedback.api.serializers.REVISE_CHOICES",

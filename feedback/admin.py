@@ -68,3 +68,4 @@ class DemonstrationAdmin(admin.ModelAdmin):
     readonly_fields = ["external_id", "created_at"]
 
 from .tokens.admin import ApiTokenAdmin  # noqa: E402,F401  (registers ApiToken)
+from .campaigns.admin import CampaignAdmin  # noqa: E402,F401  (registers Campaign)

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 
 from . import snapshots
+from .campaigns.models import Campaign, CampaignStatus, default_campaign_id
 from .models import (
     Comparison,
     ComparisonStatus,
@@ -125,9 +126,17 @@ def prompts_select(
 
 
 def pairs_record(
-    *, pairs: Sequence[CandidatePair], votes_required: int = 1, priority: int = 0, rng: random.Random | None = None
+    *,
+    pairs: Sequence[CandidatePair],
+    votes_required: int = 1,
+    priority: int = 0,
+    rng: random.Random | None = None,
+    campaign_id: int | None = None,
 ) -> PairingSummary:
     """Store generated completions and pair them into open comparisons, in one transaction.
+
+    The comparisons go to campaign ``campaign_id`` (None: the Default campaign); it must exist
+    and not be closed (``campaign_check``).
 
     Which text of a pair becomes completion A is drawn per pair (probability 1/2, from ``rng``,
     default the system's random source), and completion A is stored first: a runner passes the
@@ -146,6 +155,7 @@ def pairs_record(
     """
     if votes_required < 1:
         raise ValueError("votes_required must be at least 1")
+    campaign = campaign_check(campaign_id=campaign_id) if campaign_id is not None else default_campaign_id()
     summary = PairingSummary()
     if not pairs:
         return summary
@@ -187,11 +197,34 @@ def pairs_record(
                         completion_b=b,
                         votes_required=votes_required,
                         priority=priority,
+                        campaign_id=campaign,
                     )
                 )
         Comparison.objects.bulk_create(comparisons)
         summary.paired = len(comparisons)
     return summary
+
+
+def campaign_check(*, campaign_id: int) -> int:
+    """``campaign_id`` when it names a campaign that takes comparisons (exists, not closed).
+
+    Raises:
+        ValueError: no such campaign, or it is closed (the message says which).
+    """
+    found = Campaign.objects.filter(pk=campaign_id).values_list("name", "status").first()
+    if found is None:
+        raise ValueError(f"no campaign with id {campaign_id}")
+    if found[1] == CampaignStatus.CLOSED:
+        raise ValueError(f"campaign {found[0]!r} is closed: it takes no more comparisons")
+    return campaign_id
+
+
+def campaign_choices() -> list[tuple[int, str]]:
+    """``(id, name)`` of every campaign that takes comparisons (not closed), highest priority first:
+    where generated pairs may go."""
+    return list(
+        Campaign.objects.exclude(status=CampaignStatus.CLOSED).order_by("-priority", "name").values_list("pk", "name")
+    )
 
 
 def prompt_count(*, ids: Sequence[int] | None = None) -> int:

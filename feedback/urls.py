@@ -16,6 +16,7 @@ urlpatterns = [
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),
     path("manage/flags/", manage_flags, name="manage-flags"),
+    path("", include("feedback.campaigns.urls")),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
     path("manage/imports/jobs/<int:pk>/", views.manage_import_job, name="manage-import-job"),
     path("account/token/", account_token, name="account-token"),

@@ -146,6 +146,8 @@ class GenerationConfig(_FromDict):
     ``max_open_comparisons`` (prompts with fewer open comparisons than this), ``limit``.
     Sampling: ``temperature`` 0 means greedy; ``top_p`` in (0, 1]; ``max_new_tokens`` in
     1..4096; ``seed`` makes runs repeatable (batch ``i`` uses ``seed + i``).
+    Placement: ``votes_required``, ``priority`` and ``campaign_id`` (the campaign the comparisons
+    go to; None: the Default campaign).
     Where a reply ends is each checkpoint's own setting, not the job's: its end-of-turn token, or
     the first of its ``stop_strings`` (role markers such as ``"\\n\\nHuman:"``), where the
     reply is cut and flagged ``truncated_at_role_marker``.
@@ -165,6 +167,7 @@ class GenerationConfig(_FromDict):
     seed: int = 0
     votes_required: int = 1
     priority: int = 0
+    campaign_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED = {"checkpoints": "required: one or two checkpoint names"}
@@ -214,6 +217,8 @@ class GenerationConfig(_FromDict):
             errors["votes_required"] = "must be an integer from 1 to 100"
         if not _is_int(self.priority) or abs(self.priority) > 1_000_000:
             errors["priority"] = "must be an integer from -1000000 to 1000000"
+        if self.campaign_id is not None and (not _is_int(self.campaign_id) or self.campaign_id < 1):
+            errors["campaign_id"] = "must be a campaign id (or null: the Default campaign)"
         if not isinstance(self.extra, dict):
             errors["extra"] = "must be an object"
         if errors:

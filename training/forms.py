@@ -226,10 +226,15 @@ class LoopForm(_ServiceErrors, forms.Form):
     reward_config = JSONObjectField(label="Reward run settings", help_text='e.g. {"max_length": 256, "max_steps": 50}')
     policy_config = JSONObjectField(label="DPO / RL run settings", help_text='e.g. {"beta": 0.1} or {"algorithm": "grpo"}')
     generation_config = JSONObjectField(label="New-vs-parent generation", help_text='e.g. {"limit": 20, "priority": 100}')
+    campaign = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Campaign for new comparisons",
+        help_text="where each round's new-vs-parent comparisons go (their guidelines, pool and target)",
+    )
 
-    def __init__(self, *args, checkpoint_names: list[str], **kwargs):
+    def __init__(self, *args, checkpoint_names: list[str], campaigns: list[tuple[int, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["policy"].choices = [("", "not set: choose a policy"), *[(name, name) for name in checkpoint_names]]
+        self.fields["campaign"].choices = [("", "Default"), *[(pk, name) for pk, name in campaigns if name != "Default"]]
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         """Nested keys (``policy_config.beta``) are shown on their JSON field, prefixed."""

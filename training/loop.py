@@ -91,6 +91,7 @@ def loop_settings_errors(
     reward_config: dict[str, Any] | None = None,
     policy_config: dict[str, Any] | None = None,
     generation_config: dict[str, Any] | None = None,
+    campaign: int | None = None,
 ) -> dict[str, str]:
     """Every problem with these loop settings, by field (empty when they are fine); nothing is
     saved. Rounds with settings that pass cannot fail on them later."""
@@ -125,6 +126,11 @@ def loop_settings_errors(
         errors.update(_config_errors(DPOConfig, policy_config, {"base": "x"}, "policy_config"))
     if isinstance(policy_config, dict) and policy_config.get("save_adapter"):
         errors["policy_config.save_adapter"] = "each round starts from the last one's output: the loop keeps merged checkpoints"
+    if campaign is not None:
+        try:
+            feedback.campaign_check(campaign_id=campaign)
+        except (TypeError, ValueError) as error:
+            errors["campaign"] = str(error)
     if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
         errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
     else:
@@ -145,8 +151,12 @@ def loop_settings_update(
     reward_config: dict[str, Any] | None = None,
     policy_config: dict[str, Any] | None = None,
     generation_config: dict[str, Any] | None = None,
+    campaign: int | None = None,
 ) -> LoopSettings:
     """Validate and store the loop's settings.
+
+    ``campaign`` is the id of the campaign each round's new-vs-parent comparisons go to (None:
+    the Default campaign); it must exist and not be closed.
 
     ``policy`` names the checkpoint the next round starts from. The per-step settings are the
     ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself
@@ -158,6 +168,7 @@ def loop_settings_update(
     errors = loop_settings_errors(
         enabled=enabled, votes_per_round=votes_per_round, method=method, policy=policy, rules=rules,
         reward_config=reward_config, policy_config=policy_config, generation_config=generation_config,
+        campaign=campaign,
     )
     if errors:
         raise ValidationError(errors)
@@ -171,6 +182,7 @@ def loop_settings_update(
         settings.policy = checkpoint
         settings.rules, settings.reward_config = rules or {}, reward_config or {}
         settings.policy_config, settings.generation_config = policy_config or {}, generation_config or {}
+        settings.campaign_id = campaign
         settings.save()
     return settings
 
@@ -312,7 +324,10 @@ def _job_finished(job: Job) -> None:
             status = RoundStatus.CANCELLED if job.status == JobStatus.CANCELLED else RoundStatus.FAILED
             _round_end(loop_round, status, error=f"{job.get_kind_display()} job {job.pk} {job.status}: {job.error}".strip(": "))
         return
-    generation_overrides = loop_settings().generation_config if loop_round is not None else None
+    generation_overrides = None
+    if loop_round is not None:  # a round's comparisons go to the loop's campaign
+        settings = loop_settings()
+        generation_overrides = {**settings.generation_config, "campaign_id": settings.campaign_id}
     followup = policy_followup(job=job, overrides=generation_overrides) if job.kind in POLICY_KINDS else None
     if loop_round is None:
         return

@@ -115,8 +115,9 @@ def loop_page(request: HttpRequest) -> HttpResponse:
     _require_run_jobs(request)
     settings = loop.loop_settings()
     names = selectors.policy_checkpoint_names()
+    campaigns = feedback.campaign_choices()
     if request.method == "POST":
-        form = LoopForm(request.POST, checkpoint_names=names)
+        form = LoopForm(request.POST, checkpoint_names=names, campaigns=campaigns)
         if form.is_valid():
             try:
                 loop.loop_settings_update(**form.cleaned_data)
@@ -130,9 +131,9 @@ def loop_page(request: HttpRequest) -> HttpResponse:
         "enabled": settings.enabled, "votes_per_round": settings.votes_per_round, "method": settings.method,
         "policy": settings.policy.name if settings.policy else "", "rules": settings.rules,
         "reward_config": settings.reward_config, "policy_config": settings.policy_config,
-        "generation_config": settings.generation_config,
+        "generation_config": settings.generation_config, "campaign": settings.campaign_id or "",
     }
-    context = {"form": LoopForm(initial=initial, checkpoint_names=names), **_loop_context(settings)}
+    context = {"form": LoopForm(initial=initial, checkpoint_names=names, campaigns=campaigns), **_loop_context(settings)}
     if request.htmx and request.htmx.target == "loop-rounds":
         return render(request, "training/loop.html#rounds", context, status=200 if context["running"] else STOP_POLLING)
     return render(request, "training/loop.html", context)

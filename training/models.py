@@ -213,6 +213,10 @@ class LoopSettings(models.Model):
     reward_config = models.JSONField(default=dict, blank=True, help_text="RewardConfig settings for each round.")
     policy_config = models.JSONField(default=dict, blank=True, help_text="DPO or RL settings for each round.")
     generation_config = models.JSONField(default=dict, blank=True, help_text="Settings of the new-vs-parent generation.")
+    campaign = models.ForeignKey(
+        "feedback.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The campaign the new-vs-parent comparisons go to (empty: the Default campaign).",
+    )
     last_vote_id = models.PositiveBigIntegerField(default=0, help_text="Votes after this id count towards the next round.")
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -82,7 +82,8 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
     Raises:
         ValidationError: any bad setting (see ``GenerationConfig``), an unknown checkpoint, a
-            reward model where a policy is needed, or a prompt selection that matches nothing.
+            reward model where a policy is needed, a campaign that is missing or closed, or a
+            prompt selection that matches nothing.
     """
     parsed = _parse(GenerationConfig, config)
     found = {c.name: c for c in Checkpoint.objects.filter(name__in=parsed.checkpoints)}
@@ -91,6 +92,11 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
             raise ValidationError({"checkpoints": f"no checkpoint named {name!r}"})
         if found[name].kind != CheckpointKind.POLICY:
             raise ValidationError({"checkpoints": f"{name!r} is a {found[name].kind} checkpoint; generation needs a policy"})
+    if parsed.campaign_id is not None:
+        try:
+            feedback.campaign_check(campaign_id=parsed.campaign_id)
+        except ValueError as error:
+            raise ValidationError({"campaign_id": str(error)}) from None
     prompts = feedback.prompts_select(
         ids=parsed.prompt_ids, tag=parsed.tag or None, split=parsed.split or None,
         max_open_comparisons=parsed.max_open_comparisons, limit=parsed.limit,

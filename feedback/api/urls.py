@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from feedback.campaigns.api import CampaignViewSet
 from feedback.exports.api import ExportViewSet
 from feedback.quality.api import FlagViewSet
 
@@ -29,6 +30,7 @@ router.register("comparisons", views.ComparisonViewSet, basename="comparison")
 router.register("votes", views.VoteViewSet, basename="vote")
 router.register("exports", ExportViewSet, basename="export")
 router.register("flags", FlagViewSet, basename="flag")
+router.register("campaigns", CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

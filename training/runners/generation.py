@@ -198,7 +198,9 @@ def run_generation(job, reporter: Reporter) -> dict:
             pairs.append(feedback.CandidatePair(prompt.id, generated[0], generated[1]))
         elapsed = clock.elapsed()
         with transaction.atomic():  # the batch's rows and the progress that counts them commit together
-            summary.add(feedback.pairs_record(pairs=pairs, votes_required=config.votes_required, priority=config.priority))
+            summary.add(feedback.pairs_record(
+                pairs=pairs, votes_required=config.votes_required, priority=config.priority, campaign_id=config.campaign_id,
+            ))
             done += len(batch)
             reporter.progress(
                 done=done, total=len(prompts), tokens_per_s=new_tokens / elapsed if elapsed else None,

@@ -1,4 +1,6 @@
-"""manage.py load_demo: demo accounts and the project's own sample comparisons (idempotent)."""
+"""manage.py load_demo: demo accounts, the project's own sample comparisons and the demo campaign
+that holds them (active, the annotators group as its pool, guidelines v1 from demo/guidelines.md).
+Safe to run twice."""
 import json
 from pathlib import Path
 
@@ -7,6 +9,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from feedback import services
+from feedback.campaigns import services as campaigns
+from feedback.campaigns.models import Campaign, CampaignStatus
 from feedback.models import Prompt
 from feedback.roles import roles_ensure
 
@@ -14,6 +18,14 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "comparisons.json"
 DEMO_USERS = [("admin", "admin"), ("annotator1", "annotator"), ("annotator2", "annotator")]
 DEMO_PASSWORD = "arbiter-demo"
 DEMO_SOURCE = "arbiter-demo"
+DEMO_GUIDELINES = DEMO_FILE.parent / "guidelines.md"
+DEMO_CAMPAIGN = {
+    "name": "Demo: helpfulness",
+    "slug": "demo-helpfulness",
+    "description": "The bundled sample prompts: which of two responses helps more?",
+    "priority": 10,
+    "groups": ["annotators"],
+}
 
 
 class Command(BaseCommand):
@@ -34,19 +46,36 @@ class Command(BaseCommand):
             user.groups.add(groups[role])
         if Prompt.objects.filter(source=DEMO_SOURCE).exists():
             self.stdout.write("demo comparisons already loaded")
-            return
-        items = json.loads(file.read_text(encoding="utf-8"))
-        with transaction.atomic():
-            for item in items:
-                services.comparison_create_inline(
-                    prompt={
-                        "messages": item["messages"],
-                        "source": DEMO_SOURCE,
-                        "tags": item.get("tags", []),
-                        "split": item.get("split", "train"),
-                    },
-                    completion_a={"model_name": item["a"]["model"], "text": item["a"]["text"]},
-                    completion_b={"model_name": item["b"]["model"], "text": item["b"]["text"]},
-                    votes_required=votes_required,
-                )
-        self.stdout.write(f"loaded {len(items)} demo comparisons")
+        else:
+            items = json.loads(file.read_text(encoding="utf-8"))
+            with transaction.atomic():
+                for item in items:
+                    services.comparison_create_inline(
+                        prompt={
+                            "messages": item["messages"],
+                            "source": DEMO_SOURCE,
+                            "tags": item.get("tags", []),
+                            "split": item.get("split", "train"),
+                        },
+                        completion_a={"model_name": item["a"]["model"], "text": item["a"]["text"]},
+                        completion_b={"model_name": item["b"]["model"], "text": item["b"]["text"]},
+                        votes_required=votes_required,
+                    )
+            self.stdout.write(f"loaded {len(items)} demo comparisons")
+        self._campaign(votes_required)
+
+    def _campaign(self, votes_required: int) -> None:
+        """The demo campaign: created once, holding the demo comparisons, guided and active."""
+        campaign = Campaign.objects.filter(slug=DEMO_CAMPAIGN["slug"]).first()
+        if campaign is None:
+            admin = get_user_model().objects.filter(username="admin").first()
+            campaign = campaigns.campaign_create(
+                values={**DEMO_CAMPAIGN, "votes_required": votes_required}, created_by=admin
+            )
+        if not campaign.guideline_versions.exists():  # an admin's later versions stay current
+            campaigns.guidelines_edit(campaign=campaign, text=DEMO_GUIDELINES.read_text(encoding="utf-8"))
+        if campaign.status != CampaignStatus.CLOSED:
+            campaigns.campaign_comparisons_add(campaign=campaign, rules={"sources": [DEMO_SOURCE]})
+        if campaign.status == CampaignStatus.DRAFT:
+            campaigns.campaign_activate(campaign=campaign)
+        self.stdout.write(f"demo campaign {campaign.slug}: /annotate/{campaign.slug}/")

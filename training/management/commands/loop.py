@@ -51,6 +51,7 @@ class Command(BaseCommand):
             "reward_config": {**settings.reward_config, **dict(parse_setting(t) for t in o["reward"])},
             "policy_config": {**settings.policy_config, **dict(parse_setting(t) for t in o["train"])},
             "generation_config": {**settings.generation_config, **dict(parse_setting(t) for t in o["generate"])},
+            "campaign": settings.campaign_id,
         }
         if not values["policy"]:
             raise CommandError(f"the loop has no policy to start from: give --policy NAME ({loop.no_policy_hint()})")
