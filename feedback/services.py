@@ -604,7 +604,7 @@ def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
 _VOTE_TARGET_SQL = (
     "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
     " c.prompt_id, a.comparison_id,"
-    " k.name, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
+    " k.name, k.slug, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
     " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s)"
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " INNER JOIN {campaign} k ON k.id = c.campaign_id"
@@ -629,10 +629,10 @@ _VOTE_COUNT_SQL = (
 
 
 def _campaign_rules_check(row: tuple, fields: Mapping[str, Any], demonstration: str) -> int | None:
-    """The campaign's rules for a vote read by ``_VOTE_TARGET_SQL`` (``row[10:]``): it must be
+    """The campaign's rules for a vote read by ``_VOTE_TARGET_SQL`` (``row[10:20]``): it must be
     active, the answers must fit its questions, and its latest guidelines must be acknowledged.
     Returns the latest guidelines' id (None: the campaign has none)."""
-    name, status, ask_strength, aspects, rationale_mode, ask_demonstration, guidelines_id, number, read = row[10:19]
+    name, slug, status, ask_strength, aspects, rationale_mode, ask_demonstration, guidelines_id, number, read = row[10:20]
     if status != CampaignStatus.ACTIVE:
         raise NotInPool(f"Campaign {name!r} is {status}: it takes no votes now; nothing was saved.")
     questions = questions_of(
@@ -647,7 +647,7 @@ def _campaign_rules_check(row: tuple, fields: Mapping[str, Any], demonstration: 
     if guidelines_id is not None and not read:
         raise GuidelinesUnread(
             f"Read the guidelines of campaign {name!r} (version {number}) and say you have read them before voting;"
-            " nothing was saved.", version=number,
+            " nothing was saved.", campaign_slug=slug, version=number,
         )
     return guidelines_id
 

@@ -7,6 +7,8 @@ from rest_framework.routers import DefaultRouter
 
 from feedback.exports.api import ExportViewSet
 
+from feedback.campaigns.api import GuidelinesAcknowledgeView
+
 from . import views
 from .auth import TokenLoginView, TokenRotateView
 from .imports import ImportJobView, PreferenceImportView
@@ -30,6 +32,7 @@ router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
+    path("guidelines/acknowledge/", GuidelinesAcknowledgeView.as_view(), name="guidelines-acknowledge"),
     path("imports/preferences/", PreferenceImportView.as_view(), name="preference-import"),
     path("imports/jobs/<int:pk>/", ImportJobView.as_view(), name="import-job"),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),
