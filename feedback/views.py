@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import import_jobs, imports, selectors, services
 from .campaigns.guidelines import guidelines_latest
+from .campaigns.pool import campaigns_in_pool
 from .campaigns.questions import Questions
 from .errors import FeedbackError, ItemChanged, NotInPool
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
@@ -38,9 +39,12 @@ def _require(request: HttpRequest, check) -> None:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send admins to the comparison list and annotators to their queue."""
+    """Send admins to the comparison list and annotators to their queue, or, when they work in
+    more than one active campaign, to their campaigns' start page to choose."""
     if is_feedback_admin(request.user):
         return redirect("manage-comparisons")
+    if campaigns_in_pool(user=request.user)[:2].count() > 1:
+        return redirect("annotate-campaigns")
     return redirect("annotate")
 
 
