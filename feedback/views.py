@@ -87,6 +87,8 @@ def _item_context(
         questions, guidelines = DEFAULT_QUESTIONS, None
     kept = kept or {}
     return {
+        # Nothing to show and no campaign named: say so when it is because no campaign takes them (one query, empty page only).
+        "no_campaign": display is None and campaign is None and not campaigns_in_pool(user=request.user).exists(),
         "display": display,
         "campaign": shown,
         "scoped": campaign,

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from feedback.models import Assignment, GuidelineAcknowledgement, Vote
+from feedback.roles import roles_ensure
 from tests.campaign_support import campaign_make, guidelines_write
 from tests.conftest import api_as
 from tests.factories import ComparisonFactory
@@ -171,3 +172,14 @@ def test_a_campaign_without_guidelines_asks_nothing(world):
     ComparisonFactory()
     body = client_as(world["in_pool"]).get("/annotate/pilot/").content.decode()
     assert 'id="guidelines"' not in body and "data-guidelines-open" not in body
+
+
+def test_an_annotator_in_no_active_campaign_is_told_so(world):
+    world["campaign"].annotators.remove(world["in_pool"])
+    world["in_pool"].groups.clear()  # out of the Default campaign's pool too (and of the annotator role)
+    world["in_pool"].user_permissions.add(*roles_ensure()["annotator"].permissions.all())
+    page = client_as(world["in_pool"]).get("/annotate/")
+    assert page.status_code == 200 and page.context["display"] is None
+    assert "You are in no active campaign yet" in page.content.decode()
+    emptied = client_as(world["outside"])  # in the Default pool, which holds nothing: the usual words
+    assert "You have judged everything the queue holds for you" in emptied.get("/annotate/").content.decode()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 
 from feedback.errors import NotInPool
 
@@ -34,8 +35,6 @@ class Guidelines:
 def guidelines_latest(*, campaign: Campaign, annotator) -> Guidelines | None:
     """The campaign's latest guidelines and whether ``annotator`` acknowledged them, or None when
     it has none. One query."""
-    from django.db.models import Exists, OuterRef
-
     version = (
         GuidelineVersion.objects.filter(campaign=campaign)
         .annotate(acknowledged=Exists(
