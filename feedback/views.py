@@ -52,6 +52,11 @@ UNDONE_SESSION_KEY = "arbiter_undone_inputs"
 KEPT_FIELDS = ("rationale", "demonstration", "strength", *Vote.ASPECTS)
 
 
+ANNOTATE_ACTIONS = {"page": "", "vote": "-vote", "skip": "-skip", "undo": "-undo"}
+# What an empty all-campaigns page would ask (it shows no form): every question, as before campaigns.
+DEFAULT_QUESTIONS = Questions(True, tuple((n, f"More {n.removesuffix('ness')}") for n in Vote.ASPECTS), "optional", True)
+
+
 def _campaign(slug: str | None) -> Campaign | None:
     """The campaign named by the URL's slug (404 when there is none), or None for the all-campaigns page."""
     return get_object_or_404(Campaign, slug=slug) if slug else None
@@ -62,10 +67,6 @@ def annotate_urls(campaign: Campaign | None) -> dict[str, str]:
     if campaign is None:
         return {name: reverse(f"annotate{suffix}") for name, suffix in ANNOTATE_ACTIONS.items()}
     return {name: reverse(f"annotate-campaign{suffix}", args=[campaign.slug]) for name, suffix in ANNOTATE_ACTIONS.items()}
-
-
-ANNOTATE_ACTIONS = {"page": "", "vote": "-vote", "skip": "-skip", "undo": "-undo"}
-DEFAULT_QUESTIONS = Questions(True, tuple((n, f"More {n.removesuffix('ness')}") for n in Vote.ASPECTS), "optional", True)
 
 
 def _item_context(
@@ -87,7 +88,8 @@ def _item_context(
         questions, guidelines = DEFAULT_QUESTIONS, None
     kept = kept or {}
     return {
-        # Nothing to show and no campaign named: say so when it is because no campaign takes them (one query, empty page only).
+        # Nothing to show on the all-campaigns page: is it because no active campaign takes them?
+        # (one query, on the empty page only)
         "no_campaign": display is None and campaign is None and not campaigns_in_pool(user=request.user).exists(),
         "display": display,
         "campaign": shown,
