@@ -5,6 +5,7 @@
     .venv/bin/python bench/annotate_load.py                        # SQLite, 32 annotators, 30 s
     .venv/bin/python bench/annotate_load.py --database both        # SQLite, then PostgreSQL
     .venv/bin/python bench/annotate_load.py --database postgres --annotators 64 --seconds 60
+    .venv/bin/python bench/annotate_load.py --campaigns 4                # annotators spread over 4 campaigns
 
 Each database gets a fresh store for the run: a temporary SQLite file, or a PostgreSQL database
 created on ``--pg-url``'s server and dropped afterwards. Setup (migrate, annotators with tokens,
@@ -22,6 +23,11 @@ database check:
 - ``double_assigned``: comparisons whose live leases plus votes exceed ``votes_required`` at the
   end, plus claims that served a comparison whose every slot another annotator already held
   (leases here never expire or get skipped, so a served slot stays taken for the whole run).
+- ``outside_pool`` (with ``--campaigns N``): votes on a comparison of a campaign whose pool does
+  not hold the voter. With ``--campaigns N`` the comparisons are spread over N active campaigns
+  (priorities 0..N-1; each with guidelines every annotator has acknowledged, so the vote's
+  guidelines check reads a real row) and annotator i is in campaign i mod N's pool only; claims
+  stay unscoped (``POST /api/assignments/next/``), so the pool rule picks their campaign.
 
 The last line per database is one JSON object; with ``--database both`` a final combined line
 follows. Exit status 1 when a check fails (lost, duplicate, double-assigned, vote_count or status
@@ -74,15 +80,24 @@ def _django():
     django.setup()
 
 
-def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None:
-    """Create annotators (with tokens) and comparisons; write {"tokens": [[user_id, key], ...]} to ``out``."""
+def child_setup(annotators: int, comparisons: int, seed: int, out: Path, campaigns: int = 0) -> None:
+    """Create annotators (with tokens), ``campaigns`` campaigns (0: the Default campaign only) and
+    comparisons; write {"tokens": [[user_id, key], ...], "pool": {user_id: campaign_id}} to ``out``."""
     _django()
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
     from feedback.messages import messages_sha256
-    from feedback.models import Comparison, Completion, Prompt
+    from feedback.models import (
+        Campaign,
+        Comparison,
+        Completion,
+        GuidelineAcknowledgement,
+        GuidelineVersion,
+        Prompt,
+        default_campaign_id,
+    )
     from feedback.roles import roles_ensure
 
     rng = random.Random(seed)
@@ -113,6 +128,24 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
             ApiToken.objects.bulk_create(
                 [ApiToken(user=u, prefix=k[:8], digest=token_digest(k)) for u, k in zip(users, keys)]
             )
+        campaign_ids = [default_campaign_id()]
+        pool: dict[int, int] = {}
+        if campaigns:
+            made = Campaign.objects.bulk_create([
+                Campaign(name=f"Bench {n}", slug=f"bench-{n}", status="active", priority=n) for n in range(campaigns)
+            ])
+            campaign_ids = [c.pk for c in made]
+            pool = {u.pk: campaign_ids[i % campaigns] for i, u in enumerate(users)}
+            Campaign.annotators.through.objects.bulk_create(
+                [Campaign.annotators.through(campaign_id=c, user_id=u) for u, c in pool.items()]
+            )
+            versions = GuidelineVersion.objects.bulk_create(
+                [GuidelineVersion(campaign_id=c, number=1, text="Prefer the more useful answer.") for c in campaign_ids]
+            )
+            by_campaign = {v.campaign_id: v.pk for v in versions}
+            GuidelineAcknowledgement.objects.bulk_create(
+                [GuidelineAcknowledgement(version_id=by_campaign[c], annotator_id=u) for u, c in pool.items()]
+            )
     batch = 2000
     for start in range(0, comparisons, batch):
         n = min(batch, comparisons - start)
@@ -134,16 +167,17 @@ def child_setup(annotators: int, comparisons: int, seed: int, out: Path) -> None
             for j, p in enumerate(prompts):
                 roll = rng.random()
                 rows.append(Comparison(
+                    campaign_id=campaign_ids[(start + j) % len(campaign_ids)],
                     prompt=p, completion_a=completions[2 * j], completion_b=completions[2 * j + 1],
                     votes_required=1 if roll < 0.80 else 2 if roll < 0.95 else 3,
                     priority=rng.choice((0, 0, 0, 0, 0, 0, 0, 5, 5, 10)),
                 ))
             Comparison.objects.bulk_create(rows)
-    out.write_text(json.dumps({"tokens": [[u.pk, k] for u, k in zip(users, keys)],
+    out.write_text(json.dumps({"tokens": [[u.pk, k] for u, k in zip(users, keys)], "pool": pool,
                                "setup_s": round(time.monotonic() - started, 1)}))
 
 
-def child_check(records: Path, out: Path) -> None:
+def child_check(records: Path, out: Path, setup: Path | None = None) -> None:
     """Check the database against the load generator's records; write the counts as JSON to ``out``."""
     _django()
     from django.db.models import Count, F, Q
@@ -156,6 +190,12 @@ def child_check(records: Path, out: Path) -> None:
     votes = {pk: (c, a) for pk, c, a in Vote.objects.values_list("id", "comparison_id", "annotator_id")}
     lost = sum(1 for _, user_id, comparison_id, vote_id in rec["votes_ok"] if votes.get(vote_id) != (comparison_id, user_id))
     acknowledged = {vote_id for _, _, _, vote_id in rec["votes_ok"]}
+    pool = {int(u): c for u, c in json.loads(setup.read_text()).get("pool", {}).items()} if setup else {}
+    outside_pool = 0
+    if pool:
+        campaign_of = dict(Comparison.objects.filter(votes__isnull=False).values_list("id", "campaign_id").distinct())
+        outside_pool = sum(1 for _, user_id, comparison_id, _ in rec["votes_ok"]
+                           if campaign_of.get(comparison_id) != pool.get(user_id))
     unacknowledged = sum(1 for pk in votes if pk not in acknowledged)
 
     dup_pairs = (
@@ -208,6 +248,7 @@ def child_check(records: Path, out: Path) -> None:
         "served_own_voted": served_own_voted,
         "vote_count_mismatch": count_mismatch,
         "status_wrong": status_wrong,
+        "outside_pool": outside_pool,
         "votes_in_db": len(votes),
         "unacknowledged_votes": unacknowledged,
         "assignments_in_db": Assignment.objects.count(),
@@ -475,10 +516,11 @@ def run_one(db: str, opts: argparse.Namespace) -> dict:
             pg_admin(admin_url, f'CREATE DATABASE "{pg_db}"')
         t = time.monotonic()
         run_child(["manage.py", "migrate", "--noinput"], env, 600, "migrate")
-        run_child([__file__, "_setup", str(opts.annotators), str(opts.comparisons), str(opts.seed), str(tmp / "setup.json")],
-                  env, 900, "setup")
+        run_child([__file__, "_setup", str(opts.annotators), str(opts.comparisons), str(opts.seed), str(tmp / "setup.json"),
+                   str(opts.campaigns)], env, 900, "setup")
         setup = json.loads((tmp / "setup.json").read_text())
-        print(f"[{db}] setup: migrate + {opts.annotators} annotators + {opts.comparisons} comparisons in "
+        print(f"[{db}] setup: migrate + {opts.annotators} annotators + {opts.comparisons} comparisons"
+              f"{f' in {opts.campaigns} campaigns' if opts.campaigns else ''} in "
               f"{time.monotonic() - t:.1f} s", file=sys.stderr)
 
         port = free_port()
@@ -535,7 +577,8 @@ def run_one(db: str, opts: argparse.Namespace) -> dict:
             "votes_ok": [v for th in threads for v in th.votes_ok],
         }
         (tmp / "records.json").write_text(json.dumps(records))
-        run_child([__file__, "_check", str(tmp / "records.json"), str(tmp / "check.json")], env, 600, "check")
+        run_child([__file__, "_check", str(tmp / "records.json"), str(tmp / "check.json"), str(tmp / "setup.json")],
+                  env, 600, "check")
         check = json.loads((tmp / "check.json").read_text())
         errors_5xx = sum(n for k, n in statuses.items() if k.split()[1].startswith("5"))
         unexpected = {k: n for k, n in statuses.items() if k not in (f"{NEXT} 200", f"{NEXT} 204", f"{VOTE} 201")}
@@ -545,6 +588,7 @@ def run_one(db: str, opts: argparse.Namespace) -> dict:
             "votes": votes_in_window,
             "seconds": round(wall, 1),
             "annotators": opts.annotators,
+            "campaigns": opts.campaigns,
             "workers": opts.workers,
             "threads": opts.threads,
             "p50_ms": {k: v[50] for k, v in latency.items()},
@@ -591,7 +635,8 @@ def run_one(db: str, opts: argparse.Namespace) -> dict:
 
 
 def report(r: dict) -> None:
-    print(f"\n== {r['db']}: {r['annotators']} annotators, gunicorn {r['workers']} worker(s) x {r['threads']} thread(s), "
+    spread = f" in {r['campaigns']} campaigns" if r.get("campaigns") else ""
+    print(f"\n== {r['db']}: {r['annotators']} annotators{spread}, gunicorn {r['workers']} worker(s) x {r['threads']} thread(s), "
           f"{r['seconds']} s ==")
     print(f"votes/s            {r['votes_per_s']}  ({r['votes']} votes)")
     for endpoint, path in ((NEXT, NEXT_PATH), (VOTE, VOTE_PATH)):
@@ -604,9 +649,10 @@ def report(r: dict) -> None:
     print(f"load generator CPU  {r['loadgen_cpu_s']} s ({r['loadgen_cpu_pct_of_one_core']}% of one core); "
           f"machine busy {r['machine_busy_cores']} of {os.cpu_count()} cores, "
           f"{r['other_busy_cores']} of them other processes")
+    pool = f"   outside pool {r['outside_pool']}" if r.get("campaigns") else ""
     print(f"lost {r['lost']}   duplicate {r['duplicate']}   double-assigned {r['double_assigned']} "
           f"(at end {r['over_held_at_end']}, served while held {r['served_while_held']})   "
-          f"vote_count mismatch {r['vote_count_mismatch']}   served own voted {r['served_own_voted']}")
+          f"vote_count mismatch {r['vote_count_mismatch']}   served own voted {r['served_own_voted']}{pool}")
     print(f"HTTP other than next 200/204 and vote 201: {r['http_unexpected'] or 'none'}; transport errors "
           f"{r['transport_errors']}; unacknowledged votes {r['unacknowledged_votes']}")
     if "floor_met" in r:
@@ -616,15 +662,16 @@ def report(r: dict) -> None:
 
 def failed(r: dict) -> bool:
     return bool(r["lost"] or r["duplicate"] or r["double_assigned"] or r["vote_count_mismatch"] or r["errors_5xx"]
-                or r["client_errors"] or r["served_own_voted"] or r["status_wrong"])
+                or r["client_errors"] or r["served_own_voted"] or r["status_wrong"] or r.get("outside_pool"))
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_setup":
-        child_setup(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
+        child_setup(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]),
+                    int(sys.argv[6]) if len(sys.argv) > 6 else 0)
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "_check":
-        child_check(Path(sys.argv[2]), Path(sys.argv[3]))
+        child_check(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]) if len(sys.argv) > 4 else None)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="sqlite")
@@ -637,9 +684,13 @@ def main() -> int:
                         help=f"threads per worker; >1 uses the gthread worker (default {DEFAULT_THREADS})")
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/test"),
                         help="a PostgreSQL database on 127.0.0.1 to connect to for CREATE/DROP DATABASE")
+    parser.add_argument("--campaigns", type=int, default=0,
+                        help="spread comparisons and annotators over N campaigns (each annotator in one pool)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, SQLite file)")
     opts = parser.parse_args()
+    if opts.campaigns < 0:
+        parser.error("--campaigns must be 0 or more")
     if opts.annotators < 1 or opts.seconds <= 0 or opts.comparisons < 1 or opts.workers < 1 or opts.threads < 1:
         parser.error("--annotators, --seconds, --comparisons, --workers and --threads must be positive")
 

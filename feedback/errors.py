@@ -56,3 +56,22 @@ class VoteNotFound(FeedbackError):
 
     status = 404
     code = "not_found"
+
+
+class NotInPool(FeedbackError):
+    """The campaign serves the caller nothing: it is not active (draft, paused, closed), or the
+    caller is not in its pool (its annotators or one of its groups)."""
+
+    status = 403
+    code = "not_in_pool"
+
+
+class GuidelinesUnread(FeedbackError):
+    """The campaign's latest guidelines were not acknowledged by the caller: votes in it wait until they are."""
+
+    status = 409
+    code = "guidelines_unread"
+
+    def __init__(self, message: str, campaign_slug: str = "", version: int | None = None):
+        super().__init__(message)
+        self.campaign_slug, self.version = campaign_slug, version

@@ -517,6 +517,7 @@ class HeadToHead:
     model_b: str
     choice: str
     vote_id: int
+    blind: bool = True  # False: the voter could see model names (an admin); the leaderboard leaves such votes out
 
 
 def head_to_head_votes(
@@ -539,9 +540,12 @@ def head_to_head_votes(
     if sources is not None:
         qs = qs.filter(source__in=list(sources))
     rows = qs.order_by("id").values_list(
-        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id"
+        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind"
     )
-    return [HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id) for a, b, choice, vote_id in rows]
+    return [
+        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind)
+        for a, b, choice, vote_id, blind in rows
+    ]
 
 
 def vote_last_id() -> int:

@@ -14,7 +14,7 @@ from . import revisions, selectors
 from .errors import FeedbackError
 from .forms import VoteReviseForm, VoteUndoForm
 from .roles import is_annotator
-from .views import UNDONE_SESSION_KEY, _annotator_page, _render_item, _require
+from .views import UNDONE_SESSION_KEY, _annotator_page, _campaign, _render_item, _require, annotate_urls
 
 HISTORY_TEMPLATE = "feedback/vote_history.html"
 SAID = {"left": "left is better", "right": "right is better", "tie": "tie", "both_bad": "both bad"}
@@ -22,7 +22,7 @@ SAID = {"left": "left is better", "right": "right is better", "tie": "tie", "bot
 
 @_annotator_page
 @require_POST
-def annotate_undo(request: HttpRequest) -> HttpResponse:
+def annotate_undo(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Undo one of the annotator's own votes (``vote``); the item comes back with what the vote said.
 
     From the annotate page (``next`` empty or ``annotate``) an htmx post swaps the item in; a plain
@@ -30,26 +30,29 @@ def annotate_undo(request: HttpRequest) -> HttpResponse:
     history page (``next=history``) it redirects back there. A refusal (closed comparison, not
     theirs) is shown as a message, with its HTTP status for htmx. An expired session answers an htmx
     undo in place (401, "log in again"), never with the login page swapped into the item.
+    Posted from ``/annotate/<slug>/``, the page it goes back to is that campaign's.
     """
+    campaign = _campaign(slug)
     form = VoteUndoForm(request.POST)
-    back = "vote-history" if form.data.get("next") == "history" else "annotate"
+    to_history = form.data.get("next") == "history"
+    back = "vote-history" if to_history else annotate_urls(campaign)["page"]
     if not form.is_valid():
         if request.htmx:
-            return _render_item(request, status=400, error="Nothing to undo: the form named no vote.")
+            return _render_item(request, campaign=campaign, status=400, error="Nothing to undo: the form named no vote.")
         messages.error(request, "Nothing to undo: the form named no vote.")
         return redirect(back)
     try:
         undone = revisions.vote_undo(annotator=request.user, vote_id=form.cleaned_data["vote"])
     except FeedbackError as error:
-        if request.htmx and back == "annotate":
-            return _render_item(request, status=error.status, error=str(error))
+        if request.htmx and not to_history:
+            return _render_item(request, campaign=campaign, status=error.status, error=str(error))
         messages.error(request, str(error))
         return redirect(back)
     said = SAID.get(undone.inputs["choice"], undone.inputs["choice"])
-    if request.htmx and back == "annotate":
-        return _render_item(request, kept=undone.inputs)
+    if request.htmx and not to_history:
+        return _render_item(request, campaign=campaign, kept=undone.inputs)
     messages.success(request, f"Vote undone (you had chosen {said}); the comparison is yours to vote on again.")
-    if back == "annotate":
+    if not to_history:
         request.session[UNDONE_SESSION_KEY] = undone.inputs
     return redirect(back)
 

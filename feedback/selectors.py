@@ -18,24 +18,32 @@ from .models import (
     Completion,
     CompletionScore,
     Demonstration,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
     Prompt,
     Side,
     Vote,
     VoteChange,
 )
+from .campaigns.guidelines import Guidelines
+from .campaigns.pool import campaigns_in_pool
+from .campaigns.questions import Questions, questions_of
 from .queue import choice_on_screen
 from .roles import is_feedback_admin
 
 
 @dataclass(frozen=True)
 class Display:
-    """An assignment as the annotator sees it: the prompt, then the completions by screen side."""
+    """An assignment as the annotator sees it: the prompt, then the completions by screen side, the
+    campaign it belongs to with its questions, and the campaign's latest guidelines (None: none)."""
 
     assignment: Assignment
     comparison: Comparison
     messages: list[dict[str, str]]
     left: Completion
     right: Completion
+    questions: Questions | None = None
+    guidelines: Guidelines | None = None
 
     @property
     def item(self) -> str:
@@ -52,15 +60,47 @@ class Display:
         """Whole seconds until the lease runs out (0 once it has); no query."""
         return max(0, int((self.assignment.expires_at - timezone.now()).total_seconds()))
 
+    @property
+    def campaign(self):
+        return self.comparison.campaign
+
+
+def campaign_questions(campaign) -> Questions:
+    """The questions ``campaign`` asks with each vote (``feedback.campaigns.questions``)."""
+    return questions_of(
+        ask_strength=campaign.ask_strength, aspects=campaign.aspects, rationale=campaign.rationale,
+        ask_demonstration=campaign.ask_demonstration,
+    )
+
 
 def assignment_display(*, assignment: Assignment) -> Display:
-    """Load what the annotator page shows for an assignment (one query)."""
-    comparison = Comparison.objects.select_related("prompt", "completion_a", "completion_b").get(
-        pk=assignment.comparison_id
+    """Load what the annotator page shows for an assignment: the comparison with its prompt,
+    completions and campaign, and the campaign's latest guidelines with whether this annotator
+    acknowledged them (one query)."""
+    latest = GuidelineVersion.objects.filter(campaign=OuterRef("campaign")).order_by("-number")
+    read = GuidelineAcknowledgement.objects.filter(
+        version=OuterRef("guidelines_id"), annotator_id=assignment.annotator_id
+    )
+    comparison = (
+        Comparison.objects.select_related("prompt", "completion_a", "completion_b", "campaign")
+        .annotate(
+            guidelines_id=Subquery(latest.values("pk")[:1]),
+            guidelines_number=Subquery(latest.values("number")[:1]),
+            guidelines_text=Subquery(latest.values("text")[:1]),
+            guidelines_read=Exists(read),
+        )
+        .get(pk=assignment.comparison_id)
     )
     a, b = comparison.completion_a, comparison.completion_b
     left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
-    return Display(assignment, comparison, comparison.prompt.messages, left, right)
+    campaign = comparison.campaign
+    guidelines = None
+    if comparison.guidelines_id is not None:
+        guidelines = Guidelines(
+            campaign.slug, campaign.name, comparison.guidelines_id, comparison.guidelines_number,
+            comparison.guidelines_text, comparison.guidelines_read,
+        )
+    return Display(assignment, comparison, comparison.prompt.messages, left, right, campaign_questions(campaign), guidelines)
 
 
 def assignment_by_item(*, annotator, item: str) -> Assignment | None:
@@ -87,23 +127,34 @@ def vote_on_item(*, annotator, item: str) -> dict[str, str] | None:
     return said
 
 
-def annotator_progress(*, annotator) -> dict[str, int]:
+def annotator_progress(*, annotator, campaign=None) -> dict[str, int]:
     """Counts for the annotator's progress line: ``voted`` (all time), ``skipped``, ``remaining``.
 
     ``remaining`` is the number of open comparisons this annotator has neither voted on nor skipped
-    (an upper bound on what they can still be served; slots held by others are not subtracted).
+    in ``campaign``, or (without one) in the active campaigns whose pool holds them (an upper bound
+    on what they can still be served; slots held by others are not subtracted). With ``campaign``,
+    ``voted`` and ``skipped`` count that campaign's comparisons only.
     """
     mine = Assignment.objects.filter(annotator=annotator)
-    done = mine.filter(comparison=OuterRef("pk"), status__in=[AssignmentStatus.VOTED, AssignmentStatus.SKIPPED])
+    if campaign is not None:
+        mine = mine.filter(comparison__campaign=campaign)
+    done = Assignment.objects.filter(
+        annotator=annotator, comparison=OuterRef("pk"), status__in=[AssignmentStatus.VOTED, AssignmentStatus.SKIPPED]
+    )
     # voted and skipped in one pass over the annotator's assignments (one query, not two)
     counts = mine.aggregate(
         voted=Count("pk", filter=Q(status=AssignmentStatus.VOTED)),
         skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
     )
+    open_ = Comparison.objects.filter(status=ComparisonStatus.OPEN)
+    if campaign is not None:
+        open_ = open_.filter(campaign=campaign)
+    else:
+        open_ = open_.filter(campaign__in=campaigns_in_pool(user=annotator).values("pk"))
     return {
         "voted": counts["voted"],
         "skipped": counts["skipped"],
-        "remaining": Comparison.objects.filter(status=ComparisonStatus.OPEN).filter(~Exists(done)).count(),
+        "remaining": open_.filter(~Exists(done)).count(),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
+from itertools import groupby
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .errors import ComparisonClosed, ItemChanged, LeaseExpired, NotAssigned, VoteConflict
+from .campaigns.pool import campaign_table, pool_sql
+from .campaigns.questions import answers_check, questions_of
+from .errors import ComparisonClosed, GuidelinesUnread, ItemChanged, LeaseExpired, NotAssigned, NotInPool, VoteConflict
 from .messages import (
     MAX_COMPLETION_CHARS,
     MessagesError,
@@ -29,17 +32,22 @@ from .models import (
     AspectChoice,
     Assignment,
     AssignmentStatus,
+    Campaign,
+    CampaignStatus,
     Choice,
     Comparison,
     ComparisonStatus,
     Completion,
     Demonstration,
+    GuidelineAcknowledgement,
+    GuidelineVersion,
     Prompt,
     SkipReason,
     Split,
     Strength,
     Vote,
 )
+from .roles import is_feedback_admin
 from .queue import SCREEN_CHOICES, Candidate, candidate_pick, choice_on_screen, choice_stored, side_draw
 from .signals import vote_recorded
 
@@ -362,20 +370,29 @@ def _active_leases_of_others(comparison_ref, annotator, now: datetime):
 # the while; written out, ~0.7 ms. Per candidate, ``leases`` counts unexpired leases held by
 # others and ``mine`` is the annotator's own (expired) lease on it, renewed rather than
 # duplicated when that comparison is picked.
-_CURRENT_LEASE_SQL = (
-    "SELECT a.* FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
-    " WHERE a.annotator_id = %(annotator)s AND a.status = %(leased)s AND a.expires_at > %(now)s AND c.status = %(open)s"
-    " ORDER BY a.leased_at ASC, a.id ASC LIMIT 1"
+#
+# The first statement names the campaigns that may serve the annotator (active, their pool holds
+# them; ``campaign`` narrows it to one), highest priority first, each with the annotator's live
+# lease in it if any: a lease in a campaign that was paused, closed or left is not served again.
+_ELIGIBLE_SQL = (
+    "SELECT k.id, k.priority,"
+    " (SELECT a.id FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
+    " WHERE a.annotator_id = %(annotator)s AND a.status = %(leased)s AND a.expires_at > %(now)s"
+    " AND c.status = %(open)s AND c.campaign_id = k.id ORDER BY a.leased_at ASC, a.id ASC LIMIT 1)"
+    " FROM {campaign} k WHERE k.status = %(active)s AND {pool}{scope}"
+    " ORDER BY k.priority DESC, k.id ASC"
 )
 _LEASES_OF_OTHERS_SQL = (
     "(SELECT COUNT(*) FROM {assignment} l WHERE l.comparison_id = c.id AND l.status = %(leased)s"
     " AND l.expires_at > %(now)s AND l.annotator_id <> %(annotator)s)"
 )
 _MINE_SQL = "(SELECT m.id FROM {assignment} m WHERE m.comparison_id = c.id AND m.annotator_id = %(annotator)s)"
+# ``campaigns``: the ids of the eligible campaigns of one priority (index comparison_campaign_queue
+# for one campaign, comparison_queue_order for several).
 _CANDIDATES_SQL = (
     "SELECT c.id, c.priority, c.created_at, c.votes_required, c.vote_count, {leases}, {mine}"
     " FROM {comparison} c"
-    " WHERE c.status = %(open)s"
+    " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns})"
     " AND NOT EXISTS (SELECT 1 FROM {assignment} d WHERE d.comparison_id = c.id AND d.annotator_id = %(annotator)s"
     " AND d.status IN (%(voted)s, %(skipped)s))"
     " AND c.vote_count + {leases} < c.votes_required"
@@ -386,7 +403,9 @@ _FRESH_SLOTS_SQL = "SELECT c.id, {leases}, {mine} FROM {comparison} c WHERE c.id
 
 
 def _tables() -> dict[str, str]:
-    return {"assignment": Assignment._meta.db_table, "comparison": Comparison._meta.db_table, "vote": Vote._meta.db_table}
+    return {"assignment": Assignment._meta.db_table, "comparison": Comparison._meta.db_table, "vote": Vote._meta.db_table,
+            "campaign": campaign_table(), "guidelines": GuidelineVersion._meta.db_table,
+            "acknowledgements": GuidelineAcknowledgement._meta.db_table}
 
 
 def _db_datetime(value) -> datetime:
@@ -395,18 +414,34 @@ def _db_datetime(value) -> datetime:
     return convert(value, None, connection) if convert is not None else value
 
 
-def assignment_claim(*, annotator, now: datetime | None = None, rng: random.Random | None = None) -> Assignment | None:
+def _campaign_refusal(campaign: Campaign) -> NotInPool:
+    if not campaign.is_active:
+        return NotInPool(f"Campaign {campaign.name!r} is {campaign.status}: it serves no comparisons now.")
+    return NotInPool(f"You are not in the pool of campaign {campaign.name!r}; ask an admin to add you.")
+
+
+def assignment_claim(
+    *, annotator, campaign: Campaign | None = None, now: datetime | None = None, rng: random.Random | None = None
+) -> Assignment | None:
     """Lease the next comparison to ``annotator``, or return None when nothing is left for them.
 
-    A live lease the annotator already holds is returned again (reloads and second tabs see the
-    same item). Otherwise one locked query reads a few candidates in queue order (open, not voted
-    on or skipped by this annotator, fewer votes plus others' live leases than ``votes_required``);
-    ``feedback.queue.candidate_pick`` chooses among them and a lease of ``ARBITER_LEASE_SECONDS``
-    is written. On PostgreSQL the query is ``SELECT ... FOR UPDATE SKIP LOCKED`` and the slot
-    counts are re-read after the lock; on SQLite the whole claim runs in one IMMEDIATE
-    transaction, so claims are serialised.
+    Only comparisons of active campaigns whose pool holds the annotator are served (an admin who
+    is not in a pool takes no slot); with ``campaign``, only that campaign's, otherwise the
+    campaigns' in priority order (highest first). A live lease the annotator already holds in one
+    of those campaigns is returned again (reloads and second tabs see the same item). Otherwise one
+    locked query per campaign priority (usually just the first) reads a few candidates in queue
+    order (open, not voted on or skipped by this annotator, fewer votes plus others' live leases
+    than ``votes_required``); ``feedback.queue.candidate_pick`` chooses among them and a lease of
+    ``ARBITER_LEASE_SECONDS`` is written. On PostgreSQL the query is ``SELECT ... FOR UPDATE SKIP
+    LOCKED`` and the slot counts are re-read after the lock; on SQLite the whole claim runs in one
+    IMMEDIATE transaction, so claims are serialised.
+
+    Raises:
+        NotInPool: ``campaign`` is not active, or its pool does not hold the annotator.
     """
     now = now or timezone.now()
+    if campaign is not None and not campaign.is_active:
+        raise _campaign_refusal(campaign)
     with transaction.atomic():
         params = {
             "annotator": annotator.pk,
@@ -415,50 +450,70 @@ def assignment_claim(*, annotator, now: datetime | None = None, rng: random.Rand
             "open": ComparisonStatus.OPEN.value,
             "voted": AssignmentStatus.VOTED.value,
             "skipped": AssignmentStatus.SKIPPED.value,
+            "active": CampaignStatus.ACTIVE.value,
             "limit": CLAIM_BATCH,
+            "campaign": campaign.pk if campaign is not None else None,
         }
         tables = _tables()
-        current = next(iter(Assignment.objects.raw(_CURRENT_LEASE_SQL.format(**tables), params)), None)
-        if current is not None:
-            return current
-
-        subqueries = {"leases": _LEASES_OF_OTHERS_SQL.format(**tables), "mine": _MINE_SQL.format(**tables)}
-        sql = _CANDIDATES_SQL.format(**subqueries, **tables)
-        skip_locked = connection.features.has_select_for_update_skip_locked
-        if skip_locked:
-            sql += " FOR UPDATE OF c SKIP LOCKED"
+        scope = " AND k.id = %(campaign)s" if campaign is not None else ""
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-            if not rows:
-                return None
-            slots = {row[0]: row[5:7] for row in rows}  # id -> (others' live leases, my assignment id)
-            if skip_locked:
-                # Fresh counts now that the rows are locked (a new statement, so a new snapshot):
-                # a lease committed after the first query's snapshot is seen.
-                ids = {f"c{i}": row[0] for i, row in enumerate(rows)}
-                placeholders = ", ".join(f"%({name})s" for name in ids)
-                cursor.execute(_FRESH_SLOTS_SQL.format(ids=placeholders, **subqueries, **tables), params | ids)
-                slots = {id_: (leases, mine) for id_, leases, mine in cursor.fetchall()}
-        picked = candidate_pick(
-            [Candidate(r[0], r[1], _db_datetime(r[2]), r[3], r[4] + slots[r[0]][0]) for r in rows]
-        )
-        if picked is None:
+            cursor.execute(_ELIGIBLE_SQL.format(pool=pool_sql("k.id"), scope=scope, **tables), params)
+            eligible = cursor.fetchall()
+        if not eligible:
+            if campaign is not None:
+                raise _campaign_refusal(campaign)
             return None
-        expires = now + _lease_length()
-        mine = slots[picked.comparison_id][1]
-        if mine is not None:  # the annotator's own expired lease on this comparison: renew it
-            stale = Assignment.objects.get(pk=mine)
-            stale.leased_at, stale.expires_at = now, expires
-            stale.save(update_fields=["leased_at", "expires_at"])
-            return stale
-        return Assignment.objects.create(
-            comparison_id=picked.comparison_id,
-            annotator=annotator,
-            shown_left=side_draw(rng),
-            leased_at=now,
-            expires_at=expires,
-        )
+        current = next((lease for _, _, lease in eligible if lease is not None), None)
+        if current is not None:
+            return Assignment.objects.get(pk=current)
+        for _, group in groupby(eligible, key=lambda row: row[1]):
+            ids = {f"k{i}": row[0] for i, row in enumerate(group)}
+            assignment = _claim_in(annotator, ids, params, tables, now, rng)
+            if assignment is not None:
+                return assignment
+        return None
+
+
+def _claim_in(annotator, campaign_ids: dict[str, int], params: dict, tables: dict, now: datetime, rng) -> Assignment | None:
+    """The claim's candidates step within the campaigns ``campaign_ids`` (placeholder -> id)."""
+    subqueries = {"leases": _LEASES_OF_OTHERS_SQL.format(**tables), "mine": _MINE_SQL.format(**tables)}
+    campaigns = ", ".join(f"%({name})s" for name in campaign_ids)
+    sql = _CANDIDATES_SQL.format(campaigns=campaigns, **subqueries, **tables)
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    if skip_locked:
+        sql += " FOR UPDATE OF c SKIP LOCKED"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params | campaign_ids)
+        rows = cursor.fetchall()
+        if not rows:
+            return None
+        slots = {row[0]: row[5:7] for row in rows}  # id -> (others' live leases, my assignment id)
+        if skip_locked:
+            # Fresh counts now that the rows are locked (a new statement, so a new snapshot):
+            # a lease committed after the first query's snapshot is seen.
+            ids = {f"c{i}": row[0] for i, row in enumerate(rows)}
+            placeholders = ", ".join(f"%({name})s" for name in ids)
+            cursor.execute(_FRESH_SLOTS_SQL.format(ids=placeholders, **subqueries, **tables), params | ids)
+            slots = {id_: (leases, mine) for id_, leases, mine in cursor.fetchall()}
+    picked = candidate_pick(
+        [Candidate(r[0], r[1], _db_datetime(r[2]), r[3], r[4] + slots[r[0]][0]) for r in rows]
+    )
+    if picked is None:
+        return None
+    expires = now + _lease_length()
+    mine = slots[picked.comparison_id][1]
+    if mine is not None:  # the annotator's own expired lease on this comparison: renew it
+        stale = Assignment.objects.get(pk=mine)
+        stale.leased_at, stale.expires_at = now, expires
+        stale.save(update_fields=["leased_at", "expires_at"])
+        return stale
+    return Assignment.objects.create(
+        comparison_id=picked.comparison_id,
+        annotator=annotator,
+        shown_left=side_draw(rng),
+        leased_at=now,
+        expires_at=expires,
+    )
 
 
 MAX_SKIP_NOTE_CHARS = 500
@@ -581,10 +636,18 @@ def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
 
 # The vote's reads and counter updates in SQL, for the same reason as the claim's (~1.8 ms of CPU
 # through the ORM, ~0.3 ms so).
+# With the row come its campaign's status and questions, the id and number of its latest
+# guidelines (``g``, NULL when it has none) and whether this annotator acknowledged them: the
+# campaign's rules cost the vote no statement of their own.
 _VOTE_TARGET_SQL = (
     "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
-    " c.prompt_id, a.comparison_id"
+    " c.prompt_id, a.comparison_id,"
+    " k.name, k.slug, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
+    " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s)"
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
+    " INNER JOIN {campaign} k ON k.id = c.campaign_id"
+    " LEFT JOIN {guidelines} g ON g.id = (SELECT gl.id FROM {guidelines} gl WHERE gl.campaign_id = k.id"
+    " ORDER BY gl.number DESC LIMIT 1)"
     " WHERE a.comparison_id = %(comparison)s AND a.annotator_id = %(annotator)s"
 )
 # The same row found by the item token a vote carries (index assignment_annotator_token).
@@ -601,6 +664,30 @@ _VOTE_COUNT_SQL = (
     " status = CASE WHEN status = %(open)s AND vote_count >= votes_required - 1 THEN %(complete)s ELSE status END"
     " WHERE id = %(id)s"
 )
+
+
+def _campaign_rules_check(row: tuple, fields: Mapping[str, Any], demonstration: str) -> int | None:
+    """The campaign's rules for a vote read by ``_VOTE_TARGET_SQL`` (``row[10:20]``): it must be
+    active, the answers must fit its questions, and its latest guidelines must be acknowledged.
+    Returns the latest guidelines' id (None: the campaign has none)."""
+    name, slug, status, ask_strength, aspects, rationale_mode, ask_demonstration, guidelines_id, number, read = row[10:20]
+    if status != CampaignStatus.ACTIVE:
+        raise NotInPool(f"Campaign {name!r} is {status}: it takes no votes now; nothing was saved.")
+    questions = questions_of(
+        ask_strength=ask_strength, aspects=aspects, rationale=rationale_mode, ask_demonstration=ask_demonstration
+    )
+    errors = answers_check(
+        questions, strength=fields["strength"], rationale=fields["rationale"], demonstration=demonstration,
+        aspects={name: fields.get(name, "") for name in Vote.ASPECTS},
+    )
+    if errors:
+        raise ValidationError(errors)
+    if guidelines_id is not None and not read:
+        raise GuidelinesUnread(
+            f"Read the guidelines of campaign {name!r} (version {number}) and say you have read them before voting;"
+            " nothing was saved.", campaign_slug=slug, version=number,
+        )
+    return guidelines_id
 
 
 def vote_submit(
@@ -644,6 +731,14 @@ def vote_submit(
         VoteConflict: the annotator already voted differently on it.
         LeaseExpired: the lease ran out and every slot is taken by others.
         ComparisonClosed: the comparison was retired.
+        NotInPool: the comparison's campaign is not active (paused, closed).
+        ValidationError: an answer the comparison's campaign does not ask (``strength``, an aspect,
+            ``rationale``, ``demonstration``), or no ``rationale`` where it requires one.
+        GuidelinesUnread: the campaign has guidelines whose latest version the annotator has not
+            acknowledged (``feedback.campaigns.guidelines.guidelines_acknowledge``).
+
+    The vote records the campaign's latest guidelines (``guidelines_version``) and ``blind``:
+    False when the annotator could see model names (``feedback.roles.is_feedback_admin``).
     """
     now = now or timezone.now()
     fields, demonstration = _vote_fields_validate(
@@ -666,7 +761,8 @@ def vote_submit(
             target = {"comparison": comparison_id, "annotator": annotator.pk, "item": item}
             sql = (_VOTE_ITEM_SQL if item else _VOTE_TARGET_SQL).format(**tables)
             if connection.features.has_select_for_update:
-                sql += " FOR UPDATE"
+                # The assignment and comparison only: never the campaign's row, which every vote reads.
+                sql += " FOR UPDATE OF a, c" if connection.features.has_select_for_update_of else " FOR UPDATE"
             with connection.cursor() as cursor:
                 cursor.execute(sql, target)
                 row = cursor.fetchone()
@@ -692,10 +788,11 @@ def vote_submit(
                 )
             if row is None or row[1] == AssignmentStatus.SKIPPED:
                 raise NotAssigned(f"Comparison {comparison_id} is not assigned to you.")
-            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required, prompt_id, _ = row
+            assignment_id, _, shown_left, leased_at, expires_at, status, vote_count, votes_required, prompt_id = row[:9]
             leased_at, expires_at = _db_datetime(leased_at), _db_datetime(expires_at)
             if status == ComparisonStatus.RETIRED:
                 raise ComparisonClosed(f"Comparison {comparison_id} was retired and takes no more votes.")
+            guidelines_id = _campaign_rules_check(row, fields, demonstration)
             if expires_at <= now:
                 taken = vote_count + _active_leases_of_others(comparison_id, annotator, now).count()
                 if taken >= votes_required:
@@ -709,6 +806,8 @@ def vote_submit(
                 annotator=annotator,
                 shown_left=shown_left,
                 ms_on_item=ms_on_item,
+                guidelines_version_id=guidelines_id,
+                blind=not is_feedback_admin(annotator),
                 **fields,
             )
             if demonstration:

@@ -2,6 +2,7 @@ from django.urls import include, path
 
 from . import revision_views, views
 from .quality.views import manage_flags
+from .campaigns import annotator_views as campaign_views
 from .tokens.views import account_token
 
 urlpatterns = [
@@ -12,6 +13,13 @@ urlpatterns = [
     path("annotate/undo/", revision_views.annotate_undo, name="annotate-undo"),
     path("annotate/history/", revision_views.vote_history, name="vote-history"),
     path("annotate/history/<int:vote_id>/", revision_views.vote_revise, name="vote-revise"),
+    # One campaign's queue (after the fixed paths above: feedback.campaigns.pool.RESERVED_SLUGS).
+    path("annotate/<slug:slug>/", views.annotate, name="annotate-campaign"),
+    path("annotate/<slug:slug>/vote/", views.annotate_vote, name="annotate-campaign-vote"),
+    path("annotate/<slug:slug>/skip/", views.annotate_skip, name="annotate-campaign-skip"),
+    path("annotate/<slug:slug>/undo/", revision_views.annotate_undo, name="annotate-campaign-undo"),
+    path("annotate/<slug:slug>/guidelines/", campaign_views.campaign_guidelines, name="campaign-guidelines"),
+    path("campaigns/", campaign_views.campaign_start, name="annotate-campaigns"),
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),

@@ -19,10 +19,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from . import import_jobs, imports, selectors, services
-from .errors import FeedbackError, ItemChanged
+from .campaigns.guidelines import guidelines_latest
+from .campaigns.pool import campaigns_in_pool
+from .campaigns.questions import Questions
+from .errors import FeedbackError, ItemChanged, NotInPool
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
-from .models import ImportJob, SkipReason, Vote
+from .models import Campaign, ImportJob, SkipReason, Vote
 from .quality import flags as quality_flags
 from .roles import is_annotator, is_feedback_admin
 from .vote_wording import vote_difference
@@ -38,9 +41,12 @@ def _require(request: HttpRequest, check) -> None:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send admins to the comparison list and annotators to their queue."""
+    """Send admins to the comparison list and annotators to their queue, or, when they work in
+    more than one active campaign, to their campaigns' start page to choose."""
     if is_feedback_admin(request.user):
         return redirect("manage-comparisons")
+    if campaigns_in_pool(user=request.user)[:2].count() > 1:
+        return redirect("annotate-campaigns")
     return redirect("annotate")
 
 
@@ -48,17 +54,54 @@ UNDONE_SESSION_KEY = "arbiter_undone_inputs"
 KEPT_FIELDS = ("rationale", "demonstration", "strength", *Vote.ASPECTS)
 
 
-def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, kept: dict | None = None) -> dict:
+ANNOTATE_ACTIONS = {"page": "", "vote": "-vote", "skip": "-skip", "undo": "-undo"}
+# What an empty all-campaigns page would ask (it shows no form): every question, as before campaigns.
+DEFAULT_QUESTIONS = Questions(True, tuple((n, f"More {n.removesuffix('ness')}") for n in Vote.ASPECTS), "optional", True)
+
+
+def _campaign(slug: str | None) -> Campaign | None:
+    """The campaign named by the URL's slug (404 when there is none), or None for the all-campaigns page."""
+    return get_object_or_404(Campaign, slug=slug) if slug else None
+
+
+def annotate_urls(campaign: Campaign | None) -> dict[str, str]:
+    """Where the annotate page's forms post: the campaign's own addresses, or the all-campaigns ones."""
+    if campaign is None:
+        return {name: reverse(f"annotate{suffix}") for name, suffix in ANNOTATE_ACTIONS.items()}
+    return {name: reverse(f"annotate-campaign{suffix}", args=[campaign.slug]) for name, suffix in ANNOTATE_ACTIONS.items()}
+
+
+def _item_context(
+    request: HttpRequest, *, campaign: Campaign | None = None, error: str = "", form_errors=None, kept: dict | None = None
+) -> dict:
     """``kept``: what the annotator typed or picked in a vote that was not saved (``KEPT_FIELDS``),
-    put back in the form so nothing they wrote is lost (the error says which comparison is shown)."""
-    assignment = services.assignment_claim(annotator=request.user)
+    put back in the form so nothing they wrote is lost (the error says which comparison is shown).
+    ``campaign``: claim inside that campaign only (raises ``NotInPool``); the page then shows its
+    questions and guidelines even when nothing is left to judge."""
+    assignment = services.assignment_claim(annotator=request.user, campaign=campaign)
     display = selectors.assignment_display(assignment=assignment) if assignment else None
+    shown = display.campaign if display else campaign
+    if display:
+        questions, guidelines = display.questions, display.guidelines
+    elif campaign is not None:
+        questions = selectors.campaign_questions(campaign)
+        guidelines = guidelines_latest(campaign=campaign, annotator=request.user)
+    else:
+        questions, guidelines = DEFAULT_QUESTIONS, None
     kept = kept or {}
     return {
+        # Nothing to show on the all-campaigns page: is it because no active campaign takes them?
+        # (one query, on the empty page only)
+        "no_campaign": display is None and campaign is None and not campaigns_in_pool(user=request.user).exists(),
         "display": display,
+        "campaign": shown,
+        "scoped": campaign,
+        "questions": questions,
+        "guidelines": guidelines,
+        "urls": annotate_urls(campaign),
         "last_vote": selectors.vote_last_undoable(annotator=request.user),
         "undone": kept.get("choice", ""),
-        "progress": selectors.annotator_progress(annotator=request.user),
+        "progress": selectors.annotator_progress(annotator=request.user, campaign=campaign),
         "error": error,
         "form_errors": form_errors or {},
         "kept": kept,
@@ -70,8 +113,17 @@ def _item_context(request: HttpRequest, *, error: str = "", form_errors=None, ke
 
 
 def _render_item(request: HttpRequest, status: int = 200, **kwargs) -> HttpResponse:
+    """The annotate page (or its ``item`` partial for htmx). A campaign that serves this annotator
+    nothing (not active, not in its pool) answers 403 with the reason: the whole page, or for htmx
+    the reason said in place."""
     template = f"{ANNOTATE_TEMPLATE}#item" if request.htmx else ANNOTATE_TEMPLATE
-    return render(request, template, _item_context(request, **kwargs), status=status)
+    try:
+        context = _item_context(request, **kwargs)
+    except NotInPool as refusal:
+        if request.htmx:
+            return _refusal_in_place(request, status=refusal.status, message=str(refusal))
+        raise PermissionDenied(str(refusal)) from None
+    return render(request, template, context, status=status)
 
 
 SESSION_EXPIRED = "Not saved: log in again."
@@ -99,7 +151,8 @@ def _annotator_page(view):
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
-            to_login = redirect_to_login(reverse("annotate"))
+            slug = kwargs.get("slug")
+            to_login = redirect_to_login(reverse("annotate-campaign", args=[slug]) if slug else reverse("annotate"))
             if request.htmx:
                 return _refusal_in_place(request, status=401, message=SESSION_EXPIRED, login_url=to_login["Location"])
             return to_login
@@ -113,23 +166,30 @@ def _annotator_page(view):
 
 @_annotator_page
 @require_GET
-def annotate(request: HttpRequest) -> HttpResponse:
-    """The annotator page: the current (or next) comparison, with the prompt and two responses."""
+def annotate(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    """The annotator page: the current (or next) comparison, with the prompt and two responses.
+    ``/annotate/``: from every active campaign whose pool holds the annotator, highest priority
+    first; ``/annotate/<slug>/``: from that campaign only (403 with the reason when it is not
+    active or the annotator is not in its pool)."""
     # An undo posted without htmx: what the vote said comes back in the form (feedback.revision_views).
-    return _render_item(request, kept=request.session.pop(UNDONE_SESSION_KEY, None))
+    return _render_item(request, campaign=_campaign(slug), kept=request.session.pop(UNDONE_SESSION_KEY, None))
 
 
 @_annotator_page
 @require_POST
-def annotate_vote(request: HttpRequest) -> HttpResponse:
+def annotate_vote(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Store a vote for the item on screen (its token), then show the next comparison (htmx swap)
     or redirect to it (plain POST). A vote for an item no longer on screen is refused with 409; one
     that differs from the vote already stored on it says what differs. Every refusal (400, 403,
-    409) puts back everything typed or picked (``KEPT_FIELDS``)."""
+    409) puts back everything typed or picked (``KEPT_FIELDS``). Posted from ``/annotate/<slug>/``,
+    the next comparison comes from that campaign."""
+    campaign = _campaign(slug)
     form = VoteForm(request.POST)
     kept = {name: request.POST.get(name, "") for name in KEPT_FIELDS}
     if not form.is_valid():
-        return _render_item(request, status=400, error="The vote was not saved.", form_errors=form.errors, kept=kept)
+        return _render_item(
+            request, campaign=campaign, status=400, error="The vote was not saved.", form_errors=form.errors, kept=kept
+        )
     data = form.cleaned_data
     try:
         services.vote_submit(
@@ -144,7 +204,8 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
         )
     except ValidationError as error:
         return _render_item(
-            request, status=400, error="The vote was not saved.", form_errors=error.message_dict, kept=kept
+            request, campaign=campaign, status=400, error="The vote was not saved.", form_errors=error.message_dict,
+            kept=kept,
         )
     except ItemChanged as error:  # a double click, a second tab, a page left open
         stored = selectors.vote_on_item(annotator=request.user, item=data["item"])
@@ -154,13 +215,15 @@ def annotate_vote(request: HttpRequest) -> HttpResponse:
         else:
             message = str(error)
         message += " Your current comparison is shown, with what you typed kept."
-        return _render_item(request, status=error.status, error=message, kept=kept)
+        return _render_item(request, campaign=campaign, status=error.status, error=message, kept=kept)
     except FeedbackError as error:  # not assigned (403), lease expired, comparison retired
-        return _render_item(request, status=error.status, error=f"{error} What you typed is kept.", kept=kept)
+        return _render_item(
+            request, campaign=campaign, status=error.status, error=f"{error} What you typed is kept.", kept=kept
+        )
     if request.htmx:
-        return _render_item(request)
+        return _render_item(request, campaign=campaign)
     messages.success(request, "Vote saved.")
-    return redirect("annotate")
+    return redirect(annotate_urls(campaign)["page"])
 
 
 SKIP_KEPT_FIELDS = ("skip_reason", "skip_note")
@@ -169,20 +232,24 @@ _SKIP_FIELD_NAMES = {"skip_reason": "reason", "skip_note": "note"}  # the page's
 
 @_annotator_page
 @require_POST
-def annotate_skip(request: HttpRequest) -> HttpResponse:
+def annotate_skip(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Skip the comparison on screen (its token); it is never served to this annotator again.
+    Posted from ``/annotate/<slug>/``, the next comparison comes from that campaign.
 
     ``skip_reason`` (a ``SkipReason`` value) flags it for the admins, with ``skip_note`` (required
     for "other"). A bad reason or note is refused with 400 naming the field; the item stays on
     screen with everything typed kept and the reason chooser open.
     """
+    campaign = _campaign(slug)
     form = SkipForm(request.POST)
     kept = {name: request.POST.get(name, "") for name in (*KEPT_FIELDS, *SKIP_KEPT_FIELDS)}
     if not form.is_valid():
         if "item" in form.errors:
-            return _render_item(request, status=400, error="Nothing to skip: the form named no comparison.")
+            return _render_item(
+                request, campaign=campaign, status=400, error="Nothing to skip: the form named no comparison."
+            )
         errors = {_SKIP_FIELD_NAMES.get(field, field): messages for field, messages in form.errors.items()}
-        return _render_item(request, status=400, error="Not skipped.", form_errors=errors, kept=kept)
+        return _render_item(request, campaign=campaign, status=400, error="Not skipped.", form_errors=errors, kept=kept)
     data = form.cleaned_data
     assignment = selectors.assignment_by_item(annotator=request.user, item=data["item"])
     try:
@@ -193,14 +260,16 @@ def annotate_skip(request: HttpRequest) -> HttpResponse:
             reason=data["skip_reason"], note=data["skip_note"],
         )
     except ValidationError as error:
-        return _render_item(request, status=400, error="Not skipped.", form_errors=error.message_dict, kept=kept)
+        return _render_item(
+            request, campaign=campaign, status=400, error="Not skipped.", form_errors=error.message_dict, kept=kept
+        )
     except FeedbackError as error:
-        return _render_item(request, status=error.status, error=str(error))
+        return _render_item(request, campaign=campaign, status=error.status, error=str(error))
     if request.htmx:
-        return _render_item(request)
+        return _render_item(request, campaign=campaign)
     if data["skip_reason"]:
         messages.success(request, "Skipped and flagged for the admins.")
-    return redirect("annotate")
+    return redirect(annotate_urls(campaign)["page"])
 
 
 @login_required

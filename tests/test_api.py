@@ -326,7 +326,10 @@ def test_next_assignment_body(annotator):
     texts = ("Alpha text", "Beta text") if assignment.shown_left == "a" else ("Beta text", "Alpha text")
     shown = ({"text": texts[0], "is_empty": False}, {"text": texts[1], "is_empty": False})
     assert (body["left"], body["right"]) == shown  # no ids, no a/b letters
-    assert set(body) == {"item", "comparison", "expires_at", "messages", "left", "right"}
+    assert set(body) == {"item", "comparison", "expires_at", "messages", "left", "right", "campaign"}
+    # The item's campaign and what it asks (the Default campaign: every question, no guidelines).
+    assert body["campaign"]["slug"] == "default" and body["campaign"]["guidelines"] is None
+    assert body["campaign"]["questions"]["rationale"] == "optional"
 
 
 def test_next_assignment_is_204_when_nothing_is_left(annotator):

@@ -18,6 +18,7 @@ from django.db.models import ProtectedError
 from django.test.utils import CaptureQueriesContext
 
 from feedback import interface, services
+from feedback.roles import is_feedback_admin
 from feedback.demonstrations import (
     SFT_COUNT_KEYS,
     STRONGLY_CHOSEN,
@@ -575,6 +576,9 @@ def test_the_vote_api_refuses_a_too_long_or_non_text_better_response(annotator, 
 @pytest.mark.django_db
 def test_vote_submit_costs_no_query_for_a_blank_box_and_one_insert_for_a_written_one(annotator):
     first, second = (AssignmentFactory(annotator=annotator).comparison for _ in range(2))
+    # vote_submit reads the voter's permissions (is the vote blind?) from the user's permission
+    # cache, filled once per request by the role check every page and API view makes.
+    is_feedback_admin(annotator)
     with CaptureQueriesContext(connection) as plain:
         services.vote_submit(annotator=annotator, comparison_id=first.pk, choice="a", demonstration="  ")
     with CaptureQueriesContext(connection) as written:

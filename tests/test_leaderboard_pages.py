@@ -184,7 +184,7 @@ def test_api_both_bad_option_and_validation(world):
 def test_api_schema_documents_the_leaderboard(api):
     schema = api.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"]["/api/leaderboard/"]["get"]
-    assert [p["name"] for p in operation["parameters"]] == ["both_bad", "models"]
+    assert [p["name"] for p in operation["parameters"]] == ["both_bad", "models", "non_blind"]
     assert "200" in operation["responses"]
 
 
@@ -230,3 +230,23 @@ def test_the_page_and_the_api_show_the_external_board(arena):
 def test_the_external_board_without_imports_says_so(admin_user):
     page = client_as(admin_user).get("/manage/leaderboard/", {"models": "external"}).content.decode()
     assert "No votes between two external models yet" in page
+
+
+def test_votes_by_admins_who_saw_model_names_are_left_out_and_counted_on_the_page(world):
+    """A vote cast by someone who could see the model names (``blind`` False) does not rate the
+    checkpoints unless asked for; the page and the API say how many were left out."""
+    admin = world["users"]["admin"]
+    for _ in range(3):  # three sighted votes for smol-sft over smol
+        VoteFactory(comparison=ComparisonFactory(completion_a__model_name="smol-sft", completion_b__model_name="smol"),
+                    annotator=admin, choice="a", blind=False)
+    page = client_as(admin).get("/manage/leaderboard/")
+    assert page.context["board"].non_blind_excluded == 3
+    assert "3 votes by people who could see model names (admins) left out" in page.content.decode()
+    sft_votes = {row.model: row.votes for row in page.context["board"].rows}["smol-sft"]
+    assert sft_votes == 1  # only the blind vote
+    counted = client_as(admin).get("/manage/leaderboard/", {"non_blind": "include"})
+    assert {row.model: row.votes for row in counted.context["board"].rows}["smol-sft"] == 4
+    assert counted.context["board"].non_blind_excluded == 0
+    body = api_as(admin).get("/api/leaderboard/").json()
+    assert body["non_blind_excluded"] == 3
+    assert api_as(admin).get("/api/leaderboard/", {"non_blind": "include"}).json()["non_blind_excluded"] == 0

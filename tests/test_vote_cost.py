@@ -102,3 +102,29 @@ def test_with_the_loop_on_a_vote_counts_new_votes_only_up_to_the_batch(annotator
     assert len(counting) == 1 and "LIMIT 3" in counting[0], counting  # bounded by votes_per_round
     assert not LoopRound.objects.exists()  # 1 vote of 3: no round yet
     assert loop.loop_votes_pending() == 1
+
+
+def test_a_page_vote_inside_a_campaign_costs_one_query_more_the_campaign_by_its_slug(annotator):
+    """``/annotate/<slug>/vote/``: the same statements as ``/annotate/vote/`` plus the campaign
+    named by the URL. Its pool, status, questions and guidelines (acknowledged or not) ride in
+    statements the vote and the claim run anyway."""
+    from feedback.campaigns.guidelines import guidelines_acknowledge
+    from tests.campaign_support import campaign_make, guidelines_write
+
+    campaign = campaign_make("Costed", annotators=[annotator], comparisons=0, rationale="required")
+    guidelines_write(campaign, "Say why.")
+    guidelines_acknowledge(campaign=campaign, annotator=annotator)
+    voted = AssignmentFactory(annotator=annotator, comparison=ComparisonFactory(campaign=campaign))
+    ComparisonFactory(campaign=campaign)  # what the page shows next
+    client = Client()
+    client.force_login(annotator)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/annotate/costed/vote/", {"item": voted.token, "choice": "left", "rationale": "Clearer.", "ms_on_item": "4000"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert response.status_code == 200, response.content
+    assert Vote.objects.get(comparison=voted.comparison).guidelines_version.number == 1
+    statements = [q for q in _sql(captured) if q not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
+    expected = PAGE_VOTE_QUERIES - 4 + 1 + (connection.vendor == "postgresql")
+    assert len(statements) == expected, "\n".join(statements)

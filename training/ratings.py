@@ -113,6 +113,8 @@ class Leaderboard:
     at least one vote. ``votes``: votes counted; ``both_bad_excluded``: both-bad votes left out
     (``both_bad="exclude"``). ``connected``: every model is linked to every other through a chain
     of head-to-head votes (otherwise ratings across groups are not comparable).
+    ``non_blind_excluded``: votes left out because their voter could see model names (set by
+    ``training.selectors.leaderboard_compute``).
     """
 
     rows: tuple[ModelRating, ...]
@@ -125,6 +127,7 @@ class Leaderboard:
     seed: int
     anchor: str | None
     connected: bool
+    non_blind_excluded: int = 0
 
     @property
     def models(self) -> list[str]:
@@ -144,6 +147,7 @@ class Leaderboard:
             "seed": self.seed,
             "anchor": self.anchor,
             "connected": self.connected,
+            "non_blind_excluded": self.non_blind_excluded,
             "scale": {"base": BASE_RATING, "points_per_factor_10": POINTS_PER_FACTOR_10, "ci": list(CI_PERCENTILES)},
         }
 

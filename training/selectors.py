@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from django.db.models import QuerySet
 
@@ -53,7 +54,9 @@ def jobs_any_active(jobs: Iterable[Job]) -> bool:
 LEADERBOARD_MODELS = ("checkpoints", "external")
 
 
-def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200, models: str = "checkpoints") -> Leaderboard:
+def leaderboard_compute(
+    *, both_bad: BothBad = "tie", rounds: int = 200, models: str = "checkpoints", include_non_blind: bool = False
+) -> Leaderboard:
     """A Bradley-Terry leaderboard from every vote between two different models.
 
     ``models="checkpoints"`` (default): the policy checkpoints, from the votes between two of
@@ -62,7 +65,9 @@ def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200, models:
     the votes between two of them, whatever their source; a vote involving any checkpoint is
     left out. The two boards are kept apart because their models never meet: one board of both
     would rate two groups that are not comparable. Votes comparing a model with itself never
-    count. Seeded (seed 0), so the same votes give the same intervals. See
+    count. Votes cast by someone who could see model names (``blind`` False: an admin) are left
+    out unless ``include_non_blind``; the board's ``non_blind_excluded`` says how many. Seeded
+    (seed 0), so the same votes give the same intervals. See
     ``training.ratings.leaderboard`` for the model, scale and rank rule.
 
     Raises:
@@ -78,7 +83,10 @@ def leaderboard_compute(*, both_bad: BothBad = "tie", rounds: int = 200, models:
         ]
     else:
         raise ValueError(f"unknown models {models!r}; expected one of {', '.join(LEADERBOARD_MODELS)}")
-    return leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
+    seen = 0 if include_non_blind else sum(1 for vote in votes if not vote.blind)
+    if seen:
+        votes = [vote for vote in votes if vote.blind]
+    return replace(leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0), non_blind_excluded=seen)
 
 
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:

@@ -8,7 +8,7 @@ from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from feedback.errors import FeedbackError, VoteConflict
+from feedback.errors import FeedbackError, GuidelinesUnread, VoteConflict
 
 
 def exception_handler(exc, context):
@@ -29,5 +29,8 @@ def exception_handler(exc, context):
             from .serializers import AnnotatorVoteSerializer
 
             body["vote"] = AnnotatorVoteSerializer(exc.vote).data  # the caller's own vote, in screen terms
+        if isinstance(exc, GuidelinesUnread):  # what to read, and where to say so
+            body["guidelines"] = {"campaign": exc.campaign_slug, "version": exc.version,
+                                  "acknowledge": "POST /api/guidelines/acknowledge/"}
         return Response(body, status=exc.status)
     return drf_exception_handler(exc, context)

@@ -186,6 +186,47 @@ class AnnotatorComparisonSerializer(serializers.ModelSerializer):
         return _shown(self._sides(comparison)[1])
 
 
+class AspectQuestionSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The vote's field: helpfulness, harmlessness or honesty.")
+    label = serializers.CharField(help_text="The question as the campaign words it.")
+
+
+class QuestionsSerializer(serializers.Serializer):
+    """What the campaign asks with each vote; a field it does not ask must be left empty (400 otherwise)."""
+
+    strength = serializers.BooleanField(help_text="strength is asked (slight, clear, strong).")
+    aspects = AspectQuestionSerializer(many=True, help_text="The aspects asked, in order.")
+    rationale = serializers.ChoiceField(choices=["off", "optional", "required"])
+    demonstration = serializers.BooleanField(help_text="A better response may be sent.")
+
+
+class GuidelinesStateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The latest guidelines version's number.")
+    acknowledged = serializers.BooleanField(
+        help_text="False: votes are refused (409 guidelines_unread) until POST /api/guidelines/acknowledge/."
+    )
+
+
+class AssignmentCampaignSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    questions = QuestionsSerializer()
+    guidelines = GuidelinesStateSerializer(allow_null=True, help_text="null: the campaign has no guidelines.")
+
+
+def _campaign_of(display: Display) -> dict:
+    campaign, questions, guidelines = display.campaign, display.questions, display.guidelines
+    return {
+        "slug": campaign.slug,
+        "name": campaign.name,
+        "questions": {
+            "strength": questions.strength, "aspects": [{"name": n, "label": label} for n, label in questions.aspects],
+            "rationale": questions.rationale, "demonstration": questions.demonstration,
+        },
+        "guidelines": {"version": guidelines.number, "acknowledged": guidelines.acknowledged} if guidelines else None,
+    }
+
+
 class AssignmentSerializer(serializers.Serializer):
     """The next comparison to judge: the prompt and the two texts in the order to show them. Vote
     with ``item`` and ``left``/``right``; nothing here says which stored completion is which."""
@@ -196,10 +237,15 @@ class AssignmentSerializer(serializers.Serializer):
     messages = serializers.ListField(child=serializers.DictField())
     left = serializers.SerializerMethodField()
     right = serializers.SerializerMethodField()
+    campaign = serializers.SerializerMethodField()
 
     @extend_schema_field(ShownTextSerializer)
     def get_left(self, display: Display) -> dict:
         return _shown(display.left)
+
+    @extend_schema_field(AssignmentCampaignSerializer)
+    def get_campaign(self, display: Display) -> dict:
+        return _campaign_of(display)
 
     @extend_schema_field(ShownTextSerializer)
     def get_right(self, display: Display) -> dict:
@@ -392,3 +438,22 @@ class VoteFilter(serializers.Serializer):
         return value
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+
+
+class NextAssignmentSerializer(serializers.Serializer):
+    campaign = serializers.SlugField(
+        required=False, allow_blank=True, max_length=80,
+        help_text="Claim inside this campaign only (its slug); also accepted as ?campaign=. Default: every active "
+        "campaign whose pool holds you, highest priority first.",
+    )
+
+
+class GuidelinesAcknowledgeSerializer(serializers.Serializer):
+    campaign = serializers.SlugField(max_length=80, help_text="The campaign's slug.")
+    version = serializers.IntegerField(min_value=1, required=False, help_text="The version read (default: the latest).")
+
+
+class GuidelinesAcknowledgedSerializer(serializers.Serializer):
+    campaign = serializers.CharField(source="version.campaign.slug")
+    version = serializers.IntegerField(source="version.number")
+    at = serializers.DateTimeField()

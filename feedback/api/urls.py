@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
+from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
 from feedback.exports.api import ExportViewSet
 from feedback.quality.api import FlagViewSet
@@ -34,6 +35,7 @@ router.register("campaigns", CampaignViewSet, basename="campaign")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
+    path("guidelines/acknowledge/", GuidelinesAcknowledgeView.as_view(), name="guidelines-acknowledge"),
     path("imports/preferences/", PreferenceImportView.as_view(), name="preference-import"),
     path("imports/jobs/<int:pk>/", ImportJobView.as_view(), name="import-job"),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import revisions, selectors, services
-from feedback.models import Comparison, Completion, Prompt, Vote
+from feedback.models import Campaign, Comparison, Completion, Prompt, Vote
 from feedback.roles import is_feedback_admin
 
 from .permissions import IsAnnotator, IsFeedbackAdmin
@@ -24,6 +24,7 @@ from .serializers import (
     AssignmentSerializer,
     ComparisonCreateSerializer,
     ComparisonStatusFilter,
+    NextAssignmentSerializer,
     CompletionFilter,
     CompletionSerializer,
     PromptFilter,
@@ -215,9 +216,29 @@ class NextAssignmentView(APIView):
 
     permission_classes = [IsAnnotator]
 
-    @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Queue empty")})
+    @extend_schema(
+        request=NextAssignmentSerializer,
+        parameters=[OpenApiParameter("campaign", str, description="Claim inside this campaign only (its slug).")],
+        responses={
+            200: AssignmentSerializer,
+            204: OpenApiResponse(description="Queue empty"),
+            403: OpenApiResponse(description="The campaign is not active, or you are not in its pool (not_in_pool)."),
+            404: OpenApiResponse(description="No campaign has that slug."),
+        },
+    )
     def post(self, request):
-        assignment = services.assignment_claim(annotator=request.user)
+        """Only comparisons of active campaigns whose pool holds you are served (``campaign``: of that one)."""
+        slug = request.query_params.get("campaign") or ""
+        if not slug and isinstance(request.data, dict) and request.data:  # most claims send no body: nothing to parse
+            body = NextAssignmentSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            slug = body.validated_data.get("campaign", "")
+        campaign = None
+        if slug:
+            campaign = Campaign.objects.filter(slug=slug).first()
+            if campaign is None:
+                raise NotFound(f"No campaign named {slug!r}.")
+        assignment = services.assignment_claim(annotator=request.user, campaign=campaign)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         display = selectors.assignment_display(assignment=assignment)

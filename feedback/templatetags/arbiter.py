@@ -35,3 +35,11 @@ def text_measure(text: str) -> str:
     text = text or ""
     chars, words = len(text), len(text.split())
     return f"{chars:,} character{'s' if chars != 1 else ''} · {words:,} word{'s' if words != 1 else ''}"
+
+@register.filter
+def get_item(mapping, key):
+    """``mapping[key]``, or "" when it is missing (``{{ kept|get_item:name }}``)."""
+    try:
+        return mapping.get(key, "")
+    except AttributeError:
+        return ""

@@ -13,7 +13,9 @@
   var sent = false;
 
   function form() { return document.querySelector(".vote-form"); }
-  function guarded() { return sent || performance.now() - shownAt < GUARD_MS; }
+  // The campaign's guidelines not yet acknowledged (feedback/_campaign_bar.html): no vote until they are.
+  function guidelinesUnread() { return !!document.querySelector('#guidelines[data-acknowledged="false"]'); }
+  function guarded() { return sent || guidelinesUnread() || performance.now() - shownAt < GUARD_MS; }
   // Submit buttons only: a type=button control (highlight differences) never sends anything.
   var SUBMITS = "button:not([type=button])";
   function setButtons(target, disabled) {
@@ -31,7 +33,7 @@
     setTimeout(function () {
       if (!current.isConnected) return;
       current.classList.remove("guarded");
-      setButtons(current, false);
+      setButtons(current, guidelinesUnread());
     }, GUARD_MS);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", itemShown);
@@ -183,5 +185,47 @@
     var store = storage();
     if (pendingItem && store && event.detail.xhr && event.detail.xhr.status === 200) store.removeItem(PREFIX + pendingItem);
     pendingItem = null;
+  });
+})();
+
+// The campaign's guidelines (feedback/_campaign_bar.html): the dialog opens by itself while the
+// latest version is unread (first visit to a campaign, or a new version), and stays open until
+// "I have read these" is posted (htmx swaps the item back in, votable); the key g or the
+// "Guidelines" button opens it at any time. Without JavaScript the dialog is shown in the page
+// (its `open` attribute) and the button is a link to the guidelines page.
+(function () {
+  "use strict";
+  function dialog() { return document.getElementById("guidelines"); }
+  function open() {
+    var box = dialog();
+    if (!box || typeof box.showModal !== "function") return false;
+    if (box.open) box.close();
+    box.showModal();
+    return true;
+  }
+  function itemShown() {
+    var box = dialog();
+    if (box && box.getAttribute("data-acknowledged") === "false") open();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", itemShown);
+  else itemShown();
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "item") itemShown();
+  });
+  document.addEventListener("cancel", function (event) {
+    // Escape does not dismiss guidelines that are still to be acknowledged.
+    var box = dialog();
+    if (event.target === box && box.getAttribute("data-acknowledged") === "false") event.preventDefault();
+  }, true);
+  document.addEventListener("click", function (event) {
+    var link = event.target && event.target.closest ? event.target.closest("[data-guidelines-open]") : null;
+    if (link && open()) event.preventDefault();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    if (event.key.toLowerCase() !== "g") return;
+    var target = event.target;
+    if (target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && target.type === "text"))) return;
+    if (open()) event.preventDefault();
   });
 })();

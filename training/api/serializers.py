@@ -100,6 +100,10 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("checkpoints", "policy checkpoints"), ("external", "external models")], default="checkpoints",
         help_text="Rate the policy checkpoints, or the external models (e.g. imported Chatbot Arena battles).",
     )
+    non_blind = serializers.ChoiceField(
+        choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
+        help_text="Votes cast by someone who could see model names (admins): left out by default.",
+    )
 
 
 class LeaderboardRowSerializer(serializers.Serializer):
@@ -129,6 +133,7 @@ class LeaderboardSerializer(serializers.Serializer):
     votes = serializers.IntegerField(help_text="votes counted")
     both_bad = serializers.CharField()
     both_bad_excluded = serializers.IntegerField()
+    non_blind_excluded = serializers.IntegerField(help_text="votes left out: their voter could see model names")
     rounds = serializers.IntegerField(help_text="bootstrap refits")
     seed = serializers.IntegerField()
     anchor = serializers.CharField(allow_null=True)

@@ -121,7 +121,9 @@ class LeaderboardView(APIView):
     @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardSerializer})
     def get(self, request):
         query = _filters(LeaderboardQuery, request)
-        board = selectors.leaderboard_compute(both_bad=query["both_bad"], models=query["models"])
+        board = selectors.leaderboard_compute(
+            both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include"
+        )
         ids = selectors.checkpoint_ids_by_name(names=board.models) if query["models"] == "checkpoints" else {}
         data = board.as_dict()
         for row in data["models"]:
