@@ -31,8 +31,12 @@ Figures, per annotator and overall:
 - consensus: each vote on an item with two or more other votes is compared with the leave-one-out
   plurality of those others (stored a/b orientation, four labels; a vote whose others have no single
   most common label is left out and counted). Per annotator: their disagreement rate, and a one-sided
-  exact binomial test (``alternative="greater"``) against the pooled disagreement rate of the
-  *other* annotators (the peers; the annotator's own votes would pull the reference toward them).
+  exact binomial test (``alternative="greater"``) of "no more than ``consensus_margin`` above the
+  pooled disagreement rate of the *other* annotators" (the peers; the annotator's own votes would
+  pull the reference toward them). The margin (default 0.15, absolute) is what "far more than their
+  peers" means: honest annotators differ in skill, and against the bare pooled rate a slightly
+  weaker but honest annotator with a few thousand votes is "significant"; a contrarian or a random
+  clicker (about 0.75 on four labels) is far above any honest spread.
 
 Flags: ``left_bias`` (two-sided left-rate test), ``long_run`` (run p-value) and ``consensus_outlier``
 (one-sided test) when the p-value after Holm's step-down correction across the annotators tested
@@ -62,6 +66,7 @@ SCREEN = ("left", "right", "tie", "both_bad")
 FLAGS = ("left_bias", "fast", "long_run", "consensus_outlier")
 DEFAULT_FAST_MS = 2000
 DEFAULT_FAST_SHARE = 0.10
+DEFAULT_CONSENSUS_MARGIN = 0.15
 
 NO_SIDE_VOTES = "no vote preferring a side on screen"
 NO_TIMED_VOTES = "no vote with a time on item"
@@ -74,14 +79,16 @@ _SIDES = {"a": 0, "b": 1, "": -1}
 
 def bias_summary(annotators: Sequence[int] | np.ndarray, items: Sequence[int] | np.ndarray,
                  choices: Sequence[str], shown_left: Sequence[str], ms_on_item: Sequence[int | None], *,
-                 fast_ms: float = DEFAULT_FAST_MS, fast_share: float = DEFAULT_FAST_SHARE, alpha: float = 0.05,
+                 fast_ms: float = DEFAULT_FAST_MS, fast_share: float = DEFAULT_FAST_SHARE,
+                 consensus_margin: float = DEFAULT_CONSENSUS_MARGIN, alpha: float = 0.05,
                  confidence: float = 0.95) -> dict[str, Any]:
     """Bias, speed and attention figures and flags (module docstring) as a JSON-safe dict.
 
     All inputs have shape (n,): ``annotators``/``items`` integer ids, ``choices`` a/b/tie/both_bad,
     ``shown_left`` a/b/"" and ``ms_on_item`` non-negative ms or None, each annotator's votes in time
     order. ``fast_ms``: the floor in ms (a vote under it is fast); ``fast_share``: the share of fast
-    votes that flags an annotator; ``alpha``: the family-wise level of the tests' flags (Holm);
+    votes that flags an annotator; ``consensus_margin``: how far above the peers' disagreement rate
+    the consensus test's null hypothesis sits (0 to 1); ``alpha``: the family-wise level of the tests' flags (Holm);
     ``confidence``: the Wilson intervals' coverage.
 
     Returns ``votes``, ``annotators``, ``votes_without_shown_side``, ``votes_without_time``,
@@ -96,8 +103,8 @@ def bias_summary(annotators: Sequence[int] | np.ndarray, items: Sequence[int] | 
     n = len(choices)
     if not len(annotators) == len(items) == len(shown_left) == len(ms_on_item) == n:
         raise ValueError("annotators, items, choices, shown_left and ms_on_item must have the same length")
-    if not (0 < fast_share <= 1 and 0 < alpha < 1 and 0 < confidence < 1):
-        raise ValueError("fast_share, alpha and confidence must be between 0 and 1")
+    if not (0 < fast_share <= 1 and 0 < alpha < 1 and 0 < confidence < 1 and 0 <= consensus_margin < 1):
+        raise ValueError("fast_share, consensus_margin, alpha and confidence must be between 0 and 1")
     label = nominal_codes(choices).astype(np.int64)
     try:
         side = np.fromiter((_SIDES[s] for s in shown_left), dtype=np.int64, count=n)
@@ -142,8 +149,9 @@ def bias_summary(annotators: Sequence[int] | np.ndarray, items: Sequence[int] | 
     disagree = compared - agreeing
     peer_votes, peer_disagree = compared.sum() - compared, disagree.sum() - disagree
     peer_rate = np.divide(peer_disagree, peer_votes, out=np.full(g, np.nan), where=peer_votes > 0)
+    null_rate = np.minimum(peer_rate + consensus_margin, 1.0)
     consensus_p = np.array([binomtest(int(d), int(m), float(r), alternative="greater").pvalue
-                            if m and not math.isnan(r) else np.nan for d, m, r in zip(disagree, compared, peer_rate)])
+                            if m and not math.isnan(r) else np.nan for d, m, r in zip(disagree, compared, null_rate)])
     adjusted = {name: _holm(p) for name, p in (("left_bias", left_p), ("long_run", run_p), ("consensus_outlier", consensus_p))}
     flags = {name: adjusted[name] < alpha for name in adjusted}
     flags["fast"] = (n_timed > 0) & (fast >= fast_share * np.maximum(n_timed, 1))
@@ -163,7 +171,7 @@ def bias_summary(annotators: Sequence[int] | np.ndarray, items: Sequence[int] | 
             "consensus": _rate(disagree[r], compared[r], consensus_low[r], consensus_high[r], NO_CONSENSUS, p_value=consensus_p[r], p_adjusted=adjusted["consensus_outlier"][r],
                                disagreements=int(disagree[r]), compared=int(compared[r]),
                                left_out_without_majority=int(no_majority[r]),
-                               peers_rate=_value(peer_rate[r], NO_PEERS)),
+                               peers_rate=_value(peer_rate[r], NO_PEERS), tested_against=_optional(null_rate[r])),
             "flags": [name for name in FLAGS if flags[name][r]],
         })
 
@@ -173,7 +181,8 @@ def bias_summary(annotators: Sequence[int] | np.ndarray, items: Sequence[int] | 
     return {
         "votes": n, "annotators": g, "items": len(item_ids),
         "votes_without_shown_side": int((~shown).sum()), "votes_without_time": int((~timed).sum()),
-        "parameters": {"fast_ms": float(fast_ms), "fast_share": float(fast_share), "alpha": float(alpha),
+        "parameters": {"fast_ms": float(fast_ms), "fast_share": float(fast_share),
+                       "consensus_margin": float(consensus_margin), "alpha": float(alpha),
                        "confidence": float(confidence), "correction": "holm", "histogram_edges_ms": list(timing.EDGES_MS),
                        "screen_answers": list(SCREEN), "labels": list(LABELS)},
         "left_rate": _rate(total_left, total_sides, *_wilson(np.array([total_left]), np.array([total_sides]), confidence),
