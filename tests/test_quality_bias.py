@@ -293,3 +293,12 @@ def test_bad_input_is_refused():
         bias_summary([1], [4], ["left"], ["a"], [1])
     with pytest.raises(ValueError, match="same length"):
         bias_summary([1, 2], [4], ["a"], ["a"], [1])
+
+
+def test_holm_adjustment_equals_statsmodels():
+    p = np.random.default_rng(5).uniform(0, 0.2, 30) ** 2
+    p[[3, 17]] = np.nan  # annotators with nothing to test are neither adjusted nor counted
+    expected = multipletests(p[~np.isnan(p)], method="holm")[1]
+    got = bias._holm(p)
+    assert np.isnan(got[[3, 17]]).all()
+    assert got[~np.isnan(p)] == pytest.approx(expected, rel=1e-12)

@@ -44,8 +44,10 @@ def group_quantiles(group: np.ndarray, values: np.ndarray, n_groups: int,
 
     Equal to ``np.percentile(values[group == g], 100 * q)`` (method "linear") for each group g.
     """
-    order = np.lexsort((values, group))
-    ordered = np.asarray(values, np.float64)[order]
+    values = np.asarray(values, np.float64)
+    order = np.argsort(values)  # then a stable sort by group (a radix sort on small integers)
+    small = group.astype(np.int16) if n_groups <= np.iinfo(np.int16).max else group
+    ordered = values[order[np.argsort(small[order], kind="stable")]]
     starts, counts = group_starts(group, n_groups)
     out = np.full((n_groups, len(quantiles)), np.nan)
     filled = counts > 0
