@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Agreement figures for one campaign's votes: every figure with its bootstrap interval, timed.
+"""Quality figures for one campaign's votes: every agreement figure with its bootstrap interval, and
+the bias, speed and attention figures, timed.
 
     .venv/bin/python bench/quality.py                                  # 1,000,000 votes, 200 annotators, 3 per item
     .venv/bin/python bench/quality.py --votes 100000 --annotators 50 --resamples 200
@@ -20,6 +21,12 @@ in the time). Reports the median of ``--repeats`` runs, each step's time of one 
 With ``--database-votes N`` (default 100,000; 0 skips it) the first N of those votes are also written
 to a scratch SQLite database (migrated, filled with ``bulk_create``) in one campaign next to another
 campaign's votes, and ``agreement_for(campaign=...)`` is timed: the one query plus the statistics.
+Bias figures (``feedback.quality.bias.bias_summary``) on the same votes: each vote gets a shown side
+(a coin flip) and a time on item (lognormal, median 15 s, sd 0.8 in log; 1% without a time), and
+votes are passed grouped by annotator in creation order, as ``bias_for`` reads them. Planted: the
+annotators 1-2 see their pick on the left 80% of the time (left bias) and 3-4 vote in 0.3-1.5 s
+(fast); the figures report who was flagged. ``seconds_all`` (agreement plus bias) is what the
+floor is about. With ``--database-votes`` ``bias_for(campaign=...)`` is timed too.
 The last line is one JSON object.
 """
 from __future__ import annotations
@@ -37,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedback.quality import agreement  # noqa: E402
+from feedback.quality import agreement, bias  # noqa: E402
 
 FLOOR_S = 10.0
 
@@ -71,8 +78,32 @@ def synthetic_votes(*, votes: int, annotators: int, per_item: int, seed: int):
     return (item + 1000).tolist(), (rater + 1).tolist(), choice.tolist(), strength.tolist()
 
 
-def database_read(items, raters, choices, strengths, *, votes: int, resamples: int, seed: int) -> dict:
-    """Write the first ``votes`` votes to a scratch SQLite database and time ``agreement_for`` on them."""
+def synthetic_screen(raters, choices, *, seed: int):
+    """(shown_left, ms_on_item) lists for the votes, with the planted left-biased (1-2) and fast (3-4)
+    annotators (module docstring)."""
+    rng = np.random.default_rng(seed + 1)
+    n = len(choices)
+    rater, choice = np.asarray(raters), np.asarray(choices, dtype=object)
+    shown = np.where(rng.random(n) < 0.5, "a", "b").astype(object)
+    leaning = np.isin(rater, (1, 2)) & np.isin(choice, ("a", "b")) & (rng.random(n) < 0.8)
+    shown[leaning] = choice[leaning]  # their pick was on the left
+    ms = rng.lognormal(np.log(15000), 0.8, n).astype(np.int64)
+    fast = np.isin(rater, (3, 4))
+    ms[fast] = rng.integers(300, 1500, int(fast.sum()))
+    ms = ms.astype(object)
+    ms[rng.random(n) < 0.01] = None
+    return shown.tolist(), ms.tolist()
+
+
+def by_annotator(*columns):
+    """The columns reordered by annotator (the first column), creation order kept: what ``bias_for`` reads."""
+    order = np.argsort(np.asarray(columns[0]), kind="stable")
+    return [np.asarray(column, dtype=object)[order].tolist() for column in columns]
+
+
+def database_read(items, raters, choices, strengths, shown, ms, *, votes: int, resamples: int, seed: int) -> dict:
+    """Write the first ``votes`` votes to a scratch SQLite database and time ``agreement_for`` and
+    ``bias_for`` on them."""
     with tempfile.TemporaryDirectory(prefix="arbiter-bench-quality-") as folder:
         os.environ.update(DATABASE_URL=f"sqlite:///{folder}/bench.sqlite3", DJANGO_SETTINGS_MODULE="config.settings")
         os.environ.setdefault("SECRET_KEY", "bench")
@@ -86,7 +117,7 @@ def database_read(items, raters, choices, strengths, *, votes: int, resamples: i
 
         from feedback.messages import messages_sha256
         from feedback.models import Campaign, Comparison, Completion, Prompt, Vote
-        from feedback.quality.selectors import agreement_for
+        from feedback.quality.selectors import agreement_for, bias_for
 
         call_command("migrate", verbosity=0)
         started = time.perf_counter()
@@ -109,8 +140,9 @@ def database_read(items, raters, choices, strengths, *, votes: int, resamples: i
                            campaign=ours if k % 10 else other) for k, p in enumerate(prompts)], batch_size=5000)
             comparison_of = dict(zip(item_ids, (c.pk for c in comparisons)))
             Vote.objects.bulk_create([
-                Vote(comparison_id=comparison_of[i], annotator_id=user_of[r], choice=c, strength=s, shown_left="a")
-                for i, r, c, s in zip(items, raters, choices, strengths)], batch_size=5000)
+                Vote(comparison_id=comparison_of[i], annotator_id=user_of[r], choice=c, strength=s, shown_left=side,
+                     ms_on_item=t)
+                for i, r, c, s, side, t in zip(items, raters, choices, strengths, shown, ms)], batch_size=5000)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         fill_s = time.perf_counter() - started
@@ -121,8 +153,12 @@ def database_read(items, raters, choices, strengths, *, votes: int, resamples: i
         start = time.perf_counter()
         summary = agreement_for(campaign=ours, resamples=resamples, seed=seed)
         total_s = time.perf_counter() - start
+        start = time.perf_counter()
+        biased = bias_for(campaign=ours)
+        bias_s = time.perf_counter() - start
     return {"db_votes": votes, "db_campaign_votes": in_campaign, "db_fill_s": round(fill_s, 2),
             "db_query_s": round(query_s, 3), "db_agreement_for_s": round(total_s, 3),
+            "db_bias_for_s": round(bias_s, 3), "db_bias_flagged": {k: len(v) for k, v in biased["flagged"].items()},
             "db_alpha_nominal": round(summary["krippendorff_alpha_nominal"]["value"], 4)}
 
 
@@ -159,6 +195,16 @@ def main() -> None:
     agreement.agreement_from_codes(items, raters, nominal, ordinal, resamples=args.resamples, seed=args.seed)
     steps["with_intervals_s"] = time.perf_counter() - start
 
+    shown, ms = synthetic_screen(raters, choices, seed=args.seed)
+    columns = by_annotator(raters, items, choices, shown, ms)
+    bias_timings = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        biased = bias.bias_summary(*columns)
+        bias_timings.append(time.perf_counter() - start)
+    bias_seconds = statistics.median(bias_timings)
+    del columns
+
     pairs = summary["cohen_kappa"]["pairs"]
     kappas = np.array([p["value"] for p in pairs if p["defined"]])
     widths = np.array([p["high"] - p["low"] for p in pairs if p["defined"] and p["low"] is not None])
@@ -174,20 +220,31 @@ def main() -> None:
           f"median interval width {np.median(widths):.3f}")
     print(f"  seconds (median of {args.repeats}): {seconds:.2f}  runs: {', '.join(f'{t:.2f}' for t in timings)}")
     print("  one run by step: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
+    flagged = {name: biased["flagged"][name] for name in bias.FLAGS}
+    left, fast = biased["left_rate"], biased["time"]
+    print(f"  bias: left rate {left['value']:.4f} [{left['low']:.4f}, {left['high']:.4f}], time on item median "
+          f"{fast['median_ms']['value']:.0f} ms (p10 {fast['p10_ms']['value']:.0f}, p90 {fast['p90_ms']['value']:.0f}), "
+          f"consensus disagreement {biased['consensus']['value']:.4f}")
+    print(f"  bias flagged (planted: left_bias 1-2, fast 3-4): {flagged}")
+    print(f"  bias seconds (median of {args.repeats}): {bias_seconds:.2f}  runs: {', '.join(f'{t:.2f}' for t in bias_timings)}")
+    print(f"  every quality figure: {seconds + bias_seconds:.2f} s (floor {FLOOR_S:.0f} s)")
     database = {}
     if args.database_votes:
-        database = database_read(items, raters, choices, strengths, votes=args.database_votes,
+        database = database_read(items, raters, choices, strengths, shown, ms, votes=args.database_votes,
                                  resamples=args.resamples, seed=args.seed)
         print(f"  SQLite, {database['db_campaign_votes']:,} of {args.database_votes:,} votes in the campaign: "
-              f"query {database['db_query_s']:.2f} s, agreement_for {database['db_agreement_for_s']:.2f} s "
-              f"(fill {database['db_fill_s']:.1f} s)")
+              f"query {database['db_query_s']:.2f} s, agreement_for {database['db_agreement_for_s']:.2f} s, "
+              f"bias_for {database['db_bias_for_s']:.2f} s (fill {database['db_fill_s']:.1f} s)")
     figures = {
         "votes": summary["votes"], "annotators": summary["annotators"], "items": summary["items"],
         "resamples": args.resamples, "seconds": round(seconds, 3), "runs_s": [round(t, 3) for t in timings],
         **{k: round(v, 3) for k, v in steps.items()},
         "label_shares": shares, "cohen_pairs": len(pairs),
         **{name: round(summary[name]["value"], 4) for name in agreement.FIGURES},
-        "floor_s": FLOOR_S, "floor_met": seconds < FLOOR_S, **database,
+        "bias_seconds": round(bias_seconds, 3), "bias_runs_s": [round(t, 3) for t in bias_timings],
+        "bias_left_rate": round(left["value"], 4), "bias_median_ms": fast["median_ms"]["value"],
+        "bias_flagged": flagged, "seconds_all": round(seconds + bias_seconds, 3),
+        "floor_s": FLOOR_S, "floor_met": seconds + bias_seconds < FLOOR_S, **database,
     }
     print(json.dumps(figures))
 
