@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from .models import BUILTIN_ASPECTS, Campaign, RationaleMode
+from .models import BUILTIN_ASPECTS, Campaign, RationaleMode, aspect_label_default
 
 _LIST_SEPARATORS = re.compile(r"[,\s]+")
 
@@ -61,7 +61,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         for name in BUILTIN_ASPECTS:
             self.fields[f"ask_{name}"] = forms.BooleanField(required=False, label=f"Ask about {name}", initial=True)
             self.fields[f"label_{name}"] = forms.CharField(
-                required=False, max_length=200, label=f"Question for {name}", initial=name.capitalize()
+                required=False, max_length=200, label=f"Question for {name}", initial=aspect_label_default(name)
             )
 
     @staticmethod
@@ -74,7 +74,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         asked = {aspect["name"]: aspect["label"] for aspect in campaign.aspects}
         for name in BUILTIN_ASPECTS:
             initial[f"ask_{name}"] = name in asked
-            initial[f"label_{name}"] = asked.get(name, name.capitalize())
+            initial[f"label_{name}"] = asked.get(name, aspect_label_default(name))
         return initial
 
     def aspect_fields(self):
@@ -89,7 +89,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         values["annotators"] = [user.username for user in data["annotators"]]
         values["groups"] = [group.name for group in data["groups"]]
         values["aspects"] = [
-            {"name": name, "label": data[f"label_{name}"] or name.capitalize()}
+            {"name": name, "label": data[f"label_{name}"] or aspect_label_default(name)}
             for name in BUILTIN_ASPECTS if data[f"ask_{name}"]
         ]
         return values

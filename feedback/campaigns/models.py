@@ -11,9 +11,18 @@ DEFAULT_CAMPAIGN_SLUG = "default"
 BUILTIN_ASPECTS = ("helpfulness", "harmlessness", "honesty")
 
 
+# What the annotator reads for each aspect unless the campaign words it otherwise.
+ASPECT_LABELS = {"helpfulness": "More helpful", "harmlessness": "More harmless", "honesty": "More honest"}
+
+
+def aspect_label_default(name: str) -> str:
+    """The default question for aspect ``name`` ("More helpful"); an unknown name, capitalised."""
+    return ASPECT_LABELS.get(name, str(name).capitalize())
+
+
 def default_aspects() -> list[dict[str, str]]:
-    """The questions asked before campaigns existed: the three built-in aspects with their names."""
-    return [{"name": name, "label": name.capitalize()} for name in BUILTIN_ASPECTS]
+    """The questions asked before campaigns existed: the three built-in aspects with their labels."""
+    return [{"name": name, "label": aspect_label_default(name)} for name in BUILTIN_ASPECTS]
 
 
 class CampaignStatus(models.TextChoices):

@@ -31,6 +31,7 @@ from .models import (
     CampaignStatus,
     GuidelineVersion,
     RationaleMode,
+    aspect_label_default,
 )
 from .rules import comparisons_matching, rules_check
 from .selectors import campaign_activation_problems
@@ -69,7 +70,7 @@ def _aspects_check(aspects: Any) -> list[dict[str, str]]:
             aspect = {"name": aspect}
         if not isinstance(aspect, Mapping) or set(aspect) - {"name", "label"}:
             raise ValidationError({"aspects": "each aspect is {name, label}"})
-        name, label = aspect.get("name"), aspect.get("label") or str(aspect.get("name", "")).capitalize()
+        name, label = aspect.get("name"), aspect.get("label") or aspect_label_default(str(aspect.get("name", "")))
         if name not in BUILTIN_ASPECTS:
             raise ValidationError({"aspects": f"{name!r} is not an aspect: use {', '.join(BUILTIN_ASPECTS)}"})
         if name in seen:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from feedback.campaigns import selectors, services
-from feedback.campaigns.models import Campaign
+from feedback.campaigns.models import Campaign, aspect_label_default
 from feedback.campaigns.progress import campaign_progress, campaigns_progress
 
 
@@ -57,7 +57,7 @@ def _aspects(text: str) -> list[dict[str, str]]:
     aspects = []
     for item in _names(text):
         name, _, label = item.partition(":")
-        aspects.append({"name": name.strip(), "label": label.strip() or name.strip().capitalize()})
+        aspects.append({"name": name.strip(), "label": label.strip() or aspect_label_default(name.strip())})
     return aspects
 
 
