@@ -211,10 +211,17 @@ def annotate_vote(request: HttpRequest, slug: str | None = None) -> HttpResponse
         stored = selectors.vote_on_item(annotator=request.user, item=data["item"])
         if stored is not None:  # voted on already (another tab), differently: say how
             sent = {**kept, "choice": data["choice"]}
-            message = f"{vote_difference(stored, sent, Vote.ASPECTS)} A vote cannot be changed; nothing was saved."
+            message = (
+                f"{vote_difference(stored, sent, Vote.ASPECTS)} Nothing was saved; to change that vote, use"
+                " Your recent votes."
+            )
         else:
             message = str(error)
-        message += " Your current comparison is shown, with what you typed kept."
+        # What was typed and picked comes back, but it was meant for another comparison: say so.
+        message += (
+            " Your current comparison is shown, with what you typed and picked kept: check it fits this"
+            " comparison before voting."
+        )
         return _render_item(request, campaign=campaign, status=error.status, error=message, kept=kept)
     except FeedbackError as error:  # not assigned (403), lease expired, comparison retired
         return _render_item(

@@ -498,10 +498,10 @@ def as_annotator(client, annotator):
 def test_the_annotate_page_has_a_collapsed_better_response_box_inside_the_vote_form(as_annotator, leased):
     html = as_annotator.get("/annotate/").content.decode()
     form = re.search(r'<form[^>]*class="vote-form".*?</form>', html, re.S).group(0)
-    box = re.search(r"<details class=\"demonstration\"(?P<attrs>[^>]*)>\s*<summary>(?P<summary>[^<]*)</summary>"
+    box = re.search(r"<details class=\"demonstration\"(?P<attrs>[^>]*)>\s*<summary[^>]*>(?P<summary>[^<]*)<kbd>d</kbd></summary>"
                     r".*?<textarea name=\"demonstration\"[^>]*maxlength=\"(?P<max>\d+)\"", form, re.S)
     assert box, form
-    assert box["summary"] == "Optional: write a better response"
+    assert box["summary"].strip() == "Optional: write a better response"  # and its key, d
     assert "open" not in box["attrs"]
     assert int(box["max"]) == MAX_DEMONSTRATION_CHARS
     assert form.index('class="buttons"') < form.index('class="demonstration"')  # under the vote controls

@@ -254,7 +254,7 @@ def test_second_different_vote_on_the_page_is_a_409_with_a_message(as_annotator)
     response = as_annotator.post("/annotate/vote/", {"item": item, "choice": "right", "rationale": "Kept."})
     assert response.status_code == 409
     # says in words what differs from the vote already stored
-    assert b"You already voted Left; this vote says Right. A vote cannot be changed; nothing was saved." in response.content
+    assert b"You already voted Left; this vote says Right. Nothing was saved; to change that vote, use Your recent votes." in response.content
     assert b">Kept.</textarea>" in response.content  # what the annotator typed is still there
     assert Vote.objects.get().choice == Assignment.objects.get(comparison=comparison).shown_left
 

@@ -281,6 +281,12 @@ class VoteSubmitSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict) -> dict:
+        # A misspelt field ("stregth") would otherwise vanish silently and the vote be stored without it.
+        given = getattr(self, "initial_data", {}) or {}
+        unknown = sorted(key for key in given if key not in self.fields) if hasattr(given, "keys") else []
+        if unknown:
+            expected = ", ".join(self.fields)
+            raise serializers.ValidationError({key: f"not a vote field; expected one of {expected}" for key in unknown})
         if not attrs.get("item") and attrs.get("comparison") is None:
             raise serializers.ValidationError({"item": "send item (the token from /api/assignments/next/) or comparison"})
         return attrs

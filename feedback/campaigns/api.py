@@ -74,6 +74,8 @@ class GuidelineVersionSerializer(serializers.ModelSerializer):
         model = GuidelineVersion
         fields = ["number", "text", "created_by", "created_at"]
         read_only_fields = ["number", "created_by", "created_at"]
+        # Required (a body without it is a 400 naming it); an empty text is the service's to refuse.
+        extra_kwargs = {"text": {"required": True, "allow_blank": True}}
 
 
 class RulesSerializer(serializers.Serializer):

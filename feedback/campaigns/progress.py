@@ -35,12 +35,15 @@ class CampaignProgress:
     per hour: ``rate_recent`` over the last 24 h (or since the first vote, if later; at least an
     hour), ``rate_overall`` since the first vote. ``eta`` is the time to the target at
     ``rate_recent`` (None with no recent vote; zero once reached); ``on_track`` says whether that
-    lands before the deadline (None without a deadline)."""
+    lands before the deadline (None without a deadline). ``capacity``: the votes its comparisons
+    can still take in all (``votes_required`` summed over the ones not retired); a ``target_votes``
+    above ``max(votes, capacity)`` cannot be reached (``unreachable``)."""
 
     campaign_id: int
     votes: int = 0
     target: int = 0
     target_kind: str = "comparisons"
+    capacity: int = 0
     comparisons: int = 0
     open: int = 0
     complete: int = 0
@@ -60,6 +63,11 @@ class CampaignProgress:
         return max(0, self.target - self.votes)
 
     @property
+    def unreachable(self) -> bool:
+        """True when the target asks for more votes than the campaign's comparisons can take."""
+        return self.target_kind == "target_votes" and self.target > max(self.votes, self.capacity)
+
+    @property
     def percent(self) -> int:
         """Votes as a share of the target, 0-100 (100 when the target is 0 or reached)."""
         return 100 if not self.target else min(100, int(100 * self.votes / self.target))
@@ -77,7 +85,7 @@ class CampaignProgress:
         for row in data["annotators"]:
             row["last_vote_at"] = row["last_vote_at"].isoformat() if row["last_vote_at"] else None
         data["eta_seconds"] = None if self.eta is None else round(self.eta.total_seconds())
-        data["remaining"], data["percent"] = self.remaining, self.percent
+        data["remaining"], data["percent"], data["unreachable"] = self.remaining, self.percent, self.unreachable
         return data
 
 
@@ -106,6 +114,7 @@ def _finish(progress: CampaignProgress, campaign: Campaign, required: int | None
         progress.target, progress.target_kind = campaign.target_votes, "target_votes"
     else:
         progress.target, progress.target_kind = required or 0, "comparisons"
+    progress.capacity = required or 0
     progress.deadline = campaign.deadline
     if progress.first_vote_at is not None:
         span = max(MIN_SPAN, now - progress.first_vote_at)

@@ -34,7 +34,8 @@ from .models import (
     aspect_label_default,
 )
 from .rules import comparisons_matching, rules_check
-from .selectors import campaign_activation_problems
+from .pool import RESERVED_SLUGS
+from .selectors import campaign_activation_problems, campaign_pool_size
 
 MAX_VOTES_REQUIRED = 100
 MAX_PRIORITY = 1_000_000
@@ -137,6 +138,11 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
             errors["slug"] = "letters, digits, hyphens and underscores only (it is the campaign's URL)"
         elif campaign.slug == DEFAULT_CAMPAIGN_SLUG and slug != DEFAULT_CAMPAIGN_SLUG:
             errors["slug"] = "the Default campaign keeps its slug"
+        elif slug in RESERVED_SLUGS:
+            errors["slug"] = (
+                f"'{slug}' is taken by an annotator page (/annotate/{slug}/); choose another"
+                + ("" if "slug" in values else " (it was made from the name: give a slug)")
+            )
         else:
             campaign.slug = slug
     for name, low, high, nullable in (
@@ -212,8 +218,12 @@ def campaign_update(*, campaign: Campaign, values: Mapping[str, Any]) -> Campaig
     """Change the given settings of ``campaign`` (the others stay); its status changes only through
     activate, pause and close. A new ``votes_required`` applies to comparisons added from now on.
 
+    An active campaign keeps a non-empty pool (as activating needs one): emptying it is refused;
+    pause the campaign first.
+
     Raises:
-        ValidationError: as ``campaign_create``; nothing is saved then.
+        ValidationError: as ``campaign_create``, or ``{"annotators": ...}`` when the change would
+            leave an active campaign with nobody in its pool; nothing is saved then.
     """
     with transaction.atomic():
         campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
@@ -223,6 +233,9 @@ def campaign_update(*, campaign: Campaign, values: Mapping[str, Any]) -> Campaig
             campaign.annotators.set(users)
         if groups is not None:
             campaign.groups.set(groups)
+        pool_changed = users is not None or groups is not None
+        if pool_changed and campaign.status == CampaignStatus.ACTIVE and campaign_pool_size(campaign=campaign) == 0:
+            raise ValidationError({"annotators": "an active campaign needs someone in its pool; pause it before emptying the pool"})
     return campaign
 
 
