@@ -276,3 +276,27 @@ def test_admins_turn_the_annotator_panel_on_in_the_form_and_the_api(campaign, ad
     assert campaign.show_quality_to_annotators is True
     form = client_as(admin_user).get(f"/manage/campaigns/{campaign.pk}/").content.decode()
     assert "Show annotators their agreement with the consensus" in form
+
+
+def test_a_failed_recompute_keeps_the_old_figures_and_is_not_retried_by_every_look(
+        campaign, seeded, admin_user, django_capture_on_commit_callbacks):
+    quality_report_compute(campaign=campaign)
+    VoteFactory(comparison=ComparisonFactory(campaign=campaign))
+    with mock.patch("feedback.quality.services.agreement_for", side_effect=RuntimeError("boom")), \
+            pytest.raises(RuntimeError):
+        quality_report_compute(campaign=campaign)
+    report = QualityReport.objects.get(campaign=campaign)
+    assert report.status == "failed" and "boom" in report.error and report.vote_count == 240
+    report.queued_at = report.started_at
+    report.save()
+    admin = client_as(admin_user)
+    url = f"/manage/campaigns/{campaign.pk}/quality/"
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin.get(url)
+        poll = admin.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="quality-report")
+    assert "The last recompute failed" in page.content.decode() and "on <strong>240</strong>" in page.content.decode()
+    assert poll.status_code == 286 and not DBTaskResult.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = admin.post(url)  # "Recompute now", a plain form
+    assert again.status_code == 302 and again["Location"] == url
+    assert DBTaskResult.objects.count() == 1 and QualityReport.objects.get(campaign=campaign).status == "queued"

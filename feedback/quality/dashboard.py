@@ -3,7 +3,9 @@
 
 Each look costs two queries for freshness (the stored report, the scope's newest vote id); when the
 report misses a vote it asks for one background recompute (``services.quality_report_request``,
-debounced) and the page polls with htmx until fresh, then is answered 286 (stop polling).
+debounced) and the page polls with htmx until fresh, then is answered 286 (stop polling). After a
+failed recompute the page does not ask again by itself until ``services.PENDING_EXPIRES`` has passed
+(no retry loop while the page polls); "Recompute now" (a plain form POST) asks at once.
 ``?sort=<column>`` (``-`` for descending) orders the per-annotator table; ``?format=csv`` downloads it.
 """
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
 
 from feedback.models import Campaign
 from feedback.roles import is_feedback_admin
@@ -23,7 +26,8 @@ from feedback.roles import is_feedback_admin
 from .charts import alpha_over_time_chart, left_rate_chart, time_histogram_chart
 from .report import COLUMNS, FLAG_TEXT, SORT_KEYS, sort_rows, table_rows
 from .selectors import newest_vote_id, quality_report_get, quality_report_is_stale
-from .services import quality_report_request
+from .models import QualityReportStatus
+from .services import PENDING_EXPIRES, quality_report_request
 
 STOP_POLLING = 286
 AGREEMENT_FIGURES = (
@@ -36,16 +40,25 @@ AGREEMENT_FIGURES = (
 CSV_INJECTION = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _failed_recently(report) -> bool:
+    return (report is not None and report.status == QualityReportStatus.FAILED and report.queued_at is not None
+            and timezone.now() - report.queued_at < PENDING_EXPIRES)
+
+
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def manage_quality(request: HttpRequest, pk: int | None = None) -> HttpResponse:
-    """The quality dashboard of campaign ``pk`` (None: all votes), from the stored report."""
+    """The quality dashboard of campaign ``pk`` (None: all votes), from the stored report (GET);
+    POST: queue a recompute now (debounced) and come back to the page."""
     if not is_feedback_admin(request.user):
         raise PermissionDenied("Your account does not have this role.")
     campaign = get_object_or_404(Campaign, pk=pk) if pk is not None else None
+    if request.method == "POST":
+        quality_report_request(campaign=campaign)
+        return redirect(request.path)
     report = quality_report_get(campaign=campaign)
     stale = quality_report_is_stale(report, newest_vote_id(campaign=campaign))
-    if stale and (report is None or not report.pending):
+    if stale and (report is None or not report.pending) and not _failed_recently(report):
         report, _ = quality_report_request(campaign=campaign)
     figures = report.figures if report is not None and report.computed else {}
     rows, has_gold = table_rows(figures)
@@ -74,8 +87,8 @@ def _context(*, campaign, report, figures, rows, has_gold, sort, stale) -> dict[
     bias = figures.get("bias", {})
     return {
         "campaign": campaign, "report": report, "figures": figures, "rows": rows, "has_gold": has_gold,
-        "headers": headers, "sort": sort, "flag_text": FLAG_TEXT,
-        "recomputing": stale or (report is not None and report.pending),
+        "headers": headers, "sort": sort, "flag_text": FLAG_TEXT, "stale": stale,
+        "recomputing": report is not None and report.pending,
         "agreement": [(label, agreement.get(key)) for key, label in AGREEMENT_FIGURES if key in agreement],
         "agreement_summary": agreement, "bias": bias,
         "over_time": alpha_over_time_chart(figures.get("over_time", {})),
