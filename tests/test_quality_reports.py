@@ -300,3 +300,9 @@ def test_a_failed_recompute_keeps_the_old_figures_and_is_not_retried_by_every_lo
         again = admin.post(url)  # "Recompute now", a plain form
     assert again.status_code == 302 and again["Location"] == url
     assert DBTaskResult.objects.count() == 1 and QualityReport.objects.get(campaign=campaign).status == "queued"
+
+
+def test_the_campaign_command_turns_the_annotator_panel_on(campaign):
+    call_command("campaign", "edit", "quality-check", "--show-quality")
+    campaign.refresh_from_db()
+    assert campaign.show_quality_to_annotators is True
