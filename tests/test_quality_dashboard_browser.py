@@ -90,3 +90,19 @@ def test_flags_charts_and_sorting(tab, campaign):
     assert _names(tab)[0] == "lefty"
     assert page.evaluate("window.__samePage === true")  # sorted in place by htmx, no page load
     tab.assert_no_errors()
+
+
+def test_a_stale_page_polls_until_the_recompute_is_stored(tab, db):
+    UserFactory(username="boss", role="admin")
+    campaign = Campaign.objects.create(name="Polled", slug="polled", status="active")
+    votes_seed(campaign, items=12, honest=1)
+    path = f"/manage/campaigns/{campaign.pk}/quality/"
+    _log_in(tab, path)
+    page = tab.page
+    assert page.get_by_test_id("recomputing").is_visible()
+    assert "Not computed yet" in page.get_by_test_id("report-status").inner_text()
+    quality_report_compute(campaign=campaign)  # what the worker would do
+    page.get_by_test_id("annotators").wait_for()  # the next poll swaps the stored report in
+    assert "on 48 votes" in page.get_by_test_id("report-status").inner_text()
+    assert page.get_by_test_id("recomputing").count() == 0
+    tab.assert_no_errors()
