@@ -315,6 +315,7 @@ SPECTACULAR_SETTINGS = {
         "AssignmentStatusEnum": "feedback.models.AssignmentStatus",
         "SideEnum": "feedback.models.Side",
         "SkipReasonEnum": "feedback.models.SkipReason",
+        "QualityReportStatusEnum": "feedback.quality.models.QualityReportStatus",
         "VoteChoiceEnum": "feedback.api.serializers.SUBMIT_CHOICES",
         "VoteAspectEnum": "feedback.api.serializers.SUBMIT_ASPECT_CHOICES",
         "VoteReviseChoiceEnum": "feedback.api.serializers.REVISE_CHOICES",

@@ -559,3 +559,6 @@ class ImportJob(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (ImportJobStatus.SUCCEEDED, ImportJobStatus.FAILED)
+
+
+from feedback.quality.models import QualityReport, QualityReportStatus  # noqa: E402,F401  (quality reports live in their own package)

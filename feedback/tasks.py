@@ -16,3 +16,12 @@ def import_execute(job_id: int) -> str:
     from .import_jobs import import_job_run
 
     return import_job_run(job_id=job_id).status
+
+
+@task()
+def quality_report_execute(campaign_id: int | None) -> str:
+    """Recompute the quality report of campaign ``campaign_id`` (None: all votes) with
+    ``feedback.quality.services.quality_report_compute``; returns its final status."""
+    from .quality.services import quality_report_compute
+
+    return quality_report_compute(campaign=campaign_id).status

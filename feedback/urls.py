@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from . import revision_views, views
+from .quality.dashboard import manage_quality
 from .quality.views import manage_flags
 from .campaigns import annotator_views as campaign_views
 from .tokens.views import account_token
@@ -24,6 +25,8 @@ urlpatterns = [
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
     path("", include("feedback.exports.urls")),
     path("manage/flags/", manage_flags, name="manage-flags"),
+    path("manage/quality/", manage_quality, name="manage-quality"),
+    path("manage/campaigns/<int:pk>/quality/", manage_quality, name="manage-campaign-quality"),
     path("", include("feedback.campaigns.urls")),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
     path("manage/imports/jobs/<int:pk>/", views.manage_import_job, name="manage-import-job"),

@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
 from feedback.exports.api import ExportViewSet
-from feedback.quality.api import FlagViewSet
+from feedback.quality.api import FlagViewSet, QualityReportView
 
 from . import views
 from .auth import TokenLoginView, TokenRotateView
@@ -40,6 +40,8 @@ urlpatterns = [
     path("imports/jobs/<int:pk>/", ImportJobView.as_view(), name="import-job"),
     path("auth/token/", TokenLoginView.as_view(), name="api-token"),
     path("auth/token/rotate/", TokenRotateView.as_view(), name="api-token-rotate"),
+    path("quality/", QualityReportView.as_view(), name="quality-report"),
+    path("campaigns/<int:pk>/quality/", QualityReportView.as_view(), name="campaign-quality-report"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SwaggerDocsView.as_view(url_name="api-schema"), name="api-docs"),
     # ReDoc is not served (see feedback/api/docs.py); old links land on Swagger UI.

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from feedback.errors import NotInPool
+from feedback.quality.selectors import annotator_quality
 from feedback.roles import is_annotator
 from feedback.views import _render_item, _require, annotate_urls
 
@@ -31,9 +32,12 @@ class AcknowledgeForm(forms.Form):
 @require_GET
 def campaign_start(request: HttpRequest) -> HttpResponse:
     """Annotators: their active campaigns, highest priority first, each with their votes in it,
-    what is still open to them, the campaign's votes against its target, and a button to start."""
+    what is still open to them, the campaign's votes against its target, and a button to start; with
+    "Your quality" from the stored reports (their own row only: ``quality.selectors.annotator_quality``)."""
     _require(request, is_annotator)
-    return render(request, "feedback/campaign_start.html", {"cards": campaigns_for_annotator(user=request.user)})
+    cards = campaigns_for_annotator(user=request.user)
+    quality = annotator_quality(user=request.user, campaigns=[card.campaign for card in cards])
+    return render(request, "feedback/campaign_start.html", {"cards": cards, "quality": quality})
 
 
 @login_required

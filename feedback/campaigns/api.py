@@ -41,7 +41,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = [
             "id", "name", "slug", "description", "status", "priority", "votes_required", "target_votes", "deadline",
-            "ask_strength", "aspects", "rationale", "ask_demonstration", "rules", "annotators", "groups",
+            "ask_strength", "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "rules", "annotators", "groups",
             "guidelines_version", "created_by", "created_at", "updated_at",
         ]
         read_only_fields = fields
@@ -61,6 +61,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     aspects = AspectSerializer(many=True, required=False)
     rationale = serializers.ChoiceField(choices=RationaleMode.values, required=False)
     ask_demonstration = serializers.BooleanField(required=False)
+    show_quality_to_annotators = serializers.BooleanField(required=False)
     annotators = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=10_000,
                                        help_text="usernames")
     groups = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=1_000,

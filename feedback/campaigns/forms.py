@@ -45,6 +45,8 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     ask_strength = forms.BooleanField(required=False, initial=True, label="Ask how strong the preference is")
     rationale = forms.ChoiceField(choices=RationaleMode.choices, initial=RationaleMode.OPTIONAL, label="Rationale")
     ask_demonstration = forms.BooleanField(required=False, initial=True, label='Show "write a better response"')
+    show_quality_to_annotators = forms.BooleanField(
+        required=False, initial=False, label="Show annotators their agreement with the consensus")
     annotators = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"), to_field_name="username",
         required=False, widget=forms.SelectMultiple(attrs={"size": 6}), help_text="people in the pool by name",
@@ -68,7 +70,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     def initial_of(campaign: Campaign) -> dict[str, Any]:
         initial = {name: getattr(campaign, name) for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration")}
+            "rationale", "ask_demonstration", "show_quality_to_annotators")}
         initial["annotators"] = list(campaign.annotators.values_list("username", flat=True))
         initial["groups"] = list(campaign.groups.values_list("name", flat=True))
         asked = {aspect["name"]: aspect["label"] for aspect in campaign.aspects}
@@ -85,7 +87,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         data = self.cleaned_data
         values = {name: data[name] for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration")}
+            "rationale", "ask_demonstration", "show_quality_to_annotators")}
         values["annotators"] = [user.username for user in data["annotators"]]
         values["groups"] = [group.name for group in data["groups"]]
         values["aspects"] = [

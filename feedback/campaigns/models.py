@@ -63,6 +63,8 @@ class Campaign(models.Model):
     aspects = models.JSONField(default=default_aspects, blank=True)
     rationale = models.CharField(max_length=10, choices=RationaleMode.choices, default=RationaleMode.OPTIONAL)
     ask_demonstration = models.BooleanField(default=True, help_text='Show the "write a better response" box.')
+    show_quality_to_annotators = models.BooleanField(
+        default=False, help_text="Annotators see their agreement with the consensus on their campaigns page.")
     rules = models.JSONField(default=dict, blank=True)
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")

@@ -43,7 +43,7 @@ MAX_GUIDELINES_CHARS = 100_000
 MAX_LABEL_CHARS = 200
 EDITABLE_FIELDS = (
     "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-    "aspects", "rationale", "ask_demonstration", "annotators", "groups",
+    "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
 )
 GUIDELINE_SAVE_TRIES = 5
 
@@ -166,7 +166,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
             errors["description"] = "must be text"
         else:
             campaign.description = values["description"]
-    for name in ("ask_strength", "ask_demonstration"):
+    for name in ("ask_strength", "ask_demonstration", "show_quality_to_annotators"):
         if name in values:
             if not isinstance(values[name], bool):
                 errors[name] = "must be true or false"

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from feedback.models import Campaign, Vote
+from feedback.models import Campaign, QualityReport, Vote
 
 from .agreement import agreement_summary
 from .bias import DEFAULT_CONSENSUS_MARGIN, DEFAULT_FAST_MS, DEFAULT_FAST_SHARE, bias_summary
@@ -60,3 +60,41 @@ def bias_for(*, campaign: Campaign | int | None = None, fast_ms: float = DEFAULT
         for row in summary["per_annotator"]:
             row["username"] = names.get(row["annotator"], "")
     return summary
+
+
+def quality_report_get(*, campaign: Campaign | int | None = None) -> QualityReport | None:
+    """The stored report of a campaign (or of all votes: ``campaign`` None), or None. One query."""
+    reports = QualityReport.objects.all()
+    return (reports.filter(campaign=campaign) if campaign is not None else reports.filter(campaign__isnull=True)).first()
+
+
+def newest_vote_id(*, campaign: Campaign | int | None = None) -> int | None:
+    """The id of the scope's newest vote (None: no vote). One query on the votes' primary key."""
+    votes = Vote.objects.all() if campaign is None else Vote.objects.filter(comparison__campaign=campaign)
+    return votes.order_by("-id").values_list("id", flat=True).first()
+
+
+def quality_report_is_stale(report: QualityReport | None, newest: int | None) -> bool:
+    """Whether the stored figures miss a vote: no report computed yet, or a newer vote than its last."""
+    if report is None or not report.computed:
+        return True
+    return newest is not None and (report.last_vote_id is None or newest > report.last_vote_id)
+
+
+def annotator_quality(*, user, campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
+    """``user``'s own row of each campaign's stored report, by campaign id: ``votes``, ``median_ms``,
+    ``computed_at`` and, only where the campaign's ``show_quality_to_annotators`` is on,
+    ``consensus_agreement``. Nobody else's figures or names. One query; campaigns without a
+    computed report, or where the user has no row, are absent."""
+    reports = QualityReport.objects.filter(campaign__in=campaigns, computed_at__isnull=False)
+    allowed = {campaign.pk: campaign.show_quality_to_annotators for campaign in campaigns}
+    panels: dict[int, dict[str, Any]] = {}
+    for report in reports.only("campaign_id", "computed_at", "figures"):
+        row = next((r for r in report.figures.get("annotators", []) if r.get("annotator") == user.pk), None)
+        if row is None:
+            continue
+        panel = {"votes": row["votes"], "median_ms": row["median_ms"], "computed_at": report.computed_at}
+        if allowed.get(report.campaign_id):
+            panel["consensus_agreement"] = row["consensus_agreement"]
+        panels[report.campaign_id] = panel
+    return panels

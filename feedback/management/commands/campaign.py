@@ -27,7 +27,7 @@ from feedback.campaigns.progress import campaign_progress, campaigns_progress
 
 UNSET = object()
 SETTINGS = ("name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "rationale",
-            "aspects", "ask_strength", "ask_demonstration", "annotators", "groups")
+            "aspects", "ask_strength", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups")
 
 
 def _names(text: str) -> list[str]:
@@ -106,6 +106,8 @@ class Command(BaseCommand):
         parser.add_argument("--aspects", type=_aspects, help="name[:label],... of helpfulness, harmlessness, honesty")
         parser.add_argument("--strength", action=argparse.BooleanOptionalAction, dest="ask_strength", default=UNSET)
         parser.add_argument("--demonstration", action=argparse.BooleanOptionalAction, dest="ask_demonstration", default=UNSET)
+        parser.add_argument("--show-quality", action=argparse.BooleanOptionalAction, dest="show_quality_to_annotators",
+                            default=UNSET, help="annotators see their agreement with the consensus")
         parser.add_argument("--annotators", type=_names, help="usernames")
         parser.add_argument("--groups", type=_names, help="group names")
 

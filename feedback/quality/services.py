@@ -1,0 +1,106 @@
+"""Writes of the quality reports: compute and store (``quality_report_compute``) and ask for a
+recompute in the background (``quality_report_request``, debounced on our own rows).
+
+When is a report recomputed? Not from the vote path: a vote costs the database nothing more
+(``tests/test_vote_cost.py`` pins it). Instead the dashboard page (and the API's POST, and
+``manage.py quality_report``) compares the stored report's ``last_vote_id`` with the scope's newest
+vote id, one indexed query, and when the report is older it calls ``quality_report_request``, which
+queues at most one recompute per scope: a row already ``queued`` or ``running`` (and not older
+than ``PENDING_EXPIRES``, after which its worker is presumed lost) is left as it is.
+"""
+from __future__ import annotations
+
+import traceback
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q, Sum
+from django.utils import timezone
+
+from feedback.models import Campaign, Vote
+
+from .models import QualityReport, QualityReportStatus
+from .report import over_time, report_figures
+from .selectors import agreement_for, bias_for
+
+PENDING_EXPIRES = timedelta(minutes=30)
+
+
+def _campaign_id(campaign: Campaign | int | None) -> int | None:
+    return campaign.pk if isinstance(campaign, Campaign) else campaign
+
+
+def _report_locked(campaign_id: int | None) -> QualityReport:
+    """The scope's report row, locked (created, queued, when missing); call inside ``transaction.atomic``."""
+    scope = Q(campaign_id=campaign_id) if campaign_id else Q(campaign__isnull=True)
+    report = QualityReport.objects.select_for_update().filter(scope).first()
+    if report is None:
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent request may create it first
+                QualityReport.objects.create(campaign_id=campaign_id)
+        except IntegrityError:
+            pass
+        report = QualityReport.objects.select_for_update().get(scope)
+    return report
+
+
+def quality_report_request(*, campaign: Campaign | int | None = None) -> tuple[QualityReport, bool]:
+    """Queue a background recompute of the scope's report (``campaign`` None: all votes), unless one
+    is already queued or running (debounce). Returns the report row and whether a task was queued;
+    the task is enqueued after the transaction commits (``feedback.tasks.quality_report_execute``)."""
+    campaign_id = _campaign_id(campaign)
+    with transaction.atomic():
+        report = _report_locked(campaign_id)
+        now = timezone.now()
+        fresh_pending = report.pending and report.queued_at and now - report.queued_at < PENDING_EXPIRES
+        if fresh_pending:
+            return report, False
+        report.status, report.queued_at, report.started_at = QualityReportStatus.QUEUED, now, None
+        report.save(update_fields=["status", "queued_at", "started_at"])
+        transaction.on_commit(lambda: _enqueue(report.pk, campaign_id))
+    return report, True
+
+
+def _enqueue(report_id: int, campaign_id: int | None) -> None:
+    from feedback.tasks import quality_report_execute
+
+    result = quality_report_execute.enqueue(campaign_id)
+    QualityReport.objects.filter(pk=report_id).update(task_id=str(result.id))
+
+
+def quality_report_compute(*, campaign: Campaign | int | None = None) -> QualityReport:
+    """Compute the scope's figures now and store them, replacing the old ones in one transaction.
+
+    Reads the scope's newest vote id and count first, then the agreement and bias summaries
+    (``selectors.agreement_for``/``bias_for``, 1,000 bootstrap resamples), the summed time on
+    item per annotator and alpha over time. A vote cast while this runs may or may not be in
+    the figures; ``last_vote_id`` is the newest vote known before reading, so such a report counts
+    as stale and is recomputed on the next look. On an error the row is marked failed with the
+    traceback and the old figures stay; the error is raised again.
+    """
+    campaign_id = _campaign_id(campaign)
+    with transaction.atomic():
+        report = _report_locked(campaign_id)
+        report.status, report.started_at, report.error = QualityReportStatus.RUNNING, timezone.now(), ""
+        report.save(update_fields=["status", "started_at", "error"])
+    votes = Vote.objects.all() if campaign_id is None else Vote.objects.filter(comparison__campaign_id=campaign_id)
+    try:
+        last_vote_id = votes.aggregate(last=Max("id"))["last"]
+        rows = list(votes.values_list("comparison_id", "annotator_id", "choice", "created_at"))
+        agreement = agreement_for(campaign=campaign_id)
+        bias = bias_for(campaign=campaign_id)
+        ms_totals = dict(votes.filter(ms_on_item__isnull=False).values("annotator_id")
+                         .annotate(total=Sum("ms_on_item")).values_list("annotator_id", "total"))
+        items, annotators, choices, moments = zip(*rows) if rows else ((), (), (), ())
+        figures = report_figures(agreement=agreement, bias=bias, ms_totals={k: float(v) for k, v in ms_totals.items()},
+                                 over_time=over_time(items, annotators, choices, moments))
+    except Exception:
+        QualityReport.objects.filter(pk=report.pk).update(status=QualityReportStatus.FAILED,
+                                                          error=traceback.format_exc()[-4000:])
+        raise
+    with transaction.atomic():
+        report = QualityReport.objects.select_for_update().get(pk=report.pk)
+        report.figures, report.vote_count, report.last_vote_id = figures, agreement["votes"], last_vote_id
+        report.computed_at, report.status, report.error = timezone.now(), QualityReportStatus.SUCCEEDED, ""
+        report.save()
+    return report
