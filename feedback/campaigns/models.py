@@ -64,7 +64,7 @@ class Campaign(models.Model):
     rationale = models.CharField(max_length=10, choices=RationaleMode.choices, default=RationaleMode.OPTIONAL)
     ask_demonstration = models.BooleanField(default=True, help_text='Show the "write a better response" box.')
     rules = models.JSONField(default=dict, blank=True)
-    # Gold items (comparisons with a ``gold_choice``): see feedback/campaigns/gold.py.
+    # Gold items (comparisons with a ``gold_choice``): feedback/gold.py, feedback/quality/gold.py.
     gold_rate = models.FloatField(
         default=0.0, help_text="Share of served items that are gold items, when one is left for the annotator (0-1)."
     )
@@ -145,7 +145,7 @@ class GuidelineAcknowledgement(models.Model):
 class CampaignAnnotatorPause(models.Model):
     """An annotator's access to one campaign, paused because their gold accuracy fell below the
     campaign's ``gold_min_accuracy``. While ``lifted_at`` is empty the campaign serves them nothing
-    and takes no vote from them; an admin lifts it (``feedback.campaigns.gold_services.pause_lift``).
+    and takes no vote from them; an admin lifts it (``feedback.quality.gold_services.pause_lift``).
     ``votes``/``correct``: their gold votes and matches when it was paused (for the record)."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotator_pauses")
