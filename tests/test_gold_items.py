@@ -367,3 +367,26 @@ def test_an_admin_sets_the_gold_answer_on_the_comparison_page(client):
     item.refresh_from_db()
     assert item.gold_choice == "tie"
     assert api_as(admin).post(f"/api/comparisons/{item.pk}/gold/", {"gold_choice": "left"}, format="json").status_code == 400
+
+
+def test_imported_preferences_become_gold_answers_by_command():
+    from tests.factories import VoteFactory
+
+    campaign = campaign_make("Imported", status="draft")
+    importer, other = UserFactory(), UserFactory()
+    agreed = ComparisonFactory(campaign=campaign, status="complete", vote_count=1)
+    VoteFactory(comparison=agreed, annotator=importer, choice="b", source="hh-rlhf")
+    split = ComparisonFactory(campaign=campaign)
+    VoteFactory(comparison=split, annotator=importer, choice="a", source="hh-rlhf")
+    VoteFactory(comparison=split, annotator=other, choice="tie", source="hh-rlhf")
+    by_annotator = ComparisonFactory(campaign=campaign)
+    VoteFactory(comparison=by_annotator, annotator=other, choice="a", source="annotator")
+    out = io.StringIO()
+    call_command("campaign", "gold-from-imports", "imported", "hh-rlhf", stdout=out)
+    assert "1 comparison of imported are gold items now" in out.getvalue()
+    for item in (agreed, split, by_annotator):
+        item.refresh_from_db()
+    assert (agreed.gold_choice, agreed.status) == ("b", "open")
+    assert split.gold_choice == by_annotator.gold_choice == ""
+    with pytest.raises(CommandError, match="source"):
+        call_command("campaign", "gold-from-imports", "imported", "annotator", stdout=io.StringIO())

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from feedback.models import Campaign, CampaignAnnotatorPause, Choice, Comparison, ComparisonStatus
+from feedback.models import Campaign, CampaignAnnotatorPause, Choice, Comparison, ComparisonStatus, Vote
 
 
 def comparison_gold_set(*, comparison: Comparison, gold_choice: str) -> Comparison:
@@ -45,3 +45,28 @@ def pause_lift(
     return CampaignAnnotatorPause.objects.filter(
         campaign=campaign, annotator=annotator, lifted_at__isnull=True
     ).update(lifted_at=now or timezone.now(), lifted_by=lifted_by)
+
+
+def gold_from_imported_votes(*, campaign: Campaign, source: str) -> int:
+    """Make the campaign's comparisons that carry an imported human preference gold items: the
+    answer is the imported vote's choice (``Vote.source == source``, e.g. ``"hh-rlhf"``; never
+    ``"annotator"``). The preference files (``feedback.imports``) have no gold column, so this runs
+    after an import and a move into the campaign. A comparison with several imported votes of that
+    source that disagree, or one that already has a gold answer, is left as it is; a complete one
+    is reopened. Returns how many comparisons became gold items.
+    Raises ValidationError ``{"source": ...}`` for ``"annotator"`` or an empty source."""
+    if not isinstance(source, str) or not source or source == "annotator":
+        raise ValidationError({"source": "name an import source (the annotators' own votes are not gold answers)"})
+    choices: dict[int, set[str]] = {}
+    rows = Vote.objects.filter(comparison__campaign=campaign, comparison__gold_choice="", source=source).exclude(
+        comparison__status=ComparisonStatus.RETIRED
+    ).values_list("comparison_id", "choice")
+    for comparison_id, choice in rows:
+        choices.setdefault(comparison_id, set()).add(choice)
+    agreed = {pk: next(iter(found)) for pk, found in choices.items() if len(found) == 1}
+    with transaction.atomic():
+        for choice in set(agreed.values()):
+            ids = [pk for pk, value in agreed.items() if value == choice]
+            Comparison.objects.filter(pk__in=ids, gold_choice="").update(gold_choice=choice)
+        Comparison.objects.filter(pk__in=list(agreed), status=ComparisonStatus.COMPLETE).update(status=ComparisonStatus.OPEN)
+    return len(agreed)

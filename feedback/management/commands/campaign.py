@@ -10,6 +10,7 @@ one line saying what is wrong (``CommandError``), nothing changed.
     manage.py campaign show safety-sweep
     manage.py campaign edit safety-sweep --gold-rate 0.1 --gold-feedback --gold-min-accuracy 0.7 --gold-min-votes 10
     manage.py campaign lift-pause safety-sweep alice
+    manage.py campaign gold-from-imports safety-sweep hh-rlhf
 """
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ class Command(BaseCommand):
         lift = commands.add_parser("lift-pause", help="give an annotator paused for gold accuracy their access back")
         lift.add_argument("campaign", help="slug or id")
         lift.add_argument("username")
+        gold = commands.add_parser("gold-from-imports", help="make comparisons with an imported preference gold items")
+        gold.add_argument("campaign", help="slug or id")
+        gold.add_argument("source", help="the import's source (e.g. hh-rlhf)")
 
     @staticmethod
     def _settings_arguments(parser) -> None:
@@ -205,6 +209,13 @@ class Command(BaseCommand):
         lifted = pause_lift(campaign=campaign, username=options["username"])
         self.stdout.write(f"{options['username']} may annotate in {campaign.slug} again" if lifted
                           else f"{options['username']} was not paused in {campaign.slug}")
+
+    def _gold_from_imports(self, options) -> None:
+        from feedback.quality.gold_services import gold_from_imported_votes
+
+        campaign = self._campaign(options["campaign"])
+        made = gold_from_imported_votes(campaign=campaign, source=options["source"])
+        self.stdout.write(f"{made} comparison{'s' * (made != 1)} of {campaign.slug} are gold items now")
 
     def _show(self, options) -> None:
         if not options.get("campaign"):
