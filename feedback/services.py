@@ -482,7 +482,8 @@ def assignment_claim(
     largest ``gold_rate`` among the level's campaigns) decides whether a gold item of those
     campaigns they have not voted on or skipped is served instead (one query more, on a draw only;
     none left: the normal item). Gold items are never served once the normal work is done, and
-    never counted against ``votes_required``. Campaigns where the annotator is paused (an open
+    never counted against ``votes_required``. In a campaign whose ``gold_rate`` is 0 a comparison
+    with a ``gold_choice`` is an ordinary item (served by slots, completed by votes). Campaigns where the annotator is paused (an open
     ``CampaignAnnotatorPause``) serve them nothing.
 
     Raises:
