@@ -419,10 +419,10 @@ _CANDIDATES_SQL = (
 _FRESH_SLOTS_SQL = "SELECT c.id, {leases}, {mine} FROM {comparison} c WHERE c.id IN ({ids})"
 # In campaigns with a gold_rate, gold items are left out of the normal candidates (``not_gold``).
 _NOT_GOLD_SQL = " AND (c.gold_choice = '' OR c.campaign_id NOT IN ({gold}))"
-# Gold items (``gold_choice`` set, in a campaign whose ``gold_rate`` is above 0) are served apart: never counted against ``votes_required`` (any
-# number of annotators may see one), each at most once per annotator (voted or skipped), in queue
-# order. Run only when the claim draws a gold item (``feedback.gold.gold_draw``); not locked, since
-# no slot is taken.
+# Gold items (``gold_choice`` set, in a campaign whose ``gold_rate`` is above 0) are served apart:
+# never counted against ``votes_required`` (any number of annotators may see one), each at most once
+# per annotator (voted or skipped), in queue order. Run only when the claim draws a gold item (``feedback.gold.gold_draw``); on PostgreSQL the
+# row is locked (SKIP LOCKED) for the claim's transaction only.
 _GOLD_CANDIDATE_SQL = (
     "SELECT c.id, {mine} FROM {comparison} c"
     " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns}) AND c.gold_choice <> ''"
@@ -576,6 +576,10 @@ def _gold_candidate(gold_ids: dict[str, int], params: dict, tables: dict) -> tup
     not voted on or skipped: ``(comparison id, their own expired lease's id or None)``, or None."""
     campaigns = ", ".join(f"%({name})s" for name in gold_ids)
     sql = _GOLD_CANDIDATE_SQL.format(campaigns=campaigns, mine=_MINE_SQL.format(**tables), **tables)
+    if connection.features.has_select_for_update_skip_locked:
+        # Two claims at once (PostgreSQL) do not lease the same gold item to one annotator twice:
+        # the second passes over it to the next gold item.
+        sql += " FOR UPDATE OF c SKIP LOCKED"
     with connection.cursor() as cursor:
         cursor.execute(sql, params | gold_ids)
         row = cursor.fetchone()
