@@ -421,8 +421,9 @@ _FRESH_SLOTS_SQL = "SELECT c.id, {leases}, {mine} FROM {comparison} c WHERE c.id
 _NOT_GOLD_SQL = " AND (c.gold_choice = '' OR c.campaign_id NOT IN ({gold}))"
 # Gold items (``gold_choice`` set, in a campaign whose ``gold_rate`` is above 0) are served apart:
 # never counted against ``votes_required`` (any number of annotators may see one), each at most once
-# per annotator (voted or skipped), in queue order. Run only when the claim draws a gold item (``feedback.gold.gold_draw``); on PostgreSQL the
-# row is locked (SKIP LOCKED) for the claim's transaction only.
+# per annotator (voted or skipped), in queue order. Run only when the claim draws a gold item
+# (``feedback.gold.gold_draw``); on PostgreSQL the row is locked (SKIP LOCKED) for the claim's
+# transaction only.
 _GOLD_CANDIDATE_SQL = (
     "SELECT c.id, {mine} FROM {comparison} c"
     " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns}) AND c.gold_choice <> ''"

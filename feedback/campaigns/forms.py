@@ -52,7 +52,8 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     gold_feedback = forms.BooleanField(required=False, initial=False, label="Tell annotators how they did on gold items")
     gold_min_accuracy = forms.FloatField(required=False, min_value=0, max_value=1, label="Minimum gold accuracy",
                                          help_text="0-1; below it an annotator is paused; empty: never")
-    gold_min_votes = forms.IntegerField(required=False, initial=10, min_value=1, max_value=10_000, label="Gold votes before pausing")
+    gold_min_votes = forms.IntegerField(required=False, initial=10, min_value=1, max_value=10_000,
+                                        label="Gold votes before pausing")
     annotators = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"), to_field_name="username",
         required=False, widget=forms.SelectMultiple(attrs={"size": 6}), help_text="people in the pool by name",
