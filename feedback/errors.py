@@ -75,3 +75,18 @@ class GuidelinesUnread(FeedbackError):
     def __init__(self, message: str, campaign_slug: str = "", version: int | None = None):
         super().__init__(message)
         self.campaign_slug, self.version = campaign_slug, version
+
+
+class AnnotatorPaused(NotInPool):
+    """The caller's access to the campaign is paused: their accuracy on its gold items fell below
+    the campaign's ``gold_min_accuracy`` (a ``CampaignAnnotatorPause``; an admin lifts it)."""
+
+    code = "annotator_paused"
+
+
+def annotator_paused_message(campaign_name: str) -> str:
+    """What a paused annotator reads, on the page and from the API."""
+    return (
+        f"Your access to campaign {campaign_name!r} is paused: your answers on its check items fell below the"
+        " accuracy it requires. Ask an admin to review your work and lift the pause."
+    )

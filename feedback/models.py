@@ -513,6 +513,7 @@ class Export(models.Model):
 from feedback.tokens.models import ApiToken  # noqa: E402,F401  (API tokens live in their own package)
 from feedback.campaigns.models import (  # noqa: E402,F401  (campaigns live in their own package)
     Campaign,
+    CampaignAnnotatorPause,
     CampaignStatus,
     GuidelineAcknowledgement,
     GuidelineVersion,

@@ -18,7 +18,18 @@ from django.utils import timezone
 
 from .campaigns.pool import campaign_table, pool_sql
 from .campaigns.questions import answers_check, questions_of
-from .errors import ComparisonClosed, GuidelinesUnread, ItemChanged, LeaseExpired, NotAssigned, NotInPool, VoteConflict
+from .errors import (
+    AnnotatorPaused,
+    ComparisonClosed,
+    GuidelinesUnread,
+    ItemChanged,
+    LeaseExpired,
+    NotAssigned,
+    NotInPool,
+    VoteConflict,
+    annotator_paused_message,
+)
+from .gold import GoldCheck, gold_draw, gold_pause_due
 from .messages import (
     MAX_COMPLETION_CHARS,
     MessagesError,
@@ -33,6 +44,7 @@ from .models import (
     Assignment,
     AssignmentStatus,
     Campaign,
+    CampaignAnnotatorPause,
     CampaignStatus,
     Choice,
     Comparison,
@@ -374,12 +386,17 @@ def _active_leases_of_others(comparison_ref, annotator, now: datetime):
 # The first statement names the campaigns that may serve the annotator (active, their pool holds
 # them; ``campaign`` narrows it to one), highest priority first, each with the annotator's live
 # lease in it if any: a lease in a campaign that was paused, closed or left is not served again.
+# A campaign where the annotator's access is paused (an open ``CampaignAnnotatorPause``) is left out.
+_PAUSED_SQL = (
+    "EXISTS (SELECT 1 FROM {pause} p WHERE p.campaign_id = k.id AND p.annotator_id = %(annotator)s"
+    " AND p.lifted_at IS NULL)"
+)
 _ELIGIBLE_SQL = (
     "SELECT k.id, k.priority,"
     " (SELECT a.id FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " WHERE a.annotator_id = %(annotator)s AND a.status = %(leased)s AND a.expires_at > %(now)s"
-    " AND c.status = %(open)s AND c.campaign_id = k.id ORDER BY a.leased_at ASC, a.id ASC LIMIT 1)"
-    " FROM {campaign} k WHERE k.status = %(active)s AND {pool}{scope}"
+    " AND c.status = %(open)s AND c.campaign_id = k.id ORDER BY a.leased_at ASC, a.id ASC LIMIT 1), k.gold_rate"
+    " FROM {campaign} k WHERE k.status = %(active)s AND {pool}{scope} AND NOT " + _PAUSED_SQL +
     " ORDER BY k.priority DESC, k.id ASC"
 )
 _LEASES_OF_OTHERS_SQL = (
@@ -392,7 +409,7 @@ _MINE_SQL = "(SELECT m.id FROM {assignment} m WHERE m.comparison_id = c.id AND m
 _CANDIDATES_SQL = (
     "SELECT c.id, c.priority, c.created_at, c.votes_required, c.vote_count, {leases}, {mine}"
     " FROM {comparison} c"
-    " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns})"
+    " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns}){not_gold}"
     " AND NOT EXISTS (SELECT 1 FROM {assignment} d WHERE d.comparison_id = c.id AND d.annotator_id = %(annotator)s"
     " AND d.status IN (%(voted)s, %(skipped)s))"
     " AND c.vote_count + {leases} < c.votes_required"
@@ -400,12 +417,27 @@ _CANDIDATES_SQL = (
     " LIMIT %(limit)s"
 )
 _FRESH_SLOTS_SQL = "SELECT c.id, {leases}, {mine} FROM {comparison} c WHERE c.id IN ({ids})"
+# In campaigns with a gold_rate, gold items are left out of the normal candidates (``not_gold``).
+_NOT_GOLD_SQL = " AND (c.gold_choice = '' OR c.campaign_id NOT IN ({gold}))"
+# Gold items (``gold_choice`` set, in a campaign whose ``gold_rate`` is above 0) are served apart:
+# never counted against ``votes_required`` (any number of annotators may see one), each at most once
+# per annotator (voted or skipped), in queue order. Run only when the claim draws a gold item
+# (``feedback.gold.gold_draw``); on PostgreSQL the row is locked (SKIP LOCKED) for the claim's
+# transaction only.
+_GOLD_CANDIDATE_SQL = (
+    "SELECT c.id, {mine} FROM {comparison} c"
+    " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns}) AND c.gold_choice <> ''"
+    " AND NOT EXISTS (SELECT 1 FROM {assignment} d WHERE d.comparison_id = c.id AND d.annotator_id = %(annotator)s"
+    " AND d.status IN (%(voted)s, %(skipped)s))"
+    " ORDER BY c.priority DESC, c.created_at ASC, c.id ASC LIMIT 1"
+)
 
 
 def _tables() -> dict[str, str]:
     return {"assignment": Assignment._meta.db_table, "comparison": Comparison._meta.db_table, "vote": Vote._meta.db_table,
             "campaign": campaign_table(), "guidelines": GuidelineVersion._meta.db_table,
-            "acknowledgements": GuidelineAcknowledgement._meta.db_table}
+            "acknowledgements": GuidelineAcknowledgement._meta.db_table,
+            "pause": CampaignAnnotatorPause._meta.db_table}
 
 
 def _db_datetime(value) -> datetime:
@@ -418,6 +450,16 @@ def _campaign_refusal(campaign: Campaign) -> NotInPool:
     if not campaign.is_active:
         return NotInPool(f"Campaign {campaign.name!r} is {campaign.status}: it serves no comparisons now.")
     return NotInPool(f"You are not in the pool of campaign {campaign.name!r}; ask an admin to add you.")
+
+
+def _pause_refusal(annotator, campaign: Campaign | None) -> AnnotatorPaused | None:
+    """The refusal for an annotator with an open gold pause (in ``campaign``, or in any campaign
+    when None), or None. One query, run only when no campaign serves them."""
+    pauses = CampaignAnnotatorPause.objects.filter(annotator=annotator, lifted_at__isnull=True)
+    if campaign is not None:
+        pauses = pauses.filter(campaign=campaign)
+    name = pauses.values_list("campaign__name", flat=True).first()
+    return AnnotatorPaused(annotator_paused_message(name)) if name is not None else None
 
 
 def assignment_claim(
@@ -436,8 +478,19 @@ def assignment_claim(
     LOCKED`` and the slot counts are re-read after the lock; on SQLite the whole claim runs in one
     IMMEDIATE transaction, so claims are serialised.
 
+    Gold items (comparisons with a ``gold_choice``) are mixed in: within a priority level, when the
+    level has normal work for the annotator, ``feedback.gold.gold_draw(rng, rate)`` (``rate``: the
+    largest ``gold_rate`` among the level's campaigns) decides whether a gold item of those
+    campaigns they have not voted on or skipped is served instead (one query more, on a draw only;
+    none left: the normal item). Gold items are never served once the normal work is done, and
+    never counted against ``votes_required``. In a campaign whose ``gold_rate`` is 0 a comparison
+    with a ``gold_choice`` is an ordinary item (served by slots, completed by votes). Campaigns where the annotator is paused (an open
+    ``CampaignAnnotatorPause``) serve them nothing.
+
     Raises:
         NotInPool: ``campaign`` is not active, or its pool does not hold the annotator.
+        AnnotatorPaused: (a NotInPool) the annotator's access to ``campaign`` is paused, or, with
+            no ``campaign``, no campaign serves them and one of theirs is paused.
     """
     now = now or timezone.now()
     if campaign is not None and not campaign.is_active:
@@ -460,30 +513,41 @@ def assignment_claim(
             cursor.execute(_ELIGIBLE_SQL.format(pool=pool_sql("k.id"), scope=scope, **tables), params)
             eligible = cursor.fetchall()
         if not eligible:
+            paused = _pause_refusal(annotator, campaign)
+            if paused is not None:
+                raise paused
             if campaign is not None:
                 raise _campaign_refusal(campaign)
             return None
-        current = next((lease for _, _, lease in eligible if lease is not None), None)
+        current = next((row[2] for row in eligible if row[2] is not None), None)
         if current is not None:
             return Assignment.objects.get(pk=current)
         for _, group in groupby(eligible, key=lambda row: row[1]):
+            group = list(group)
             ids = {f"k{i}": row[0] for i, row in enumerate(group)}
-            assignment = _claim_in(annotator, ids, params, tables, now, rng)
+            gold_rate = max(row[3] or 0.0 for row in group)
+            gold_ids = {f"g{i}": row[0] for i, row in enumerate(group) if (row[3] or 0.0) > 0}
+            assignment = _claim_in(annotator, ids, params, tables, now, rng, gold_rate=gold_rate, gold_ids=gold_ids)
             if assignment is not None:
                 return assignment
         return None
 
 
-def _claim_in(annotator, campaign_ids: dict[str, int], params: dict, tables: dict, now: datetime, rng) -> Assignment | None:
-    """The claim's candidates step within the campaigns ``campaign_ids`` (placeholder -> id)."""
+def _claim_in(
+    annotator, campaign_ids: dict[str, int], params: dict, tables: dict, now: datetime, rng, *,
+    gold_rate: float = 0.0, gold_ids: dict[str, int] | None = None,
+) -> Assignment | None:
+    """The claim's candidates step within the campaigns ``campaign_ids`` (placeholder -> id); with
+    normal work left, a gold item of the campaigns ``gold_ids`` when ``gold_draw`` says so."""
     subqueries = {"leases": _LEASES_OF_OTHERS_SQL.format(**tables), "mine": _MINE_SQL.format(**tables)}
     campaigns = ", ".join(f"%({name})s" for name in campaign_ids)
-    sql = _CANDIDATES_SQL.format(campaigns=campaigns, **subqueries, **tables)
+    not_gold = _NOT_GOLD_SQL.format(gold=", ".join(f"%({name})s" for name in gold_ids)) if gold_ids else ""
+    sql = _CANDIDATES_SQL.format(campaigns=campaigns, not_gold=not_gold, **subqueries, **tables)
     skip_locked = connection.features.has_select_for_update_skip_locked
     if skip_locked:
         sql += " FOR UPDATE OF c SKIP LOCKED"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params | campaign_ids)
+        cursor.execute(sql, params | campaign_ids | (gold_ids or {}))
         rows = cursor.fetchall()
         if not rows:
             return None
@@ -500,15 +564,39 @@ def _claim_in(annotator, campaign_ids: dict[str, int], params: dict, tables: dic
     )
     if picked is None:
         return None
+    comparison_id, mine = picked.comparison_id, slots[picked.comparison_id][1]
+    if gold_ids and gold_draw(rng, gold_rate):
+        gold = _gold_candidate(gold_ids, params, tables)
+        if gold is not None:
+            comparison_id, mine = gold
+    return _lease_write(annotator, comparison_id, mine, now, rng)
+
+
+def _gold_candidate(gold_ids: dict[str, int], params: dict, tables: dict) -> tuple[int, int | None] | None:
+    """The first gold item (in queue order) of the campaigns ``gold_ids`` that the annotator has
+    not voted on or skipped: ``(comparison id, their own expired lease's id or None)``, or None."""
+    campaigns = ", ".join(f"%({name})s" for name in gold_ids)
+    sql = _GOLD_CANDIDATE_SQL.format(campaigns=campaigns, mine=_MINE_SQL.format(**tables), **tables)
+    if connection.features.has_select_for_update_skip_locked:
+        # Two claims at once (PostgreSQL) do not lease the same gold item to one annotator twice:
+        # the second passes over it to the next gold item.
+        sql += " FOR UPDATE OF c SKIP LOCKED"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params | gold_ids)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _lease_write(annotator, comparison_id: int, mine: int | None, now: datetime, rng) -> Assignment:
+    """Lease ``comparison_id`` to ``annotator``: renew their own expired lease ``mine``, or a new one."""
     expires = now + _lease_length()
-    mine = slots[picked.comparison_id][1]
     if mine is not None:  # the annotator's own expired lease on this comparison: renew it
         stale = Assignment.objects.get(pk=mine)
         stale.leased_at, stale.expires_at = now, expires
         stale.save(update_fields=["leased_at", "expires_at"])
         return stale
     return Assignment.objects.create(
-        comparison_id=picked.comparison_id,
+        comparison_id=comparison_id,
         annotator=annotator,
         shown_left=side_draw(rng),
         leased_at=now,
@@ -643,7 +731,8 @@ _VOTE_TARGET_SQL = (
     "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
     " c.prompt_id, a.comparison_id,"
     " k.name, k.slug, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
-    " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s)"
+    " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s),"
+    " c.gold_choice, k.id, k.gold_feedback, k.gold_min_accuracy, k.gold_min_votes, " + _PAUSED_SQL + ", k.gold_rate"
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " INNER JOIN {campaign} k ON k.id = c.campaign_id"
     " LEFT JOIN {guidelines} g ON g.id = (SELECT gl.id FROM {guidelines} gl WHERE gl.campaign_id = k.id"
@@ -659,20 +748,34 @@ ITEM_CHANGED = (
 _VOTE_EXISTS_SQL = "SELECT 1 FROM {vote} WHERE comparison_id = %(comparison)s AND annotator_id = %(annotator)s"
 _VOTE_RECORD_ASSIGNMENT_SQL = "UPDATE {assignment} SET status = %(voted)s, finished_at = %(now)s WHERE id = %(id)s"
 # Right-hand sides see the row before the update: the vote that fills the last slot completes it.
+# A gold item (``gold`` = 1: in a campaign with a gold_rate) is never completed by votes: it stays
+# open for every annotator in the pool.
 _VOTE_COUNT_SQL = (
     "UPDATE {comparison} SET vote_count = vote_count + 1,"
-    " status = CASE WHEN status = %(open)s AND vote_count >= votes_required - 1 THEN %(complete)s ELSE status END"
+    " status = CASE WHEN status = %(open)s AND vote_count >= votes_required - 1 AND %(gold)s = 0"
+    " THEN %(complete)s ELSE status END"
     " WHERE id = %(id)s"
 )
 
 
+# An annotator's gold votes and matches in one campaign (run after a gold vote, when the campaign
+# has a gold_min_accuracy).
+_GOLD_TALLY_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN v.choice = c.gold_choice THEN 1 ELSE 0 END), 0)"
+    " FROM {vote} v INNER JOIN {comparison} c ON c.id = v.comparison_id"
+    " WHERE v.annotator_id = %(annotator)s AND c.campaign_id = %(campaign)s AND c.gold_choice <> ''"
+)
+
+
 def _campaign_rules_check(row: tuple, fields: Mapping[str, Any], demonstration: str) -> int | None:
-    """The campaign's rules for a vote read by ``_VOTE_TARGET_SQL`` (``row[10:20]``): it must be
-    active, the answers must fit its questions, and its latest guidelines must be acknowledged.
-    Returns the latest guidelines' id (None: the campaign has none)."""
+    """The campaign's rules for a vote read by ``_VOTE_TARGET_SQL`` (``row[10:20]``, ``row[25]``):
+    it must be active, the annotator not paused in it, the answers must fit its questions, and its
+    latest guidelines must be acknowledged. Returns the latest guidelines' id (None: the campaign has none)."""
     name, slug, status, ask_strength, aspects, rationale_mode, ask_demonstration, guidelines_id, number, read = row[10:20]
     if status != CampaignStatus.ACTIVE:
         raise NotInPool(f"Campaign {name!r} is {status}: it takes no votes now; nothing was saved.")
+    if row[25]:
+        raise AnnotatorPaused(annotator_paused_message(name) + " Nothing was saved.")
     questions = questions_of(
         ask_strength=ask_strength, aspects=aspects, rationale=rationale_mode, ask_demonstration=ask_demonstration
     )
@@ -688,6 +791,28 @@ def _campaign_rules_check(row: tuple, fields: Mapping[str, Any], demonstration: 
             " nothing was saved.", campaign_slug=slug, version=number,
         )
     return guidelines_id
+
+
+def _gold_pause_check(*, annotator, row: tuple, tables: dict) -> None:
+    """After a gold vote (``row``: ``_VOTE_TARGET_SQL``'s): pause the annotator's access to the
+    campaign when ``feedback.gold.gold_pause_due`` says so. One query (the tally) when the
+    campaign has a ``gold_min_accuracy``, two more (a savepoint and the INSERT) when it pauses."""
+    campaign_id, min_accuracy, min_votes = row[21], row[23], row[24]
+    if min_accuracy is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_GOLD_TALLY_SQL.format(**tables), {"annotator": annotator.pk, "campaign": campaign_id})
+        votes, correct = cursor.fetchone()
+    if not gold_pause_due(votes=votes, correct=int(correct), min_accuracy=min_accuracy, min_votes=min_votes):
+        return
+    try:
+        with transaction.atomic():
+            CampaignAnnotatorPause.objects.create(
+                campaign_id=campaign_id, annotator=annotator, votes=votes, correct=int(correct),
+                reason=f"gold accuracy {int(correct)}/{votes} below {min_accuracy:.0%}",
+            )
+    except IntegrityError:  # paused already by a concurrent vote
+        pass
 
 
 def vote_submit(
@@ -739,6 +864,15 @@ def vote_submit(
 
     The vote records the campaign's latest guidelines (``guidelines_version``) and ``blind``:
     False when the annotator could see model names (``feedback.roles.is_feedback_admin``).
+
+    Gold items: a vote on a comparison with a ``gold_choice`` never completes it (see
+    ``assignment_claim``) and no expired-lease slot check applies. When the campaign has a
+    ``gold_min_accuracy`` the annotator's gold tally is read (one query, on gold votes only) and
+    their access paused (``CampaignAnnotatorPause``) when it falls below. The returned vote carries
+    ``gold_check`` (a ``feedback.gold.GoldCheck``) when it was on a gold item of a campaign with
+    ``gold_feedback`` on, else None: what the next page tells the annotator. Whether a vote matched
+    is never stored; it is computed from ``gold_choice`` when read, so changing a gold answer re-scores.
+    Raises ``AnnotatorPaused`` (a NotInPool, 403) when the annotator's access is paused.
     """
     now = now or timezone.now()
     fields, demonstration = _vote_fields_validate(
@@ -793,7 +927,8 @@ def vote_submit(
             if status == ComparisonStatus.RETIRED:
                 raise ComparisonClosed(f"Comparison {comparison_id} was retired and takes no more votes.")
             guidelines_id = _campaign_rules_check(row, fields, demonstration)
-            if expires_at <= now:
+            gold_choice = row[20] if row[26] else ""  # a gold item only where the campaign mixes them in
+            if expires_at <= now and not gold_choice:
                 taken = vote_count + _active_leases_of_others(comparison_id, annotator, now).count()
                 if taken >= votes_required:
                     raise LeaseExpired(
@@ -827,8 +962,13 @@ def vote_submit(
                 cursor.execute(
                     _VOTE_COUNT_SQL.format(**tables),
                     {"open": ComparisonStatus.OPEN.value, "complete": ComparisonStatus.COMPLETE.value,
-                     "id": comparison_id},
+                     "id": comparison_id, "gold": 1 if gold_choice else 0},
                 )
+            vote.gold_check = None
+            if gold_choice:
+                _gold_pause_check(annotator=annotator, row=row, tables=tables)
+                if row[22]:
+                    vote.gold_check = GoldCheck(vote.choice, gold_choice, shown_left)
             # Listeners (the training loop counts votes) hear of it once the vote is committed.
             transaction.on_commit(lambda: vote_recorded.send(sender=Vote, vote_id=vote.pk, created_at=vote.created_at))
             return vote, True

@@ -23,6 +23,7 @@ urlpatterns = [
     path("campaigns/", campaign_views.campaign_start, name="annotate-campaigns"),
     path("manage/comparisons/", views.manage_comparisons, name="manage-comparisons"),
     path("manage/comparisons/<int:pk>/", views.manage_comparison_detail, name="manage-comparison-detail"),
+    path("manage/comparisons/<int:pk>/gold/", views.manage_comparison_gold, name="manage-comparison-gold"),
     path("", include("feedback.exports.urls")),
     path("manage/flags/", manage_flags, name="manage-flags"),
     path("manage/quality/", manage_quality, name="manage-quality"),

@@ -25,8 +25,9 @@ from .campaigns.questions import Questions
 from .errors import FeedbackError, ItemChanged, NotInPool
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
-from .models import Campaign, ImportJob, SkipReason, Vote
+from .models import Campaign, Choice, ImportJob, SkipReason, Vote
 from .quality import flags as quality_flags
+from .quality import gold_services
 from .roles import is_annotator, is_feedback_admin
 from .vote_wording import vote_difference
 
@@ -72,12 +73,14 @@ def annotate_urls(campaign: Campaign | None) -> dict[str, str]:
 
 
 def _item_context(
-    request: HttpRequest, *, campaign: Campaign | None = None, error: str = "", form_errors=None, kept: dict | None = None
+    request: HttpRequest, *, campaign: Campaign | None = None, error: str = "", form_errors=None, kept: dict | None = None,
+    gold_note: str = "",
 ) -> dict:
     """``kept``: what the annotator typed or picked in a vote that was not saved (``KEPT_FIELDS``),
     put back in the form so nothing they wrote is lost (the error says which comparison is shown).
     ``campaign``: claim inside that campaign only (raises ``NotInPool``); the page then shows its
-    questions and guidelines even when nothing is left to judge."""
+    questions and guidelines even when nothing is left to judge. ``gold_note``: after a vote on a
+    gold item of a campaign with ``gold_feedback``, how it compared with the expected answer."""
     assignment = services.assignment_claim(annotator=request.user, campaign=campaign)
     display = selectors.assignment_display(assignment=assignment) if assignment else None
     shown = display.campaign if display else campaign
@@ -103,6 +106,7 @@ def _item_context(
         "undone": kept.get("choice", ""),
         "progress": selectors.annotator_progress(annotator=request.user, campaign=campaign),
         "error": error,
+        "gold_note": gold_note,
         "form_errors": form_errors or {},
         "kept": kept,
         "demonstration": kept.get("demonstration", ""),
@@ -192,7 +196,7 @@ def annotate_vote(request: HttpRequest, slug: str | None = None) -> HttpResponse
         )
     data = form.cleaned_data
     try:
-        services.vote_submit(
+        vote, _ = services.vote_submit(
             annotator=request.user,
             item=data["item"],
             choice=data["choice"],
@@ -227,9 +231,14 @@ def annotate_vote(request: HttpRequest, slug: str | None = None) -> HttpResponse
         return _render_item(
             request, campaign=campaign, status=error.status, error=f"{error} What you typed is kept.", kept=kept
         )
+    # A gold item in a campaign with gold_feedback: say how the vote compared (on the next page).
+    check = getattr(vote, "gold_check", None)
+    gold_note = check.note() if check is not None else ""
     if request.htmx:
-        return _render_item(request, campaign=campaign)
+        return _render_item(request, campaign=campaign, gold_note=gold_note)
     messages.success(request, "Vote saved.")
+    if gold_note:
+        messages.info(request, gold_note, extra_tags="gold-note")
     return redirect(annotate_urls(campaign)["page"])
 
 
@@ -314,8 +323,29 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),
         "flags": quality_flags.comparison_flags(comparison=comparison),
+        "gold_choices": Choice.choices,
     }
     return render(request, "feedback/manage_comparison_detail.html", context)
+
+
+@login_required
+@require_POST
+def manage_comparison_gold(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: set or clear the comparison's gold answer (``gold_choice``; ``""`` clears it). A plain
+    post redirects to the comparison's page; htmx gets the form back with the outcome (400 on a bad value)."""
+    _require(request, is_feedback_admin)
+    comparison = get_object_or_404(selectors.comparison_list(user=request.user), pk=pk)
+    try:
+        comparison = gold_services.comparison_gold_set(comparison=comparison, gold_choice=request.POST.get("gold_choice", ""))
+    except ValidationError as error:
+        notice, status = "Not saved: gold answer " + "; ".join(error.messages), 400
+    else:
+        notice, status = f"Gold answer saved: {comparison.gold_choice or 'none'}.", 200
+    if request.htmx:
+        context = {"comparison": comparison, "gold_choices": Choice.choices, "gold_notice": notice, "gold_error": status != 200}
+        return render(request, "feedback/manage_comparison_detail.html#gold", context, status=status)
+    (messages.success if status == 200 else messages.error)(request, notice)
+    return redirect("manage-comparison-detail", pk=comparison.pk)
 
 
 @login_required

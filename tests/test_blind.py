@@ -5,6 +5,7 @@ annotator can reach (every route without parameters, every route with an id of t
 """
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from html.parser import HTMLParser
@@ -158,3 +159,56 @@ def test_every_api_answer_an_annotator_can_reach_is_blind(annotator, comparisons
     # What was stored is in a/b terms, mapped with the side this annotator was shown.
     first = Vote.objects.get(annotator=annotator, comparison_id=body["comparison"])
     assert first.choice == Assignment.objects.get(annotator=annotator, comparison_id=body["comparison"]).shown_left
+
+
+# --- gold items look like any other item until the vote ----------------------------------------------
+def _same_looking_pair(campaign, gold: str):
+    prompt = PromptFactory(messages=[{"role": "user", "content": "Which is the capital of Peru?"}])
+    a = CompletionFactory(prompt=prompt, model_name=NEW, text="Lima.")
+    b = CompletionFactory(prompt=prompt, model_name=PARENT, text="Puno.")
+    return ComparisonFactory(prompt=prompt, completion_a=a, completion_b=b, campaign=campaign, gold_choice=gold)
+
+
+def _without_item_names(text: str, tokens: list[str]) -> str:
+    """The page with the item's token, its short name and the side order taken out (which differs
+    from item to item by design), so two items' pages can be compared."""
+    for token in tokens:
+        text = text.replace(token, "TOKEN")
+    text = re.sub(r"Item <code>[^<]+</code>", "SHORT", text)
+    text = re.sub(r"csrfmiddlewaretoken\" value=\"[^\"]+\"", "CSRF", text)
+    text = re.sub(r'CSRFToken": "[^"]+"', "CSRF", text)
+    text = re.sub(r"user\d+", "USER", text)
+    return text.replace("Puno.", "TEXT").replace("Lima.", "TEXT")
+
+
+def test_a_gold_item_looks_exactly_like_any_other_item_on_the_page_and_the_api(client, monkeypatch):
+    from feedback import services
+    from tests.campaign_support import campaign_make
+    from tests.factories import UserFactory
+
+    first, second = UserFactory(role="annotator"), UserFactory(role="annotator")
+    campaign = campaign_make("Checks", annotators=[first, second], gold_rate=1.0, gold_feedback=True,
+                             gold_min_accuracy=0.5, gold_min_votes=1)
+    gold, normal = _same_looking_pair(campaign, "a"), _same_looking_pair(campaign, "")
+    pages, answers = {}, {}
+    for user, draws_gold in ((first, True), (second, False)):
+        monkeypatch.setattr(services, "gold_draw", lambda rng, rate, draws=draws_gold: draws)
+        client.force_login(user)
+        pages[user] = client.get(f"/annotate/{campaign.slug}/")
+        answers[user] = api_as(user).post(f"/api/assignments/next/?campaign={campaign.slug}")
+    assert Assignment.objects.get(annotator=first).comparison == gold
+    assert Assignment.objects.get(annotator=second).comparison == normal
+    tokens = list(Assignment.objects.values_list("token", flat=True))
+    for user in (first, second):
+        assert_blind_html(pages[user].content, "gold or not: page")
+        assert_blind_json(answers[user].json(), "gold or not: API")
+    one = _without_item_names(pages[first].content.decode(), tokens).splitlines()
+    two = _without_item_names(pages[second].content.decode(), tokens).splitlines()
+    assert one == two, "\n".join(difflib.unified_diff(one, two, lineterm="", n=0))
+    gold_answer, normal_answer = answers[first].json(), answers[second].json()
+    assert set(gold_answer) == set(normal_answer)
+    differ = ("item", "comparison", "left", "right", "item_short", "expires_at")  # per item by design
+    assert {k: v for k, v in gold_answer.items() if k not in differ} == {
+        k: v for k, v in normal_answer.items() if k not in differ}
+    assert {side: set(gold_answer[side]) for side in ("left", "right")} == {
+        side: set(normal_answer[side]) for side in ("left", "right")}

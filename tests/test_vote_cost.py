@@ -128,3 +128,26 @@ def test_a_page_vote_inside_a_campaign_costs_one_query_more_the_campaign_by_its_
     statements = [q for q in _sql(captured) if q not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
     expected = PAGE_VOTE_QUERIES - 4 + 1 + (connection.vendor == "postgresql")
     assert len(statements) == expected, "\n".join(statements)
+
+
+# A vote on a gold item (issue 15) in a campaign with a gold_min_accuracy costs one query more: the
+# annotator's gold tally in the campaign, read to decide the pause. Only gold votes pay it (the
+# pins above are unchanged); the gold answer and the campaign's gold settings ride in the vote's
+# first statement. A gold vote in a campaign without a minimum accuracy costs the same as any vote.
+GOLD_VOTE_EXTRA_QUERIES = 1
+
+
+@pytest.mark.parametrize("min_accuracy, extra", [(0.5, GOLD_VOTE_EXTRA_QUERIES), (None, 0)])
+def test_a_gold_vote_costs_the_tally_only_when_the_campaign_can_pause(annotator, min_accuracy, extra):
+    from tests.campaign_support import campaign_make
+
+    campaign = campaign_make("Gilded", annotators=[annotator], gold_rate=0.5, gold_min_accuracy=min_accuracy,
+                             gold_min_votes=5)
+    _, key = api_token_issue(user=annotator)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assignment = AssignmentFactory(annotator=annotator, comparison=ComparisonFactory(campaign=campaign, gold_choice="a"))
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/votes/", json.dumps({"item": assignment.token, "choice": "a"}),
+                               content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert len(_sql(captured)) == API_VOTE_QUERIES + extra, "\n".join(_sql(captured))

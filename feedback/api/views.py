@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -11,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feedback import revisions, selectors, services
+from feedback.quality import gold_services
 from feedback.models import Campaign, Comparison, Completion, Prompt, Vote
 from feedback.roles import is_feedback_admin
 
@@ -153,7 +155,7 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     lookup_value_regex = "[0-9]+"  # ``skip`` turns the id into an int; anything else is a 404
 
     def get_permissions(self):
-        if self.action == "create":
+        if self.action in ("create", "gold"):
             return [IsFeedbackAdmin()]
         if self.action == "skip":
             return [IsAnnotator()]
@@ -209,6 +211,20 @@ class ComparisonViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             annotator=request.user, comparison_id=int(pk), reason=data["reason"], note=data["note"]
         )
         return Response(SkipSerializer(assignment).data)
+
+
+    @extend_schema(
+        request=inline_serializer("GoldChoice", {"gold_choice": serializers.CharField(allow_blank=True)}),
+        responses={200: AdminComparisonSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def gold(self, request, pk=None):
+        """Admins: set the comparison's gold answer (``a``, ``b``, ``tie``, ``both_bad``) or clear it
+        (``""``). Votes are scored against it when read, so past votes are re-scored."""
+        comparison = self.get_object()
+        gold_choice = request.data.get("gold_choice") if isinstance(request.data, dict) else None
+        comparison = gold_services.comparison_gold_set(comparison=comparison, gold_choice=gold_choice)
+        return Response(AdminComparisonSerializer(self.get_queryset().get(pk=comparison.pk)).data)
 
 
 class NextAssignmentView(APIView):

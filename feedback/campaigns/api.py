@@ -6,6 +6,8 @@
 - ``POST /api/campaigns/{id}/comparisons/``: move comparisons in by rules; ``{"moved": n, "rules": {...}}``.
 - ``POST /api/campaigns/{id}/activate/``, ``pause/``, ``close/`` (close answers ``released`` leases too).
 - ``GET /api/campaigns/{id}/progress/``: votes against the target, per annotator, rate, time left.
+- ``GET /api/campaigns/{id}/gold/``: gold items, per-annotator gold accuracy (Wilson interval), who is paused.
+- ``POST /api/campaigns/{id}/lift-pause/`` ``{"username": ...}``: lift an annotator's gold pause.
 
 Bad input is a 400 with field messages; an unknown field is one of them (``"colour": ["not a
 campaign setting"]``), so a typo never passes silently.
@@ -19,6 +21,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from feedback.api.permissions import IsFeedbackAdmin
+from feedback.quality.gold import gold_accuracy, gold_items_count, gold_pauses
+from feedback.quality.gold_services import pause_lift
 
 from . import selectors, services
 from .models import BUILTIN_ASPECTS, Campaign, GuidelineVersion, RationaleMode
@@ -43,6 +47,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "description", "status", "priority", "votes_required", "target_votes", "deadline",
             "ask_strength", "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "rules", "annotators", "groups",
             "guidelines_version", "created_by", "created_at", "updated_at",
+            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes",
         ]
         read_only_fields = fields
 
@@ -62,6 +67,10 @@ class CampaignWriteSerializer(serializers.Serializer):
     rationale = serializers.ChoiceField(choices=RationaleMode.values, required=False)
     ask_demonstration = serializers.BooleanField(required=False)
     show_quality_to_annotators = serializers.BooleanField(required=False)
+    gold_rate = serializers.FloatField(required=False, help_text="share of served items that are gold items, 0-1")
+    gold_feedback = serializers.BooleanField(required=False)
+    gold_min_accuracy = serializers.FloatField(required=False, allow_null=True, help_text="0-1; null: never pause")
+    gold_min_votes = serializers.IntegerField(required=False)
     annotators = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=10_000,
                                        help_text="usernames")
     groups = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=1_000,
@@ -214,6 +223,37 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         campaign = self.get_object()
         released = services.campaign_close(campaign=campaign)
         return Response({"released": released, "campaign": self._answer(campaign).data})
+
+    @extend_schema(
+        responses={200: inline_serializer("GoldFigures", {
+            "gold_items": serializers.IntegerField(),
+            "annotators": serializers.DictField(help_text="username -> {votes, correct, accuracy, low, high} (Wilson 95%)"),
+            "paused": serializers.ListField(child=serializers.CharField(), help_text="usernames paused for gold accuracy"),
+        })}
+    )
+    @action(detail=True, methods=["get"])
+    def gold(self, request, pk=None):
+        """Gold items: how many, each annotator's gold accuracy with its Wilson interval, who is paused."""
+        campaign = self.get_object()
+        return Response({
+            "gold_items": gold_items_count(campaign=campaign),
+            "annotators": {name: figures.as_dict() for name, figures in gold_accuracy(campaign=campaign).items()},
+            "paused": [pause.annotator.username for pause in gold_pauses(campaign=campaign)],
+        })
+
+    @extend_schema(
+        request=inline_serializer("LiftPause", {"username": serializers.CharField()}),
+        responses={200: inline_serializer("PauseLifted", {"lifted": serializers.IntegerField()})},
+    )
+    @action(detail=True, methods=["post"], url_path="lift-pause")
+    def lift_pause(self, request, pk=None):
+        """Give an annotator paused for gold accuracy their access back (``lifted``: 1, or 0 when
+        they were not paused)."""
+        campaign = self.get_object()
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username:
+            raise serializers.ValidationError({"username": ["name the annotator"]})
+        return Response({"lifted": pause_lift(campaign=campaign, username=username, lifted_by=request.user)})
 
     @extend_schema(responses={200: ProgressSerializer})
     @action(detail=True, methods=["get"])

@@ -66,6 +66,20 @@ class Campaign(models.Model):
     show_quality_to_annotators = models.BooleanField(
         default=False, help_text="Annotators see their agreement with the consensus on their campaigns page.")
     rules = models.JSONField(default=dict, blank=True)
+    # Gold items (comparisons with a ``gold_choice``): feedback/gold.py, feedback/quality/gold.py.
+    gold_rate = models.FloatField(
+        default=0.0, help_text="Share of served items that are gold items, when one is left for the annotator (0-1)."
+    )
+    gold_feedback = models.BooleanField(
+        default=False, help_text="After a vote on a gold item, tell the annotator whether it matched the expected answer."
+    )
+    gold_min_accuracy = models.FloatField(
+        null=True, blank=True,
+        help_text="Pause an annotator whose gold accuracy falls below this (0-1; empty: never).",
+    )
+    gold_min_votes = models.PositiveIntegerField(
+        default=10, help_text="Gold votes an annotator casts before gold_min_accuracy applies."
+    )
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     created_by = models.ForeignKey(
@@ -79,6 +93,11 @@ class Campaign(models.Model):
             models.CheckConstraint(condition=Q(status__in=CampaignStatus.values), name="campaign_status_valid"),
             models.CheckConstraint(condition=Q(rationale__in=RationaleMode.values), name="campaign_rationale_valid"),
             models.CheckConstraint(condition=Q(votes_required__gte=1), name="campaign_votes_required_positive"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=1), name="campaign_gold_rate_range"),
+            models.CheckConstraint(
+                condition=Q(gold_min_accuracy__isnull=True) | Q(gold_min_accuracy__gte=0, gold_min_accuracy__lte=1),
+                name="campaign_gold_min_accuracy_range",
+            ),
         ]
         ordering = ["-priority", "name"]
 
@@ -123,6 +142,36 @@ class GuidelineAcknowledgement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "annotator"], name="guideline_ack_unique"),
         ]
+
+
+class CampaignAnnotatorPause(models.Model):
+    """An annotator's access to one campaign, paused because their gold accuracy fell below the
+    campaign's ``gold_min_accuracy``. While ``lifted_at`` is empty the campaign serves them nothing
+    and takes no vote from them; an admin lifts it (``feedback.quality.gold_services.pause_lift``).
+    ``votes``/``correct``: their gold votes and matches when it was paused (for the record)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotator_pauses")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    votes = models.PositiveIntegerField(default=0)
+    correct = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "annotator"], condition=Q(lifted_at__isnull=True), name="campaign_pause_one_open"
+            ),
+        ]
+        ordering = ["-created_at"]
+
+    @property
+    def is_open(self) -> bool:
+        return self.lifted_at is None
 
 
 DEFAULT_CAMPAIGN_NAME = "Default"

@@ -44,7 +44,9 @@ MAX_LABEL_CHARS = 200
 EDITABLE_FIELDS = (
     "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
     "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
+    "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes",
 )
+MAX_GOLD_MIN_VOTES = 10_000
 GUIDELINE_SAVE_TRIES = 5
 
 
@@ -54,6 +56,33 @@ def _int_check(errors: dict, name: str, value: Any, low: int, high: int, *, null
         return
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         errors[name] = f"must be a whole number from {low} to {high}" + (" (or empty)" if nullable else "")
+
+
+def _share_check(errors: dict, name: str, value: Any, *, nullable: bool = False) -> bool:
+    """A share from 0 to 1 (an int or float, not a bool); the problem is added to ``errors``."""
+    if value is None and nullable:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        errors[name] = "must be a number from 0 to 1" + (" (or empty)" if nullable else "")
+        return False
+    return True
+
+
+def _gold_fields_apply(campaign: Campaign, values: Mapping[str, Any], errors: dict) -> None:
+    """The gold settings: ``gold_rate`` 0-1, ``gold_feedback`` true/false, ``gold_min_accuracy``
+    0-1 or None (never pause), ``gold_min_votes`` 1-MAX_GOLD_MIN_VOTES."""
+    for name, nullable in (("gold_rate", False), ("gold_min_accuracy", True)):
+        if name in values and _share_check(errors, name, values[name], nullable=nullable):
+            setattr(campaign, name, None if values[name] is None else float(values[name]))
+    if "gold_feedback" in values:
+        if not isinstance(values["gold_feedback"], bool):
+            errors["gold_feedback"] = "must be true or false"
+        else:
+            campaign.gold_feedback = values["gold_feedback"]
+    if "gold_min_votes" in values:
+        _int_check(errors, "gold_min_votes", values["gold_min_votes"], 1, MAX_GOLD_MIN_VOTES)
+        if "gold_min_votes" not in errors:
+            campaign.gold_min_votes = values["gold_min_votes"]
 
 
 def _deadline_moved(before: datetime | None, after: datetime) -> bool:
@@ -166,6 +195,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
             errors["description"] = "must be text"
         else:
             campaign.description = values["description"]
+    _gold_fields_apply(campaign, values, errors)
     for name in ("ask_strength", "ask_demonstration", "show_quality_to_annotators"):
         if name in values:
             if not isinstance(values[name], bool):

@@ -23,6 +23,9 @@ from config.wording import counted
 from feedback.roles import is_feedback_admin
 
 from . import selectors, services
+from feedback.quality.gold import gold_accuracy, gold_items_count, gold_pauses
+from feedback.quality.gold_services import pause_lift
+
 from .forms import CampaignForm, GuidelinesForm, RulesForm
 from .models import Campaign
 from .progress import campaign_progress, campaigns_progress
@@ -80,6 +83,9 @@ def _detail_context(campaign: Campaign, **forms) -> dict:
         "preview": forms.get("preview"),
         "notice": forms.get("notice", ""),
         "refusal": forms.get("refusal"),
+        "gold_items": gold_items_count(campaign=campaign),
+        "gold_accuracy": gold_accuracy(campaign=campaign),
+        "gold_pauses": list(gold_pauses(campaign=campaign)),
     }
 
 
@@ -154,6 +160,25 @@ def manage_campaign_comparisons(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             return _answer(request, campaign, notice=f"{counted(moved, 'comparison')} moved into this campaign.")
     return _answer(request, campaign, status=400, rules_form=form, notice="No comparison was moved.")
+
+
+@login_required
+@require_POST
+def manage_campaign_lift_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: lift the gold pause of the annotator named by ``username``: they are served the
+    campaign again."""
+    _require_admin(request)
+    campaign = get_object_or_404(Campaign, pk=pk)
+    username = request.POST.get("username", "")
+    try:
+        lifted = pause_lift(campaign=campaign, username=username, lifted_by=request.user)
+    except ValidationError as error:
+        reason = "; ".join(error.messages)
+        return _answer(request, campaign, status=400, refusal=[reason], notice=f"No pause was lifted: {reason}.")
+    if not lifted:
+        reason = f"{username} is not paused here"
+        return _answer(request, campaign, status=400, refusal=[reason], notice=f"No pause was lifted: {reason}.")
+    return _answer(request, campaign, notice=f"{username} may annotate in this campaign again.")
 
 
 ACTIONS = {

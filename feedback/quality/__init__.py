@@ -1,14 +1,11 @@
-"""Annotation quality: agreement between annotators, bias/speed/attention flags per annotator, and
-the annotators' own flags on items (more to come: gold items, identity leaks, dashboards).
+"""Annotation quality: agreement between annotators, bias/speed/attention flags per annotator, gold
+items and the accuracy on them, stored quality reports with their dashboards, and the annotators'
+own flags on items (still to come: identity leaks, reliability-weighted labels, quality rules in
+datasets).
 
 ``agreement`` (with ``labels``, ``alpha``, ``pairs``, ``resampling``) and ``bias`` (with ``timing``)
 are pure numpy/scipy with no Django import; ``selectors`` reads votes from the database and feeds
-them in; ``flags`` reads the skipped-with-a-reason items for the admins' flags page and API.
-
-Dashboards (issue 15 item 6) are served from stored results: ``models.QualityReport`` (one row per
-campaign, or all votes) is written by ``services.quality_report_compute`` in a background task
-(``feedback.tasks.quality_report_execute``) or ``manage.py quality_report``; ``report`` (pure) shapes
-the stored figures, ``charts`` (pure) the inline SVG, ``dashboard`` the admins' pages and ``api``
-the REST reads. A recompute is asked for by the page when the report misses a vote, never by the
-vote path (``services`` says why).
+them in; ``services`` stores a ``QualityReport`` per campaign (``report`` and ``charts`` shape it for
+``dashboard``); ``gold`` and ``gold_services`` read and write gold answers and pauses; ``flags``
+reads the skipped-with-a-reason items for the admins' flags page and API.
 """

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import traceback
 from datetime import timedelta
+from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from feedback.models import Campaign, Vote
 
+from .gold import gold_accuracy
 from .models import QualityReport, QualityReportStatus
 from .report import over_time, report_figures
 from .selectors import agreement_for, bias_for
@@ -68,6 +71,21 @@ def _enqueue(report_id: int, campaign_id: int | None) -> None:
     QualityReport.objects.filter(pk=report_id).update(task_id=str(result.id))
 
 
+def gold_figures(*, campaign: int) -> dict[str, dict[str, Any]]:
+    """Per annotator id (as a string, the report's key) who answered a gold item of ``campaign``:
+    gold accuracy as a stored figure ``{"value", "defined", "low", "high", "n", "correct"}`` (the
+    95 % Wilson interval of ``feedback.quality.gold.gold_accuracy``); ``{}`` without gold votes."""
+    by_name = gold_accuracy(campaign=campaign)
+    if not by_name:
+        return {}
+    ids = dict(get_user_model().objects.filter(username__in=by_name).values_list("username", "id"))
+    return {
+        str(ids[name]): {"value": record.accuracy, "defined": record.accuracy is not None, "low": record.low,
+                         "high": record.high, "n": record.votes, "correct": record.correct}
+        for name, record in by_name.items() if name in ids
+    }
+
+
 def quality_report_compute(*, campaign: Campaign | int | None = None) -> QualityReport:
     """Compute the scope's figures now and store them, replacing the old ones in one transaction.
 
@@ -94,6 +112,10 @@ def quality_report_compute(*, campaign: Campaign | int | None = None) -> Quality
         items, annotators, choices, moments = zip(*rows) if rows else ((), (), (), ())
         figures = report_figures(agreement=agreement, bias=bias, ms_totals={k: float(v) for k, v in ms_totals.items()},
                                  over_time=over_time(items, annotators, choices, moments))
+        if campaign_id is not None:
+            gold = gold_figures(campaign=campaign_id)
+            if gold:
+                figures["gold"] = gold
     except Exception:
         QualityReport.objects.filter(pk=report.pk).update(status=QualityReportStatus.FAILED,
                                                           error=traceback.format_exc()[-4000:])

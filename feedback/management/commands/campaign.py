@@ -8,6 +8,9 @@ one line saying what is wrong (``CommandError``), nothing changed.
     manage.py campaign guidelines safety-sweep guidelines.md
     manage.py campaign activate safety-sweep
     manage.py campaign show safety-sweep
+    manage.py campaign edit safety-sweep --gold-rate 0.1 --gold-feedback --gold-min-accuracy 0.7 --gold-min-votes 10
+    manage.py campaign lift-pause safety-sweep alice
+    manage.py campaign gold-from-imports safety-sweep hh-rlhf
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from feedback.campaigns.progress import campaign_progress, campaigns_progress
 
 UNSET = object()
 SETTINGS = ("name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "rationale",
-            "aspects", "ask_strength", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups")
+            "aspects", "ask_strength", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
+            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes")
 
 
 def _names(text: str) -> list[str]:
@@ -41,6 +45,22 @@ def _int_or_none(text: str) -> int | None:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (or none)") from None
+
+
+def _float_or_none(text: str) -> float | None:
+    if text.lower() in ("", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (or none)") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def _deadline(text: str):
@@ -91,6 +111,12 @@ class Command(BaseCommand):
                            ("show", "progress (every campaign when none is named)")):
             sub = commands.add_parser(name, help=text)
             sub.add_argument("campaign", nargs="?" if name == "show" else None, help="slug or id")
+        lift = commands.add_parser("lift-pause", help="give an annotator paused for gold accuracy their access back")
+        lift.add_argument("campaign", help="slug or id")
+        lift.add_argument("username")
+        gold = commands.add_parser("gold-from-imports", help="make comparisons with an imported preference gold items")
+        gold.add_argument("campaign", help="slug or id")
+        gold.add_argument("source", help="the import's source (e.g. hh-rlhf)")
 
     @staticmethod
     def _settings_arguments(parser) -> None:
@@ -110,6 +136,11 @@ class Command(BaseCommand):
                             default=UNSET, help="annotators see their agreement with the consensus")
         parser.add_argument("--annotators", type=_names, help="usernames")
         parser.add_argument("--groups", type=_names, help="group names")
+        parser.add_argument("--gold-rate", type=_float, help="share of served items that are gold items, 0-1")
+        parser.add_argument("--gold-feedback", action=argparse.BooleanOptionalAction, dest="gold_feedback", default=UNSET,
+                            help="tell annotators after a gold vote whether they matched")
+        parser.add_argument("--gold-min-accuracy", type=_float_or_none, help="0-1, below it an annotator is paused; none: never")
+        parser.add_argument("--gold-min-votes", type=int, help="gold votes before the minimum accuracy applies")
 
     def handle(self, *args, subcommand: str, **options):
         try:
@@ -172,6 +203,21 @@ class Command(BaseCommand):
         campaign = self._campaign(options["campaign"])
         released = services.campaign_close(campaign=campaign)
         self.stdout.write(f"{campaign.slug} is closed; {released} live lease{'s' * (released != 1)} released")
+
+    def _lift_pause(self, options) -> None:
+        from feedback.quality.gold_services import pause_lift
+
+        campaign = self._campaign(options["campaign"])
+        lifted = pause_lift(campaign=campaign, username=options["username"])
+        self.stdout.write(f"{options['username']} may annotate in {campaign.slug} again" if lifted
+                          else f"{options['username']} was not paused in {campaign.slug}")
+
+    def _gold_from_imports(self, options) -> None:
+        from feedback.quality.gold_services import gold_from_imported_votes
+
+        campaign = self._campaign(options["campaign"])
+        made = gold_from_imported_votes(campaign=campaign, source=options["source"])
+        self.stdout.write(f"{made} comparison{'s' * (made != 1)} of {campaign.slug} are gold items now")
 
     def _show(self, options) -> None:
         if not options.get("campaign"):
