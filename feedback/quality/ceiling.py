@@ -1,0 +1,126 @@
+"""The human agreement ceiling: how often an annotator agrees with the other annotators' majority
+on the same comparisons (pure numpy/statsmodels, no Django).
+
+A reward model's held-out accuracy is the share of eval pairs whose chosen response it scores
+higher, the chosen response being the comparison's strict-majority vote ``a`` or ``b``. The
+ceiling asks the same question of the people: leave one vote out, take the strict majority of the
+remaining votes on that comparison, and count whether the left-out vote agrees. A reward model
+near the ceiling predicts the label about as well as another annotator does.
+
+So the two numbers stay comparable, the ceiling is restricted to what the reward model is scored
+on, chosen/rejected (``a`` vs ``b``). Precisely, for each comparison (all of its votes):
+
+1. one vote only: nothing to compare with; left out (``comparisons_left_out.single_vote``);
+2. the strict majority of all its votes is ``tie`` or ``both_bad``: no chosen/rejected pair, so the
+   reward model is never scored on it; left out (``comparisons_left_out.tie_or_both_bad_majority``);
+3. no strict majority (1-1, 2-2-1): no pair either; left out (``comparisons_left_out.no_majority``).
+
+Then for each vote on the remaining comparisons (two or more votes, majority ``a`` or ``b``):
+
+4. the vote is ``tie`` or ``both_bad``: it names no chosen response; left out
+   (``votes_left_out.tie_or_both_bad``). Its comparison's other votes still count it among "the
+   others" below, as the snapshot's majority counted it;
+5. the other votes (every vote on the comparison but this one, ties and both-bad included, as the
+   snapshot's majority counts them) have no strict majority: left out
+   (``votes_left_out.others_split``). On an ``a``/``b``-majority comparison the others' majority is
+   ``a``, ``b`` or none, never ``tie``/``both_bad`` (removing one vote lowers the leader by at most
+   one, so another label can at most draw level);
+6. otherwise the vote is scored: it agrees when it equals the others' majority.
+
+``value`` = agreeing / scored (``n``), with the Wilson score interval (Wilson 1927) from
+``statsmodels.stats.proportion.proportion_confint(method="wilson")``. Note the leave-one-out rule
+is strict: with three votes split 2-1, each majority vote's others are 1-1 (left out), so the
+comparison contributes only its minority vote (0 of 1). Read the ceiling with the left-out counts.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from statsmodels.stats.proportion import proportion_confint
+
+LABELS = ("a", "b", "tie", "both_bad")
+_A, _B = 0, 1
+NO_PAIRS = "no {what} has two or more votes"
+NO_SCORED = "no vote on {what}s with an a-or-b majority has others with a strict majority"
+
+
+def _undefined(reason: str, result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "value": None, "defined": False, "low": None, "high": None, "reason": reason}
+
+
+def agreement_ceiling(comparisons: Sequence[int] | np.ndarray, annotators: Sequence[int] | np.ndarray,
+                      choices: Sequence[str], *, confidence: float = 0.95,
+                      what: str = "comparison") -> dict[str, Any]:
+    """The human agreement ceiling of a set of votes (see the module docstring for the rules).
+
+    Args:
+        comparisons, annotators, choices: one entry per vote, equal lengths: the comparison id
+            (int), the annotator id (int) and the stored choice (``a``/``b``/``tie``/``both_bad``).
+        confidence: the Wilson interval's coverage (0.95: a 95 % interval).
+        what: the noun for a comparison in the undefined reason (``"eval comparison"``).
+    Returns:
+        A JSON-safe dict (no NaN): ``value`` (float in 0-1, or None), ``defined`` (bool), ``low``/
+        ``high`` (the interval, or None), ``n`` (votes scored), ``agreeing`` (of them),
+        ``confidence``, ``comparisons`` (distinct ids given), ``comparisons_scored`` (with a scored
+        vote), ``votes`` (given), ``comparisons_left_out`` (``single_vote``,
+        ``tie_or_both_bad_majority``, ``no_majority``), ``votes_left_out`` (``tie_or_both_bad``,
+        ``others_split``) and ``reason`` (why undefined, else None): ``"no <what> has two or more
+        votes"``, or that no vote could be scored.
+    Raises:
+        ValueError: lengths differ, an unknown choice, or one annotator voting twice on one comparison.
+    """
+    item_ids = np.asarray(comparisons, dtype=np.int64).reshape(-1)
+    rater_ids = np.asarray(annotators, dtype=np.int64).reshape(-1)
+    choices = list(choices)
+    if not len(item_ids) == len(rater_ids) == len(choices):
+        raise ValueError(f"lengths differ: {len(item_ids)} comparisons, {len(rater_ids)} annotators, {len(choices)} choices")
+    unknown = sorted({choice for choice in choices if choice not in LABELS})
+    if unknown:
+        raise ValueError(f"unknown choice {unknown[0]!r}; expected one of {', '.join(LABELS)}")
+    label = np.array([LABELS.index(choice) for choice in choices], dtype=np.int64)
+    if len(np.unique(np.stack([item_ids, rater_ids]), axis=1).T) != len(item_ids):
+        raise ValueError("an annotator voted twice on one comparison")
+
+    items, item = np.unique(item_ids, return_inverse=True)
+    n_items = len(items)
+    counts = np.bincount(item * 4 + label, minlength=n_items * 4).reshape(n_items, 4)
+    totals = counts.sum(axis=1)
+    top = counts.max(axis=1, initial=0)
+    strict = (counts == top[:, None]).sum(axis=1) == 1
+    leader = counts.argmax(axis=1)
+    single = totals < 2
+    pair_majority = ~single & strict & (leader <= _B)
+    result: dict[str, Any] = {
+        "n": 0, "agreeing": 0, "confidence": confidence, "votes": len(item_ids),
+        "comparisons": n_items, "comparisons_scored": 0,
+        "comparisons_left_out": {
+            "single_vote": int(single.sum()),
+            "tie_or_both_bad_majority": int((~single & strict & (leader > _B)).sum()),
+            "no_majority": int((~single & ~strict).sum()),
+        },
+        "votes_left_out": {"tie_or_both_bad": 0, "others_split": 0},
+    }
+    if not (~single).any():
+        return _undefined(NO_PAIRS.format(what=what), result)
+
+    on_pair = pair_majority[item]
+    others = counts[item]
+    others[np.arange(len(item)), label] -= 1
+    others_top = others.max(axis=1, initial=0)
+    others_strict = (others == others_top[:, None]).sum(axis=1) == 1
+    others_leader = others.argmax(axis=1)
+    side_vote = label <= _B
+    scored = on_pair & side_vote & others_strict & (others_leader <= _B)
+    agree = scored & (label == others_leader)
+    n, k = int(scored.sum()), int(agree.sum())
+    result.update(
+        n=n, agreeing=k, comparisons_scored=int(len(np.unique(item[scored]))),
+        votes_left_out={"tie_or_both_bad": int((on_pair & ~side_vote).sum()),
+                        "others_split": int((on_pair & side_vote & ~scored).sum())},
+    )
+    if n == 0:
+        return _undefined(NO_SCORED.format(what=what), result)
+    low, high = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
+    return {**result, "value": k / n, "defined": True, "low": float(low), "high": float(high), "reason": None}
