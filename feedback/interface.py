@@ -30,6 +30,7 @@ from .models import (
     Vote,
 )
 from .messages import responses_equivalent, text_is_empty
+from .quality.ceiling import agreement_ceiling as ceiling_of
 from .selectors import prompts_with_tag
 
 
@@ -481,6 +482,35 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
         LookupError: no such snapshot.
     """
     return snapshots.snapshot_votes_summary(snapshot_id=snapshot_id)
+
+
+EVAL_FILE_MISSING = "the snapshot's eval file is missing"
+
+
+def agreement_ceiling(*, snapshot_id: int, comparison_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """The human agreement ceiling on a snapshot's eval comparisons: how often an annotator agrees
+    with the other annotators' strict majority, a-vs-b only (``feedback.quality.ceiling``, whose
+    docstring states the rules), with its 95 % Wilson interval and ``n`` (votes scored).
+
+    The comparisons are those of the snapshot's eval rows (``eval.jsonl``), the pairs a reward
+    run's held-out accuracy is measured on; ``comparison_ids`` narrows them to the pairs a run kept
+    (ids not among the eval rows are ignored). The votes are the snapshot's frozen ones
+    (``SnapshotVote.frozen``), so the figure does not move when votes are cast, revised or undone
+    later. Undefined (``{"value": None, "defined": False, "reason": ...}``, never NaN) when no eval
+    comparison has two or more votes, or the eval file is missing.
+
+    Raises:
+        LookupError: ``"no dataset snapshot with id <id>"``.
+    """
+    try:
+        eval_ids = set(snapshots.snapshot_eval_comparison_ids(snapshot_id=snapshot_id))
+    except FileNotFoundError:
+        return {**ceiling_of([], [], [], what="eval comparison"), "reason": EVAL_FILE_MISSING}
+    if comparison_ids is not None:
+        eval_ids &= set(comparison_ids)
+    votes = snapshots.snapshot_frozen_votes(snapshot_id=snapshot_id, comparison_ids=eval_ids)
+    comparisons, annotators, choices = zip(*votes) if votes else ((), (), ())
+    return ceiling_of(comparisons, annotators, choices, what="eval comparison")
 
 
 def snapshot_verify(*, snapshot_id: int) -> bool:

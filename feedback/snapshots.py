@@ -14,6 +14,7 @@ the two files' bytes (``feedback.preferences.rows_hash``). Rows and the hash are
 """
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 import shutil
@@ -479,6 +480,32 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
         "annotator_count": len(annotators - {None}),
         "sources": dict(sorted(tally.items())),
     }
+
+
+def snapshot_eval_comparison_ids(*, snapshot_id: int) -> list[int]:
+    """The comparison ids of a snapshot's eval rows (``eval.jsonl``'s ``comparison_id``), in file
+    order: the comparisons a reward run's held-out accuracy is measured on.
+
+    Raises:
+        LookupError: no such snapshot. FileNotFoundError: its eval file is missing.
+    """
+    _, eval_path = snapshot_paths(snapshot_load(snapshot_id=snapshot_id))
+    with open(eval_path, encoding="utf-8") as handle:
+        rows = (json.loads(line) for line in handle if line.strip())
+        return [row["comparison_id"] for row in rows if row.get("comparison_id") is not None]
+
+
+def snapshot_frozen_votes(*, snapshot_id: int, comparison_ids: Iterable[int]) -> list[tuple[int, int, str]]:
+    """``(comparison id, annotator id, choice)`` of each vote the snapshot used on those
+    comparisons, as frozen (``SnapshotVote.frozen``): a vote revised or undone later keeps the
+    choice the snapshot was built from. Ordered by vote id."""
+    wanted = set(comparison_ids)
+    rows = SnapshotVote.objects.filter(snapshot_id=snapshot_id).order_by("vote_ref").values_list("frozen", flat=True)
+    return [
+        (frozen["comparison"], frozen["annotator"], frozen["choice"])
+        for frozen in rows.iterator(chunk_size=BATCH_SIZE)
+        if frozen.get("comparison") in wanted
+    ]
 
 
 def snapshot_files_discard(*, files_dir: str) -> None:

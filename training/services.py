@@ -344,3 +344,27 @@ def _finished(job_id: int) -> None:
     from .loop import job_finished
 
     job_finished(job_id=job_id)
+
+
+CEILING_KEY = "agreement_ceiling"
+
+
+def reward_ceiling_ensure(*, job: Job) -> Job:
+    """Store the human agreement ceiling on a finished reward run's summary, once.
+
+    The reward runner records it when it writes the summary (on the eval pairs it kept); a run
+    recorded before that gets it here on first view, over all of its snapshot's eval comparisons
+    (``feedback.interface.agreement_ceiling``: frozen votes, so the figure never moves). Any other
+    job, one without a summary or a snapshot, or one that has it already, is returned as it is.
+    """
+    summary = job.summary or {}
+    if job.kind != JobKind.REWARD or not job.is_finished or not summary or CEILING_KEY in summary or not job.snapshot_id:
+        return job
+    ceiling = feedback.agreement_ceiling(snapshot_id=job.snapshot_id)
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if CEILING_KEY not in (locked.summary or {}):
+            locked.summary = {**(locked.summary or {}), CEILING_KEY: ceiling}
+            locked.save(update_fields=["summary"])
+    job.summary = locked.summary
+    return job

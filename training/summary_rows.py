@@ -11,8 +11,9 @@ labels, then any other key it recorded, and formats each value with ``value_text
 - objects (``{"train": 3, "eval": 0}``): ``items``, a list of ``(key, text)`` pairs, nested
   objects flattened as ``outer / inner``.
 
-Keys shown elsewhere on the page (``warnings``, ``eval_accuracy_note``, ``cancelled``) are not rows;
-the note is the accuracy row's ``note``.
+Keys shown elsewhere on the page (``warnings``, ``eval_accuracy_note``, ``cancelled``,
+``agreement_ceiling``) are not rows; the note is the accuracy row's ``note``, and the ceiling is
+``ceiling_line``'s sentence beside the held-out accuracy.
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
         *END,
     ],
 }
-NOT_ROWS = ("warnings", "eval_accuracy_note", "cancelled")
+NOT_ROWS = ("warnings", "eval_accuracy_note", "cancelled", "agreement_ceiling")
 NOTES = {"eval_accuracy": "eval_accuracy_note"}  # a row's note: another summary key
 SIGNIFICANT_DIGITS = 4
 
@@ -194,3 +195,38 @@ def summary_rows(kind: str, summary: Mapping[str, Any]) -> list[SummaryRow]:
         else:
             rows.append(SummaryRow(key, label, text=value_text(value), note=note or ""))
     return rows
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count:,} {one if count == 1 else many}"
+
+
+def ceiling_line(summary: Mapping[str, Any]) -> tuple[str, str] | None:
+    """A reward run's held-out accuracy beside the human agreement ceiling on the same eval
+    comparisons (``summary["agreement_ceiling"]``, ``feedback.quality.ceiling``), as ``(line, note)``,
+    two decimals: ``("Held-out accuracy 0.71 · human agreement ceiling 0.78 [0.70, 0.84] on 412
+    votes of the same eval comparisons", "Left out: 3 tie or both-bad votes, ...")``; an undefined
+    ceiling reads ``"human agreement ceiling undefined (<reason>)"``. The note lists what was left
+    out (``""`` when nothing was). None when the summary has no ceiling."""
+    ceiling = summary.get("agreement_ceiling")
+    if not isinstance(ceiling, Mapping):
+        return None
+    accuracy = summary.get("eval_accuracy")
+    held_out = f"{accuracy:.2f}" if isinstance(accuracy, (int, float)) and math.isfinite(accuracy) else "—"
+    if ceiling.get("defined") and ceiling.get("value") is not None:
+        n = ceiling.get("n", 0)
+        human = (f"human agreement ceiling {ceiling['value']:.2f} [{ceiling['low']:.2f}, {ceiling['high']:.2f}] "
+                 f"on {_counted(n, 'vote', 'votes')} of the same eval comparisons")
+    else:
+        human = f"human agreement ceiling undefined ({ceiling.get('reason') or 'no votes to compare'})"
+    votes = ceiling.get("votes_left_out") or {}
+    comparisons = ceiling.get("comparisons_left_out") or {}
+    parts = [text for count, text in (
+        (votes.get("tie_or_both_bad", 0), _counted(votes.get("tie_or_both_bad", 0), "tie or both-bad vote", "tie or both-bad votes")),
+        (votes.get("others_split", 0), _counted(votes.get("others_split", 0), "vote whose other votes split evenly",
+                                                "votes whose other votes split evenly")),
+        (comparisons.get("single_vote", 0), _counted(comparisons.get("single_vote", 0), "comparison with one vote",
+                                                     "comparisons with one vote")),
+    ) if count]
+    note = ("Left out: " + ", ".join(parts) + ".") if parts else ""
+    return f"Held-out accuracy {held_out} · {human}", note

@@ -25,7 +25,7 @@ from .charts import line_chart, metric_series
 from .forms import GenerationForm, RewardForm, ScoringForm
 from .models import Job, JobStatus
 from .permissions import can_run_jobs
-from .summary_rows import summary_rows
+from .summary_rows import ceiling_line, summary_rows
 from .supervisor import log_tail
 
 LOSS_METRICS = ("loss", "eval_loss")
@@ -113,7 +113,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """
     _require_run_jobs(request)
     services.jobs_reap()
-    job = get_object_or_404(selectors.job_list(), pk=pk)
+    job = services.reward_ceiling_ensure(job=get_object_or_404(selectors.job_list(), pk=pk))
     context = {"job": job, "log": log_tail(job.pk), **_job_tables(job), **_run_context(job)}
     if request.htmx and request.htmx.target == "job-live":
         return render(request, "training/job_detail.html#live", context, status=STOP_POLLING if job.is_finished else 200)
@@ -147,9 +147,12 @@ def _run_context(job: Job) -> dict:
 
 
 def _job_tables(job: Job) -> dict:
-    """The job's summary (its kind's fields, formatted: ``summary_rows``) and config as rows."""
+    """The job's summary (its kind's fields, formatted: ``summary_rows``), a reward run's held-out
+    accuracy beside the human agreement ceiling (``ceiling_line``: ``(line, note)`` or None) and
+    the config as rows."""
     config = [(key, json.dumps(value)) for key, value in job.config.items()]
-    return {"summary_rows": summary_rows(job.kind, job.summary or {}), "config_rows": config}
+    summary = job.summary or {}
+    return {"summary_rows": summary_rows(job.kind, summary), "ceiling": ceiling_line(summary), "config_rows": config}
 
 
 @login_required

@@ -76,8 +76,11 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request, *args, **kwargs):
+        """One job; a finished reward run's summary gains its ``agreement_ceiling`` on first read
+        when the runner did not record it (``services.reward_ceiling_ensure``)."""
         services.jobs_reap()
-        return super().retrieve(request, *args, **kwargs)
+        job = services.reward_ceiling_ensure(job=self.get_object())
+        return Response(self.get_serializer(job).data)
 
     @extend_schema(
         request=JobCreateSerializer,

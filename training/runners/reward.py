@@ -42,6 +42,7 @@ from datasets import Dataset
 from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
 
+from feedback import interface as feedback
 from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
@@ -213,7 +214,9 @@ def run_reward(job, reporter: Reporter) -> dict:
     ``eval_tie_rate`` (share of held-out pairs with equal rewards), ``eval_accuracy_by_strength``,
     ``train_loss``, ``samples_per_s`` (pairs per second, TRL's ``train_samples_per_second``),
     ``seconds`` (whole run, wall clock), ``checkpoint`` (name, or None when cancelled),
-    ``cancelled``; ``warnings`` (present when there are any): what a library warned about the data
+    ``cancelled``; ``agreement_ceiling`` (``feedback.interface.agreement_ceiling`` on the held-out
+    comparisons kept: how often an annotator agrees with the others' majority, for reading
+    ``eval_accuracy`` against); ``warnings`` (present when there are any): what a library warned about the data
     while it was prepared, and pairs left out, also written to the run's log.
     Raises:
         LookupError: no base checkpoint or snapshot. ValueError: a reward model or adapter as the
@@ -289,6 +292,10 @@ def run_reward(job, reporter: Reporter) -> dict:
         "samples_per_s": _finite(result.metrics.get("train_samples_per_second")),
         "checkpoint": None, "cancelled": reporting.halted,
     }
+    if is_main:  # the human agreement ceiling on the same held-out comparisons, from the snapshot's frozen votes
+        summary["agreement_ceiling"] = feedback.agreement_ceiling(
+            snapshot_id=snapshot.id, comparison_ids=[row.get("comparison_id") for row in kept_eval]
+        )
     if warnings:
         summary["warnings"] = warnings
     if reporting.halted:
