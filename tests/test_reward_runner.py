@@ -148,6 +148,10 @@ def test_a_run_registers_a_reward_checkpoint_with_lineage_metrics_and_held_out_a
     assert (summary["train_rows"], summary["eval_rows"]) == (48, 16)
     assert summary["steps"] == 12 and summary["checkpoint"] == "polite-rm" and not summary["cancelled"]
     assert summary["margin_used"] is True
+    # The snapshot row was written by hand with no frozen votes: the human ceiling is undefined, and says why.
+    assert summary["agreement_ceiling"] == {
+        **summary["agreement_ceiling"], "value": None, "defined": False, "reason": "no eval comparison has two or more votes",
+    }
     assert summary["train_loss"] > 0 and summary["samples_per_s"] > 0 and summary["seconds"] > 0
     # Learned: polite wins. The held-out "slight" voters disagreed, so the model is wrong there
     # (but perhaps on the one long pair among them).
