@@ -244,3 +244,18 @@ def test_other_jobs_and_unfinished_runs_get_no_ceiling(admin_user, voted):
         assert "agreement ceiling" not in page(admin_user, job)
         job.refresh_from_db()
         assert "agreement_ceiling" not in (job.summary or {})
+
+
+def test_a_reward_checkpoints_page_shows_its_runs_accuracy_beside_the_ceiling(admin_user, data_dir):
+    from training.models import Checkpoint, CheckpointKind
+
+    job = reward_job({"eval_accuracy": 0.7123, "agreement_ceiling": CEILING})
+    base = Checkpoint.objects.create(name="smol", hub_id="x/smol")
+    reward = Checkpoint.objects.create(name="smol-rm-1", hub_id="x/smol-rm", kind=CheckpointKind.REWARD, parent=base,
+                                       run=job, metadata={"eval_accuracy": 0.7123})
+    client = Client()
+    client.force_login(admin_user)
+    content = client.get(f"/manage/checkpoints/{reward.pk}/").content.decode()
+    assert "<dt>Against annotators</dt>" in content
+    assert "Held-out accuracy 0.71 · human agreement ceiling 0.78 [0.70, 0.84] on 412 votes" in content
+    assert "Against annotators" not in client.get(f"/manage/checkpoints/{base.pk}/").content.decode()

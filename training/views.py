@@ -23,7 +23,7 @@ from feedback import interface as feedback
 from . import selectors, services
 from .charts import line_chart, metric_series
 from .forms import GenerationForm, RewardForm, ScoringForm
-from .models import Job, JobStatus
+from .models import Job, JobKind, JobStatus
 from .permissions import can_run_jobs
 from .summary_rows import ceiling_line, summary_rows
 from .supervisor import log_tail
@@ -51,10 +51,13 @@ def checkpoint_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admins: one checkpoint's metadata, location, lineage and how many completions it wrote."""
+    """Admins: one checkpoint's metadata, location, lineage and how many completions it wrote; for a
+    reward model, its run's held-out accuracy beside the human agreement ceiling (``ceiling_line``)."""
     _require_run_jobs(request)
     checkpoint = get_object_or_404(selectors.checkpoint_list(), pk=pk)
+    run = services.reward_ceiling_ensure(job=checkpoint.run) if checkpoint.run else None
     context = {
+        "ceiling": ceiling_line(run.summary or {}) if run and run.kind == JobKind.REWARD else None,
         "checkpoint": checkpoint,
         "children": checkpoint.children.order_by("name"),
         "completion_count": feedback.completion_count(model_name=checkpoint.name),
