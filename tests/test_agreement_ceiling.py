@@ -32,14 +32,15 @@ def votes(*comparisons: str) -> tuple[list[int], list[int], list[str]]:
 
 
 def test_three_comparisons_of_three_votes_worked_by_hand():
-    # c1 a a a: each vote's others are a a -> agrees; 3 scored, 3 agree.
-    # c2 b b a: a b vote's others are b a (split) -> left out, twice; the a vote's others b b -> disagrees.
-    # c3 a a tie: an a vote's others are a tie (split) -> left out, twice; the tie vote names no side -> left out.
-    # Scored 3 + 1 + 0 = 4, agreeing 3 + 0 = 3: ceiling 3/4 = 0.75.
+    # c1 a a a: each vote's others are a a -> agrees; 3 scored, credit 3.
+    # c2 b b a: a b vote's others are b a (split, tie broken by a coin) -> credit 1/2, twice; the a
+    #    vote's others b b -> 0. Scored 3, credit 1.
+    # c3 a a tie: an a vote's others are a tie (split) -> 1/2, twice; the tie names no side -> left out.
+    # Scored 3 + 3 + 2 = 8, credit 3 + 1 + 1 = 5: ceiling 5/8 = 0.625.
     result = agreement_ceiling(*votes("a a a", "b b a", "a a tie"))
-    assert (result["value"], result["n"], result["agreeing"], result["defined"]) == (0.75, 4, 3, True)
-    assert result["votes_left_out"] == {"tie_or_both_bad": 1, "others_split": 4}
-    assert (result["comparisons"], result["comparisons_scored"], result["votes"]) == (3, 2, 9)
+    assert (result["value"], result["n"], result["agreeing"], result["defined"]) == (0.625, 8, 5, True)
+    assert result["votes_left_out"] == {"tie_or_both_bad": 1} and result["others_split"] == 4
+    assert (result["comparisons"], result["comparisons_scored"], result["votes"]) == (3, 3, 9)
     assert result["reason"] is None
 
 
@@ -50,18 +51,25 @@ def test_four_votes_a_comparison_with_a_both_bad_vote():
     result = agreement_ceiling(*votes("a a a b", "b b both_bad b"))
     assert (result["agreeing"], result["n"]) == (6, 7)
     assert result["value"] == pytest.approx(6 / 7)
-    assert result["votes_left_out"] == {"tie_or_both_bad": 1, "others_split": 0}
+    assert result["votes_left_out"] == {"tie_or_both_bad": 1} and result["others_split"] == 0
+
+
+def test_a_two_to_one_split_is_not_scored_as_disagreement_only():
+    # a a b: each a's others are a b (a coin: 1/2), the b's others a a (0): 1 of 3. Leaving the
+    # split votes out would score the b alone: 0 of 1, a ceiling of 0 from a 2-1 majority.
+    result = agreement_ceiling(*votes("a a b"))
+    assert (result["agreeing"], result["n"]) == (1, 3) and result["value"] == pytest.approx(1 / 3)
 
 
 def test_comparisons_the_reward_model_is_never_scored_on_are_left_out_and_counted():
-    # c1 a b b: scored (b's: others a b split; a: others b b, disagrees) -> 0 of 1.
+    # c1 a b b: b's others a b split -> 1/2 each; a's others b b -> 0: 1 of 3.
     # c2 tie tie a: majority tie, no chosen/rejected pair -> left out whole, its a vote too.
     # c3 both_bad both_bad b b both_bad: majority both_bad -> left out.
     # c4 a b: no strict majority -> left out.  c5 a: one vote -> left out.
     result = agreement_ceiling(*votes("a b b", "tie tie a", "both_bad both_bad b b both_bad", "a b", "a"))
-    assert (result["agreeing"], result["n"], result["value"]) == (0, 1, 0.0)
+    assert (result["agreeing"], result["n"]) == (1, 3) and result["value"] == pytest.approx(1 / 3)
     assert result["comparisons_left_out"] == {"single_vote": 1, "tie_or_both_bad_majority": 2, "no_majority": 1}
-    assert result["votes_left_out"] == {"tie_or_both_bad": 0, "others_split": 2}
+    assert result["votes_left_out"] == {"tie_or_both_bad": 0} and result["others_split"] == 2
 
 
 def test_no_comparison_with_two_votes_is_undefined_never_nan():
@@ -74,12 +82,12 @@ def test_no_comparison_with_two_votes_is_undefined_never_nan():
 
 
 def test_votes_that_cannot_be_scored_leave_it_undefined_with_the_reason():
-    result = agreement_ceiling(*votes("a a tie"))  # a's others split, tie names no side
+    result = agreement_ceiling(*votes("a b", "tie tie a"))  # no majority; a tie majority
     assert result["defined"] is False and result["value"] is None
-    assert "strict majority" in result["reason"]
+    assert result["reason"] == "no comparison with two or more votes has an a-or-b majority"
 
 
-@pytest.mark.parametrize(("spec", "agreeing", "n"), [(("a a a", "b b a", "a a tie"), 3, 4), (("a a a b", "b b b b"), 7, 8)])
+@pytest.mark.parametrize(("spec", "agreeing", "n"), [(("a a a", "b b a", "a a tie"), 5, 8), (("a a a b", "b b b b"), 7, 8)])
 def test_the_interval_is_statsmodels_wilson_interval(spec, agreeing, n):
     result = agreement_ceiling(*votes(*spec))
     low, high = proportion_confint(agreeing, n, alpha=0.05, method="wilson")
@@ -125,8 +133,8 @@ def vote_on(comparison, choices: str, annotators) -> list[Vote]:
 
 @pytest.fixture
 def voted(db, data_dir):
-    """Two eval comparisons (a a a: 3 of 3; a a b: 0 of 1 -> 3 of 4) and a train one (b b a) that
-    must not count (with it: 3 of 5)."""
+    """Two eval comparisons (a a a: 3 of 3; a a b: 1/2 + 1/2 + 0 of 3 -> 4 of 6) and a train one
+    (b b a) that must not count (with it: 5 of 9)."""
     annotators = [UserFactory(role="annotator") for _ in range(4)]
     unanimous = ComparisonFactory(prompt=PromptFactory(split="eval"))
     split = ComparisonFactory(prompt=PromptFactory(split="eval"))
@@ -142,7 +150,8 @@ def voted(db, data_dir):
 def test_the_ceiling_is_on_the_snapshots_eval_comparisons_only(voted):
     snapshot = interface.snapshot_create(rules=None)
     result = interface.agreement_ceiling(snapshot_id=snapshot.id)
-    assert (result["agreeing"], result["n"], result["value"], result["comparisons"]) == (3, 4, 0.75, 2)
+    assert (result["agreeing"], result["n"], result["comparisons"]) == (4, 6, 2)
+    assert result["value"] == pytest.approx(4 / 6)
 
 
 def test_votes_changed_or_cast_after_freezing_leave_the_ceiling_as_it_was(voted):
@@ -152,7 +161,7 @@ def test_votes_changed_or_cast_after_freezing_leave_the_ceiling_as_it_was(voted)
     Vote.objects.filter(pk=minority.pk).update(choice="a")  # live: a a a, which would give 6 of 6
     VoteFactory(comparison=comparison, annotator=voted["annotators"][3], choice="b")
     assert interface.agreement_ceiling(snapshot_id=snapshot.id) == before
-    assert before["value"] == 0.75
+    assert before["value"] == pytest.approx(4 / 6)
     # A snapshot frozen now sees the new votes: a a a b -> 3 a's agree, the b disagrees, plus 3 of 3.
     assert interface.agreement_ceiling(snapshot_id=interface.snapshot_create(rules=None).id)["agreeing"] == 6
 
@@ -191,7 +200,7 @@ def page(user, job: Job) -> str:
 
 
 CEILING = {"value": 0.78, "defined": True, "low": 0.7012, "high": 0.8391, "n": 412, "agreeing": 321,
-           "votes_left_out": {"tie_or_both_bad": 3, "others_split": 40}, "comparisons_left_out": {"single_vote": 0}}
+           "others_split": 40, "votes_left_out": {"tie_or_both_bad": 3}, "comparisons_left_out": {"single_vote": 0}}
 
 
 def test_the_run_page_shows_held_out_accuracy_beside_the_ceiling(admin_user, data_dir):
@@ -199,7 +208,7 @@ def test_the_run_page_shows_held_out_accuracy_beside_the_ceiling(admin_user, dat
     content = page(admin_user, job)
     assert ("Held-out accuracy 0.71 · human agreement ceiling 0.78 [0.70, 0.84] on 412 votes of the same eval "
             "comparisons") in content
-    assert "Left out: 3 tie or both-bad votes, 40 votes whose other votes split evenly." in content
+    assert "Left out: 3 tie or both-bad votes." in content
     summary = content.split("<h2>Summary</h2>")[1].split("</table>")[0]
     assert "agreement ceiling</th>" not in summary and "{" not in summary  # a sentence, not a raw row
 
@@ -214,24 +223,24 @@ def test_an_undefined_ceiling_says_why(admin_user, data_dir):
 def test_a_run_recorded_without_it_gets_it_once_on_first_view(admin_user, voted, monkeypatch):
     snapshot = interface.snapshot_create(rules=None)
     job = reward_job({"train_rows": 1, "eval_rows": 2, "eval_accuracy": 0.5}, snapshot_id=snapshot.id)
-    assert "human agreement ceiling 0.75 [0.30, 0.95] on 4 votes" in page(admin_user, job)
+    assert "human agreement ceiling 0.67 [0.30, 0.90] on 6 votes" in page(admin_user, job)
     job.refresh_from_db()
-    assert job.summary["agreement_ceiling"]["value"] == 0.75 and job.summary["eval_accuracy"] == 0.5
+    assert job.summary["agreement_ceiling"]["value"] == pytest.approx(4 / 6) and job.summary["eval_accuracy"] == 0.5
 
     def not_again(**kwargs):
         raise AssertionError("computed again")
 
     monkeypatch.setattr(interface, "agreement_ceiling", not_again)
-    assert "human agreement ceiling 0.75" in page(admin_user, job)
+    assert "human agreement ceiling 0.67" in page(admin_user, job)
     body = api_as(admin_user).get(f"/api/jobs/{job.pk}/").json()
-    assert body["summary"]["agreement_ceiling"]["n"] == 4
+    assert body["summary"]["agreement_ceiling"]["n"] == 6
 
 
 def test_the_api_gives_a_runs_ceiling_in_its_summary(admin_user, voted):
     snapshot = interface.snapshot_create(rules=None)
     job = reward_job({"eval_accuracy": 0.5}, snapshot_id=snapshot.id)
     ceiling = api_as(admin_user).get(f"/api/jobs/{job.pk}/").json()["summary"]["agreement_ceiling"]
-    assert (ceiling["value"], ceiling["n"], ceiling["defined"]) == (0.75, 4, True)
+    assert (ceiling["value"], ceiling["n"], ceiling["defined"]) == (pytest.approx(4 / 6), 6, True)
 
 
 def test_other_jobs_and_unfinished_runs_get_no_ceiling(admin_user, voted):

@@ -223,8 +223,6 @@ def ceiling_line(summary: Mapping[str, Any]) -> tuple[str, str] | None:
     comparisons = ceiling.get("comparisons_left_out") or {}
     parts = [text for count, text in (
         (votes.get("tie_or_both_bad", 0), _counted(votes.get("tie_or_both_bad", 0), "tie or both-bad vote", "tie or both-bad votes")),
-        (votes.get("others_split", 0), _counted(votes.get("others_split", 0), "vote whose other votes split evenly",
-                                                "votes whose other votes split evenly")),
         (comparisons.get("single_vote", 0), _counted(comparisons.get("single_vote", 0), "comparison with one vote",
                                                      "comparisons with one vote")),
     ) if count]

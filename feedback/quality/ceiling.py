@@ -20,17 +20,19 @@ Then for each vote on the remaining comparisons (two or more votes, majority ``a
 4. the vote is ``tie`` or ``both_bad``: it names no chosen response; left out
    (``votes_left_out.tie_or_both_bad``). Its comparison's other votes still count it among "the
    others" below, as the snapshot's majority counted it;
-5. the other votes (every vote on the comparison but this one, ties and both-bad included, as the
-   snapshot's majority counts them) have no strict majority: left out
-   (``votes_left_out.others_split``). On an ``a``/``b``-majority comparison the others' majority is
-   ``a``, ``b`` or none, never ``tie``/``both_bad`` (removing one vote lowers the leader by at most
-   one, so another label can at most draw level);
-6. otherwise the vote is scored: it agrees when it equals the others' majority.
+5. every other vote is scored against the majority of the others (every vote on the comparison
+   but this one, ties and both-bad included, as the snapshot's majority counts them), a tie among
+   the others' leading labels broken at random: the vote earns ``1/m`` when its label is one of
+   the ``m`` labels tied for the lead, 1 when it is the others' strict majority, else 0 (the
+   expected agreement with an annotator who breaks the tie by a coin). ``others_split`` counts the
+   votes scored so. Leaving such votes out instead would bias the ceiling down: with three votes
+   split 2-1, both majority votes' others are 1-1, and only the minority vote (which disagrees)
+   would be scored.
 
-``value`` = agreeing / scored (``n``), with the Wilson score interval (Wilson 1927) from
-``statsmodels.stats.proportion.proportion_confint(method="wilson")``. Note the leave-one-out rule
-is strict: with three votes split 2-1, each majority vote's others are 1-1 (left out), so the
-comparison contributes only its minority vote (0 of 1). Read the ceiling with the left-out counts.
+``value`` = agreeing / scored (``n``; ``agreeing`` is a sum of credits, so it may be fractional),
+with the Wilson score interval (Wilson 1927) from
+``statsmodels.stats.proportion.proportion_confint(method="wilson")``, which takes the fractional
+count as it is.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from statsmodels.stats.proportion import proportion_confint
 LABELS = ("a", "b", "tie", "both_bad")
 _A, _B = 0, 1
 NO_PAIRS = "no {what} has two or more votes"
-NO_SCORED = "no vote on {what}s with an a-or-b majority has others with a strict majority"
+NO_SCORED = "no {what} with two or more votes has an a-or-b majority"
 
 
 def _undefined(reason: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +64,12 @@ def agreement_ceiling(comparisons: Sequence[int] | np.ndarray, annotators: Seque
         what: the noun for a comparison in the undefined reason (``"eval comparison"``).
     Returns:
         A JSON-safe dict (no NaN): ``value`` (float in 0-1, or None), ``defined`` (bool), ``low``/
-        ``high`` (the interval, or None), ``n`` (votes scored), ``agreeing`` (of them),
+        ``high`` (the interval, or None), ``n`` (votes scored), ``agreeing`` (their summed credit),
+        ``others_split`` (votes scored with a tie among the others broken at random),
         ``confidence``, ``comparisons`` (distinct ids given), ``comparisons_scored`` (with a scored
         vote), ``votes`` (given), ``comparisons_left_out`` (``single_vote``,
-        ``tie_or_both_bad_majority``, ``no_majority``), ``votes_left_out`` (``tie_or_both_bad``,
-        ``others_split``) and ``reason`` (why undefined, else None): ``"no <what> has two or more
+        ``tie_or_both_bad_majority``, ``no_majority``), ``votes_left_out`` (``tie_or_both_bad``)
+        and ``reason`` (why undefined, else None): ``"no <what> has two or more
         votes"``, or that no vote could be scored.
     Raises:
         ValueError: lengths differ, an unknown choice, or one annotator voting twice on one comparison.
@@ -93,14 +96,14 @@ def agreement_ceiling(comparisons: Sequence[int] | np.ndarray, annotators: Seque
     single = totals < 2
     pair_majority = ~single & strict & (leader <= _B)
     result: dict[str, Any] = {
-        "n": 0, "agreeing": 0, "confidence": confidence, "votes": len(item_ids),
+        "n": 0, "agreeing": 0, "others_split": 0, "confidence": confidence, "votes": len(item_ids),
         "comparisons": n_items, "comparisons_scored": 0,
         "comparisons_left_out": {
             "single_vote": int(single.sum()),
             "tie_or_both_bad_majority": int((~single & strict & (leader > _B)).sum()),
             "no_majority": int((~single & ~strict).sum()),
         },
-        "votes_left_out": {"tie_or_both_bad": 0, "others_split": 0},
+        "votes_left_out": {"tie_or_both_bad": 0},
     }
     if not (~single).any():
         return _undefined(NO_PAIRS.format(what=what), result)
@@ -109,16 +112,18 @@ def agreement_ceiling(comparisons: Sequence[int] | np.ndarray, annotators: Seque
     others = counts[item]
     others[np.arange(len(item)), label] -= 1
     others_top = others.max(axis=1, initial=0)
-    others_strict = (others == others_top[:, None]).sum(axis=1) == 1
-    others_leader = others.argmax(axis=1)
+    leaders = others == others_top[:, None]  # the labels tied for the lead among the others
+    tied = leaders.sum(axis=1)
     side_vote = label <= _B
-    scored = on_pair & side_vote & others_strict & (others_leader <= _B)
-    agree = scored & (label == others_leader)
-    n, k = int(scored.sum()), int(agree.sum())
+    scored = on_pair & side_vote
+    credit = np.where(leaders[np.arange(len(item)), label], 1.0 / tied, 0.0)
+    n = int(scored.sum())
+    k = float(credit[scored].sum())
+    k = int(k) if k.is_integer() else round(k, 6)
     result.update(
         n=n, agreeing=k, comparisons_scored=int(len(np.unique(item[scored]))),
-        votes_left_out={"tie_or_both_bad": int((on_pair & ~side_vote).sum()),
-                        "others_split": int((on_pair & side_vote & ~scored).sum())},
+        others_split=int((scored & (tied > 1)).sum()),
+        votes_left_out={"tie_or_both_bad": int((on_pair & ~side_vote).sum())},
     )
     if n == 0:
         return _undefined(NO_SCORED.format(what=what), result)
