@@ -1,0 +1,154 @@
+"""Quality rules in snapshots and exports (issue 15 items 5 and 7): low-gold, low-kappa and flagged
+annotators and fast votes left out and counted by reason; Dawid-Skene labels instead of majority."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from feedback import interface, snapshots
+from feedback.models import SnapshotVote, Vote
+from feedback.quality.selectors import bias_for
+from feedback.quality.rules import quality_notes
+from tests.factories import ComparisonFactory, UserFactory, VoteFactory
+from tests.quality_support import votes_seed
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def arbiter_data(settings, tmp_path) -> Path:
+    settings.ARBITER_DATA_DIR = tmp_path
+    return tmp_path
+
+
+def used_annotators(snapshot) -> set[int]:
+    return {frozen["annotator"] for frozen in SnapshotVote.objects.filter(snapshot=snapshot).values_list("frozen", flat=True)}
+
+
+def votes_of(user) -> int:
+    return Vote.objects.filter(annotator=user).count()
+
+
+def read_rows(snapshot) -> list[dict]:
+    train, _ = snapshots.snapshot_paths(snapshot)
+    return [json.loads(line) for line in train.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def gold_voted():
+    """Six gold items (answer a) and six plain ones. ``good1``/``good2`` answer a everywhere;
+    ``bad`` answers b on every gold item (0 of 6) and a elsewhere; ``newbie`` gets both of their
+    two gold votes wrong (too few to judge with min_gold_votes=5)."""
+    users = {name: UserFactory(username=name, role="annotator") for name in ("good1", "good2", "bad", "newbie")}
+    gold = [ComparisonFactory(gold_choice="a") for _ in range(6)]
+    plain = [ComparisonFactory() for _ in range(6)]
+    for comparison in gold + plain:
+        for name in ("good1", "good2"):
+            VoteFactory(comparison=comparison, annotator=users[name], choice="a")
+        VoteFactory(comparison=comparison, annotator=users["bad"], choice="b" if comparison in gold else "a")
+    for comparison in gold[:2]:
+        VoteFactory(comparison=comparison, annotator=users["newbie"], choice="b")
+    return users
+
+
+def test_min_gold_accuracy_leaves_out_the_low_gold_annotator_and_counts_their_votes(gold_voted):
+    snapshot = snapshots.snapshot_create(rules={"min_gold_accuracy": 0.7, "min_gold_votes": 5})
+    assert snapshot.counts["left_out_low_gold"] == votes_of(gold_voted["bad"]) == 12
+    assert gold_voted["bad"].pk not in used_annotators(snapshot)
+    assert gold_voted["newbie"].pk in used_annotators(snapshot)  # 2 gold votes: not judged
+    assert snapshot.rules["min_gold_accuracy"] == 0.7
+    assert "12 votes left out: annotators below the gold accuracy threshold" in quality_notes(snapshot.counts)
+    # Without the rule nothing is left out and the counts keep their old keys.
+    plain = snapshots.snapshot_create(rules={})
+    assert "left_out_low_gold" not in plain.counts and "min_gold_accuracy" not in plain.rules
+    assert gold_voted["bad"].pk in used_annotators(plain)
+
+
+def test_min_gold_votes_zero_judges_the_newbie_too(gold_voted):
+    snapshot = snapshots.snapshot_create(rules={"min_gold_accuracy": 0.7, "min_gold_votes": 0})
+    assert snapshot.counts["left_out_low_gold"] == votes_of(gold_voted["bad"]) + votes_of(gold_voted["newbie"])
+
+
+@pytest.fixture
+def seeded():
+    campaign = ComparisonFactory().campaign
+    Vote.objects.all().delete()
+    return votes_seed(campaign, items=60, honest=4)
+
+
+def test_min_kappa_leaves_out_the_random_annotator_and_keeps_the_honest(seeded):
+    snapshot = snapshots.snapshot_create(rules={"min_kappa": 0.3})
+    used = used_annotators(snapshot)
+    assert seeded["clicker"].pk not in used
+    assert all(seeded[f"honest{i}"].pk in used for i in range(4))
+    left_out = [user for user in seeded.values() if user.pk not in used]
+    assert snapshot.counts["left_out_low_kappa"] == sum(votes_of(user) for user in left_out)
+
+
+def test_exclude_flagged_leaves_out_the_always_left_annotator(seeded):
+    flagged = {row["annotator"] for row in bias_for()["per_annotator"] if row["flags"]}
+    assert seeded["lefty"].pk in flagged and seeded["honest0"].pk not in flagged
+    snapshot = snapshots.snapshot_create(rules={"exclude_flagged": True})
+    assert snapshot.counts["left_out_flagged_annotator"] == Vote.objects.filter(annotator_id__in=flagged).count()
+    assert seeded["lefty"].pk not in used_annotators(snapshot)
+    assert seeded["honest0"].pk in used_annotators(snapshot)
+
+
+def test_min_ms_on_item_leaves_out_only_the_fast_votes(seeded):
+    snapshot = snapshots.snapshot_create(rules={"min_ms_on_item": 1000})
+    assert snapshot.counts["left_out_fast_votes"] == votes_of(seeded["speedy"]) == 60
+    assert seeded["speedy"].pk not in used_annotators(snapshot)
+    assert seeded["lefty"].pk in used_annotators(snapshot)
+
+
+@pytest.fixture
+def fooled():
+    """20 comparisons; truth is a on the first 10 and b on the rest. Three careful annotators give
+    the truth; four spammers always answer a, so majority says a everywhere."""
+    careful = [UserFactory(username=f"careful{i}", role="annotator") for i in range(3)]
+    spammers = [UserFactory(username=f"spammer{i}", role="annotator") for i in range(4)]
+    comparisons = [ComparisonFactory() for _ in range(20)]
+    for n, comparison in enumerate(comparisons):
+        truth = "a" if n < 10 else "b"
+        for user in careful:
+            VoteFactory(comparison=comparison, annotator=user, choice=truth)
+        for user in spammers:
+            VoteFactory(comparison=comparison, annotator=user, choice="a")
+    return {"careful": careful, "spammers": spammers, "comparisons": comparisons}
+
+
+def test_dawid_skene_follows_the_careful_annotators_and_counts_the_differences(fooled):
+    majority = snapshots.snapshot_create(rules={})
+    ds = snapshots.snapshot_create(rules={"aggregation": "dawid_skene"})
+    b_won = {c.pk: c.completion_b.text for c in fooled["comparisons"][10:]}
+
+    def chosen(snapshot):
+        return {row["comparison_id"]: row["chosen"][0]["content"] for row in read_rows(snapshot)}
+
+    assert all(chosen(majority)[pk] != text for pk, text in b_won.items())
+    assert all(chosen(ds)[pk] == text for pk, text in b_won.items())
+    assert ds.counts["dawid_skene_differs"] == 10
+    assert "10 comparisons labelled differently by Dawid-Skene than by majority" in quality_notes(ds.counts)
+    reliability = ds.counts["annotator_reliability"]
+    assert min(reliability[str(u.pk)] for u in fooled["careful"]) > max(reliability[str(u.pk)] for u in fooled["spammers"])
+    assert "annotator_reliability" not in majority.counts
+    ref = interface.snapshot_create(rules={"aggregation": "dawid_skene"})
+    assert ref.counts["dawid_skene_differs"] == 10
+
+
+@pytest.mark.parametrize("rules, field, message", [
+    ({"min_gold_accuracy": 1.5}, "min_gold_accuracy", "must be a number from 0 to 1"),
+    ({"min_kappa": -0.1}, "min_kappa", "must be a number from 0 to 1"),
+    ({"min_gold_votes": -1}, "min_gold_votes", "at least 0"),
+    ({"min_ms_on_item": -5}, "min_ms_on_item", "at least 0"),
+    ({"aggregation": "mean"}, "aggregation", "must be one of majority, dawid_skene"),
+    ({"exclude_flagged": "yes"}, "exclude_flagged", "must be true or false"),
+])
+def test_bad_quality_rules_are_refused_with_the_field_named(rules, field, message):
+    with pytest.raises(ValidationError) as caught:
+        snapshots.rules_parse(rules)
+    [text] = caught.value.message_dict["rules"]
+    assert text.startswith(f"{field}:") and message in text
