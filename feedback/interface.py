@@ -415,6 +415,13 @@ class SnapshotRef:
     created_at: datetime
     kind: str = "preference"  # or "sft": prompt/completion rows of demonstrations
 
+    @property
+    def quality_notes(self) -> list[str]:
+        """What the quality rules left out or relabelled, in words (``feedback.quality.rules.quality_notes``)."""
+        from .quality.rules import quality_notes
+
+        return quality_notes(self.counts)
+
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
     train_path, eval_path = snapshots.snapshot_paths(snapshot)
