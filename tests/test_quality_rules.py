@@ -152,3 +152,53 @@ def test_bad_quality_rules_are_refused_with_the_field_named(rules, field, messag
         snapshots.rules_parse(rules)
     [text] = caught.value.message_dict["rules"]
     assert text.startswith(f"{field}:") and message in text
+
+
+# --- exports with the same rules ---------------------------------------------------------------
+
+
+def export_with(tmp_path, filters):
+    from feedback.exports.services import export_request_check, export_write
+
+    request = export_request_check(format="raw-votes", file_type="jsonl", filters=filters)
+    path = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.jsonl"
+    _, counts = export_write(request=request, path=path, salt=b"s" * 32)
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()], counts
+
+
+def test_an_export_with_min_gold_accuracy_leaves_out_and_counts_the_low_gold_votes(gold_voted, tmp_path):
+    everything, plain_counts = export_with(tmp_path, {})
+    rows, counts = export_with(tmp_path, {"min_gold_accuracy": 0.7, "min_gold_votes": 5})
+    assert counts["left_out_low_gold"] == 12
+    assert len(everything) - len(rows) == 12
+    assert "left_out_low_gold" not in plain_counts
+
+
+def test_an_export_leaves_out_fast_votes_and_low_kappa_annotators(seeded, tmp_path):
+    everything, _ = export_with(tmp_path, {})
+    rows, counts = export_with(tmp_path, {"min_ms_on_item": 1000})
+    assert counts["left_out_fast_votes"] == 60 and len(everything) - len(rows) == 60
+    snapshot = snapshots.snapshot_create(rules={"min_kappa": 0.3})
+    rows, counts = export_with(tmp_path, {"min_kappa": 0.3})
+    assert counts["left_out_low_kappa"] == snapshot.counts["left_out_low_kappa"]
+    assert len(everything) - len(rows) == counts["left_out_low_kappa"]
+
+
+def test_an_export_with_exclude_flagged_matches_the_snapshot(seeded, tmp_path):
+    snapshot = snapshots.snapshot_create(rules={"exclude_flagged": True})
+    _, counts = export_with(tmp_path, {"exclude_flagged": True})
+    assert counts["left_out_flagged_annotator"] == snapshot.counts["left_out_flagged_annotator"] >= 60
+
+
+@pytest.mark.parametrize("filters, field, words", [
+    ({"min_gold_accuracy": 2}, "min_gold_accuracy", "from 0 to 1"),
+    ({"min_gold_votes": -3}, "min_gold_votes", "at least 0"),
+    ({"min_ms_on_item": 1.5}, "min_ms_on_item", "whole number"),
+    ({"aggregation": "dawid_skene"}, "aggregation", "use a snapshot"),
+])
+def test_bad_export_quality_filters_are_field_errors(filters, field, words):
+    from feedback.exports.services import export_create
+
+    with pytest.raises(ValidationError) as caught:
+        export_create(format="raw-votes", file_type="jsonl", filters=filters)
+    assert words in " ".join(caught.value.message_dict[field])
