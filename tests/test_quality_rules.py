@@ -202,3 +202,24 @@ def test_bad_export_quality_filters_are_field_errors(filters, field, words):
     with pytest.raises(ValidationError) as caught:
         export_create(format="raw-votes", file_type="jsonl", filters=filters)
     assert words in " ".join(caught.value.message_dict[field])
+
+
+def test_the_exports_page_says_how_many_votes_the_quality_filters_left_out(gold_voted, settings, tmp_path):
+    from django.test import Client
+
+    from feedback.exports.services import export_create
+
+    settings.ARBITER_DATA_DIR = tmp_path / "data"
+    admin = UserFactory(username="boss", role="admin")
+    export_create(format="trl-preference", file_type="jsonl", filters={"min_gold_accuracy": 0.7}, created_by=admin,
+                  mode="inline")
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/manage/exports/").content.decode()
+    assert "12 votes left out: annotators below the gold accuracy threshold" in page
+
+
+def test_the_run_page_names_what_the_quality_rules_left_out(gold_voted):
+    snapshot = snapshots.snapshot_create(rules={"min_gold_accuracy": 0.7})
+    ref = interface.snapshot_get(snapshot_id=snapshot.pk)
+    assert ref.quality_notes == ["12 votes left out: annotators below the gold accuracy threshold"]
