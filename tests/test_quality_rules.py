@@ -14,6 +14,7 @@ from feedback.quality.selectors import bias_for
 from feedback.quality.rules import quality_notes
 from tests.factories import ComparisonFactory, UserFactory, VoteFactory
 from tests.quality_support import votes_seed
+from tests.test_training_runs import world  # noqa: F401  (fixture for the reward form test)
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +224,27 @@ def test_the_run_page_names_what_the_quality_rules_left_out(gold_voted):
     snapshot = snapshots.snapshot_create(rules={"min_gold_accuracy": 0.7})
     ref = interface.snapshot_get(snapshot_id=snapshot.pk)
     assert ref.quality_notes == ["12 votes left out: annotators below the gold accuracy threshold"]
+
+
+# --- the reward run form --------------------------------------------------------------------------
+
+
+def test_the_reward_form_sends_the_quality_rules_and_shows_bad_thresholds_by_field(world, django_capture_on_commit_callbacks):
+    from tests.test_training_runs import REWARD_FORM, client_as, field_error
+    from training.models import Job
+
+    admin = client_as(world["admin"])
+    page = admin.get("/manage/train/reward/").content.decode()
+    assert 'name="min_gold_accuracy"' in page and 'value="dawid_skene"' in page
+    bad = admin.post("/manage/train/reward/", {**REWARD_FORM, "min_gold_accuracy": "1.5", "min_gold_votes": "5"})
+    assert bad.status_code == 400
+    assert "must be a number from 0 to 1" in field_error(bad.content.decode(), "min_gold_accuracy")
+    assert Job.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/manage/train/reward/", {
+            **REWARD_FORM, "aggregation": "dawid_skene", "min_ms_on_item": "500", "min_gold_votes": "5"})
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.snapshot.rules["aggregation"] == "dawid_skene" and job.snapshot.rules["min_ms_on_item"] == 500
+    assert "min_gold_votes" not in job.snapshot.rules  # only with a gold threshold
+    assert "dawid_skene_differs" in job.snapshot.counts
