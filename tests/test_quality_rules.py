@@ -185,6 +185,20 @@ def test_an_export_leaves_out_fast_votes_and_low_kappa_annotators(seeded, tmp_pa
     assert len(everything) - len(rows) == counts["left_out_low_kappa"]
 
 
+def test_an_export_by_dawid_skene_follows_the_careful_annotators_and_counts_the_differences(fooled, tmp_path):
+    from feedback.exports.services import export_request_check, export_write
+
+    b_won = {c.completion_b.text for c in fooled["comparisons"][10:]}
+    for filters, chosen_b, differs in (({}, 0, None), ({"aggregation": "dawid_skene"}, 10, 10)):
+        request = export_request_check(format="trl-preference", file_type="jsonl", filters=filters)
+        path = tmp_path / f"pairs-{chosen_b}.jsonl"
+        _, counts = export_write(request=request, path=path, salt=b"s" * 32)
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert len(rows) == 20
+        assert sum(row["chosen"][0]["content"] in b_won for row in rows) == chosen_b
+        assert counts.get("dawid_skene_differs") == differs
+
+
 def test_an_export_with_exclude_flagged_matches_the_snapshot(seeded, tmp_path):
     snapshot = snapshots.snapshot_create(rules={"exclude_flagged": True})
     _, counts = export_with(tmp_path, {"exclude_flagged": True})
@@ -195,7 +209,7 @@ def test_an_export_with_exclude_flagged_matches_the_snapshot(seeded, tmp_path):
     ({"min_gold_accuracy": 2}, "min_gold_accuracy", "from 0 to 1"),
     ({"min_gold_votes": -3}, "min_gold_votes", "at least 0"),
     ({"min_ms_on_item": 1.5}, "min_ms_on_item", "whole number"),
-    ({"aggregation": "dawid_skene"}, "aggregation", "use a snapshot"),
+    ({"aggregation": "mean"}, "aggregation", "must be one of majority, dawid_skene"),
 ])
 def test_bad_export_quality_filters_are_field_errors(filters, field, words):
     from feedback.exports.services import export_create

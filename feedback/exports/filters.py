@@ -22,6 +22,9 @@ Filters (JSON-shaped; every key optional, every given filter applies):
   ``min_ms_on_item`` (whole ms) leave out votes, counted in the export's counts by reason
   (``left_out_low_gold``, ``left_out_low_kappa``, ``left_out_flagged_annotator``,
   ``left_out_fast_votes``); judged on the votes the other vote filters pass.
+- ``aggregation``: ``"majority"`` (default) or ``"dawid_skene"``: each comparison's winner is its
+  Dawid-Skene label over the exported votes (``feedback.quality.aggregation``), ties and both-bad
+  handled as majority's; ``dawid_skene_differs`` counts the comparisons whose label differs.
 
 Options (``feedback.exports.formats.ExportOptions``) are checked against the format: a format
 refuses an option it does not read.
@@ -94,6 +97,7 @@ class ExportFilters:
     min_kappa: float | None = None
     exclude_flagged: bool = False
     min_ms_on_item: int = 0
+    aggregation: str = "majority"
 
     @property
     def uses_quality(self) -> bool:
@@ -107,7 +111,7 @@ class ExportFilters:
         Raises:
             RulesError: every problem at once, ``{filter name: message}``; unknown keys are errors.
         """
-        reader = RulesReader(data, [f.name for f in fields(cls)] + ["aggregation"], noun="filter")
+        reader = RulesReader(data, [f.name for f in fields(cls)], noun="filter")
         for name, end in (("date_from", False), ("date_to", True)):
             reader.check(
                 name, lambda v, end=end: v is None or _moment(v, end=end) is not None,
@@ -130,8 +134,6 @@ class ExportFilters:
         reader.check("gold", lambda v: v in GOLD, f"must be one of {', '.join(GOLD)}")
         reader.flag("include_flagged")
         reader.quality_fields()
-        if "aggregation" in reader.values:  # a snapshot rule; exports decide by majority
-            reader.errors["aggregation"] = "unknown filter; exports aggregate by majority (use a snapshot for dawid_skene)"
         values = reader.result()
         start, end = values.get("date_from"), values.get("date_to")
         if start is not None and end is not None and start >= end:
@@ -157,7 +159,7 @@ class ExportFilters:
 
 
 _QUALITY_DEFAULTS = {"min_gold_accuracy": None, "min_gold_votes": 5, "min_kappa": None, "exclude_flagged": False,
-                     "min_ms_on_item": 0}
+                     "min_ms_on_item": 0, "aggregation": "majority"}
 
 
 def options_parse(options: Any, *, format_name: str) -> ExportOptions:
@@ -195,6 +197,9 @@ class ExportRequest:
     file_type: str
     filters: ExportFilters
     options: ExportOptions
+    # Dawid-Skene labels by comparison id, set by ``feedback.exports.quality.export_quality_apply``
+    # before writing when ``filters.aggregation == "dawid_skene"`` (None: majority).
+    labels: dict[int, str] | None = None
 
     def options_dict(self) -> dict[str, bool]:
         """The options the format reads, JSON-ready (what ``options_parse`` takes back)."""

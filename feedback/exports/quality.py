@@ -17,11 +17,13 @@ def export_quality_apply(*, request: ExportRequest, max_vote_id: int | None) -> 
     """The request to write, with annotators the quality rules leave out added to
     ``exclude_annotators``, and ``{reason: votes left out}`` (only reasons with votes; fast votes
     are those of kept annotators under ``min_ms_on_item``, which the stream itself leaves out).
+    With ``aggregation == "dawid_skene"`` the request also carries the Dawid-Skene labels of the
+    votes it will write (``ExportRequest.labels``; one more read of those votes).
     The request comes back unchanged, with no counts, when no quality rule is set.
     Queries: one read of the matching votes' (comparison, annotator, choice, gold choice), one
     count per reason; ``exclude_flagged`` adds ``bias_for``'s two queries over every vote."""
     filters = request.filters
-    if not (filters.uses_quality or filters.min_ms_on_item):
+    if not (filters.uses_quality or filters.min_ms_on_item or filters.aggregation == "dawid_skene"):
         return request, {}
     # Every vote the other filters pass, fast ones included (as a snapshot judges annotators).
     scope = votes_matching(filters=dataclasses.replace(filters, min_ms_on_item=0), max_vote_id=max_vote_id)
@@ -50,4 +52,15 @@ def export_quality_apply(*, request: ExportRequest, max_vote_id: int | None) -> 
         if fast:
             counts["left_out_fast_votes"] = fast
     excluded = tuple(sorted(set(filters.exclude_annotators) | set(left_out)))
-    return dataclasses.replace(request, filters=dataclasses.replace(filters, exclude_annotators=excluded)), counts
+    kept = dataclasses.replace(filters, exclude_annotators=excluded)
+    labels = None
+    if filters.aggregation == "dawid_skene":
+        from feedback.quality.aggregation import dawid_skene
+
+        votes = votes_matching(filters=kept, max_vote_id=max_vote_id)
+        if not filters.include_flagged:  # as a snapshot: flagged imports give no row and teach nothing
+            votes = votes.filter(comparison__import_flags="")
+        rows = list(votes.values_list("comparison_id", "annotator_id", "choice"))
+        items, annotators, choices = zip(*rows) if rows else ((), (), ())
+        labels = dawid_skene(items, annotators, choices).labels
+    return dataclasses.replace(request, filters=kept, labels=labels), counts

@@ -196,7 +196,8 @@ def export_write_unpublished(
     checksum): returns (rows written, counts). The parallel writer's parts are written this way."""
     export_format = FORMATS[request.format]
     context = FormatContext(
-        options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames)
+        options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames),
+        labels=request.labels,
     )
     votes_read = [0]
 
