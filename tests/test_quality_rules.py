@@ -262,3 +262,13 @@ def test_the_reward_form_sends_the_quality_rules_and_shows_bad_thresholds_by_fie
     assert job.snapshot.rules["aggregation"] == "dawid_skene" and job.snapshot.rules["min_ms_on_item"] == 500
     assert "min_gold_votes" not in job.snapshot.rules  # only with a gold threshold
     assert "dawid_skene_differs" in job.snapshot.counts
+
+
+def test_when_the_quality_rules_leave_nothing_the_refusal_says_why(gold_voted):
+    with pytest.raises(ValidationError) as caught:
+        snapshots.snapshot_create(rules={
+            "min_gold_accuracy": 0.7, "min_gold_votes": 0,
+            "exclude_annotators": [gold_voted["good1"].pk, gold_voted["good2"].pk]})
+    [text] = caught.value.message_dict["snapshot"]
+    assert text.endswith("all 38 votes are left out: 24 by excluded annotators and "
+                         "14 by annotators below the gold accuracy threshold")
