@@ -272,3 +272,17 @@ def test_when_the_quality_rules_leave_nothing_the_refusal_says_why(gold_voted):
     [text] = caught.value.message_dict["snapshot"]
     assert text.endswith("all 38 votes are left out: 24 by excluded annotators and "
                          "14 by annotators below the gold accuracy threshold")
+
+
+def test_the_run_page_says_how_many_votes_the_gold_rule_left_out(world, gold_voted, django_capture_on_commit_callbacks):
+    from tests.test_training_runs import REWARD_FORM, client_as
+    from training.models import Job
+
+    admin = client_as(world["admin"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/manage/train/reward/", {**REWARD_FORM, "min_gold_accuracy": "0.7", "min_gold_votes": "5"})
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.snapshot.counts["left_out_low_gold"] == 12
+    page = admin.get(f"/manage/jobs/{job.pk}/").content.decode()
+    assert "12 votes left out: annotators below the gold accuracy threshold" in page
