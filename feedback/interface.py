@@ -400,7 +400,10 @@ class SnapshotRef:
     preference row a line: ``{"prompt": [...], "chosen": [{"role": "assistant", ...}],
     "rejected": [...], "margin": float (only if rules["include_margin"]), "strength": str,
     "comparison_id": int}`` (see ``feedback.preferences``). ``counts`` holds
-    ``feedback.preferences.COUNT_KEYS``; ``rules`` the normalised ``AggregationRules.as_dict()``.
+    ``feedback.preferences.COUNT_KEYS`` (plus ``QUALITY_COUNT_KEYS`` when the rules set a quality
+    rule or Dawid-Skene, and then ``"annotator_reliability"``: ``{annotator id as str: 0..1}``);
+    ``rules`` the normalised ``AggregationRules.as_dict()``; ``quality_notes`` says in words what
+    the quality rules left out or relabelled.
     """
 
     id: int
@@ -415,6 +418,13 @@ class SnapshotRef:
     counts: dict[str, int]
     created_at: datetime
     kind: str = "preference"  # or "sft": prompt/completion rows of demonstrations
+
+    @property
+    def quality_notes(self) -> list[str]:
+        """What the quality rules left out or relabelled, in words (``feedback.quality.rules.quality_notes``)."""
+        from .quality.rules import quality_notes
+
+        return quality_notes(self.counts)
 
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:

@@ -503,6 +503,13 @@ class Export(models.Model):
         return self.status in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
 
     @property
+    def quality_notes(self) -> list[str]:
+        """Votes the quality filters left out, by reason, in words (``feedback.quality.rules.quality_notes``)."""
+        from .quality.rules import quality_notes
+
+        return quality_notes(self.counts or {})
+
+    @property
     def percent(self) -> int:
         """Votes read as a share of the votes matched at creation, 0-100 (100 once succeeded)."""
         if self.status == ExportStatus.SUCCEEDED:

@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,15 @@ COUNT_KEYS = (
     "low_agreement",
     "flagged_import",
 )
+# Counted only when the rules ask for them (``AggregationRules.uses_quality``), so existing counts keep their keys.
+QUALITY_COUNT_KEYS = (
+    "left_out_low_gold",
+    "left_out_low_kappa",
+    "left_out_flagged_annotator",
+    "left_out_fast_votes",
+    "dawid_skene_differs",
+)
+AGGREGATIONS = ("majority", "dawid_skene")
 MAX_SALT_CHARS = 200
 
 
@@ -90,6 +99,8 @@ class VoteRecord:
     prompt_key: str
     source: str = "annotator"
     import_flags: str = ""  # the comparison's ``import_flags`` (``feedback.import_flags``); "" when clean
+    gold_choice: str = ""  # the comparison's gold answer ("" unless a gold item), for ``min_gold_accuracy``
+    ms_on_item: int | None = None  # ms the item was on screen (None: unknown, e.g. imported), for ``min_ms_on_item``
 
 
 class RulesError(ValueError):
@@ -171,6 +182,17 @@ class RulesReader:
             f"must be a string of at most {MAX_SALT_CHARS} characters",
         )
 
+    def quality_fields(self) -> None:
+        """``aggregation``, ``min_gold_accuracy``, ``min_gold_votes``, ``min_kappa``,
+        ``exclude_flagged``, ``min_ms_on_item`` (see ``feedback.quality.rules``)."""
+        self.check("aggregation", lambda v: v in AGGREGATIONS, f"must be one of {', '.join(AGGREGATIONS)}")
+        for name in ("min_gold_accuracy", "min_kappa"):
+            self.check(name, lambda v: v is None or (_is_number(v) and 0 <= v <= 1),
+                       "must be a number from 0 to 1 (or null for off)", lambda v: None if v is None else float(v))
+        self.check("min_gold_votes", lambda v: _is_int(v) and v >= 0, "must be a whole number of at least 0")
+        self.check("min_ms_on_item", lambda v: _is_int(v) and v >= 0, "must be a whole number of milliseconds, at least 0")
+        self.flag("exclude_flagged")
+
     def result(self) -> dict[str, Any]:
         """The checked values by field name.
 
@@ -203,6 +225,13 @@ class AggregationRules:
             margin, a truncated-looking response, a conversation that diverged early); by default
             they are left out and counted (``flagged_import``). A missing margin is never invented:
             an imported margin is not stored, so such a row's ``margin`` is the strength margin.
+        aggregation: ``"majority"`` (a strict majority of counted votes decides) or ``"dawid_skene"``
+            (the Dawid-Skene label of ``feedback.quality.aggregation`` decides; ties and both-bad are
+            handled as majority's, and ``counts["dawid_skene_differs"]`` says how many comparisons'
+            label differs from the majority's, a split counting as different).
+        min_gold_accuracy, min_gold_votes, min_kappa, exclude_flagged, min_ms_on_item: quality rules
+            (``feedback.quality.rules``): votes of low-gold, low-kappa or flagged annotators and
+            votes faster than ``min_ms_on_item`` ms are left out and counted by reason.
     """
 
     include_margin: bool = True
@@ -215,6 +244,20 @@ class AggregationRules:
     eval_fraction: float = 0.1
     split_salt: str = ""
     include_flagged: bool = False
+    aggregation: str = "majority"
+    min_gold_accuracy: float | None = None
+    min_gold_votes: int = 5
+    min_kappa: float | None = None
+    exclude_flagged: bool = False
+    min_ms_on_item: int = 0
+
+    @property
+    def uses_quality(self) -> bool:
+        """Whether any quality rule or Dawid-Skene is asked for (then ``QUALITY_COUNT_KEYS`` are counted)."""
+        return self.as_quality_dict() != QUALITY_DEFAULTS
+
+    def as_quality_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in QUALITY_DEFAULTS}
 
     @classmethod
     def from_dict(cls, data: Any) -> "AggregationRules":
@@ -235,6 +278,7 @@ class AggregationRules:
         reader.check("min_votes", lambda v: _is_int(v) and v >= 1, "must be a whole number of at least 1")
         reader.fraction("min_agreement")
         reader.split_fields()
+        reader.quality_fields()
         return cls(**reader.result())
 
     def as_dict(self) -> dict[str, Any]:
@@ -250,7 +294,15 @@ class AggregationRules:
             "eval_fraction": self.eval_fraction,
             "split_salt": self.split_salt,
             "include_flagged": self.include_flagged,
+            # Quality rules only when set, so rules stored before them read the same.
+            **{k: v for k, v in self.as_quality_dict().items() if v != QUALITY_DEFAULTS[k]},
         }
+
+
+QUALITY_DEFAULTS: dict[str, Any] = {
+    "aggregation": "majority", "min_gold_accuracy": None, "min_gold_votes": 5, "min_kappa": None,
+    "exclude_flagged": False, "min_ms_on_item": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -271,6 +323,7 @@ class PreferenceDataset:
     annotator_ids: list[int]
     counts: dict[str, int] = field(default_factory=dict)
     content_hash: str = ""
+    reliability: dict[int, float] = field(default_factory=dict)  # Dawid-Skene, per annotator id (0..1)
 
 
 def row_line(row: Mapping[str, Any]) -> str:
@@ -309,7 +362,7 @@ def counts_summary(counts: Mapping[str, int], *, order: Sequence[str] = COUNT_KE
     """``"votes_seen=12, pairs_train=3, ties=1"``: the non-zero counts in ``order``, then any others
     by name; ``empty`` when every count is zero."""
     keys = [k for k in order if k in counts] + sorted(k for k in counts if k not in order)
-    parts = [f"{key}={counts[key]}" for key in keys if counts[key]]
+    parts = [f"{key}={counts[key]}" for key in keys if isinstance(counts[key], int) and counts[key]]
     return ", ".join(parts) or empty
 
 
@@ -393,7 +446,9 @@ def comparison_verdict(votes: Sequence[tuple[str, str]], *, min_votes: int = 1, 
     return tally_verdict(tally, min_votes=min_votes, min_agreement=min_agreement)
 
 
-def tally_verdict(tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, min_agreement: float = 0.0) -> Verdict:
+def tally_verdict(
+    tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, min_agreement: float = 0.0, label: str | None = None
+) -> Verdict:
     """Decide one comparison from its vote tally: ``{(choice, strength): number of votes}``.
 
     In this order: fewer than ``min_votes`` votes -> ``too_few_votes``; no strict majority ->
@@ -404,6 +459,9 @@ def tally_verdict(tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, m
     ``strength`` their most common strength (ties to the weaker). The one decision used by
     snapshots (``build_preference_dataset``) and by exports (``feedback.exports``, which count the
     tally in SQL). Zero counts are ignored.
+
+    ``label``: a winner decided elsewhere (Dawid-Skene, ``feedback.quality.aggregation``) instead
+    of the strict majority: no split check; the agreement is the share of votes giving ``label``.
     """
     by_choice: dict[str, int] = {}
     total = 0
@@ -415,9 +473,13 @@ def tally_verdict(tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, m
     share = top / total if total else 0.0
     if total < min_votes:
         return Verdict("too_few_votes", None, share)
-    if not by_choice or list(by_choice.values()).count(top) > 1:
+    if label is not None:
+        winner, top = label, by_choice.get(label, 0)
+        share = top / total if total else 0.0
+    elif not by_choice or list(by_choice.values()).count(top) > 1:
         return Verdict("split_votes", None, share)
-    winner = next(choice for choice, count in by_choice.items() if count == top)
+    else:
+        winner = next(choice for choice, count in by_choice.items() if count == top)
     if winner == "tie":
         return Verdict("ties", winner, share)
     if winner == "both_bad":
@@ -433,7 +495,7 @@ def tally_verdict(tally: Mapping[tuple[str, str], int], *, min_votes: int = 1, m
         count = by_strength.get(strength, 0)
         if count > best_count:
             best, best_count = strength, count
-    return Verdict("pair", winner, share, math.fsum(margins) / top, best)
+    return Verdict("pair", winner, share, math.fsum(margins) / top if top else 0.0, best)
 
 
 def pair_left_out(*, text_a: str, text_b: str) -> str | None:
@@ -487,13 +549,24 @@ def _validated(votes: Iterable[VoteRecord]) -> Iterator[VoteRecord]:
         yield vote
 
 
-def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRules) -> PreferenceDataset:
+def build_preference_dataset(
+    votes: Iterable[VoteRecord], rules: AggregationRules, *, flagged_annotators: Collection[int] = ()
+) -> PreferenceDataset:
     """Aggregate votes into prompt-disjoint train and eval rows of TRL's conversational preference format.
 
     Per vote, in this order (each left-out vote is counted once, under the first that applies):
     a vote on a gold comparison when ``not rules.include_gold`` (``votes_excluded_gold``), a source
     not in a non-empty ``rules.sources`` (``votes_excluded_source``), an annotator in
-    ``rules.exclude_annotators`` (``votes_excluded_annotator``). The rest are counted votes.
+    ``rules.exclude_annotators`` (``votes_excluded_annotator``); then the quality rules
+    (``feedback.quality.rules``, judged on the votes that passed the source and annotator rules,
+    gold votes included for gold accuracy): ``left_out_low_gold``, ``left_out_low_kappa``,
+    ``left_out_flagged_annotator`` (annotators in ``flagged_annotators`` when
+    ``rules.exclude_flagged``), ``left_out_fast_votes``. The rest are counted votes.
+
+    With ``rules.aggregation == "dawid_skene"`` each comparison's winner is its Dawid-Skene label
+    over every counted vote (``tally_verdict(label=...)``) instead of the strict majority;
+    ``dawid_skene_differs`` counts the comparisons whose label differs from the majority's, and
+    ``reliability`` (in the returned dataset, not in ``counts``) is each annotator's estimate.
 
     Per comparison with at least one counted vote (``comparisons``), in this order:
     imported with flags and ``not rules.include_flagged`` -> ``flagged_import``; fewer than ``min_votes`` counted votes -> ``too_few_votes``; no strict majority -> ``split_votes``
@@ -519,22 +592,25 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
     Raises:
         ValueError: a vote id given twice, or an unknown choice, strength or split.
     """
-    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts = dict.fromkeys(COUNT_KEYS + (QUALITY_COUNT_KEYS if rules.uses_quality else ()), 0)
     excluded_annotators = set(rules.exclude_annotators)
     sources = set(rules.sources)
     by_comparison: dict[int, list[VoteRecord]] = defaultdict(list)
     eval_keys: set[str] = set()
-    for vote in _validated(votes):
+    votes = list(_validated(votes))
+    screen = _quality_screen(votes, rules, sources, excluded_annotators, flagged_annotators)
+    for vote in votes:
         counts["votes_seen"] += 1
         if vote.split == "eval":
             eval_keys.add(vote.prompt_key)
         excluded = vote_exclusion(
             vote, include_gold=rules.include_gold, sources=sources, exclude_annotators=excluded_annotators
-        )
+        ) or (screen.reason(vote.annotator_id, vote.ms_on_item) if screen else None)
         if excluded:
             counts[excluded] += 1
         else:
             by_comparison[vote.comparison_id].append(vote)
+    labels, reliability = _dawid_skene_labels(by_comparison, rules)
 
     def split_of(prompt_key: str) -> str:
         return prompt_split(
@@ -550,9 +626,11 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
         if counted[0].import_flags and not rules.include_flagged:
             counts["flagged_import"] += 1
             continue
-        verdict = comparison_verdict(
-            [(v.choice, v.strength) for v in counted], min_votes=rules.min_votes, min_agreement=rules.min_agreement
-        )
+        tally = Counter((v.choice, v.strength) for v in counted)
+        verdict = tally_verdict(tally, min_votes=rules.min_votes, min_agreement=rules.min_agreement,
+                                label=labels.get(comparison_id))
+        if labels and labels[comparison_id] != majority(v.choice for v in counted):
+            counts["dawid_skene_differs"] += 1
         if verdict.outcome != "pair":
             counts[verdict.outcome] += 1
             continue
@@ -580,4 +658,38 @@ def build_preference_dataset(votes: Iterable[VoteRecord], rules: AggregationRule
         annotator_ids=sorted({v.annotator_id for v in used}),
         counts=counts,
         content_hash=rows_hash(rows["train"], rows["eval"]),
+        reliability=reliability,
     )
+
+
+def _quality_screen(votes, rules, sources, excluded_annotators, flagged_annotators):
+    """``feedback.quality.rules.quality_screen`` over the votes that pass the source and annotator
+    rules (gold votes included), or None when no quality rule is set."""
+    if not (rules.min_gold_accuracy is not None or rules.min_kappa is not None or rules.exclude_flagged
+            or rules.min_ms_on_item):
+        return None
+    from .quality.rules import quality_screen
+
+    scope = [v for v in votes if vote_exclusion(v, include_gold=True, sources=sources,
+                                                 exclude_annotators=excluded_annotators) is None]
+    return quality_screen(
+        items=[v.comparison_id for v in scope], annotators=[v.annotator_id for v in scope],
+        choices=[v.choice for v in scope], gold_choices=[v.gold_choice for v in scope],
+        min_gold_accuracy=rules.min_gold_accuracy, min_gold_votes=rules.min_gold_votes, min_kappa=rules.min_kappa,
+        exclude_flagged=rules.exclude_flagged, flagged_annotators=flagged_annotators,
+        min_ms_on_item=rules.min_ms_on_item,
+    )
+
+
+def _dawid_skene_labels(by_comparison, rules) -> tuple[dict[int, str], dict[int, float]]:
+    """``({comparison id: Dawid-Skene label}, {annotator id: reliability})`` over the counted votes
+    of comparisons not left out as flagged imports; empty dicts for majority aggregation."""
+    if rules.aggregation != "dawid_skene":
+        return {}, {}
+    from .quality.aggregation import dawid_skene
+
+    counted = [v for group in by_comparison.values() if rules.include_flagged or not group[0].import_flags
+               for v in group]
+    result = dawid_skene([v.comparison_id for v in counted], [v.annotator_id for v in counted],
+                         [v.choice for v in counted])
+    return result.labels, {a: round(r, 4) for a, r in result.reliability.items()}

@@ -68,6 +68,7 @@ _VOTE_COLUMNS = (
     "annotator_id",
     "source",
     "comparison__import_flags",
+    "ms_on_item",
 )
 
 
@@ -80,7 +81,7 @@ def vote_records() -> Iterator[VoteRecord]:
     rows = Vote.objects.values_list(*_VOTE_COLUMNS).iterator(chunk_size=BATCH_SIZE)
     for (
         vote_id, comparison_id, prompt_id, messages, split, prompt_key,
-        text_a, text_b, gold_choice, choice, strength, annotator_id, source, import_flags,
+        text_a, text_b, gold_choice, choice, strength, annotator_id, source, import_flags, ms_on_item,
     ) in rows:
         yield VoteRecord(
             vote_id=vote_id,
@@ -97,7 +98,22 @@ def vote_records() -> Iterator[VoteRecord]:
             prompt_key=prompt_key,
             source=source,
             import_flags=import_flags,
+            gold_choice=gold_choice or "",
+            ms_on_item=ms_on_item,
         )
+
+
+RELIABILITY_KEY = "annotator_reliability"  # in a Dawid-Skene snapshot's counts: {annotator id (str): 0..1}
+
+
+def flagged_annotators(rules: AggregationRules) -> set[int]:
+    """Annotators flagged by ``feedback.quality.selectors.bias_for`` over every vote (any of left
+    bias, fast, long runs, consensus outlier), when ``rules.exclude_flagged``; else empty (no query)."""
+    if not rules.exclude_flagged:
+        return set()
+    from .quality.selectors import bias_for
+
+    return {row["annotator"] for row in bias_for()["per_annotator"] if row["flags"]}
 
 
 def rules_parse(rules: Any) -> AggregationRules:
@@ -262,15 +278,18 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
     """
     parsed = rules_parse(rules)
     records = _RecordsSeen(vote_records())
-    dataset = build_preference_dataset(records, parsed)
+    dataset = build_preference_dataset(records, parsed, flagged_annotators=flagged_annotators(parsed))
     if not dataset.train:
         raise ValidationError({"snapshot": f"the votes give no training pairs: {no_pairs_reason(dataset.counts, parsed)}"})
+    counts: dict[str, Any] = dict(dataset.counts)
+    if dataset.reliability:
+        counts[RELIABILITY_KEY] = {str(a): r for a, r in sorted(dataset.reliability.items())}
     return _snapshot_write(
         kind=SnapshotKind.PREFERENCE,
         rules=parsed.as_dict(),
         train=dataset.train,
         eval=dataset.eval,
-        counts=dataset.counts,
+        counts=counts,
         annotator_count=len(dataset.annotator_ids),
         content_hash=dataset.content_hash,
         vote_ids=dataset.vote_ids,
@@ -301,10 +320,16 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
             ("votes_excluded_gold", "on gold items (include_gold is off)"),
             ("votes_excluded_source", f"from sources other than {', '.join(rules.sources)}"),
             ("votes_excluded_annotator", "by excluded annotators"),
+            ("left_out_low_gold", "by annotators below the gold accuracy threshold"),
+            ("left_out_low_kappa", "by annotators below the kappa threshold"),
+            ("left_out_flagged_annotator", "by flagged annotators"),
+            ("left_out_fast_votes", f"faster than {rules.min_ms_on_item} ms on the item"),
         )
         if counts.get(key)
     ]
-    excluded = sum(counts.get(key, 0) for key in ("votes_excluded_gold", "votes_excluded_source", "votes_excluded_annotator"))
+    excluded = sum(counts.get(key, 0) for key in (
+        "votes_excluded_gold", "votes_excluded_source", "votes_excluded_annotator", "left_out_low_gold",
+        "left_out_low_kappa", "left_out_flagged_annotator", "left_out_fast_votes"))
     comparisons = counts.get("comparisons", 0)
     if not comparisons:
         return f"all {_count_words(excluded, 'vote is', 'votes are')} left out: {_listed(left_out)}"

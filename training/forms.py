@@ -124,6 +124,29 @@ class RewardForm(_ServiceErrors, forms.Form):
     include_margin = forms.BooleanField(required=False, initial=True, label="Use vote strength as a margin")
     include_gold = forms.BooleanField(required=False, initial=True, label="Include gold items")
     exclude_annotators = forms.MultipleChoiceField(required=False, label="Leave out these annotators' votes")
+    # Quality rules (feedback.quality.rules); the snapshot's rules check them and name the field.
+    aggregation = forms.ChoiceField(
+        choices=[("majority", "majority vote"), ("dawid_skene", "Dawid-Skene (weights annotators by estimated reliability)")],
+        required=False, initial="majority", label="Label each comparison by",
+    )
+    min_gold_accuracy = forms.FloatField(
+        required=False, label="Leave out annotators below this gold accuracy",
+        help_text="0-1, share of gold items answered right; empty: off", widget=_number(step="any"),
+    )
+    min_gold_votes = forms.IntegerField(
+        required=False, initial=5, label="…judged from this many gold votes on", help_text="annotators with fewer are kept",
+        widget=_number(),
+    )
+    min_kappa = forms.FloatField(
+        required=False, label="Leave out annotators below this kappa against peers",
+        help_text="0-1, Cohen's kappa weighted by shared items; empty: off", widget=_number(step="any"),
+    )
+    exclude_flagged = forms.BooleanField(
+        required=False, label="Leave out flagged annotators' votes", help_text="left bias, too fast, long runs, consensus outlier",
+    )
+    min_ms_on_item = forms.IntegerField(
+        required=False, label="Leave out votes faster than (ms on the item)", help_text="empty or 0: off", widget=_number(),
+    )
     output_name = forms.CharField(required=False, max_length=200, help_text="default: <base>-rm-<run id>")
     lora = forms.BooleanField(required=False, initial=REWARD_DEFAULTS.lora, label="LoRA (merged on save)")
     learning_rate = forms.FloatField(initial=REWARD_DEFAULTS.learning_rate, widget=_number(min=0, step="any"))
@@ -137,7 +160,8 @@ class RewardForm(_ServiceErrors, forms.Form):
     seed = forms.IntegerField(initial=REWARD_DEFAULTS.seed, widget=_number(min=0))
 
     ERROR_FIELDS = {"snapshot_id": "snapshot", "per_device_train_batch_size": "per_device_train_batch_size"}
-    RULE_FIELDS = ("split_by", "eval_fraction", "include_margin", "include_gold", "exclude_annotators")
+    RULE_FIELDS = ("split_by", "eval_fraction", "include_margin", "include_gold", "exclude_annotators",
+                   "aggregation", "min_gold_accuracy", "min_gold_votes", "min_kappa", "exclude_flagged", "min_ms_on_item")
 
     def __init__(self, *args, checkpoint_names: list[str], snapshots: list[tuple[int, str]], annotators: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
@@ -159,6 +183,18 @@ class RewardForm(_ServiceErrors, forms.Form):
             }
             if data["split_by"] == "hash":
                 rules["eval_fraction"] = data["eval_fraction"]
+            # Quality rules only when set, so a plain run's rules read as before.
+            if data.get("aggregation") and data["aggregation"] != "majority":
+                rules["aggregation"] = data["aggregation"]
+            for name in ("min_gold_accuracy", "min_kappa"):
+                if data.get(name) is not None:
+                    rules[name] = data[name]
+            if data.get("min_gold_accuracy") is not None and data.get("min_gold_votes") is not None:
+                rules["min_gold_votes"] = data["min_gold_votes"]
+            if data.get("exclude_flagged"):
+                rules["exclude_flagged"] = True
+            if data.get("min_ms_on_item"):
+                rules["min_ms_on_item"] = data["min_ms_on_item"]
             config["rules"] = rules
         if data.get("output_name"):
             config["output_name"] = data["output_name"].strip()

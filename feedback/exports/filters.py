@@ -17,6 +17,14 @@ Filters (JSON-shaped; every key optional, every given filter applies):
 - ``gold``: ``"include"`` (default), ``"exclude"`` (leave gold items out) or ``"only"``.
 - ``include_flagged``: false (default) leaves out comparisons imported with flags
   (``feedback.import_flags``), counted as ``flagged_import``; true exports them too.
+- Quality rules, as in snapshot rules (``feedback.quality.rules``): ``min_gold_accuracy`` (0-1,
+  judged from ``min_gold_votes`` gold votes on), ``min_kappa`` (0-1), ``exclude_flagged`` and
+  ``min_ms_on_item`` (whole ms) leave out votes, counted in the export's counts by reason
+  (``left_out_low_gold``, ``left_out_low_kappa``, ``left_out_flagged_annotator``,
+  ``left_out_fast_votes``); judged on the votes the other vote filters pass.
+- ``aggregation``: ``"majority"`` (default) or ``"dawid_skene"``: each comparison's winner is its
+  Dawid-Skene label over the exported votes (``feedback.quality.aggregation``), ties and both-bad
+  handled as majority's; ``dawid_skene_differs`` counts the comparisons whose label differs.
 
 Options (``feedback.exports.formats.ExportOptions``) are checked against the format: a format
 refuses an option it does not read.
@@ -84,6 +92,17 @@ class ExportFilters:
     min_agreement: float = 0.0
     gold: str = "include"
     include_flagged: bool = False
+    min_gold_accuracy: float | None = None
+    min_gold_votes: int = 5
+    min_kappa: float | None = None
+    exclude_flagged: bool = False
+    min_ms_on_item: int = 0
+    aggregation: str = "majority"
+
+    @property
+    def uses_quality(self) -> bool:
+        """Whether a quality rule that leaves out annotators is set (``min_ms_on_item`` is a plain vote filter)."""
+        return self.min_gold_accuracy is not None or self.min_kappa is not None or self.exclude_flagged
 
     @classmethod
     def from_dict(cls, data: Any) -> "ExportFilters":
@@ -114,6 +133,7 @@ class ExportFilters:
         reader.fraction("min_agreement")
         reader.check("gold", lambda v: v in GOLD, f"must be one of {', '.join(GOLD)}")
         reader.flag("include_flagged")
+        reader.quality_fields()
         values = reader.result()
         start, end = values.get("date_from"), values.get("date_to")
         if start is not None and end is not None and start >= end:
@@ -133,7 +153,13 @@ class ExportFilters:
             "min_agreement": self.min_agreement,
             "gold": self.gold,
             "include_flagged": self.include_flagged,
+            # Quality rules only when set, so filters stored before them read the same.
+            **{name: getattr(self, name) for name, default in _QUALITY_DEFAULTS.items() if getattr(self, name) != default},
         }
+
+
+_QUALITY_DEFAULTS = {"min_gold_accuracy": None, "min_gold_votes": 5, "min_kappa": None, "exclude_flagged": False,
+                     "min_ms_on_item": 0, "aggregation": "majority"}
 
 
 def options_parse(options: Any, *, format_name: str) -> ExportOptions:
@@ -171,6 +197,9 @@ class ExportRequest:
     file_type: str
     filters: ExportFilters
     options: ExportOptions
+    # Dawid-Skene labels by comparison id, set by ``feedback.exports.quality.export_quality_apply``
+    # before writing when ``filters.aggregation == "dawid_skene"`` (None: majority).
+    labels: dict[int, str] | None = None
 
     def options_dict(self) -> dict[str, bool]:
         """The options the format reads, JSON-ready (what ``options_parse`` takes back)."""

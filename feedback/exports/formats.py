@@ -141,6 +141,20 @@ def tally_decision(tally: Tally) -> Verdict:
     return tally_verdict(dict(tally))
 
 
+@lru_cache(maxsize=65_536)
+def _labelled_decision(tally: Tally, label: str) -> Verdict:
+    return tally_verdict(dict(tally), label=label)
+
+
+def group_decision(group: "ComparisonGroup", context: "FormatContext") -> Verdict:
+    """The group's verdict: by majority (``tally_decision``), or, when the export aggregates by
+    Dawid-Skene (``context.labels``), with the group's label as the winner
+    (``tally_verdict(label=...)``: ties and both-bad handled as majority's)."""
+    if context.labels is not None and group.comparison_id in context.labels:
+        return _labelled_decision(group.tally, context.labels[group.comparison_id])
+    return tally_decision(group.tally)
+
+
 class ComparisonGroup:
     """A comparison with what the formats need of it and its filtered votes (vote id order).
 
@@ -248,6 +262,7 @@ class FormatContext:
     options: ExportOptions = field(default_factory=ExportOptions)
     pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
     counts: Counter = field(default_factory=Counter)
+    labels: dict[int, str] | None = None  # Dawid-Skene labels by comparison id (None: majority)
     groups_read: int = 0  # groups ``export_rows`` has taken so far
     rows_made: int = 0  # rows it has given so far
 
@@ -280,7 +295,7 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 def _pair(group: ComparisonGroup, context: FormatContext):
     """``(verdict, (chosen, rejected))`` when the group's votes make a pair, else None (counted)."""
-    verdict = tally_decision(group.tally)
+    verdict = group_decision(group, context)
     if verdict.outcome != "pair":
         context.counts[verdict.outcome] += 1
         return None
@@ -364,7 +379,7 @@ def trl_unpaired_columns(options: ExportOptions) -> tuple[Column, ...]:
 
 
 def trl_unpaired_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
-    verdict = tally_decision(group.tally)
+    verdict = group_decision(group, context)
     if verdict.outcome in ("pair", "both_bad"):
         left_out = pair_left_out(text_a=group.text_a, text_b=group.text_b)
         if left_out is not None:
@@ -497,7 +512,9 @@ def export_rows(
         if group.import_flags and not include_flagged:
             context.counts["flagged_import"] += 1
             continue
-        if min_agreement and tally_decision(group.tally).agreement < min_agreement:
+        if context.labels is not None and context.labels.get(group.comparison_id) != tally_decision(group.tally).winner:
+            context.counts["dawid_skene_differs"] += 1
+        if min_agreement and group_decision(group, context).agreement < min_agreement:
             context.counts["low_agreement"] += 1
             continue
         for row in make(group, context):

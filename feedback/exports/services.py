@@ -157,25 +157,29 @@ def export_write(
         votes_total: how many votes match, when the caller has counted them (splits the work).
     Returns:
         ``(WriteResult, counts)``: counts has ``votes_read``, ``comparisons`` (with a matching vote)
-        and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``, ...).
+        and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``, ...) and the
+        votes the quality rules left out (``left_out_low_gold``, ...; ``export_quality_apply``).
     Raises:
         OSError: the file cannot be written (nothing is left at ``path``).
         RuntimeError: a worker process failed (its error in the message; nothing left at ``path``).
     """
     from . import parallel
+    from .quality import export_quality_apply
 
     salt = salt if salt is not None else secrets.token_bytes(32)
+    request, left_out = export_quality_apply(request=request, max_vote_id=max_vote_id)
     if workers > 1 and parallel.can_split(request.file_type):
-        return parallel.export_write_parallel(
+        result, counts = parallel.export_write_parallel(
             request=request, path=path, max_vote_id=max_vote_id, progress=progress, salt=salt, workers=workers,
             votes_total=votes_total,
         )
+        return result, {**counts, **left_out}
     with files.published(Path(path)) as temporary:
         rows, counts = export_write_unpublished(
             request=request, path=temporary, max_vote_id=max_vote_id, progress=progress, salt=salt, id_range=id_range,
         )
         digest, size = files.checksum(temporary), files.size_bytes(temporary)
-    return WriteResult(rows=rows, checksum=digest, size_bytes=size), counts
+    return WriteResult(rows=rows, checksum=digest, size_bytes=size), {**counts, **left_out}
 
 
 def export_write_unpublished(
@@ -192,7 +196,8 @@ def export_write_unpublished(
     checksum): returns (rows written, counts). The parallel writer's parts are written this way."""
     export_format = FORMATS[request.format]
     context = FormatContext(
-        options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames)
+        options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames),
+        labels=request.labels,
     )
     votes_read = [0]
 

@@ -71,6 +71,8 @@ def _vote_q(filters: ExportFilters, *, max_vote_id: int | None, prefix: str = ""
         q &= Q(**{f"{prefix}annotator_id__in": filters.annotators})
     if filters.exclude_annotators:
         q &= ~Q(**{f"{prefix}annotator_id__in": filters.exclude_annotators})
+    if filters.min_ms_on_item:  # a vote without a time is kept
+        q &= ~Q(**{f"{prefix}ms_on_item__lt": filters.min_ms_on_item})
     return q
 
 
@@ -138,7 +140,7 @@ def comparison_groups(
     comparisons = Comparison.objects.filter(_comparison_q(filters)).order_by("id")
     if id_range is not None:
         comparisons = comparisons.filter(id__gte=id_range[0], id__lte=id_range[1])
-    if filters.date_from or filters.date_to or filters.annotators or filters.exclude_annotators:
+    if filters.date_from or filters.date_to or filters.annotators or filters.exclude_annotators or filters.min_ms_on_item:
         # Skip comparisons none of whose votes pass (an incremental export reads only new ones).
         # Without vote filters this costs more than reading the few comparisons that have no votes.
         comparisons = comparisons.filter(Exists(Vote.objects.filter(vote_q, comparison_id=OuterRef("pk"))))

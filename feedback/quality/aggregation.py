@@ -1,0 +1,107 @@
+"""Reliability-weighted labels: Dawid-Skene over the four choices (pure numpy, no Django import).
+
+Dawid & Skene (1979), "Maximum likelihood estimation of observer error-rates using the EM
+algorithm", Applied Statistics 28(1). Each comparison has an unknown true label k in
+{a, b, tie, both_bad}; each annotator j has a 4 x 4 confusion matrix ``pi[j, k, l]`` = P(j says l
+| truth k); the labels' prior is ``p[k]``. EM from the vote shares (the soft majority, as
+crowd-kit's ``DawidSkene`` starts), alternating
+
+- M-step: ``p[k]`` = mean posterior; ``pi[j, k, l]`` = sum over j's votes with label l of the
+  item's posterior on k, plus ``SMOOTHING`` in every cell, each row normalised;
+- E-step: ``log T[i, k] = log p[k] + sum over votes v on i of log pi[j_v, k, l_v]``, normalised,
+
+until no posterior moves by more than ``tol`` or ``max_iter`` rounds. Written here rather than taken
+from crowd-kit (which would add pandas-shaped input and nltk to the install); same model and
+start, with a small pseudo-count so an unseen cell is never log(0).
+
+Outputs: per comparison the label with the largest posterior (ties to the earlier label in
+``CHOICES``) and that posterior; per annotator a ``reliability`` in 0..1: the prior-weighted
+diagonal of their confusion matrix, sum_k p[k] * pi[j, k, k], i.e. the estimated chance their
+vote equals the true label (1 for a perfect annotator, about 1/4 for a uniform spammer, and
+p[k] for one who always gives label k).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CHOICES = ("a", "b", "tie", "both_bad")
+K = len(CHOICES)
+SMOOTHING = 0.01
+_INDEX = {choice: i for i, choice in enumerate(CHOICES)}
+
+
+@dataclass(frozen=True)
+class DawidSkeneResult:
+    """``labels``: ``{comparison id: choice}``; ``posteriors``: ``{comparison id: P(that label)}``
+    (0..1); ``reliability``: ``{annotator id: 0..1}``; ``iterations``: EM rounds run."""
+
+    labels: dict[int, str]
+    posteriors: dict[int, float]
+    reliability: dict[int, float]
+    iterations: int
+
+
+def dawid_skene(
+    items: Sequence[int], annotators: Sequence[int], choices: Sequence[str], *,
+    max_iter: int = 100, tol: float = 1e-6,
+) -> DawidSkeneResult:
+    """Dawid-Skene labels for votes given as three equal-length sequences (one entry per vote):
+    comparison id, annotator id, choice (one of ``CHOICES``). Deterministic: the result depends on
+    the set of votes, not their order. An annotator voting twice on one item counts twice.
+
+    Raises:
+        ValueError: sequences of different lengths, or a choice outside ``CHOICES``.
+    """
+    if not len(items) == len(annotators) == len(choices):
+        raise ValueError("items, annotators and choices must have the same length")
+    if not len(items):
+        return DawidSkeneResult({}, {}, {}, 0)
+    unknown = sorted({c for c in choices if c not in _INDEX})
+    if unknown:
+        raise ValueError(f"unknown choice {unknown[0]!r}; expected one of {', '.join(CHOICES)}")
+    item_ids, item = np.unique(np.asarray(items, dtype=np.int64), return_inverse=True)
+    rater_ids, rater = np.unique(np.asarray(annotators, dtype=np.int64), return_inverse=True)
+    label = np.array([_INDEX[c] for c in choices], dtype=np.int64)
+    n_items, n_raters = len(item_ids), len(rater_ids)
+
+    # Start: each item's vote shares (soft majority).
+    posterior = np.zeros((n_items, K))
+    np.add.at(posterior, (item, label), 1.0)
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    one_hot = np.eye(K)[label]  # (votes, K)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        prior, confusion = _m_step(posterior, item, rater, one_hot, n_raters)
+        log_t = np.log(prior)[None, :].repeat(n_items, axis=0)
+        # log pi[j_v, k, l_v] for every vote v and class k: (votes, K)
+        np.add.at(log_t, item, np.log(confusion[rater, :, label]))
+        log_t -= log_t.max(axis=1, keepdims=True)
+        updated = np.exp(log_t)
+        updated /= updated.sum(axis=1, keepdims=True)
+        change = np.abs(updated - posterior).max()
+        posterior = updated
+        if change <= tol:
+            break
+    prior, confusion = _m_step(posterior, item, rater, one_hot, n_raters)
+    best = posterior.argmax(axis=1)
+    reliability = (confusion[:, np.arange(K), np.arange(K)] * prior[None, :]).sum(axis=1)
+    return DawidSkeneResult(
+        labels={int(i): CHOICES[k] for i, k in zip(item_ids, best)},
+        posteriors={int(i): float(posterior[n, k]) for n, (i, k) in enumerate(zip(item_ids, best))},
+        reliability={int(r): float(x) for r, x in zip(rater_ids, reliability)},
+        iterations=iterations,
+    )
+
+
+def _m_step(posterior: np.ndarray, item: np.ndarray, rater: np.ndarray, one_hot: np.ndarray,
+            n_raters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prior (K,) and confusion matrices (n_raters, K, K), rows summing to 1."""
+    prior = (posterior.sum(axis=0) + SMOOTHING) / (posterior.shape[0] + K * SMOOTHING)
+    confusion = np.full((n_raters, K, K), SMOOTHING)
+    # confusion[j, k, l] += T[i_v, k] * [l_v == l]
+    np.add.at(confusion, rater, posterior[item][:, :, None] * one_hot[:, None, :])
+    confusion /= confusion.sum(axis=2, keepdims=True)
+    return prior, confusion
