@@ -83,13 +83,13 @@ def comparison_identity_flag_annotator(*, comparison_id: int) -> None:
 
 
 # --- the pattern list -------------------------------------------------------------------------
-def _values_clean(values: Mapping[str, Any], pattern: IdentityPattern | None) -> dict[str, Any]:
+def identity_pattern_check(*, values: Mapping[str, Any], pattern: IdentityPattern | None = None) -> dict[str, Any]:
     """Checked fields from ``values`` (only those given; all of ``text`` for a new pattern).
     Raises ValidationError {field: message}."""
     errors: dict[str, str] = {}
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        errors["__all__"] = f"unknown fields: {', '.join(unknown)}"
+        errors["non_field_errors"] = f"unknown fields: {', '.join(unknown)}"
     cleaned: dict[str, Any] = {}
     for name in ("text", "scope", "note"):
         if name in values:
@@ -143,7 +143,7 @@ def identity_pattern_create(*, values: Mapping[str, Any], created_by=None) -> Id
         ValidationError: {"text": why (empty, too long, not a valid or a refused regex, a
             duplicate), "kind"|"scope"|"active"|"note": ...}; nothing is written.
     """
-    cleaned = _values_clean(values, None)
+    cleaned = identity_pattern_check(values=values)
     with transaction.atomic():
         pattern = IdentityPattern(created_by=created_by, **cleaned)
         _save(pattern)
@@ -159,7 +159,7 @@ def identity_pattern_update(*, pattern: IdentityPattern, values: Mapping[str, An
     Raises:
         ValidationError: as ``identity_pattern_create``.
     """
-    cleaned = _values_clean(values, pattern)
+    cleaned = identity_pattern_check(values=values, pattern=pattern)
     with transaction.atomic():
         pattern = IdentityPattern.objects.select_for_update().get(pk=pattern.pk)
         before = (pattern.text, pattern.kind, pattern.scope, pattern.active)
