@@ -316,6 +316,7 @@ SPECTACULAR_SETTINGS = {
         "SideEnum": "feedback.models.Side",
         "SkipReasonEnum": "feedback.models.SkipReason",
         "QualityReportStatusEnum": "feedback.quality.models.QualityReportStatus",
+        "IdentityPatternKindEnum": "feedback.identity.models.PatternKind",
         "VoteChoiceEnum": "feedback.api.serializers.SUBMIT_CHOICES",
         "VoteAspectEnum": "feedback.api.serializers.SUBMIT_ASPECT_CHOICES",
         "VoteReviseChoiceEnum": "feedback.api.serializers.REVISE_CHOICES",

@@ -337,7 +337,7 @@ def test_annotators_never_see_identity_flags_or_patterns(annotator):
     client = client_as(annotator)
     page = client.get("/annotate/").content.decode().lower()
     assert "here to help" in page  # the item is on screen, and nothing says it was flagged or why
-    for telltale in ("identity-leak", "identity pattern", "reveals the model", "i'm claude</code>", "claude\b"):
+    for telltale in ("identity-leak", "identity pattern", "reveals the model", "gemini|bard", "developed|created"):
         assert telltale not in page
     api = api_as(annotator)
     item = api.get(f"/api/comparisons/{leaked.pk}/").json()

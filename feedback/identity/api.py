@@ -3,12 +3,13 @@ and ``/api/identity-patterns/rescan/`` (GET the latest re-scan, POST to queue on
 400 with a message per field (a regex that does not compile or is refused says why, under ``text``)."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from feedback.api.permissions import IsFeedbackAdmin
+from feedback.api.schema import ErrorSerializer
 
 from . import selectors, services
 from .matcher import MAX_PATTERN_CHARS
@@ -98,7 +99,8 @@ class IdentityPatternViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         services.identity_pattern_delete(pattern=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(methods=["GET"], request=None, responses={200: IdentityScanSerializer})
+    @extend_schema(methods=["GET"], request=None, responses={
+        200: IdentityScanSerializer, 404: OpenApiResponse(ErrorSerializer, description="no re-scan has run yet")})
     @extend_schema(methods=["POST"], request=None, responses={202: IdentityScanSerializer})
     @action(detail=False, methods=["get", "post"])
     def rescan(self, request):
