@@ -37,12 +37,6 @@ def seed_patterns(apps, schema_editor):
         IdentityPattern.objects.get_or_create(text=text, kind=kind, scope="", defaults={"active": active, "note": note})
 
 
-def unseed_patterns(apps, schema_editor):
-    IdentityPattern = apps.get_model("feedback", "IdentityPattern")
-    for text, kind, _, _ in DEFAULT_PATTERNS:
-        IdentityPattern.objects.filter(text=text, kind=kind, scope="", created_by=None).delete()
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -132,5 +126,5 @@ class Migration(migrations.Migration):
             model_name='identityscan',
             constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed'])), name='identity_scan_status_valid'),
         ),
-        migrations.RunPython(seed_patterns, unseed_patterns),
+        migrations.RunPython(seed_patterns, migrations.RunPython.noop),  # going back drops the table
     ]
