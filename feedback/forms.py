@@ -44,6 +44,7 @@ class ComparisonFilterForm(forms.Form):
         choices=[("", "revealing or not"), ("flagged", "reveals the model"), ("clean", "not flagged")], required=False,
         label="Identity leak",
     )
+    identity_pattern = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
 
 
 class PreferenceImportForm(forms.Form):

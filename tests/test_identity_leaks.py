@@ -204,7 +204,7 @@ def test_the_page_lists_patterns_with_their_counts(admin_user):
     identity.identity_rescan_run()
     page = client_as(admin_user).get("/manage/identity/")
     row = page.content.decode().split(f'data-testid="pattern-{zorb.pk}"')[1].split("</tr>")[0]
-    assert "zorblax" in row and "identity_leak=flagged\">1</a>" in row
+    assert "zorblax" in row and f"identity_pattern={zorb.pk}\">1</a>" in row
     assert "as an AI developed by" in page.content.decode()  # a seeded default
     assert "succeeded" in page.content.decode()  # the latest scan
 
@@ -259,6 +259,10 @@ def test_flagged_comparisons_show_their_patterns_and_filter_on_the_list(admin_us
     assert f'/manage/comparisons/{leaked.pk}/"' in listing and f'/manage/comparisons/{clean.pk}/"' not in listing
     listing = client_as(admin_user).get("/manage/comparisons/?identity_leak=clean").content.decode()
     assert f'/manage/comparisons/{clean.pk}/"' in listing and f'/manage/comparisons/{leaked.pk}/"' not in listing
+    zorb = IdentityPattern.objects.get(text="zorblax")
+    listing = client_as(admin_user).get(f"/manage/comparisons/?identity_pattern={zorb.pk}").content.decode()
+    assert f'/manage/comparisons/{leaked.pk}/"' in listing and f'/manage/comparisons/{clean.pk}/"' not in listing
+    assert "reveals model" in listing.split(f'/manage/comparisons/{leaked.pk}/"')[1].split("</tr>")[0]
 
 
 # --- the API --------------------------------------------------------------------------------------

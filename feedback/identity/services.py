@@ -10,7 +10,8 @@
   match and no annotator flag is un-flagged); no scan is needed for that.
 - ``identity_rescan_run``: the background scan (``feedback.tasks.identity_rescan_execute``): every
   comparison, in id order, in batches of ``SCAN_BATCH``, its matches rewritten to the active
-  patterns', progress on the ``IdentityScan`` row after each batch. Annotator flags are kept.
+  patterns' (read again for each batch, so a pattern deactivated during a scan is not put back),
+  progress on the ``IdentityScan`` row after each batch. Annotator flags are kept.
 - ``comparison_identity_flag_annotator``: an annotator's "reveals which model wrote it" skip (one UPDATE).
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+
+from feedback.models import Comparison
 
 from .matcher import KINDS, MAX_PATTERN_CHARS, PatternError, PatternSet, PatternSpec, identity_matches, pattern_set, pattern_source
 from .models import IdentityMatch, IdentityPattern, IdentityScan, IdentityScanStatus
@@ -41,8 +44,6 @@ def active_pattern_set() -> PatternSet:
 def _comparison_refresh(comparison_ids: Iterable[int] | None = None) -> int:
     """Set ``identity_leak`` from the annotator flag and the match rows, for these comparisons
     (None: all). Returns how many rows changed."""
-    from feedback.models import Comparison
-
     rows = Comparison.objects.all() if comparison_ids is None else Comparison.objects.filter(pk__in=list(comparison_ids))
     matched = Exists(IdentityMatch.objects.filter(comparison=OuterRef("pk")))
     changed = rows.filter(identity_leak=True, identity_leak_annotator=False).exclude(matched).update(identity_leak=False)
@@ -55,8 +56,6 @@ def comparisons_identity_flag(*, comparisons: Sequence[Any], patterns: PatternSe
     loaded) whose responses match an active pattern: their ``IdentityMatch`` rows are inserted and
     ``identity_leak`` set (in the rows and on the objects). Returns how many were flagged.
     Call inside the transaction that created them."""
-    from feedback.models import Comparison
-
     patterns = active_pattern_set() if patterns is None else patterns
     if not patterns or not comparisons:
         return 0
@@ -77,8 +76,6 @@ def comparisons_identity_flag(*, comparisons: Sequence[Any], patterns: PatternSe
 
 def comparison_identity_flag_annotator(*, comparison_id: int) -> None:
     """An annotator said the comparison reveals which model wrote it: flag it (one UPDATE)."""
-    from feedback.models import Comparison
-
     Comparison.objects.filter(pk=comparison_id).update(identity_leak=True, identity_leak_annotator=True)
 
 
@@ -223,8 +220,6 @@ def identity_rescan_run(*, scan_id: int | None = None) -> IdentityScan:
     rewritten in one transaction, then ``identity_leak`` refreshed and progress saved; a comparison
     an annotator flagged stays flagged. A scan that is not queued is returned as it is.
     On an error the row is marked failed with the traceback, and the error raised again."""
-    from feedback.models import Comparison
-
     with transaction.atomic():
         if scan_id is None:
             scan = IdentityScan.objects.create(reason="run directly")
@@ -236,9 +231,9 @@ def identity_rescan_run(*, scan_id: int | None = None) -> IdentityScan:
         scan.total = Comparison.objects.count()
         scan.save(update_fields=["status", "started_at", "total"])
     try:
-        patterns = active_pattern_set()
         last_id, counts = 0, {"scanned": 0, "flagged": 0, "unflagged": 0}
         while True:
+            patterns = active_pattern_set()  # per batch: a pattern (de)activated meanwhile counts from here on
             batch = list(
                 Comparison.objects.filter(pk__gt=last_id).order_by("pk")
                 .values_list("pk", "completion_a__model_name", "completion_a__text",
@@ -259,8 +254,6 @@ def identity_rescan_run(*, scan_id: int | None = None) -> IdentityScan:
 
 def _scan_batch(batch: list[tuple], patterns: PatternSet, counts: dict[str, int]) -> None:
     """Rewrite one batch's matches and flags; add to ``counts`` (scanned, flagged, unflagged)."""
-    from feedback.models import Comparison
-
     ids = [row[0] for row in batch]
     wanted = {
         (row[0], spec.id)
