@@ -348,3 +348,16 @@ def test_annotators_never_see_identity_flags_or_patterns(annotator):
     assert not any("identity" in key for key in item)
     listing = api.get("/api/comparisons/?identity_leak=clean").json()
     assert [row["id"] for row in listing["results"]] == [leaked.pk]  # the filter is ignored for annotators
+
+
+def test_the_django_admin_refuses_a_bad_regex_and_saves_through_the_services(admin_user, django_capture_on_commit_callbacks):
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client = client_as(admin_user)
+    form = {"text": "(a+)+", "kind": "regex", "scope": "", "note": "", "active": "on"}
+    refused = client.post("/admin/feedback/identitypattern/add/", form)
+    assert refused.status_code == 200 and "inside another repeat" in refused.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = client.post("/admin/feedback/identitypattern/add/", form | {"text": r"\bzorb\w*"})
+    assert saved.status_code == 302
+    assert IdentityPattern.objects.filter(text=r"\bzorb\w*").exists() and IdentityScan.objects.filter(status="queued").exists()
