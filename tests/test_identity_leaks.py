@@ -361,3 +361,13 @@ def test_the_django_admin_refuses_a_bad_regex_and_saves_through_the_services(adm
         saved = client.post("/admin/feedback/identitypattern/add/", form | {"text": r"\bzorb\w*"})
     assert saved.status_code == 302
     assert IdentityPattern.objects.filter(text=r"\bzorb\w*").exists() and IdentityScan.objects.filter(status="queued").exists()
+
+
+def test_a_bad_edit_is_refused_on_the_page_and_the_api(admin_user):
+    zorb = pattern("zorblax")
+    response = client_as(admin_user).post(f"/manage/identity/{zorb.pk}/", {"kind": "regex", "text": "(?P<x>z)"}, **HTMX)
+    assert response.status_code == 400 and "must not name groups" in response.content.decode()
+    response = api_as(admin_user).patch(f"/api/identity-patterns/{zorb.pk}/", {"kind": "regex", "text": "x**"}, format="json")
+    assert response.status_code == 400 and "not a valid regular expression" in " ".join(response.json()["text"])
+    zorb.refresh_from_db()
+    assert (zorb.text, zorb.kind) == ("zorblax", "word")
