@@ -21,7 +21,7 @@ class CompletionAdmin(admin.ModelAdmin):
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
     list_display = ["id", "prompt", "status", "votes_required", "vote_count", "priority", "gold_choice", "created_at"]
-    list_filter = ["status", "gold_choice"]
+    list_filter = ["status", "gold_choice", "identity_leak"]
     raw_id_fields = ["prompt", "completion_a", "completion_b"]
     readonly_fields = ["vote_count", "created_at"]
 
@@ -69,3 +69,4 @@ class DemonstrationAdmin(admin.ModelAdmin):
 
 from .tokens.admin import ApiTokenAdmin  # noqa: E402,F401  (registers ApiToken)
 from .campaigns.admin import CampaignAdmin  # noqa: E402,F401  (registers Campaign)
+from .identity import admin as identity_admin  # noqa: E402,F401  (registers identity patterns)

@@ -40,6 +40,11 @@ class ComparisonFilterForm(forms.Form):
     model_name = forms.CharField(required=False, max_length=200)
     tag = forms.CharField(required=False, max_length=100)
     order = forms.ChoiceField(choices=list(COMPARISON_ORDERS.items()), required=False)
+    identity_leak = forms.ChoiceField(
+        choices=[("", "revealing or not"), ("flagged", "reveals the model"), ("clean", "not flagged")], required=False,
+        label="Identity leak",
+    )
+    identity_pattern = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, widget=forms.HiddenInput)
 
 
 class PreferenceImportForm(forms.Form):

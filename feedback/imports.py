@@ -34,6 +34,7 @@ from .arena import ArenaBattle, read_arena_battles
 from .hh_rlhf import read_hh_rlhf_rows
 from .import_flags import DIVERGED_BEFORE_LAST_TURN, STRICT_PREFIX, flag_label, flags_join, missing_flag, optional_columns_missing, strict_prefix
 from .import_limits import ImportLimits, limits_applied
+from .identity.services import active_pattern_set, comparisons_identity_flag
 from .import_rows import PreferenceFileError, RowRefused, RowsRead, model_name_check
 from .messages import messages_sha256, responses_equivalent, text_is_empty
 from .models import Choice, Comparison, ComparisonStatus, Completion, Demonstration, Prompt, Split, Vote
@@ -341,7 +342,8 @@ def pairs_import(
       source ``source`` and split ``split``, or when ``split`` is None ``split_by_hash(eval_fraction)``;
     - completions A and B with the pair's texts and model names (``is_empty`` when blank);
     - a comparison with the pair's ``external_id`` and ``import_flags`` (its ``flags``), status
-      complete, 1 of 1 votes;
+      complete, 1 of 1 votes, flagged ``identity_leak`` when a response matches an active identity
+      pattern (``feedback.identity``);
     - one vote by the inactive system user named ``source`` (``system_user_get``) with source
       ``source``, the pair's choice, no strength and no shown side (``shown_left`` ``""``: nothing
       was shown, so position-bias statistics must not count it).
@@ -386,10 +388,11 @@ def pairs_import(
             return summary
         annotator = system_user_get(username=source)
         seen: set[str] = set()
+        patterns = active_pattern_set()
         for start in range(0, len(todo), WRITE_BATCH):
             reused, made = _pairs_write(
                 todo[start : start + WRITE_BATCH], annotator=annotator, source=source, split=split,
-                eval_fraction=eval_fraction, seen=seen,
+                eval_fraction=eval_fraction, seen=seen, patterns=patterns,
             )
             summary.prompts_reused += reused
             summary.prompts_created += made
@@ -398,10 +401,12 @@ def pairs_import(
 
 def _pairs_write(
     todo: Sequence[ImportedPair], *, annotator, source: str, split: str | None, eval_fraction: float,
-    seen: set[str],
+    seen: set[str], patterns=None,
 ) -> tuple[int, int]:
     """Write one batch of new pairs (prompts, completions, comparisons, votes); the model instances
-    live only for the batch. Returns (prompts reused, prompts created). Call inside a transaction."""
+    live only for the batch. Comparisons matching an identity pattern (``patterns``, the compiled
+    active set; None: read it) are flagged in bulk. Returns (prompts reused, prompts created).
+    Call inside a transaction."""
     prompt_ids, reused, made = _prompts_resolve(
         [pair.prompt_messages for pair in todo], source=source, split=split, eval_fraction=eval_fraction,
         seen=seen,
@@ -427,6 +432,7 @@ def _pairs_write(
         for index, (pair, prompt_id) in enumerate(zip(todo, prompt_ids))
     ]
     Comparison.objects.bulk_create(comparisons, batch_size=LOOKUP_BATCH)
+    comparisons_identity_flag(comparisons=comparisons, patterns=patterns)
     Vote.objects.bulk_create(
         (
             Vote(comparison=comparison, annotator=annotator, choice=pair.choice, shown_left="", source=source)

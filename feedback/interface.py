@@ -30,6 +30,7 @@ from .models import (
     Vote,
 )
 from .messages import responses_equivalent, text_is_empty
+from .identity.services import comparisons_identity_flag
 from .quality.ceiling import agreement_ceiling as ceiling_of
 from .selectors import prompts_with_tag
 
@@ -150,6 +151,7 @@ def pairs_record(
     collapsing) become comparisons; the others are counted as ``skipped_empty`` and
     ``skipped_identical``.
     Either all rows of this call are written or none (a killed runner leaves whole batches only).
+    Comparisons whose responses match an active identity pattern are flagged (``identity_leak``).
 
     Raises:
         ValueError: a prompt id that does not exist, or votes_required < 1.
@@ -202,6 +204,7 @@ def pairs_record(
                     )
                 )
         Comparison.objects.bulk_create(comparisons)
+        comparisons_identity_flag(comparisons=comparisons)
         summary.paired = len(comparisons)
     return summary
 
@@ -558,6 +561,7 @@ class HeadToHead:
     choice: str
     vote_id: int
     blind: bool = True  # False: the voter could see model names (an admin); the leaderboard leaves such votes out
+    identity_leak: bool = False  # the comparison is flagged: a response says which model wrote it (feedback.identity)
 
 
 def head_to_head_votes(
@@ -566,6 +570,8 @@ def head_to_head_votes(
     """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
 
     Votes on comparisons of any status count (open, complete, retired), gold items included.
+    ``identity_leak`` is the comparison's flag (a vote on a flagged comparison is "marked"; the
+    leaderboard leaves such votes out by default).
 
     Args:
         model_names: only comparisons where both completions' ``model_name`` are in this list
@@ -580,11 +586,12 @@ def head_to_head_votes(
     if sources is not None:
         qs = qs.filter(source__in=list(sources))
     rows = qs.order_by("id").values_list(
-        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind"
+        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
+        "comparison__identity_leak",
     )
     return [
-        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind)
-        for a, b, choice, vote_id, blind in rows
+        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak)
+        for a, b, choice, vote_id, blind, leak in rows
     ]
 
 

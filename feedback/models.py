@@ -130,6 +130,14 @@ class Comparison(models.Model):
         help_text="Why an imported pair may not be what its file meant (comma-separated codes, "
         "feedback.import_flags); empty when clean. Snapshots and exports leave flagged comparisons out unless asked.",
     )
+    identity_leak = models.BooleanField(
+        default=False, db_index=True,
+        help_text="A response says which model wrote it: it matches an active identity pattern (identity_matches) "
+        "or an annotator flagged it (identity_leak_annotator). Votes on it are left out of the leaderboard by default.",
+    )
+    identity_leak_annotator = models.BooleanField(
+        default=False, help_text="An annotator skipped it with the reason 'reveals which model wrote it'.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -570,3 +578,10 @@ class ImportJob(models.Model):
 
 
 from feedback.quality.models import QualityReport, QualityReportStatus  # noqa: E402,F401  (quality reports live in their own package)
+from feedback.identity.models import (  # noqa: E402,F401  (identity leaks live in their own package)
+    IdentityMatch,
+    IdentityPattern,
+    IdentityScan,
+    IdentityScanStatus,
+    PatternKind,
+)

@@ -163,7 +163,9 @@ def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[
     annotated with ``shown_left``, the completion their screen showed on the left).
 
     Filters (all optional): ``status``, ``prompt``, ``model_name`` (either side; admins only, since
-    it would tell an annotator which model wrote a response), ``tag``, ``split``,
+    it would tell an annotator which model wrote a response), ``identity_leak`` (``flagged`` or
+    ``clean``; admins only, as the flag names the reason), ``identity_pattern`` (a pattern id: the
+    comparisons it matches; admins only), ``tag``, ``split``,
     ``created_after``/``created_before`` (datetimes).
     """
     filters = filters or {}
@@ -184,6 +186,10 @@ def comparison_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[
         qs = qs.filter(Exists(Completion.objects.filter(pk=OuterRef("completion_a"), model_name=name))) | qs.filter(
             Exists(Completion.objects.filter(pk=OuterRef("completion_b"), model_name=name))
         )
+    if filters.get("identity_leak") in ("flagged", "clean") and is_feedback_admin(user):
+        qs = qs.filter(identity_leak=filters["identity_leak"] == "flagged")
+    if filters.get("identity_pattern") and is_feedback_admin(user):
+        qs = qs.filter(identity_matches__pattern_id=filters["identity_pattern"])
     if filters.get("tag"):
         qs = qs.filter(prompt__in=prompts_with_tag(filters["tag"]))
     if filters.get("created_after"):

@@ -30,6 +30,7 @@ from .errors import (
     annotator_paused_message,
 )
 from .gold import GoldCheck, gold_draw, gold_pause_due
+from .identity.services import comparison_identity_flag_annotator, comparisons_identity_flag
 from .messages import (
     MAX_COMPLETION_CHARS,
     MessagesError,
@@ -253,6 +254,9 @@ def comparison_create(
             (``feedback.messages.responses_equivalent``), a pair of this prompt whose two responses
             are equivalent to these (in either order; it would be the same row in every export),
             votes_required outside 1-100, or a bad gold choice.
+
+    A response matching an active identity pattern flags the new comparison
+    (``feedback.identity.services.comparisons_identity_flag``).
     """
     _comparison_check(completion_a, completion_b, votes_required, priority, gold_choice)
     with transaction.atomic():
@@ -260,7 +264,7 @@ def comparison_create(
         duplicate = _same_pair_of_prompt(completion_a.prompt_id, completion_a.text, completion_b.text)
         if duplicate is not None:
             raise ValidationError({"completion_b": f"this pair already exists as comparison {duplicate}"})
-        return Comparison.objects.create(
+        comparison = Comparison.objects.create(
             prompt_id=completion_a.prompt_id,
             completion_a=completion_a,
             completion_b=completion_b,
@@ -268,6 +272,8 @@ def comparison_create(
             priority=priority,
             gold_choice=gold_choice,
         )
+        comparisons_identity_flag(comparisons=[comparison])
+        return comparison
 
 
 def _prompt_lock(digest: str) -> None:
@@ -639,7 +645,8 @@ def assignment_skip(
     ``reason``: ``""`` for a plain skip, or a ``SkipReason`` value to flag the item for the admins
     (``identity_leak``, ``personal_data``, ``broken``, ``other``); ``note``: the annotator's words,
     at most ``MAX_SKIP_NOTE_CHARS`` characters, required when the reason is ``other``. Both are
-    stored on the assignment (``skip_reason``, ``skip_note``).
+    stored on the assignment (``skip_reason``, ``skip_note``). An ``identity_leak`` skip also flags
+    the comparison (``Comparison.identity_leak``, one UPDATE), so its votes leave the leaderboard.
 
     Skipping twice is harmless (the first skip's reason stays). Raises ValidationError
     (``{"reason"|"note": message}``) on a bad reason or note, before anything is read; NotAssigned
@@ -661,6 +668,8 @@ def assignment_skip(
             assignment.status, assignment.finished_at = AssignmentStatus.SKIPPED, now
             assignment.skip_reason, assignment.skip_note = reason, note
             assignment.save(update_fields=["status", "finished_at", "skip_reason", "skip_note"])
+            if reason == SkipReason.IDENTITY_LEAK:
+                comparison_identity_flag_annotator(comparison_id=comparison_id)
         return assignment
 
 

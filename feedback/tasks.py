@@ -25,3 +25,12 @@ def quality_report_execute(campaign_id: int | None) -> str:
     from .quality.services import quality_report_compute
 
     return quality_report_compute(campaign=campaign_id).status
+
+
+@task()
+def identity_rescan_execute(scan_id: int) -> str:
+    """Re-scan every comparison for identity leaks (``feedback.identity.services.identity_rescan_run``,
+    scan row ``scan_id``); returns its final status."""
+    from .identity.services import identity_rescan_run
+
+    return identity_rescan_run(scan_id=scan_id).status

@@ -3,6 +3,7 @@ from django.urls import include, path
 from . import revision_views, views
 from .quality.dashboard import manage_quality
 from .quality.views import manage_flags
+from .identity import views as identity_views
 from .campaigns import annotator_views as campaign_views
 from .tokens.views import account_token
 
@@ -26,6 +27,10 @@ urlpatterns = [
     path("manage/comparisons/<int:pk>/gold/", views.manage_comparison_gold, name="manage-comparison-gold"),
     path("", include("feedback.exports.urls")),
     path("manage/flags/", manage_flags, name="manage-flags"),
+    path("manage/identity/", identity_views.manage_identity, name="manage-identity"),
+    path("manage/identity/rescan/", identity_views.manage_identity_rescan, name="manage-identity-rescan"),
+    path("manage/identity/scan/", identity_views.manage_identity_scan, name="manage-identity-scan"),
+    path("manage/identity/<int:pk>/", identity_views.manage_identity_pattern, name="manage-identity-pattern"),
     path("manage/quality/", manage_quality, name="manage-quality"),
     path("manage/campaigns/<int:pk>/quality/", manage_quality, name="manage-campaign-quality"),
     path("", include("feedback.campaigns.urls")),

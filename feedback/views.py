@@ -26,6 +26,7 @@ from .errors import FeedbackError, ItemChanged, NotInPool
 from .forms import ComparisonFilterForm, PreferenceImportForm, SkipForm, VoteForm
 from .jsonl import JSONLFormatError
 from .models import Campaign, Choice, ImportJob, SkipReason, Vote
+from .identity import selectors as identity_selectors
 from .quality import flags as quality_flags
 from .quality import gold_services
 from .roles import is_annotator, is_feedback_admin
@@ -309,7 +310,7 @@ def manage_comparisons(request: HttpRequest) -> HttpResponse:
 @require_GET
 def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Admins: one comparison with both completions, model names, gold answer, reward scores, the
-    annotators' flags (skips with a reason), every vote, every change annotators made to their votes (undo, revise) and every demonstration
+    annotators' flags (skips with a reason), the identity patterns it matches, every vote, every change annotators made to their votes (undo, revise) and every demonstration
     (better response) written on it."""
     _require(request, is_feedback_admin)
     comparison = get_object_or_404(
@@ -323,6 +324,7 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),
         "flags": quality_flags.comparison_flags(comparison=comparison),
+        "identity_patterns": identity_selectors.comparison_identity_patterns(comparison=comparison),
         "gold_choices": Choice.choices,
     }
     return render(request, "feedback/manage_comparison_detail.html", context)

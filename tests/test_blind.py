@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import URLResolver, get_resolver
 
-from feedback.models import Assignment, Vote
+from feedback.models import Assignment, IdentityMatch, IdentityPattern, Vote
 from tests.conftest import api_as
 from tests.factories import ComparisonFactory, CompletionFactory, PromptFactory
 
@@ -25,8 +25,12 @@ PARAMS = {"temperature": 0.7313, "top_p": 0.9171, "seed": 424242, "job": 918273,
 COMPLETION_IDS = (7340021, 7340022, 7340023, 7340024, 7340025, 7340026)
 # Anything that would name the model, its sampling settings or a stored side.
 NEEDLES = [NEW, PARENT, "policy-round", "ckpt-round", "7313", "9171", "424242", "918273", *map(str, COMPLETION_IDS),
-           "completion_a", "completion_b", "shown_left", "model_name", "generation_params", "gold"]
-STORED_SIDE_KEYS = {"completion", "completion_a", "completion_b", "shown_left", "model_name", "generation_params"}
+           "completion_a", "completion_b", "shown_left", "model_name", "generation_params", "gold",
+           # Identity-leak flags and patterns (feedback.identity) are admins' only: the pattern below
+           # holds "ckpt-round" too, so its text showing anywhere is caught above.
+           "identity-leak", "identity_leak_annotator", "identity_matches", "reveals the model"]
+STORED_SIDE_KEYS = {"completion", "completion_a", "completion_b", "shown_left", "model_name", "generation_params",
+                    "identity_leak", "identity_leak_annotator", "identity_patterns", "identity_matches"}
 SCREEN_VALUES = {"", "left", "right", "tie", "both_bad"}
 
 
@@ -40,7 +44,10 @@ def comparisons():
         new = CompletionFactory(pk=next(ids), prompt=prompt, model_name=NEW, generation_params=PARAMS, text=f"New says {prompt.pk}.")
         old = CompletionFactory(pk=next(ids), prompt=prompt, model_name=PARENT, generation_params=PARAMS, text=f"Old says {prompt.pk}.")
         a, b = (new, old) if new_is_a else (old, new)
-        made.append(ComparisonFactory(prompt=prompt, completion_a=a, completion_b=b, votes_required=2, gold_choice="a"))
+        made.append(ComparisonFactory(prompt=prompt, completion_a=a, completion_b=b, votes_required=2, gold_choice="a",
+                                      identity_leak=True, identity_leak_annotator=True))
+    pattern = IdentityPattern.objects.create(text="ckpt-round-7 says", scope=NEW)
+    IdentityMatch.objects.bulk_create(IdentityMatch(comparison=comparison, pattern=pattern) for comparison in made)
     return made
 
 

@@ -113,8 +113,9 @@ class Leaderboard:
     at least one vote. ``votes``: votes counted; ``both_bad_excluded``: both-bad votes left out
     (``both_bad="exclude"``). ``connected``: every model is linked to every other through a chain
     of head-to-head votes (otherwise ratings across groups are not comparable).
-    ``non_blind_excluded``: votes left out because their voter could see model names (set by
-    ``training.selectors.leaderboard_compute``).
+    ``non_blind_excluded``: votes left out because their voter could see model names;
+    ``identity_leak_excluded``: (blind) votes left out because their comparison is flagged as
+    revealing which model wrote a response (both set by ``training.selectors.leaderboard_compute``).
     """
 
     rows: tuple[ModelRating, ...]
@@ -128,6 +129,7 @@ class Leaderboard:
     anchor: str | None
     connected: bool
     non_blind_excluded: int = 0
+    identity_leak_excluded: int = 0
 
     @property
     def models(self) -> list[str]:
@@ -148,6 +150,7 @@ class Leaderboard:
             "anchor": self.anchor,
             "connected": self.connected,
             "non_blind_excluded": self.non_blind_excluded,
+            "identity_leak_excluded": self.identity_leak_excluded,
             "scale": {"base": BASE_RATING, "points_per_factor_10": POINTS_PER_FACTOR_10, "ci": list(CI_PERCENTILES)},
         }
 

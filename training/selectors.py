@@ -55,7 +55,12 @@ LEADERBOARD_MODELS = ("checkpoints", "external")
 
 
 def leaderboard_compute(
-    *, both_bad: BothBad = "tie", rounds: int = 200, models: str = "checkpoints", include_non_blind: bool = False
+    *,
+    both_bad: BothBad = "tie",
+    rounds: int = 200,
+    models: str = "checkpoints",
+    include_non_blind: bool = False,
+    include_identity_leak: bool = False,
 ) -> Leaderboard:
     """A Bradley-Terry leaderboard from every vote between two different models.
 
@@ -66,7 +71,11 @@ def leaderboard_compute(
     left out. The two boards are kept apart because their models never meet: one board of both
     would rate two groups that are not comparable. Votes comparing a model with itself never
     count. Votes cast by someone who could see model names (``blind`` False: an admin) are left
-    out unless ``include_non_blind``; the board's ``non_blind_excluded`` says how many. Seeded
+    out unless ``include_non_blind``; the board's ``non_blind_excluded`` says how many. Votes on
+    comparisons flagged as revealing which model wrote a response (``HeadToHead.identity_leak``:
+    an identity pattern matched, or an annotator said so) are left out unless
+    ``include_identity_leak``; ``identity_leak_excluded`` counts those among the votes still in
+    after the non-blind rule (a vote left out for both reasons is counted once, as non-blind). Seeded
     (seed 0), so the same votes give the same intervals. See
     ``training.ratings.leaderboard`` for the model, scale and rank rule.
 
@@ -86,7 +95,11 @@ def leaderboard_compute(
     seen = 0 if include_non_blind else sum(1 for vote in votes if not vote.blind)
     if seen:
         votes = [vote for vote in votes if vote.blind]
-    return replace(leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0), non_blind_excluded=seen)
+    leaked = 0 if include_identity_leak else sum(1 for vote in votes if vote.identity_leak)
+    if leaked:
+        votes = [vote for vote in votes if not vote.identity_leak]
+    board = leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
+    return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked)
 
 
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:

@@ -242,15 +242,19 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     counts and the win-rate matrix. ``?both_bad=exclude`` leaves both-bad votes out (default: ties);
     ``?models=external`` rates the external models (imported Arena battles) instead. Votes cast by
     someone who could see model names (admins) are left out, and counted on the page, unless
-    ``?non_blind=include``."""
+    ``?non_blind=include``. Votes on comparisons flagged as revealing which model wrote a
+    response are left out, and counted, unless ``?identity_leak=include``."""
     _require_run_jobs(request)
     both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
     models = "external" if request.GET.get("models") == "external" else "checkpoints"
     include_non_blind = request.GET.get("non_blind") == "include"
-    board = selectors.leaderboard_compute(both_bad=both_bad, models=models, include_non_blind=include_non_blind)
+    include_identity_leak = request.GET.get("identity_leak") == "include"
+    board = selectors.leaderboard_compute(both_bad=both_bad, models=models, include_non_blind=include_non_blind,
+                                          include_identity_leak=include_identity_leak)
     ids = selectors.checkpoint_ids_by_name(names=board.models) if models == "checkpoints" else {}
     context = {
         "include_non_blind": include_non_blind,
+        "include_identity_leak": include_identity_leak,
         "board": board,
         "rows": [{"row": row, "checkpoint_id": ids.get(row.model)} for row in board.rows],
         "matrix": _win_rate_matrix(board),

@@ -20,6 +20,7 @@ from feedback.models import (
     ComparisonStatus,
     Completion,
     Prompt,
+    RationaleMode,
     SkipReason,
     Split,
     Strength,
@@ -196,7 +197,7 @@ class QuestionsSerializer(serializers.Serializer):
 
     strength = serializers.BooleanField(help_text="strength is asked (slight, clear, strong).")
     aspects = AspectQuestionSerializer(many=True, help_text="The aspects asked, in order.")
-    rationale = serializers.ChoiceField(choices=["off", "optional", "required"])
+    rationale = serializers.ChoiceField(choices=RationaleMode.choices)
     demonstration = serializers.BooleanField(help_text="A better response may be sent.")
 
 

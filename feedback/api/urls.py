@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
 from feedback.exports.api import ExportViewSet
+from feedback.identity.api import IdentityPatternViewSet
 from feedback.quality.api import FlagViewSet, QualityReportView
 
 from . import views
@@ -32,6 +33,7 @@ router.register("votes", views.VoteViewSet, basename="vote")
 router.register("exports", ExportViewSet, basename="export")
 router.register("flags", FlagViewSet, basename="flag")
 router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("identity-patterns", IdentityPatternViewSet, basename="identity-pattern")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

@@ -64,7 +64,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     deadline = serializers.DateTimeField(required=False, allow_null=True)
     ask_strength = serializers.BooleanField(required=False)
     aspects = AspectSerializer(many=True, required=False)
-    rationale = serializers.ChoiceField(choices=RationaleMode.values, required=False)
+    rationale = serializers.ChoiceField(choices=RationaleMode.choices, required=False)
     ask_demonstration = serializers.BooleanField(required=False)
     show_quality_to_annotators = serializers.BooleanField(required=False)
     gold_rate = serializers.FloatField(required=False, help_text="share of served items that are gold items, 0-1")

@@ -104,6 +104,10 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
         help_text="Votes cast by someone who could see model names (admins): left out by default.",
     )
+    identity_leak = serializers.ChoiceField(
+        choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
+        help_text="Votes on comparisons flagged as revealing which model wrote a response: left out by default.",
+    )
 
 
 class LeaderboardRowSerializer(serializers.Serializer):
@@ -134,6 +138,9 @@ class LeaderboardSerializer(serializers.Serializer):
     both_bad = serializers.CharField()
     both_bad_excluded = serializers.IntegerField()
     non_blind_excluded = serializers.IntegerField(help_text="votes left out: their voter could see model names")
+    identity_leak_excluded = serializers.IntegerField(
+        help_text="votes left out: their comparison is flagged as revealing which model wrote a response"
+    )
     rounds = serializers.IntegerField(help_text="bootstrap refits")
     seed = serializers.IntegerField()
     anchor = serializers.CharField(allow_null=True)

@@ -125,7 +125,8 @@ class LeaderboardView(APIView):
     def get(self, request):
         query = _filters(LeaderboardQuery, request)
         board = selectors.leaderboard_compute(
-            both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include"
+            both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include",
+            include_identity_leak=query["identity_leak"] == "include",
         )
         ids = selectors.checkpoint_ids_by_name(names=board.models) if query["models"] == "checkpoints" else {}
         data = board.as_dict()
