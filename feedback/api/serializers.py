@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from feedback.messages import MAX_COMPLETION_CHARS
@@ -447,6 +447,12 @@ class VoteFilter(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
 
 
+@extend_schema_serializer(examples=[
+    # What "Try it out" sends by default: no campaign, i.e. every campaign whose pool holds you (a
+    # placeholder slug such as "string" would name no campaign and answer 404).
+    OpenApiExample("Every campaign of yours", value={}, request_only=True),
+    OpenApiExample("One campaign", value={"campaign": "default"}, request_only=True),
+])
 class NextAssignmentSerializer(serializers.Serializer):
     campaign = serializers.SlugField(
         required=False, allow_blank=True, max_length=80,
