@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -73,22 +74,34 @@ def campaign_questions(campaign) -> Questions:
     )
 
 
+@cache
+def _guidelines_columns() -> dict[str, str]:
+    """The campaign's latest guidelines version (id, number, text) and whether annotator %s
+    acknowledged it, as SQL columns beside the comparison's. Written out rather than as ORM
+    subqueries: composing those took about as much CPU as the rest of the claim (the annotator
+    page and ``assignments/next`` load this on every item)."""
+    versions, acks = GuidelineVersion._meta.db_table, GuidelineAcknowledgement._meta.db_table
+    comparisons = Comparison._meta.db_table
+    latest = (f"SELECT g.{{column}} FROM {versions} g WHERE g.campaign_id = {comparisons}.campaign_id"
+              " ORDER BY g.number DESC LIMIT 1")
+    return {
+        "guidelines_read": (
+            f"EXISTS (SELECT 1 FROM {acks} k WHERE k.annotator_id = %s AND k.version_id = ("
+            + latest.format(column="id") + "))"
+        ),
+        "guidelines_id": latest.format(column="id"),
+        "guidelines_number": latest.format(column="number"),
+        "guidelines_text": latest.format(column="text"),
+    }
+
+
 def assignment_display(*, assignment: Assignment) -> Display:
     """Load what the annotator page shows for an assignment: the comparison with its prompt,
     completions and campaign, and the campaign's latest guidelines with whether this annotator
     acknowledged them (one query)."""
-    latest = GuidelineVersion.objects.filter(campaign=OuterRef("campaign")).order_by("-number")
-    read = GuidelineAcknowledgement.objects.filter(
-        version=OuterRef("guidelines_id"), annotator_id=assignment.annotator_id
-    )
     comparison = (
         Comparison.objects.select_related("prompt", "completion_a", "completion_b", "campaign")
-        .annotate(
-            guidelines_id=Subquery(latest.values("pk")[:1]),
-            guidelines_number=Subquery(latest.values("number")[:1]),
-            guidelines_text=Subquery(latest.values("text")[:1]),
-            guidelines_read=Exists(read),
-        )
+        .extra(select=_guidelines_columns(), select_params=(assignment.annotator_id,))
         .get(pk=assignment.comparison_id)
     )
     a, b = comparison.completion_a, comparison.completion_b
@@ -98,7 +111,7 @@ def assignment_display(*, assignment: Assignment) -> Display:
     if comparison.guidelines_id is not None:
         guidelines = Guidelines(
             campaign.slug, campaign.name, comparison.guidelines_id, comparison.guidelines_number,
-            comparison.guidelines_text, comparison.guidelines_read,
+            comparison.guidelines_text, bool(comparison.guidelines_read),
         )
     return Display(assignment, comparison, comparison.prompt.messages, left, right, campaign_questions(campaign), guidelines)
 
