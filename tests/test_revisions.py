@@ -225,8 +225,8 @@ def test_a_revision_during_the_build_leaves_the_snapshot_frozen_as_built(annotat
     vote, _ = served_vote(annotator, open_pair, "left", strength="strong")
     build = snapshots.build_preference_dataset
 
-    def build_then_revise(records, rules):
-        dataset = build(records, rules)
+    def build_then_revise(records, rules, **options):
+        dataset = build(records, rules, **options)
         revisions.vote_revise(annotator=annotator, vote_id=vote.pk, changes={"choice": "right"})
         return dataset
 
@@ -243,8 +243,8 @@ def test_an_undo_during_the_build_refuses_the_snapshot(annotator, open_pair, mon
     vote, _ = served_vote(annotator, open_pair, "left")
     build = snapshots.build_preference_dataset
 
-    def build_then_undo(records, rules):
-        dataset = build(records, rules)
+    def build_then_undo(records, rules, **options):
+        dataset = build(records, rules, **options)
         revisions.vote_undo(annotator=annotator, vote_id=vote.pk)
         return dataset
 
