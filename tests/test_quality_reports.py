@@ -150,7 +150,7 @@ def test_csv_has_one_row_per_annotator_with_the_tables_columns(campaign, seeded,
     rows = _csv(response)
     assert list(rows[0]) == ["annotator", "votes", "votes_per_hour", "median_ms", "kappa_vs_peers",
                              "agreement_with_consensus", "left_rate", "left_rate_low", "left_rate_high",
-                             "left_p_holm", "flags"]
+                             "left_p_holm", "flags", "reliability_dawid_skene"]
     by_name = {row["annotator"]: row for row in rows}
     assert set(by_name) == {"lefty", "speedy", "clicker", "honest0", "honest1", "honest2"}
     assert by_name["lefty"]["left_rate"] == "1.0000" and "left_bias" in by_name["lefty"]["flags"].split(";")

@@ -48,7 +48,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     ask_demonstration = forms.BooleanField(required=False, initial=True, label='Show "write a better response"')
     show_quality_to_annotators = forms.BooleanField(
         required=False, initial=False, label="Show annotators their agreement with the consensus")
-    # Left empty, gold_rate and gold_min_votes keep their current values (0 and 10 on a new campaign).
+    # Left empty, gold_rate, gold_min_votes and fast_vote_ms keep their current values (0, 10 and 2000 on a new campaign).
     gold_rate = forms.FloatField(required=False, initial=0, min_value=0, max_value=1, label="Gold rate",
                                  help_text="share of served items that are gold (check) items, 0-1")
     gold_feedback = forms.BooleanField(required=False, initial=False, label="Tell annotators how they did on gold items")
@@ -56,6 +56,9 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
                                          help_text="0-1; below it an annotator is paused; empty: never")
     gold_min_votes = forms.IntegerField(required=False, initial=10, min_value=1, max_value=10_000,
                                         label="Gold votes before pausing")
+    fast_vote_ms = forms.IntegerField(required=False, initial=2000, min_value=0, max_value=600_000,
+                                      label="Too-fast floor (ms)",
+                                      help_text="votes faster than this many ms on the item are flagged as too fast")
     annotators = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"), to_field_name="username",
         required=False, widget=forms.SelectMultiple(attrs={"size": 6}), help_text="people in the pool by name",
@@ -79,7 +82,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     def initial_of(campaign: Campaign) -> dict[str, Any]:
         initial = {name: getattr(campaign, name) for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration", "show_quality_to_annotators", *GOLD_FIELDS)}
+            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", *GOLD_FIELDS)}
         initial["annotators"] = list(campaign.annotators.values_list("username", flat=True))
         initial["groups"] = list(campaign.groups.values_list("name", flat=True))
         asked = {aspect["name"]: aspect["label"] for aspect in campaign.aspects}
@@ -96,8 +99,8 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         data = self.cleaned_data
         values = {name: data[name] for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration", "show_quality_to_annotators", *GOLD_FIELDS)}
-        for name in ("gold_rate", "gold_min_votes"):
+            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", *GOLD_FIELDS)}
+        for name in ("gold_rate", "gold_min_votes", "fast_vote_ms"):
             if values[name] is None:
                 del values[name]
         values["annotators"] = [user.username for user in data["annotators"]]

@@ -80,6 +80,10 @@ class Campaign(models.Model):
     gold_min_votes = models.PositiveIntegerField(
         default=10, help_text="Gold votes an annotator casts before gold_min_accuracy applies."
     )
+    # The quality report's speed floor: feedback/quality/bias.py's ``fast_ms`` (services.quality_report_compute).
+    fast_vote_ms = models.PositiveIntegerField(
+        default=2000, help_text="Votes faster than this many ms on the item are flagged as too fast."
+    )
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     created_by = models.ForeignKey(

@@ -44,9 +44,10 @@ MAX_LABEL_CHARS = 200
 EDITABLE_FIELDS = (
     "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
     "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
-    "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes",
+    "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms",
 )
 MAX_GOLD_MIN_VOTES = 10_000
+MAX_FAST_VOTE_MS = 600_000
 GUIDELINE_SAVE_TRIES = 5
 
 
@@ -178,6 +179,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
         ("priority", -MAX_PRIORITY, MAX_PRIORITY, False),
         ("votes_required", 1, MAX_VOTES_REQUIRED, False),
         ("target_votes", 1, 10**9, True),
+        ("fast_vote_ms", 0, MAX_FAST_VOTE_MS, False),
     ):
         if name in values:
             _int_check(errors, name, values[name], low, high, nullable=nullable)

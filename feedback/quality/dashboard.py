@@ -24,7 +24,7 @@ from feedback.models import Campaign
 from feedback.roles import is_feedback_admin
 
 from .charts import alpha_over_time_chart, left_rate_chart, time_histogram_chart
-from .report import COLUMNS, FLAG_TEXT, SORT_KEYS, sort_rows, table_rows
+from .report import FLAG_TEXT, SORT_KEYS, columns_shown, sort_rows, table_rows
 from .selectors import newest_vote_id, quality_report_get, quality_report_is_stale
 from .models import QualityReportStatus
 from .services import PENDING_EXPIRES, quality_report_request
@@ -66,7 +66,7 @@ def manage_quality(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     sort = sort if sort.lstrip("-") in SORT_KEYS else ""
     rows = sort_rows(rows, sort) if sort else rows
     if request.GET.get("format") == "csv":
-        return _csv(rows, has_gold, campaign)
+        return _csv(rows, has_gold, "reliability" in figures, campaign)
     context = _context(campaign=campaign, report=report, figures=figures, rows=rows, has_gold=has_gold,
                        sort=sort, stale=stale)
     template = "feedback/manage_quality.html"
@@ -79,7 +79,7 @@ def manage_quality(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 
 def _context(*, campaign, report, figures, rows, has_gold, sort, stale) -> dict[str, Any]:
-    columns = [(key, header) for key, header in COLUMNS if key != "gold" or has_gold]
+    columns = columns_shown(figures)
     headers = [{"key": key, "header": header, "sort": f"-{key}" if sort == key else key,
                 "aria_sort": "ascending" if sort == key else "descending" if sort == f"-{key}" else "none"}
                for key, header in columns]
@@ -87,6 +87,8 @@ def _context(*, campaign, report, figures, rows, has_gold, sort, stale) -> dict[
     bias = figures.get("bias", {})
     return {
         "campaign": campaign, "report": report, "figures": figures, "rows": rows, "has_gold": has_gold,
+        "has_reliability": "reliability" in figures,
+        "fast_ms": bias.get("parameters", {}).get("fast_ms"), "fast_share": bias.get("parameters", {}).get("fast_share"),
         "headers": headers, "sort": sort, "flag_text": FLAG_TEXT, "stale": stale,
         "recomputing": report is not None and report.pending,
         "agreement": [(label, agreement.get(key)) for key, label in AGREEMENT_FIGURES if key in agreement],
@@ -109,20 +111,23 @@ def _cell(value: Any) -> str:
     return "'" + text if text.startswith(CSV_INJECTION) else text
 
 
-def _csv(rows: list[dict[str, Any]], has_gold: bool, campaign: Campaign | None) -> HttpResponse:
-    """The per-annotator table as CSV; undefined figures are empty cells."""
+def _csv(rows: list[dict[str, Any]], has_gold: bool, has_reliability: bool, campaign: Campaign | None) -> HttpResponse:
+    """The per-annotator table as CSV; undefined figures are empty cells. ``gold_accuracy`` and
+    ``reliability_dawid_skene`` columns only when the report holds those figures."""
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = campaign.slug if campaign else "all"
     response["Content-Disposition"] = f'attachment; filename="quality-{name}.csv"'
     writer = csv.writer(response)
     header = ["annotator", "votes", "votes_per_hour", "median_ms", "kappa_vs_peers", "agreement_with_consensus",
               "left_rate", "left_rate_low", "left_rate_high", "left_p_holm", "flags"]
-    writer.writerow(header + (["gold_accuracy"] if has_gold else []))
+    header += (["gold_accuracy"] if has_gold else []) + (["reliability_dawid_skene"] if has_reliability else [])
+    writer.writerow(header)
     for row in rows:
         left = row["left_rate"]
         cells = [row["username"], row["votes"], row["votes_per_hour"], row["median_ms"], row["kappa_peers"],
                  row["consensus_agreement"], left, left.get("low") if left.get("defined") else None,
                  left.get("high") if left.get("defined") else None,
                  left.get("p_adjusted") if left.get("defined") else None, ";".join(row["flags"])]
-        writer.writerow([_cell(cell) for cell in cells] + ([_cell(row.get("gold"))] if has_gold else []))
+        cells += ([row.get("gold")] if has_gold else []) + ([row.get("reliability")] if has_reliability else [])
+        writer.writerow([_cell(cell) for cell in cells])
     return response

@@ -15,7 +15,8 @@ from typing import Any
 
 from .agreement import agreement_summary
 
-# The per-annotator table's columns: (key, header). ``gold`` is shown only when figures hold "gold".
+# The per-annotator table's columns: (key, header). ``gold`` and ``reliability`` are shown only when
+# figures hold "gold" / "reliability" (``OPTIONAL_COLUMNS``, ``columns_shown``).
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("username", "Annotator"),
     ("votes", "Votes"),
@@ -27,7 +28,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("left_p", "Left p (Holm)"),
     ("flags", "Flags"),
     ("gold", "Gold accuracy"),
+    ("reliability", "Reliability (Dawid-Skene)"),
 )
+OPTIONAL_COLUMNS = ("gold", "reliability")
 SORT_KEYS = tuple(key for key, _ in COLUMNS)
 FLAG_TEXT = {
     "left_bias": "left bias", "fast": "too fast", "long_run": "long runs", "consensus_outlier": "consensus outlier",
@@ -164,13 +167,20 @@ def sort_rows(rows: Sequence[dict[str, Any]], sort: str) -> list[dict[str, Any]]
     return sorted(defined, key=lambda row: _sort_value(row, key), reverse=descending) + undefined
 
 
+def columns_shown(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """``COLUMNS`` less each ``OPTIONAL_COLUMNS`` entry whose figures are not stored."""
+    return [(key, header) for key, header in COLUMNS if key not in OPTIONAL_COLUMNS or key in figures]
+
+
 def table_rows(figures: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """The stored per-annotator rows, each with ``gold`` (the hook for gold items: ``figures["gold"]``
-    maps an annotator id, as a string, to ``{"value": accuracy 0-1, "defined": bool, "n": items}``),
-    and whether the gold column is shown (``figures`` holds ``"gold"``)."""
-    gold = figures.get("gold")
+    maps an annotator id, as a string, to ``{"value": accuracy 0-1, "defined": bool, "n": items}``)
+    and ``reliability`` (``figures["reliability"]``, same keys: the Dawid-Skene reliability 0-1)
+    where stored, and whether the gold column is shown (``figures`` holds ``"gold"``)."""
     rows = [dict(row) for row in figures.get("annotators", [])]
-    if gold is not None:
-        for row in rows:
-            row["gold"] = gold.get(str(row["annotator"])) or _undefined("no gold item answered")
-    return rows, gold is not None
+    for key, reason in (("gold", "no gold item answered"), ("reliability", "no vote in the estimate")):
+        by_id = figures.get(key)
+        if by_id is not None:
+            for row in rows:
+                row[key] = by_id.get(str(row["annotator"])) or _undefined(reason)
+    return rows, "gold" in figures

@@ -44,7 +44,7 @@ def bias_for(*, campaign: Campaign | int | None = None, fast_ms: float = DEFAULT
     columns themselves are not fetched), then the usernames of the annotators found. Every vote
     counts, as in ``agreement_for``: imported votes have no shown side and usually no time, and are
     left out of those figures and counted. Keyword arguments as ``bias_summary``'s (``fast_ms`` in ms;
-    a campaign setting will feed it later).
+    ``services.quality_report_compute`` passes the campaign's ``fast_vote_ms``).
     """
     votes = Vote.objects.all()
     if campaign is not None:

@@ -21,6 +21,8 @@ from django.utils import timezone
 
 from feedback.models import Campaign, Vote
 
+from .aggregation import CHOICES, dawid_skene
+from .bias import DEFAULT_FAST_MS
 from .gold import gold_accuracy
 from .models import QualityReport, QualityReportStatus
 from .report import over_time, report_figures
@@ -86,17 +88,39 @@ def gold_figures(*, campaign: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def reliability_figures(items, annotators, choices) -> dict[str, dict[str, Any]]:
+    """Per annotator id (as a string, the report's key): the Dawid-Skene reliability
+    (``aggregation.dawid_skene``: the estimated chance, 0..1, that their vote equals the item's true
+    label) as a stored figure ``{"value", "defined", "votes"}``. Votes whose choice is not one of
+    ``aggregation.CHOICES`` are left out; ``{}`` without votes. Sequences of equal length, one entry a vote."""
+    kept = [(i, a, c) for i, a, c in zip(items, annotators, choices) if c in CHOICES]
+    if not kept:
+        return {}
+    items, annotators, choices = zip(*kept)
+    result = dawid_skene(items, annotators, choices)
+    votes: dict[int, int] = {}
+    for annotator in annotators:
+        votes[annotator] = votes.get(annotator, 0) + 1
+    return {str(annotator): {"value": value, "defined": True, "votes": votes[annotator]}
+            for annotator, value in result.reliability.items()}
+
+
 def quality_report_compute(*, campaign: Campaign | int | None = None) -> QualityReport:
     """Compute the scope's figures now and store them, replacing the old ones in one transaction.
 
     Reads the scope's newest vote id and count first, then the agreement and bias summaries
-    (``selectors.agreement_for``/``bias_for``, 1,000 bootstrap resamples), the summed time on
-    item per annotator and alpha over time. A vote cast while this runs may or may not be in
+    (``selectors.agreement_for``/``bias_for``, 1,000 bootstrap resamples; the speed floor
+    ``fast_ms`` is the campaign's ``fast_vote_ms``, ``bias.DEFAULT_FAST_MS`` for all votes), the
+    summed time on item per annotator, alpha over time and each annotator's Dawid-Skene reliability
+    (``figures["reliability"]``, ``reliability_figures``). A vote cast while this runs may or may not be in
     the figures; ``last_vote_id`` is the newest vote known before reading, so such a report counts
     as stale and is recomputed on the next look. On an error the row is marked failed with the
     traceback and the old figures stay; the error is raised again.
     """
     campaign_id = _campaign_id(campaign)
+    floor = (None if campaign_id is None  # read from the row: a passed Campaign may hold an older setting
+             else Campaign.objects.filter(pk=campaign_id).values_list("fast_vote_ms", flat=True).first())
+    fast_ms = DEFAULT_FAST_MS if floor is None else floor
     with transaction.atomic():
         report = _report_locked(campaign_id)
         report.status, report.started_at, report.error = QualityReportStatus.RUNNING, timezone.now(), ""
@@ -106,12 +130,15 @@ def quality_report_compute(*, campaign: Campaign | int | None = None) -> Quality
         last_vote_id = votes.aggregate(last=Max("id"))["last"]
         rows = list(votes.values_list("comparison_id", "annotator_id", "choice", "created_at"))
         agreement = agreement_for(campaign=campaign_id)
-        bias = bias_for(campaign=campaign_id)
+        bias = bias_for(campaign=campaign_id, fast_ms=fast_ms)
         ms_totals = dict(votes.filter(ms_on_item__isnull=False).values("annotator_id")
                          .annotate(total=Sum("ms_on_item")).values_list("annotator_id", "total"))
         items, annotators, choices, moments = zip(*rows) if rows else ((), (), (), ())
         figures = report_figures(agreement=agreement, bias=bias, ms_totals={k: float(v) for k, v in ms_totals.items()},
                                  over_time=over_time(items, annotators, choices, moments))
+        reliability = reliability_figures(items, annotators, choices)
+        if reliability:
+            figures["reliability"] = reliability
         if campaign_id is not None:
             gold = gold_figures(campaign=campaign_id)
             if gold:

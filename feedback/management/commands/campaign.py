@@ -9,6 +9,7 @@ one line saying what is wrong (``CommandError``), nothing changed.
     manage.py campaign activate safety-sweep
     manage.py campaign show safety-sweep
     manage.py campaign edit safety-sweep --gold-rate 0.1 --gold-feedback --gold-min-accuracy 0.7 --gold-min-votes 10
+    manage.py campaign edit safety-sweep --fast-vote-ms 800
     manage.py campaign lift-pause safety-sweep alice
     manage.py campaign gold-from-imports safety-sweep hh-rlhf
 """
@@ -31,7 +32,7 @@ from feedback.campaigns.progress import campaign_progress, campaigns_progress
 UNSET = object()
 SETTINGS = ("name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "rationale",
             "aspects", "ask_strength", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
-            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes")
+            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms")
 
 
 def _names(text: str) -> list[str]:
@@ -141,6 +142,7 @@ class Command(BaseCommand):
                             help="tell annotators after a gold vote whether they matched")
         parser.add_argument("--gold-min-accuracy", type=_float_or_none, help="0-1, below it an annotator is paused; none: never")
         parser.add_argument("--gold-min-votes", type=int, help="gold votes before the minimum accuracy applies")
+        parser.add_argument("--fast-vote-ms", type=int, help="votes faster than this many ms on the item are flagged, 0-600000")
 
     def handle(self, *args, subcommand: str, **options):
         try:
