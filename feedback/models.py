@@ -242,6 +242,11 @@ class Assignment(models.Model):
         return f"Assignment {self.pk} ({self.status})"
 
 
+class VoteOrigin(models.TextChoices):
+    HUMAN = "human", "Human"
+    AI = "ai", "AI judge"
+
+
 class Vote(models.Model):
     """One annotator's preference on one comparison (at most one per pair, enforced by the database)."""
 
@@ -266,6 +271,20 @@ class Vote(models.Model):
     blind = models.BooleanField(
         default=True, help_text="False when the voter could see model names (an admin): left out of the leaderboard by default."
     )
+    # AI feedback (issue 16): who cast the vote. A judge's vote is cast by its own inactive system user
+    # (one per judge name and version), never takes an annotator's slot, and is left out of snapshots,
+    # exports and the leaderboard unless their rules ask for it (``votes: human|ai|both``).
+    origin = models.CharField(
+        max_length=5, choices=VoteOrigin.choices, default=VoteOrigin.HUMAN, db_index=True,
+        help_text="human: a person cast it; ai: a registered judge did (see judge, judge_template, constitution).",
+    )
+    judge = models.CharField(max_length=200, blank=True, default="", help_text='The judge that cast an AI vote: "name@version".')
+    judge_template = models.CharField(
+        max_length=200, blank=True, default="", help_text='The prompt template of an AI vote: "name@version".'
+    )
+    constitution = models.CharField(
+        max_length=200, blank=True, default="", help_text='The constitution of an AI vote, if any: "name@version".'
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     ASPECTS = ("helpfulness", "harmlessness", "honesty")
@@ -280,6 +299,11 @@ class Vote(models.Model):
                 name="vote_strength_valid",
             ),
             models.CheckConstraint(condition=Q(shown_left="") | Q(shown_left__in=Side.values), name="vote_side_valid"),
+            models.CheckConstraint(
+                condition=(Q(origin=VoteOrigin.HUMAN) & Q(judge="") & Q(judge_template="") & Q(constitution=""))
+                | (Q(origin=VoteOrigin.AI) & ~Q(judge="")),
+                name="vote_origin_judge_consistent",
+            ),
             *[
                 models.CheckConstraint(
                     condition=Q(**{aspect: ""}) | Q(**{f"{aspect}__in": AspectChoice.values}),

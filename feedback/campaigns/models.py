@@ -84,6 +84,9 @@ class Campaign(models.Model):
     fast_vote_ms = models.PositiveIntegerField(
         default=2000, help_text="Votes faster than this many ms on the item are flagged as too fast."
     )
+    ai_votes_count = models.BooleanField(
+        default=False, help_text="AI judges' votes count toward votes required (off: only people's votes do)."
+    )
     annotators = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
     groups = models.ManyToManyField(Group, blank=True, related_name="campaigns")
     created_by = models.ForeignKey(
