@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from django.db import connection
@@ -19,14 +18,13 @@ from .models import (
     Completion,
     CompletionScore,
     Demonstration,
-    GuidelineAcknowledgement,
-    GuidelineVersion,
     Prompt,
     Side,
     Vote,
     VoteChange,
 )
 from .campaigns.guidelines import Guidelines
+from .display_query import item_row
 from .campaigns.pool import campaigns_in_pool
 from .campaigns.questions import Questions, questions_of
 from .queue import choice_on_screen
@@ -74,44 +72,20 @@ def campaign_questions(campaign) -> Questions:
     )
 
 
-@cache
-def _guidelines_columns() -> dict[str, str]:
-    """The campaign's latest guidelines version (id, number, text) and whether annotator %s
-    acknowledged it, as SQL columns beside the comparison's. Written out rather than as ORM
-    subqueries: composing those took about as much CPU as the rest of the claim (the annotator
-    page and ``assignments/next`` load this on every item)."""
-    versions, acks = GuidelineVersion._meta.db_table, GuidelineAcknowledgement._meta.db_table
-    comparisons = Comparison._meta.db_table
-    latest = (f"SELECT g.{{column}} FROM {versions} g WHERE g.campaign_id = {comparisons}.campaign_id"
-              " ORDER BY g.number DESC LIMIT 1")
-    return {
-        "guidelines_read": (
-            f"EXISTS (SELECT 1 FROM {acks} k WHERE k.annotator_id = %s AND k.version_id = ("
-            + latest.format(column="id") + "))"
-        ),
-        "guidelines_id": latest.format(column="id"),
-        "guidelines_number": latest.format(column="number"),
-        "guidelines_text": latest.format(column="text"),
-    }
-
-
 def assignment_display(*, assignment: Assignment) -> Display:
     """Load what the annotator page shows for an assignment: the comparison with its prompt,
     completions and campaign, and the campaign's latest guidelines with whether this annotator
     acknowledged them (one query)."""
-    comparison = (
-        Comparison.objects.select_related("prompt", "completion_a", "completion_b", "campaign")
-        .extra(select=_guidelines_columns(), select_params=(assignment.annotator_id,))
-        .get(pk=assignment.comparison_id)
-    )
+    row = item_row(comparison_id=assignment.comparison_id, annotator_id=assignment.annotator_id)
+    comparison = row.comparison
     a, b = comparison.completion_a, comparison.completion_b
     left, right = (a, b) if assignment.shown_left == Side.A else (b, a)
     campaign = comparison.campaign
     guidelines = None
-    if comparison.guidelines_id is not None:
+    if row.guidelines_id is not None:
         guidelines = Guidelines(
-            campaign.slug, campaign.name, comparison.guidelines_id, comparison.guidelines_number,
-            comparison.guidelines_text, bool(comparison.guidelines_read),
+            campaign.slug, campaign.name, row.guidelines_id, row.guidelines_number, row.guidelines_text,
+            row.guidelines_read,
         )
     return Display(assignment, comparison, comparison.prompt.messages, left, right, campaign_questions(campaign), guidelines)
 
