@@ -628,3 +628,13 @@ def preference_rules_check(*, rules: Mapping[str, Any], kind: str = "preference"
         snapshots.sft_rules_parse(rules)
     else:
         snapshots.rules_parse(rules)
+
+
+# Constitutional AI, supervised stage (training.runners.cai): responses to revise, and their revisions.
+from .constitutional import (  # noqa: E402
+    ResponseRef,
+    Revision,
+    RevisionSummary,
+    responses_to_revise,
+    revisions_record,
+)

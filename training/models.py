@@ -89,6 +89,7 @@ class JobKind(models.TextChoices):
     DPO = "dpo", "DPO"
     RL = "rl", "online RL (RLOO/GRPO)"
     SFT = "sft", "SFT"
+    CAI = "cai", "Constitutional AI critique-revise"
 
 
 # Kinds that train a model: they take a dataset snapshot and register an output checkpoint.

@@ -45,3 +45,12 @@ def _rl(job, reporter):
 
 
 RUNNERS["rl"] = _rl
+
+
+def _cai(job, reporter):
+    from .cai import run_cai
+
+    return run_cai(job, reporter)
+
+
+RUNNERS["cai"] = _cai

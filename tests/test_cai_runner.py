@@ -1,0 +1,82 @@
+"""Constitutional AI critique-revise jobs with a tiny model: queueing checks, whole batches, the
+command end to end in a child process, and lineage from each revision back to its constitution."""
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+
+from feedback.models import Comparison, Completion, Demonstration, Vote
+from tests.factories import CompletionFactory
+from tests.test_generation import DyingReporter, explain, one_torch_thread  # noqa: F401  (fixture)
+from training.constitutional.services import cai_job_create
+from training.models import Job, JobStatus
+from training.services import checkpoint_register
+
+PRINCIPLES = ["Which response is more helpful?", "Which response is more honest?"]
+
+
+def _config(**overrides) -> dict:
+    return {"reviser": "tiny-x", "constitution": "test-hhh@1", "principles": PRINCIPLES, "max_new_tokens": 4,
+            "temperature": 1.0, "batch_size": 2, "seed": 5, **overrides}
+
+
+@pytest.mark.django_db
+def test_queueing_refuses_bad_revisers_constitutions_templates_and_empty_selections(tiny_checkpoints):
+    checkpoint_register(name="rm", kind="reward", weights_dir="checkpoints/tiny-x")
+    CompletionFactory(model_name="tiny-x")
+    cases = [
+        ({"reviser": "nobody"}, "reviser", "no checkpoint named 'nobody'"),
+        ({"reviser": "rm"}, "reviser", "critique-revise needs a policy"),
+        ({"constitution": "hhh", "principles": []}, "constitution", "no constitution named 'hhh'"),
+        ({"constitution": "hhh"}, "constitution", '"name@version"'),
+        ({"template": "critique-revise@7"}, "template", "shipped: critique-revise@1"),
+        ({"responses_of": "ghost"}, "responses_of", "no responses of 'ghost' left to revise"),
+        ({"campaign_id": 999}, "campaign_id", "999"),
+    ]
+    for overrides, field, words in cases:
+        with pytest.raises(ValidationError) as caught:
+            cai_job_create(config=_config(**overrides))
+        assert words in " ".join(caught.value.message_dict[field]), (overrides, caught.value.message_dict)
+    assert not Job.objects.exists()
+    job = cai_job_create(config=_config())
+    assert (job.kind, job.progress_total, job.config["principles"]) == ("cai", 1, PRINCIPLES)
+
+
+@pytest.mark.django_db
+def test_a_batch_and_the_progress_that_counts_it_commit_together(tiny_checkpoints, one_torch_thread):  # noqa: F811
+    from training.runners.cai import run_cai
+
+    originals = [CompletionFactory(model_name="tiny-x", text=f"Original answer {i}.") for i in range(5)]
+    job = cai_job_create(config=_config())
+    with pytest.raises(RuntimeError, match="killed"):
+        run_cai(job, DyingReporter(job.pk, dies_at=2))
+    job.refresh_from_db()
+    revised = Completion.objects.filter(model_name="tiny-x+cai")
+    assert job.progress_done == 2 and revised.count() == 2  # the first batch only, whole
+    assert sorted(r.generation_params["original_completion"] for r in revised) == [o.pk for o in originals[:2]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_runs_a_job_whose_revisions_carry_their_lineage(tiny_checkpoints, runner_env, capsys):
+    originals = [CompletionFactory(model_name="tiny-x", text=f"Original answer number {i}.") for i in range(3)]
+    call_command("cai", "--reviser", "tiny-x", "--constitution", "test-hhh@1", "--principle", PRINCIPLES[0],
+                 "--principle", PRINCIPLES[1], "--max-new-tokens", "4", "--temperature", "1.0", "--batch-size", "2",
+                 "--wait")
+    job = Job.objects.get()
+    assert job.status == JobStatus.SUCCEEDED, explain(job)
+    assert "queued critique-revise job" in capsys.readouterr().out
+    s = job.summary
+    assert s["responses"] == job.progress_done == 3 and s["revisions"] == 3
+    assert s["pairs"] == s["demonstrations"] == 3 - s["skipped_empty"] - s["skipped_unchanged"]
+    assert sum(s["principles"].values()) == 3 and set(s["principles"]) <= set(PRINCIPLES)
+    for revised in Completion.objects.filter(model_name="tiny-x+cai"):
+        params = revised.generation_params
+        assert params["job"] == job.pk and params["constitution"] == "test-hhh@1"
+        assert params["template"] == "critique-revise@1" and params["principle"] in PRINCIPLES
+        assert params["original_completion"] in {o.pk for o in originals}
+    assert Comparison.objects.count() == Vote.objects.filter(origin="ai", constitution="test-hhh@1").count() == s["pairs"]
+    assert Demonstration.objects.filter(source="cai:test-hhh@1").count() == s["demonstrations"]
+    # A second run finds nothing left to revise under this constitution: one readable line.
+    with pytest.raises(CommandError, match="responses_of: no responses of 'tiny-x' left to revise under test-hhh@1"):
+        call_command("cai", "--reviser", "tiny-x", "--constitution", "test-hhh@1", "--principle", PRINCIPLES[0])
