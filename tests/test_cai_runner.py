@@ -80,3 +80,21 @@ def test_the_command_runs_a_job_whose_revisions_carry_their_lineage(tiny_checkpo
     # A second run finds nothing left to revise under this constitution: one readable line.
     with pytest.raises(CommandError, match="responses_of: no responses of 'tiny-x' left to revise under test-hhh@1"):
         call_command("cai", "--reviser", "tiny-x", "--constitution", "test-hhh@1", "--principle", PRINCIPLES[0])
+
+
+@pytest.mark.django_db
+def test_the_api_queues_a_critique_revise_job_and_names_bad_fields(tiny_checkpoints, admin_user, annotator, client):
+    from tests.conftest import api_as
+
+    CompletionFactory(model_name="tiny-x")
+    bad = api_as(admin_user).post("/api/jobs/", {"kind": "cai", "config": {"reviser": "tiny-x", "temperature": 9}},
+                                  format="json")
+    assert bad.status_code == 400
+    assert set(bad.json()) == {"constitution", "temperature"}
+    assert api_as(annotator).post("/api/jobs/", {"kind": "cai", "config": _config()}, format="json").status_code == 403
+    made = api_as(admin_user).post("/api/jobs/", {"kind": "cai", "config": _config()}, format="json")
+    assert made.status_code == 201 and made.json()["kind"] == "cai" and made.json()["progress_total"] == 1
+    client.force_login(admin_user)
+    page = client.get(f"/manage/jobs/{made.json()['id']}/")
+    assert page.status_code == 200
+    assert '<span class="num">0/1</span> responses' in page.content.decode()

@@ -294,6 +294,15 @@ JOB_CREATORS = {
 }
 
 
+def _cai_job_create(*, config: dict[str, Any], created_by=None) -> Job:
+    from .constitutional.services import cai_job_create  # it builds on this module
+
+    return cai_job_create(config=config, created_by=created_by)
+
+
+JOB_CREATORS[JobKind.CAI] = _cai_job_create
+
+
 def job_cancel(*, job: Job, queued_only: bool = False) -> Job:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops at its next
     batch boundary (its supervisor also signals the runner process), unless ``queued_only``, which

@@ -6,6 +6,7 @@ from dataclasses import MISSING, fields
 from rest_framework import serializers
 
 from training.config import GenerationConfig, RewardConfig, ScoringConfig
+from training.constitutional.config import CaiConfig
 from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 
 
@@ -29,7 +30,9 @@ def _config_help() -> str:
         "open comparisons than this; `temperature` 0 is greedy. "
         f"For `reward` (train a reward model with TRL RewardTrainer): {_settings(RewardConfig)}; `base` is a policy "
         "checkpoint; give `snapshot_id` or `rules` (aggregation rules for a new snapshot of the current votes). "
-        f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}."
+        f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}. "
+        f"For `cai` (Constitutional AI critique-revise: the reviser critiques stored responses against the "
+        f"constitution's principles and revises them): {_settings(CaiConfig)}."
     )
 
 
