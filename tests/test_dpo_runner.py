@@ -280,6 +280,21 @@ def test_a_dpo_run_that_crashes_mid_training_registers_nothing_and_leaves_no_fil
 
 
 @pytest.mark.django_db
+def test_a_qlora_dpo_run_on_this_cpu_worker_is_refused_in_one_line_before_any_model_loads(
+    tiny_checkpoints, pair_snapshot, data_dir, one_torch_thread
+):
+    from training.runners.dpo import run_dpo
+    from training.runners.gpu import GpuOptionRefused
+
+    assert not torch.cuda.is_available()
+    before = checkpoint_dirs(data_dir)
+    job = dpo_job(pair_snapshot, quantization="4bit", save_adapter=True)
+    with pytest.raises(GpuOptionRefused, match=r"^quantization 4bit \(QLoRA\) needs a CUDA GPU; this worker has none"):
+        run_dpo(job, CrashAtFirstLog(job.pk))
+    assert checkpoint_dirs(data_dir) == before and not (data_dir / "runs" / str(job.pk)).exists()
+
+
+@pytest.mark.django_db
 def test_a_dpo_run_refuses_an_sft_snapshot_and_a_template_that_breaks_the_prefix_rule(
     tiny_checkpoints, data_dir, one_torch_thread
 ):

@@ -12,6 +12,9 @@ from typing import Any
 from .config import ConfigError, _FromDict, _is_int, _is_number, training_fields_check
 
 RL_ALGORITHMS = ("rloo", "grpo")
+# "4bit": QLoRA (Dettmers et al. 2023): the base loaded in 4-bit NF4 with bitsandbytes, LoRA adapters
+# trained over it in bf16. CUDA only; the runner refuses it elsewhere (training.runners.gpu).
+QUANTIZATIONS = ("", "4bit")
 DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
 _BASE = {"base": "required: the policy checkpoint to start from"}
@@ -26,6 +29,7 @@ class _PolicyTraining(_FromDict):
     rules: dict[str, Any] = field(default_factory=dict)
     output_name: str | None = None
     save_adapter: bool = False
+    quantization: str = ""
     lora: bool = True
     lora_r: int = 16
     lora_alpha: int = 32
@@ -46,6 +50,13 @@ class _PolicyTraining(_FromDict):
             errors["save_adapter"] = "must be true or false"
         elif self.save_adapter and self.lora is False:
             errors["save_adapter"] = "an adapter can only be saved from a LoRA run (set lora)"
+        if self.quantization not in QUANTIZATIONS:
+            errors["quantization"] = 'must be "" (none) or "4bit" (QLoRA: LoRA adapters over a 4-bit base, CUDA only)'
+        elif self.quantization and self.lora is not True:
+            errors["quantization"] = "QLoRA trains LoRA adapters over a 4-bit base: set lora true"
+        elif self.quantization and self.save_adapter is not True:
+            errors["quantization"] = ("QLoRA saves an adapter over the full-precision base: set save_adapter true "
+                                      "(merging into a 4-bit base would store rounded weights)")
         return errors
 
 
@@ -80,7 +91,9 @@ class RLConfig(_PolicyTraining):
     these are its maintained successors. Prompts come from the snapshot's train split (at most
     ``max_prompts``); each gets ``num_generations`` sampled completions of up to
     ``max_completion_length`` tokens, scored by ``reward_model``. ``beta`` is the KL coefficient
-    to the reference model (``base``; with LoRA, the adapter-disabled base)."""
+    to the reference model (``base``; with LoRA, the adapter-disabled base). ``use_vllm``: TRL
+    samples the completions with vLLM in the training process (``vllm_mode="colocate"``); CUDA
+    and the ``vllm`` package only."""
 
     reward_model: str
     algorithm: str = "rloo"
@@ -91,6 +104,7 @@ class RLConfig(_PolicyTraining):
     temperature: float = 1.0
     max_prompts: int | None = 64
     learning_rate: float = 1e-5
+    use_vllm: bool = False
 
     REQUIRED = {**_BASE, "reward_model": "required: the reward checkpoint that scores completions"}
 
@@ -114,6 +128,8 @@ class RLConfig(_PolicyTraining):
             errors["temperature"] = "must be a number in (0, 2]"
         if self.max_prompts is not None and (not _is_int(self.max_prompts) or self.max_prompts < 1):
             errors["max_prompts"] = "must be a positive integer (or empty: every train prompt)"
+        if not isinstance(self.use_vllm, bool):
+            errors["use_vllm"] = "must be true or false (true: TRL generates with vLLM, colocated; CUDA and vllm needed)"
         if errors:
             raise ConfigError(errors)
 

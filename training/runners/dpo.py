@@ -53,6 +53,7 @@ from .policy_training import (
 )
 from .pair_tokens import PairIds, split_counts, splits_prepare
 from .dpo_heldout import implicit_reward_outcomes
+from .gpu import gpu_options_require, quantization_arguments
 from .progress import Phase, Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
 from .snapshot_rows import columns_keep, rows_read
@@ -134,6 +135,7 @@ def run_dpo(job, reporter: Reporter) -> dict:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
+    gpu_options_require(config, cuda=cuda)  # before the model is loaded: one readable line
     warnings: list[str] = []
     with data_warnings(warnings):
         tokenizer = run_tokenizer(base.location)
@@ -159,6 +161,7 @@ def run_dpo(job, reporter: Reporter) -> dict:
                 processing_class=tokenizer,
                 callbacks=[reporting],
                 peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
+                **quantization_arguments(config),
             )
         trainer.train_dataset = fitted_dataset(trainer.train_dataset, train_pairs)
         if evaluate:

@@ -79,6 +79,7 @@ from .policy_training import (
     dropout_argument, finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
+from .gpu import gpu_options_require, quantization_arguments
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
 from .rewards import Messages, conversation_ids, reward_model_load, rewards_compute
@@ -240,6 +241,7 @@ def trl_rl_config(config: RLConfig, output_dir: str, *, cuda: bool) -> RLOOConfi
         **dropout_argument(config),
         beta=config.beta, num_generations=config.num_generations,
         max_completion_length=config.max_completion_length, temperature=config.temperature,
+        **({"use_vllm": True, "vllm_mode": "colocate"} if config.use_vllm else {}),
     )
 
 
@@ -277,6 +279,7 @@ def run_rl(job, reporter: Reporter) -> dict:
     snapshot = run_snapshot(job, config, kind="preference", needs="online RL takes its prompts from preference rows")
 
     cuda = torch.cuda.is_available()
+    gpu_options_require(config, cuda=cuda)  # before the model is loaded: one readable line
     tokenizer = run_tokenizer(base.location, padding_side="left")  # TRL generates left-padded
     choice = prompts_choose(
         rows_read(snapshot.train_path), tokenizer,
@@ -306,6 +309,7 @@ def run_rl(job, reporter: Reporter) -> dict:
                 processing_class=tokenizer,
                 callbacks=[reporting],
                 peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
+                **quantization_arguments(config),
             )
         for line in warnings:
             reporter.warn(line)

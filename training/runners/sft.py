@@ -33,6 +33,7 @@ from .policy_training import (
     finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
+from .gpu import gpu_options_require, quantization_arguments
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
 from .snapshot_rows import columns_keep, rows_read
@@ -89,6 +90,7 @@ def run_sft(job, reporter: Reporter) -> dict:
         raise ValueError(f"snapshot {snapshot.id} has no training demonstrations")
 
     cuda = torch.cuda.is_available()
+    gpu_options_require(config, cuda=cuda)  # before the model is loaded: one readable line
     tokenizer = run_tokenizer(base.location)
     evaluate = bool(eval_rows)
     warnings: list[str] = []  # what TRL or the tokenizer warned about the data (summary and log)
@@ -106,6 +108,7 @@ def run_sft(job, reporter: Reporter) -> dict:
                 processing_class=tokenizer,
                 callbacks=[reporting],
                 peft_config=lora_config(config, task_type="CAUSAL_LM") if config.lora else None,
+                **quantization_arguments(config),
             )
         for line in warnings:
             reporter.warn(line)
