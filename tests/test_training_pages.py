@@ -1,5 +1,6 @@
 """Admin pages for checkpoints, generation and jobs: who may see them, the launch form, live
 progress polling (200 while a job runs, 286 once nothing shown is active), cancel, and the reaper."""
+import io
 import re
 from datetime import timedelta
 
@@ -204,6 +205,34 @@ def test_head_to_head_launch(as_admin, world, django_capture_on_commit_callbacks
     job = Job.objects.get(pk=int(response["Location"].rstrip("/").rsplit("/", 1)[1]))
     assert job.config["checkpoints"] == ["smol", "smol-dpo"] and job.config["temperature"] == 0
     assert DBTaskResult.objects.count() == 1
+
+
+def test_launch_into_a_campaign_and_not_into_a_closed_one(as_admin, world, django_capture_on_commit_callbacks):
+    from feedback.models import Campaign
+
+    round3 = Campaign.objects.create(name="Round 3", slug="round-3", status="active")
+    closed = Campaign.objects.create(name="Old round", slug="old-round", status="closed")
+    content = as_admin.get("/manage/generate/").content.decode()
+    assert f'<option value="{round3.pk}">Round 3</option>' in content and "Old round" not in content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = as_admin.post("/manage/generate/", form_data(campaign=str(round3.pk)))
+    assert response.status_code == 302
+    assert Job.objects.get(pk=int(response["Location"].rstrip("/").rsplit("/", 1)[1])).config["campaign_id"] == round3.pk
+    response = as_admin.post("/manage/generate/", form_data(campaign=str(closed.pk)))
+    assert response.status_code == 400
+    assert '<p class="field-error" id="id_campaign_error">' in response.content.decode()
+
+
+def test_the_generate_command_takes_a_campaign(world):
+    from django.core.management import CommandError, call_command
+
+    from feedback.models import Campaign
+
+    round3 = Campaign.objects.create(name="Round 3", slug="round-3", status="active")
+    call_command("generate", "--checkpoint", "smol", "--campaign", str(round3.pk), stdout=io.StringIO())
+    assert Job.objects.exclude(pk__in=world["ids"].values()).get().config["campaign_id"] == round3.pk
+    with pytest.raises(CommandError, match="^campaign_id: .*999"):
+        call_command("generate", "--checkpoint", "smol", "--campaign", "999", stdout=io.StringIO())
 
 
 BAD_FORMS = [

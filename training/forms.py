@@ -82,16 +82,21 @@ class GenerationForm(_ServiceErrors, forms.Form):
     seed = forms.IntegerField(initial=DEFAULTS.seed, widget=_number(min=0))
     votes_required = forms.IntegerField(initial=DEFAULTS.votes_required, widget=_number(min=1, max=100))
     priority = forms.IntegerField(initial=DEFAULTS.priority)
+    campaign = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Campaign",
+        help_text="where the new comparisons go (its guidelines, pool and target)",
+    )
 
     # Error keys of GenerationConfig / generation_job_create that are not field names here.
-    ERROR_FIELDS = {"checkpoints": "checkpoint"}
+    ERROR_FIELDS = {"checkpoints": "checkpoint", "campaign_id": "campaign"}
     UNPREFIXED = {"prompts", "config"}  # their messages read well on their own
 
-    def __init__(self, *args, checkpoint_names: list[str], **kwargs):
+    def __init__(self, *args, checkpoint_names: list[str], campaigns: list[tuple[int, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         choices = [(name, name) for name in checkpoint_names]
         self.fields["checkpoint"].choices = choices
         self.fields["opponent"].choices = [("", "—"), *choices]
+        self.fields["campaign"].choices = [("", "Default"), *[(pk, name) for pk, name in campaigns if name != "Default"]]
 
     def config(self) -> dict[str, Any]:
         """The cleaned form as a ``GenerationConfig`` dict (blank optional settings left out)."""
@@ -103,6 +108,8 @@ class GenerationForm(_ServiceErrors, forms.Form):
                 config[name] = data[name]
         for name in ("max_new_tokens", "temperature", "top_p", "batch_size", "seed", "votes_required", "priority"):
             config[name] = data[name]
+        if data.get("campaign") is not None:
+            config["campaign_id"] = data["campaign"]
         return config
 
 

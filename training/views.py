@@ -73,11 +73,12 @@ def generate(request: HttpRequest) -> HttpResponse:
     """Admins: launch a generation job. Errors show next to their fields (400) and nothing is queued."""
     _require_run_jobs(request)
     names = selectors.policy_checkpoint_names()
+    campaigns = feedback.campaign_choices()
     if request.method == "GET":
         initial = {"checkpoint": request.GET["checkpoint"]} if request.GET.get("checkpoint") in names else {}
-        form = GenerationForm(initial=initial, checkpoint_names=names)
+        form = GenerationForm(initial=initial, checkpoint_names=names, campaigns=campaigns)
         return render(request, "training/generate.html", {"form": form})
-    form = GenerationForm(request.POST, checkpoint_names=names)
+    form = GenerationForm(request.POST, checkpoint_names=names, campaigns=campaigns)
     if form.is_valid():
         try:
             job = services.generation_job_create(config=form.config(), created_by=request.user)
