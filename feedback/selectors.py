@@ -119,8 +119,10 @@ def annotator_progress(*, annotator, campaign=None) -> dict[str, int]:
 
     ``remaining`` is the number of open comparisons this annotator has neither voted on nor skipped
     in ``campaign``, or (without one) in the active campaigns whose pool holds them (an upper bound
-    on what they can still be served; slots held by others are not subtracted). With ``campaign``,
-    ``voted`` and ``skipped`` count that campaign's comparisons only.
+    on what they can still be served; slots held by others are not subtracted). Gold items of a
+    campaign that mixes them in (``gold_rate`` > 0) are not counted: they are served beside the
+    other items, never instead of them. With ``campaign``, ``voted`` and ``skipped`` count that
+    campaign's comparisons only.
     """
     mine = Assignment.objects.filter(annotator=annotator)
     if campaign is not None:
@@ -133,7 +135,7 @@ def annotator_progress(*, annotator, campaign=None) -> dict[str, int]:
         voted=Count("pk", filter=Q(status=AssignmentStatus.VOTED)),
         skipped=Count("pk", filter=Q(status=AssignmentStatus.SKIPPED)),
     )
-    open_ = Comparison.objects.filter(status=ComparisonStatus.OPEN)
+    open_ = Comparison.objects.filter(status=ComparisonStatus.OPEN).exclude(~Q(gold_choice="") & Q(campaign__gold_rate__gt=0))
     if campaign is not None:
         open_ = open_.filter(campaign=campaign)
     else:

@@ -295,6 +295,28 @@ def test_without_gold_feedback_nothing_is_said(worker, client):
     assert response.status_code == 200 and "check item" not in response.content.decode()
 
 
+def test_the_api_answer_to_a_vote_on_a_check_item_carries_the_note_and_others_do_not(worker):
+    from tests.conftest import api_as
+
+    told = campaign_make("Told API", annotators=[worker], comparisons=2, gold_rate=1.0, gold_feedback=True)
+    _gold(told, 1, "a")
+    api = api_as(worker)
+    item = api.post(f"/api/assignments/next/?campaign={told.slug}").json()
+    assignment = Assignment.objects.get(annotator=worker, token=item["item"])
+    expected = "left" if assignment.shown_left == "a" else "right"
+    answer = api.post("/api/votes/", {"item": item["item"], "choice": expected}, format="json")
+    assert answer.status_code == 201
+    assert answer.json()["gold"] == {
+        "matched": True, "expected": expected,
+        "note": f"That was a check item: you chose {expected}, the expected answer was {expected}. You matched it.",
+    }
+    ordinary = api.post(f"/api/assignments/next/?campaign={told.slug}").json()
+    answer = api.post("/api/votes/", {"item": ordinary["item"], "choice": "tie"}, format="json")
+    assert answer.status_code == 201 and "gold" not in answer.json()
+    listed = api.get("/api/votes/").json()
+    assert all("gold" not in vote for vote in listed["results"])  # said once, in the answer to the vote
+
+
 # --- settings and permissions ----------------------------------------------------------------------
 def test_the_settings_form_takes_and_refuses_gold_settings(client):
     admin = UserFactory(role="admin")
@@ -411,3 +433,15 @@ def test_the_stored_quality_report_carries_gold_accuracy_per_annotator_for_the_d
     client.force_login(admin_user)
     page = client.get(f"/manage/campaigns/{right.campaign_id}/quality/").content.decode()
     assert 'data-testid="gold"' in page and "0.50" in page
+
+
+def test_the_items_left_count_leaves_out_gold_items_mixed_in_but_not_ordinary_ones(worker):
+    from feedback.selectors import annotator_progress
+
+    mixing = campaign_make("Mixing", annotators=[worker], comparisons=3, gold_rate=0.2)
+    _gold(mixing, 4)
+    plain = campaign_make("Plain gold", annotators=[worker], comparisons=1, gold_rate=0.0)
+    _gold(plain, 2)  # gold_rate 0: a gold answer is an ordinary item, served and counted like one
+    assert annotator_progress(annotator=worker, campaign=mixing)["remaining"] == 3
+    assert annotator_progress(annotator=worker, campaign=plain)["remaining"] == 3
+    assert annotator_progress(annotator=worker)["remaining"] == 6

@@ -320,6 +320,12 @@ class VoteSerializer(serializers.ModelSerializer):
         return copy.deepcopy(cls._built_fields)
 
 
+class GoldNoteSerializer(serializers.Serializer):
+    matched = serializers.BooleanField()
+    expected = serializers.CharField(help_text="left, right, tie or both_bad, as this annotator saw the item")
+    note = serializers.CharField()
+
+
 class AnnotatorVoteSerializer(serializers.Serializer):
     """A vote as its annotator sees it: choice and aspects in screen terms (left, right, tie,
     both_bad), without the stored side shown on the left."""
@@ -336,6 +342,24 @@ class AnnotatorVoteSerializer(serializers.Serializer):
     ms_on_item = serializers.IntegerField(allow_null=True)
     source = serializers.CharField()
     created_at = serializers.DateTimeField()
+    gold = serializers.SerializerMethodField(
+        help_text="Only in the answer to a vote on a check (gold) item of a campaign that gives gold feedback: "
+        "whether it matched the expected answer, that answer in screen terms, and the note the page shows."
+    )
+
+    def to_representation(self, vote: Vote) -> dict:
+        data = super().to_representation(vote)
+        if data["gold"] is None:
+            del data["gold"]  # absent, not null: the answer says nothing about items that are not checks
+        return data
+
+    @extend_schema_field(GoldNoteSerializer(allow_null=True))
+    def get_gold(self, vote: Vote) -> dict | None:
+        check = getattr(vote, "gold_check", None)
+        if check is None:
+            return None
+        return {"matched": check.matched, "expected": choice_on_screen(check.gold_choice, check.shown_left),
+                "note": check.note()}
 
     def get_choice(self, vote: Vote) -> str:
         return choice_on_screen(vote.choice, vote.shown_left)
