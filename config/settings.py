@@ -345,6 +345,11 @@ ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_
 # processes at once (JSONL, CSV, Parquet; feedback.exports.parallel). 1 turns it off.
 ARBITER_EXPORT_WORKERS = int(os.environ.get("ARBITER_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1))))
 ARBITER_EXPORT_PARALLEL_MIN_VOTES = int(os.environ.get("ARBITER_EXPORT_PARALLEL_MIN_VOTES", "200000"))
+# Quality reports (feedback/quality/schedule.py): a human vote queues a recompute of the overall and
+# its campaign's report unless one is pending or one ran within this many seconds.
+ARBITER_QUALITY_DEBOUNCE_SECONDS = env_int(
+    "ARBITER_QUALITY_DEBOUNCE_SECONDS", 60, minimum=0, maximum=86400, meaning="seconds between recomputes after votes"
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
+from functools import partial
 from itertools import groupby
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ from .models import (
     GuidelineAcknowledgement,
     GuidelineVersion,
     Prompt,
+    QualityReport,
     SkipReason,
     Split,
     Strength,
@@ -62,6 +64,7 @@ from .models import (
 )
 from .roles import is_feedback_admin
 from .queue import SCREEN_CHOICES, Candidate, candidate_pick, choice_on_screen, choice_stored, side_draw
+from .quality.schedule import quality_reports_after_vote, vote_due_columns, vote_due_params
 from .signals import vote_recorded
 
 MAX_TAGS = 50
@@ -443,7 +446,7 @@ def _tables() -> dict[str, str]:
     return {"assignment": Assignment._meta.db_table, "comparison": Comparison._meta.db_table, "vote": Vote._meta.db_table,
             "campaign": campaign_table(), "guidelines": GuidelineVersion._meta.db_table,
             "acknowledgements": GuidelineAcknowledgement._meta.db_table,
-            "pause": CampaignAnnotatorPause._meta.db_table}
+            "pause": CampaignAnnotatorPause._meta.db_table, "quality": QualityReport._meta.db_table}
 
 
 def _db_datetime(value) -> datetime:
@@ -735,13 +738,16 @@ def _same_vote(vote: Vote, fields: Mapping[str, Any]) -> bool:
 # through the ORM, ~0.3 ms so).
 # With the row come its campaign's status and questions, the id and number of its latest
 # guidelines (``g``, NULL when it has none) and whether this annotator acknowledged them: the
-# campaign's rules cost the vote no statement of their own.
+# campaign's rules cost the vote no statement of their own. The last two columns say whether the
+# overall and the campaign's quality report are due a recompute (feedback.quality.schedule): only
+# a vote that finds one due runs a statement for it, after it commits.
 _VOTE_TARGET_SQL = (
     "SELECT a.id, a.status, a.shown_left, a.leased_at, a.expires_at, c.status, c.vote_count, c.votes_required,"
     " c.prompt_id, a.comparison_id,"
     " k.name, k.slug, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
     " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s),"
-    " c.gold_choice, k.id, k.gold_feedback, k.gold_min_accuracy, k.gold_min_votes, " + _PAUSED_SQL + ", k.gold_rate"
+    " c.gold_choice, k.id, k.gold_feedback, k.gold_min_accuracy, k.gold_min_votes, " + _PAUSED_SQL + ", k.gold_rate, "
+    + vote_due_columns(table="{quality}", campaign_column="k.id") +
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " INNER JOIN {campaign} k ON k.id = c.campaign_id"
     " LEFT JOIN {guidelines} g ON g.id = (SELECT gl.id FROM {guidelines} gl WHERE gl.campaign_id = k.id"
@@ -901,7 +907,9 @@ def vote_submit(
             # Lock the assignment (and its comparison) first: a concurrent resubmit by the same
             # annotator waits here and then sees the vote this one writes.
             tables = _tables()
-            target = {"comparison": comparison_id, "annotator": annotator.pk, "item": item}
+            target = {"comparison": comparison_id, "annotator": annotator.pk, "item": item,
+                      **{name: connection.ops.adapt_datetimefield_value(moment)
+                         for name, moment in vote_due_params(now).items()}}
             sql = (_VOTE_ITEM_SQL if item else _VOTE_TARGET_SQL).format(**tables)
             if connection.features.has_select_for_update:
                 # The assignment and comparison only: never the campaign's row, which every vote reads.
@@ -980,6 +988,9 @@ def vote_submit(
                     vote.gold_check = GoldCheck(vote.choice, gold_choice, shown_left)
             # Listeners (the training loop counts votes) hear of it once the vote is committed.
             transaction.on_commit(lambda: vote_recorded.send(sender=Vote, vote_id=vote.pk, created_at=vote.created_at))
+            if row[27] or row[28]:  # a quality report is due a recompute (rarely: debounced)
+                transaction.on_commit(partial(quality_reports_after_vote, campaign_id=row[21], overall=bool(row[27]),
+                                              campaign=bool(row[28])), robust=True)
             return vote, True
     except IntegrityError:
         # Only a concurrent identical insert can get here (the unique constraint on comparison+annotator).

@@ -92,14 +92,6 @@ def test_many_votes_and_looks_queue_one_recompute_per_campaign(campaign, seeded,
     assert QualityReport.objects.get(campaign=campaign).status == "queued"
 
 
-def test_a_vote_queues_nothing(campaign, seeded, django_capture_on_commit_callbacks):
-    """The vote path is not touched: recomputes are asked for by the pages (tests/test_vote_cost.py
-    pins the vote's queries)."""
-    with django_capture_on_commit_callbacks(execute=True):
-        VoteFactory(comparison=ComparisonFactory(campaign=campaign))
-    assert not DBTaskResult.objects.exists() and not QualityReport.objects.exists()
-
-
 def test_the_page_reads_the_stored_report_and_never_computes(campaign, seeded, admin_user):
     quality_report_compute(campaign=campaign)
     refuse = mock.Mock(side_effect=AssertionError("computed during a request"))

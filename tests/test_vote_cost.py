@@ -6,13 +6,15 @@ bench/annotate_load.py measures the same path for speed (server CPU per vote).""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from feedback.models import Vote
+from feedback.models import Campaign, QualityReport, Vote
 from feedback.tokens.services import api_token_issue
 from tests.factories import AssignmentFactory, ComparisonFactory
 from training import loop
@@ -33,10 +35,20 @@ def _loop_queries(sql: list[str]) -> list[str]:
     return [q for q in sql if "training_" in q]
 
 
+def _reports_fresh() -> None:
+    """Every quality report (overall and each campaign's) computed just now: a vote is then within
+    the recompute debounce, as most votes are, and costs nothing for the reports (the one that is
+    due costs QUALITY_RECOMPUTE_QUERIES more, pinned below)."""
+    now = timezone.now()
+    for campaign in [None, *Campaign.objects.values_list("pk", flat=True)]:
+        QualityReport.objects.update_or_create(campaign_id=campaign, defaults={"status": "succeeded", "computed_at": now})
+
+
 def test_an_api_vote_costs_ten_queries_and_one_cheap_loop_check(annotator):
     _, key = api_token_issue(user=annotator)
     client = Client(HTTP_AUTHORIZATION=f"Token {key}")
     assignments = [AssignmentFactory(annotator=annotator) for _ in range(2)]
+    _reports_fresh()
     counts = []
     for index, assignment in enumerate(assignments):
         body = {"item": assignment.token, "choice": "left", "strength": "clear", "ms_on_item": 4000}
@@ -60,6 +72,7 @@ def test_a_page_vote_costs_the_vote_and_the_next_item_and_no_more(annotator):
     client.force_login(annotator)
     voted = AssignmentFactory(annotator=annotator)
     ComparisonFactory()  # what the page shows next
+    _reports_fresh()
     with CaptureQueriesContext(connection) as captured:
         response = client.post(
             "/annotate/vote/", {"item": voted.token, "choice": "left", "strength": "clear", "ms_on_item": "4000"},
@@ -92,6 +105,7 @@ def test_with_the_loop_on_a_vote_counts_new_votes_only_up_to_the_batch(annotator
     _, key = api_token_issue(user=annotator)
     client = Client(HTTP_AUTHORIZATION=f"Token {key}")
     assignment = AssignmentFactory(annotator=annotator)
+    _reports_fresh()
     with CaptureQueriesContext(connection) as captured:
         response = client.post(
             "/api/votes/", json.dumps({"item": assignment.token, "choice": "left"}), content_type="application/json"
@@ -116,6 +130,7 @@ def test_a_page_vote_inside_a_campaign_costs_one_query_more_the_campaign_by_its_
     guidelines_acknowledge(campaign=campaign, annotator=annotator)
     voted = AssignmentFactory(annotator=annotator, comparison=ComparisonFactory(campaign=campaign))
     ComparisonFactory(campaign=campaign)  # what the page shows next
+    _reports_fresh()
     client = Client()
     client.force_login(annotator)
     with CaptureQueriesContext(connection) as captured:
@@ -146,8 +161,35 @@ def test_a_gold_vote_costs_the_tally_only_when_the_campaign_can_pause(annotator,
     _, key = api_token_issue(user=annotator)
     client = Client(HTTP_AUTHORIZATION=f"Token {key}")
     assignment = AssignmentFactory(annotator=annotator, comparison=ComparisonFactory(campaign=campaign, gold_choice="a"))
+    _reports_fresh()
     with CaptureQueriesContext(connection) as captured:
         response = client.post("/api/votes/", json.dumps({"item": assignment.token, "choice": "a"}),
                                content_type="application/json")
     assert response.status_code == 201, response.content
     assert len(_sql(captured)) == API_VOTE_QUERIES + extra, "\n".join(_sql(captured))
+
+
+# A vote that finds a quality report due a recompute (none pending, none computed within
+# ARBITER_QUALITY_DEBOUNCE_SECONDS; feedback.quality.schedule) pays, after its commit and for each
+# such report: the conditional UPDATE that marks it queued, the task's INSERT and the task id on the
+# report (plus BEGIN/COMMIT). Whether it is due rides in the vote's first statement, so the votes
+# in between (all but about one a minute per report) pay nothing: the pins above hold for them.
+QUALITY_RECOMPUTE_QUERIES = 3
+
+
+def test_a_vote_that_finds_the_reports_due_pays_for_queueing_them_once(annotator):
+    _, key = api_token_issue(user=annotator)
+    client = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assignments = [AssignmentFactory(annotator=annotator) for _ in range(2)]
+    _reports_fresh()
+    QualityReport.objects.update(computed_at=timezone.now() - timedelta(minutes=5))
+    counts = []
+    for assignment in assignments:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post("/api/votes/", json.dumps({"item": assignment.token, "choice": "a"}),
+                                   content_type="application/json")
+        assert response.status_code == 201, response.content
+        counts.append(len(_sql(captured)))
+    transactions = 2 * 2  # BEGIN and COMMIT around each report's UPDATE
+    assert counts == [API_VOTE_QUERIES + 2 * QUALITY_RECOMPUTE_QUERIES + transactions, API_VOTE_QUERIES]
+    assert set(QualityReport.objects.values_list("status", flat=True)) == {"queued"}

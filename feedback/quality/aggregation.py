@@ -10,9 +10,17 @@ crowd-kit's ``DawidSkene`` starts), alternating
   item's posterior on k, plus ``SMOOTHING`` in every cell, each row normalised;
 - E-step: ``log T[i, k] = log p[k] + sum over votes v on i of log pi[j_v, k, l_v]``, normalised,
 
-until no posterior moves by more than ``tol`` or ``max_iter`` rounds. Written here rather than taken
-from crowd-kit (which would add pandas-shaped input and nltk to the install); same model and
-start, with a small pseudo-count so an unseen cell is never log(0).
+until no posterior moves by more than ``tol`` or ``max_iter`` rounds, with a small pseudo-count so
+an unseen cell is never log(0).
+
+Source and cross-check: crowd-kit 1.4.2 (Toloka, Apache-2.0; ``crowdkit.aggregation.DawidSkene``,
+a pinned dependency) fits the same model from the same start, and ``tests/test_quality_crowdkit.py``
+checks this implementation against it on several synthetic crowds (labels, priors and every
+annotator's confusion-matrix diagonal and reliability). We keep our own because crowd-kit's is
+pandas group-bys, about 9x slower a round (100,000 votes, 100 rounds: 1.1 s here, 9 s there; so
+about 90 s for a campaign of a million votes, against the report's 10 s), and its stopping rule (stop when the evidence lower bound
+rises by less than ``tol``, or falls) ends after 3 rounds on ``bench/quality.py``'s votes (100,000),
+where its labels differ from its own 100-round fit on about 11 % of the items.
 
 Outputs: per comparison the label with the largest posterior (ties to the earlier label in
 ``CHOICES``) and that posterior; per annotator a ``reliability`` in 0..1: the prior-weighted
@@ -23,7 +31,7 @@ p[k] for one who always gives label k).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,27 +44,35 @@ _INDEX = {choice: i for i, choice in enumerate(CHOICES)}
 @dataclass(frozen=True)
 class DawidSkeneResult:
     """``labels``: ``{comparison id: choice}``; ``posteriors``: ``{comparison id: P(that label)}``
-    (0..1); ``reliability``: ``{annotator id: 0..1}``; ``iterations``: EM rounds run."""
+    (0..1); ``reliability``: ``{annotator id: 0..1}``; ``iterations``: EM rounds run; ``prior``:
+    ``{choice: p[k]}`` (sums to 1); ``confusion``: ``{annotator id: 4 x 4 nested tuples}``,
+    ``confusion[j][k][l]`` = P(j says ``CHOICES[l]`` | truth ``CHOICES[k]``), each row summing to 1."""
 
     labels: dict[int, str]
     posteriors: dict[int, float]
     reliability: dict[int, float]
     iterations: int
+    prior: dict[str, float] = field(default_factory=dict)
+    confusion: dict[int, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
 
 
 def dawid_skene(
     items: Sequence[int], annotators: Sequence[int], choices: Sequence[str], *,
-    max_iter: int = 100, tol: float = 1e-6,
+    max_iter: int = 100, tol: float = 1e-6, smoothing: float = SMOOTHING,
 ) -> DawidSkeneResult:
     """Dawid-Skene labels for votes given as three equal-length sequences (one entry per vote):
     comparison id, annotator id, choice (one of ``CHOICES``). Deterministic: the result depends on
     the set of votes, not their order. An annotator voting twice on one item counts twice.
+    ``smoothing``: the pseudo-count added to every confusion cell and to the prior (> 0; crowd-kit's
+    fit is matched with 1e-10, the floor it clips cells at).
 
     Raises:
-        ValueError: sequences of different lengths, or a choice outside ``CHOICES``.
+        ValueError: sequences of different lengths, a choice outside ``CHOICES``, or ``smoothing`` <= 0.
     """
     if not len(items) == len(annotators) == len(choices):
         raise ValueError("items, annotators and choices must have the same length")
+    if not smoothing > 0:
+        raise ValueError(f"smoothing must be above 0, not {smoothing!r}")
     if not len(items):
         return DawidSkeneResult({}, {}, {}, 0)
     unknown = sorted({c for c in choices if c not in _INDEX})
@@ -73,7 +89,7 @@ def dawid_skene(
     cell = rater * K + label  # (rater, observed label) of each vote: its column in the M-step's sums
     iterations = 0
     for iterations in range(1, max_iter + 1):
-        prior, confusion = _m_step(posterior, item, cell, n_raters)
+        prior, confusion = _m_step(posterior, item, cell, n_raters, smoothing)
         # log T[i, k] = log p[k] + sum over votes v on i of log pi[j_v, k, l_v]; one bincount per k
         # (np.bincount sums in vote order, as np.add.at did, ten times faster on 10^6 votes).
         log_pi = np.log(confusion).transpose(1, 0, 2).reshape(K, n_raters * K)  # [k, j * K + l]
@@ -86,7 +102,7 @@ def dawid_skene(
         posterior = updated
         if change <= tol:
             break
-    prior, confusion = _m_step(posterior, item, cell, n_raters)
+    prior, confusion = _m_step(posterior, item, cell, n_raters, smoothing)
     best = posterior.argmax(axis=1)
     reliability = (confusion[:, np.arange(K), np.arange(K)] * prior[None, :]).sum(axis=1)
     return DawidSkeneResult(
@@ -94,16 +110,18 @@ def dawid_skene(
         posteriors={int(i): float(posterior[n, k]) for n, (i, k) in enumerate(zip(item_ids, best))},
         reliability={int(r): float(x) for r, x in zip(rater_ids, reliability)},
         iterations=iterations,
+        prior={choice: float(x) for choice, x in zip(CHOICES, prior)},
+        confusion={int(r): tuple(map(tuple, matrix.tolist())) for r, matrix in zip(rater_ids, confusion)},
     )
 
 
 def _m_step(posterior: np.ndarray, item: np.ndarray, cell: np.ndarray,
-            n_raters: int) -> tuple[np.ndarray, np.ndarray]:
+            n_raters: int, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """Prior (K,) and confusion matrices (n_raters, K, K), rows summing to 1. ``cell``: each vote's
     ``rater * K + label``."""
-    prior = (posterior.sum(axis=0) + SMOOTHING) / (posterior.shape[0] + K * SMOOTHING)
-    # confusion[j, k, l] = SMOOTHING + sum over j's votes v with label l of T[i_v, k]
+    prior = (posterior.sum(axis=0) + smoothing) / (posterior.shape[0] + K * smoothing)
+    # confusion[j, k, l] = smoothing + sum over j's votes v with label l of T[i_v, k]
     counts = np.stack([np.bincount(cell, weights=posterior[item, k], minlength=n_raters * K) for k in range(K)])
-    confusion = SMOOTHING + counts.reshape(K, n_raters, K).transpose(1, 0, 2)
+    confusion = smoothing + counts.reshape(K, n_raters, K).transpose(1, 0, 2)
     confusion /= confusion.sum(axis=2, keepdims=True)
     return prior, confusion

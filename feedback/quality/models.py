@@ -55,6 +55,12 @@ class QualityReport(models.Model):
         return self.status in (QualityReportStatus.QUEUED, QualityReportStatus.RUNNING)
 
     @property
+    def error_summary(self) -> str:
+        """The last line of ``error`` (a traceback's ends with the exception and its message); "" without one."""
+        lines = [line.strip() for line in self.error.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+    @property
     def computed(self) -> bool:
         """Figures are stored (a computation has succeeded at least once)."""
         return self.computed_at is not None

@@ -1,17 +1,18 @@
 """Writes of the quality reports: compute and store (``quality_report_compute``) and ask for a
 recompute in the background (``quality_report_request``, debounced on our own rows).
 
-When is a report recomputed? Not from the vote path: a vote costs the database nothing more
-(``tests/test_vote_cost.py`` pins it). Instead the dashboard page (and the API's POST, and
-``manage.py quality_report``) compares the stored report's ``last_vote_id`` with the scope's newest
-vote id, one indexed query, and when the report is older it calls ``quality_report_request``, which
-queues at most one recompute per scope: a row already ``queued`` or ``running`` (and not older
-than ``PENDING_EXPIRES``, after which its worker is presumed lost) is left as it is.
+When is a report recomputed? After new votes, debounced (``feedback.quality.schedule``: a human
+vote queues a recompute of the overall and its campaign's report when one is due, at no query on
+most votes; ``tests/test_vote_cost.py`` pins it). And when someone looks: the dashboard page (and
+the API's POST, and ``manage.py quality_report``) compares the stored report's ``last_vote_id``
+with the scope's newest vote id, one indexed query, and when the report is older it calls
+``quality_report_request``, which queues at most one recompute per scope: a row already ``queued``
+or ``running`` (and not older than ``PENDING_EXPIRES``, after which its worker is presumed lost) is
+left as it is.
 """
 from __future__ import annotations
 
 import traceback
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -26,9 +27,8 @@ from .bias import DEFAULT_FAST_MS
 from .gold import gold_accuracy
 from .models import QualityReport, QualityReportStatus
 from .report import over_time, report_figures
+from .schedule import PENDING_EXPIRES, quality_report_enqueue
 from .selectors import agreement_for, bias_for
-
-PENDING_EXPIRES = timedelta(minutes=30)
 
 
 def _campaign_id(campaign: Campaign | int | None) -> int | None:
@@ -62,15 +62,8 @@ def quality_report_request(*, campaign: Campaign | int | None = None) -> tuple[Q
             return report, False
         report.status, report.queued_at, report.started_at = QualityReportStatus.QUEUED, now, None
         report.save(update_fields=["status", "queued_at", "started_at"])
-        transaction.on_commit(lambda: _enqueue(report.pk, campaign_id))
+        transaction.on_commit(lambda: quality_report_enqueue(campaign=campaign_id))
     return report, True
-
-
-def _enqueue(report_id: int, campaign_id: int | None) -> None:
-    from feedback.tasks import quality_report_execute
-
-    result = quality_report_execute.enqueue(campaign_id)
-    QualityReport.objects.filter(pk=report_id).update(task_id=str(result.id))
 
 
 def gold_figures(*, campaign: int) -> dict[str, dict[str, Any]]:
