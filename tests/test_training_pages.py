@@ -469,3 +469,12 @@ def test_showing_jobs_reaps_a_running_job_whose_heartbeat_stopped(as_admin, worl
     assert stale.status == JobStatus.FAILED and stale.finished_at is not None
     assert "stopped reporting" in stale.error and "stopped reporting" in content
     assert Job.objects.get(pk=live.pk).status == JobStatus.RUNNING  # a fresh heartbeat is left alone
+
+
+def test_the_job_list_pager_keeps_the_status_filter(as_admin, world):
+    Job.objects.bulk_create([Job(kind="generation", status=JobStatus.FAILED) for _ in range(51)])
+    content = as_admin.get("/manage/jobs/?status=failed").content.decode()
+    assert "page 1 of 2 (51 jobs)" in " ".join(content.split())
+    assert 'href="?status=failed&amp;page=2">next</a>' in content
+    second = as_admin.get("/manage/jobs/?status=failed&page=2").content.decode()
+    assert 'href="?status=failed&amp;page=1">previous</a>' in second
