@@ -29,6 +29,7 @@ from .models import (
     Split,
     Vote,
 )
+from .evalsets.exclusion import prompts_outside_eval_sets
 from .messages import responses_equivalent, text_is_empty
 from .identity.services import comparisons_identity_flag
 from .quality.ceiling import agreement_ceiling as ceiling_of
@@ -94,8 +95,12 @@ def prompts_select(
     split: str | None = None,
     max_open_comparisons: int | None = None,
     limit: int | None = None,
+    include_eval_sets: bool = False,
 ) -> list[PromptRef]:
     """Prompts matching every given criterion, oldest first.
+
+    Eval-set prompts and their near-duplicates (``feedback.evalsets``) are never selected unless
+    ``include_eval_sets``: what this selects becomes training data (generation jobs, the loop).
 
     Args:
         ids: only these prompt ids.
@@ -104,6 +109,7 @@ def prompts_select(
         max_open_comparisons: prompts with *fewer than* this many open comparisons ("those with
             too few open comparisons").
         limit: at most this many prompts.
+        include_eval_sets: also select eval-set prompts (for evaluations only).
     Raises:
         ValueError: an unknown split or a negative limit.
     """
@@ -116,6 +122,8 @@ def prompts_select(
         if split not in Split.values:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(Split.values)}")
         qs = qs.filter(split=split)
+    if not include_eval_sets:
+        qs = prompts_outside_eval_sets(qs)
     if max_open_comparisons is not None:
         qs = qs.annotate(
             open_comparisons=Count("comparisons", filter=Q(comparisons__status=ComparisonStatus.OPEN))
@@ -428,6 +436,16 @@ class SnapshotRef:
         from .quality.rules import quality_notes
 
         return quality_notes(self.counts)
+
+    @property
+    def eval_set_note(self) -> str:
+        """``"3 comparisons left out: their prompts are in an eval set"`` (``"rows"`` for an SFT
+        snapshot), from ``counts["eval_set_excluded"]``; ``""`` when none was left out."""
+        n = self.counts.get("eval_set_excluded") or 0
+        if not n:
+            return ""
+        noun = ("row" if n == 1 else "rows") if self.kind == "sft" else ("comparison" if n == 1 else "comparisons")
+        return f"{n} {noun} left out: {'its prompt is' if n == 1 else 'their prompts are'} in an eval set"
 
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
