@@ -15,6 +15,8 @@ def user(text: str) -> list[dict[str, str]]:
     [
         ("  What's   the  CAPITAL of France?? ", "whats the capital of france"),
         ("Hello,\n\tworld!", "hello world"),
+        ("hello,world", "hello world"),  # punctuation becomes a space
+        ("held-out/test_set", "held out test set"),
         ("ＦＵＬＬ　ｗｉｄｔｈ", "full width"),  # NFKC: full-width letters and ideographic space
         ("Straße", "strasse"),  # casefold, not lower
         ("don’t «stop» — now。", "dont stop now"),  # Unicode punctuation, curly apostrophe

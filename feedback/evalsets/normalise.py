@@ -5,14 +5,15 @@ The documented normalisation (``text_normalise``), applied to each turn's text:
 
 1. Unicode NFKC (compatibility forms fold: full-width letters, ligatures, non-breaking spaces);
 2. ``str.casefold()`` (a stronger ``lower()``: ``"Straße"`` -> ``"strasse"``), then NFKC again;
-3. every punctuation character (Unicode general category ``P*``: ``.,;:!?'"()[]{}-_/`` and their
-   Unicode kin such as ``’ « » — 。``) is deleted, so ``"don't"`` and ``"dont"`` match; symbols
-   (``$ + = < >``, category ``S*``) and digits are kept;
+3. punctuation (Unicode general category ``P*``: ``.,;:!?"()[]{}-_/`` and their Unicode kin such
+   as ``« » — 。``) becomes a space, so ``"held-out"``, ``"held out"`` and ``"hello,world"``/
+   ``"hello world"`` match; apostrophes (``'``, ``‘``, ``’``) are deleted instead, so ``"don't"``
+   and ``"dont"`` match; symbols (``$ + = < >``, category ``S*``) and digits are kept;
 4. every run of whitespace becomes one space, and leading and trailing whitespace is dropped.
 
 ``text_normalise("  What's   the  CAPITAL of France?? ") == "whats the capital of france"``.
-This follows the answer normalisation of SQuAD's evaluation script (lower case, no punctuation,
-one space), without its article removal.
+This is close to the answer normalisation of SQuAD's evaluation script (lower case, no
+punctuation, one space), without its article removal.
 
 A prompt's key (``messages_key``) is the SHA-256 of its non-system turns, each as
 ``[role, normalised text]`` in order, as canonical JSON: two prompts with the same key are
@@ -28,17 +29,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 CONTENT_HASH_HEADER = b"arbiter-evalset-v1\n"
+APOSTROPHES = frozenset("'\u2018\u2019")
 
 
-def _is_punctuation(character: str) -> bool:
-    return unicodedata.category(character).startswith("P")
+def _without_punctuation(text: str) -> str:
+    return "".join(
+        "" if c in APOSTROPHES else " " if unicodedata.category(c).startswith("P") else c for c in text
+    )
 
 
 def text_normalise(text: str) -> str:
-    """The documented normalisation of one text (module docstring): NFKC, casefold, NFKC, no
-    punctuation, whitespace collapsed. Idempotent: ``text_normalise(text_normalise(t)) == text_normalise(t)``."""
+    """The documented normalisation of one text (module docstring): NFKC, casefold, NFKC,
+    apostrophes deleted and other punctuation made a space, whitespace collapsed. Idempotent:
+    ``text_normalise(text_normalise(t)) == text_normalise(t)``."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    return " ".join("".join(c for c in folded if not _is_punctuation(c)).split())
+    return " ".join(_without_punctuation(folded).split())
 
 
 def messages_key(messages: Sequence[Mapping[str, str]]) -> str:
