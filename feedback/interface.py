@@ -29,6 +29,8 @@ from .models import (
     Split,
     Vote,
 )
+from .evalsets import evaluation as _evaluation
+from .evalsets.evaluation import EvalPromptRef
 from .evalsets.exclusion import prompts_outside_eval_sets
 from .messages import responses_equivalent, text_is_empty
 from .identity.services import comparisons_identity_flag
@@ -215,6 +217,51 @@ def pairs_record(
         comparisons_identity_flag(comparisons=comparisons)
         summary.paired = len(comparisons)
     return summary
+
+
+def completions_record(*, completions: Sequence[tuple[int, GeneratedText]]) -> list[int]:
+    """Store ``(prompt_id, generated)`` completions without pairing them into comparisons (an
+    evaluation's generations), in one transaction; returns the completion ids in order.
+
+    Raises:
+        ValueError: a prompt id that does not exist (nothing is written).
+    """
+    return _evaluation.completions_store(completions=[
+        (prompt_id, g.model_name, g.text, g.generation_params, g.is_truncated, g.truncated_at_role_marker)
+        for prompt_id, g in completions
+    ])
+
+
+# --- eval sets (issue 17) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSetRef:
+    """One version of an eval set: ``categories`` is ``{category: item count}`` (``""``: none)."""
+
+    id: int
+    name: str
+    version: int
+    item_count: int
+    content_hash: str
+    categories: dict[str, int]
+
+
+def eval_set_get(*, eval_set_id: int) -> EvalSetRef:
+    """The eval set with this id. Raises LookupError ``"no eval set with id <id>"``."""
+    s = _evaluation.eval_set_load(eval_set_id=eval_set_id)
+    return EvalSetRef(s.pk, s.name, s.version, s.item_count, s.content_hash, dict(s.categories))
+
+
+def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
+    """Every item of the eval set with the id of a prompt row holding its messages, in item order
+    (rows are created once, split ``eval``; see ``feedback.evalsets.evaluation``). Such prompts are
+    selected by ``prompts_select`` only with ``include_eval_sets``.
+
+    Raises:
+        LookupError: no such eval set.
+    """
+    return _evaluation.eval_set_prompts_ensure(eval_set_id=eval_set_id)
 
 
 def campaign_check(*, campaign_id: int) -> int:
