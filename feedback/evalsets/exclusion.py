@@ -21,17 +21,18 @@ def prompt_keys_fill() -> int:
     """Store the near-duplicate key of every prompt text (``Prompt.messages_sha256``) that has
     none, in batches of ``FILL_BATCH``; safe to run concurrently (a key written by another run is
     skipped). Returns how many keys were written."""
-    written = 0
+    written, after = 0, 0
     missing = Prompt.objects.filter(~Exists(PromptKey.objects.filter(messages_sha256=OuterRef("messages_sha256"))))
-    while True:
-        batch = dict(missing.order_by().values_list("messages_sha256", "messages")[:FILL_BATCH])
-        if not batch:
+    while True:  # by id, so each batch starts where the last one ended (no rescans of keyed rows)
+        rows = list(missing.filter(id__gt=after).order_by("id").values_list("id", "messages_sha256", "messages")[:FILL_BATCH])
+        if not rows:
             return written
+        after = rows[-1][0]
+        keys = {digest: messages_key(messages) for _, digest, messages in rows}
         PromptKey.objects.bulk_create(
-            [PromptKey(messages_sha256=digest, normal_key=messages_key(messages)) for digest, messages in batch.items()],
-            ignore_conflicts=True,
+            [PromptKey(messages_sha256=digest, normal_key=key) for digest, key in keys.items()], ignore_conflicts=True,
         )
-        written += len(batch)
+        written += len(keys)
 
 
 def eval_sets_exist() -> bool:
