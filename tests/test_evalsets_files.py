@@ -144,3 +144,9 @@ def test_huge_prompts_pass_the_import_limits(tmp_path):
 def test_nul_characters_are_refused(tmp_path):
     found = dict(problems(write(tmp_path, "n.jsonl", lines({"prompt": "a\u0000b"}, {"prompt": "x", "category": "c\u0000"}))))
     assert "NUL" in found[1] and found[2] == "category: contains a NUL character"
+
+
+def test_malformed_csv_quotes_are_named_by_the_line_the_record_starts_on(tmp_path):
+    assert problems(write(tmp_path, "q.csv", 'prompt,category\n"ok",a\n"unclosed,b\nmore\n')) == [
+        (3, "not valid CSV (unexpected end of data)")]
+    assert problems(write(tmp_path, "q2.csv", 'prompt\n"a"b"\n')) == [(2, "not valid CSV (',' expected after '\"')")]
