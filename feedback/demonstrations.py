@@ -63,6 +63,7 @@ SFT_COUNT_KEYS = (
     "chosen_not_strong",
     "chosen_empty",
     "duplicates",
+    "eval_set_excluded",
     "rows_train",
     "rows_eval",
 )
@@ -89,6 +90,7 @@ class DemonstrationRecord:
     is_gold: bool
     split: str
     prompt_key: str
+    in_eval_set: bool = False  # the prompt is an eval-set prompt or a near-duplicate (``feedback.evalsets``)
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class _Candidate:
     demonstration_id: int | None = None
     vote_ids: tuple[int, ...] = ()
     annotator_ids: tuple[int, ...] = ()
+    in_eval_set: bool = False
 
 
 def _strongly_chosen(
@@ -225,7 +228,7 @@ def _strongly_chosen(
         include_gold=rules.include_gold,
         sources=rules.vote_sources,
     )
-    preferences = build_preference_dataset(votes, preference_rules)
+    preferences = build_preference_dataset(votes, preference_rules, leave_out_eval_set=False)
     counted: dict[int, list[VoteRecord]] = {}
     for vote in votes:
         excluded = vote_exclusion(
@@ -259,6 +262,7 @@ def _strongly_chosen(
                 },
                 vote_ids=tuple(v.vote_id for v in comparison_votes),
                 annotator_ids=tuple(v.annotator_id for v in comparison_votes),
+                in_eval_set=comparison_votes[0].in_eval_set,
             )
         )
     return candidates
@@ -276,9 +280,10 @@ def build_sft_dataset(
     (``demonstrations_empty``); the rest are candidates. Then, with
     ``rules.include_strongly_chosen``, per comparison with an A/B preference row
     (``comparisons_chosen``): a margin below ``rules.strong_margin`` -> ``chosen_not_strong``; a
-    blank chosen text -> ``chosen_empty``; else a candidate. A candidate whose (prompt, stripped
-    completion) was already taken is a ``duplicates``; every other is a row in ``rows_train`` or
-    ``rows_eval``.
+    blank chosen text -> ``chosen_empty``; else a candidate. A candidate whose prompt is an eval-set
+    prompt or a near-duplicate of one (``in_eval_set`` of its record or votes) is counted as
+    ``eval_set_excluded``; one whose (prompt, stripped completion) was already taken is a
+    ``duplicates``; every other is a row in ``rows_train`` or ``rows_eval``.
 
     Split: ``prompt_split`` with ``eval_keys`` the prompt keys of every demonstration and vote seen
     (left out or not) whose prompt is stored as eval.
@@ -317,6 +322,7 @@ def build_sft_dataset(
                 },
                 demonstration_id=record.demonstration_id,
                 annotator_ids=() if record.annotator_id is None else (record.annotator_id,),
+                in_eval_set=record.in_eval_set,
             )
         )
     if rules.include_strongly_chosen:
@@ -331,6 +337,9 @@ def build_sft_dataset(
     vote_ids: list[int] = []
     annotator_ids: set[int] = set()
     for candidate in candidates:
+        if candidate.in_eval_set:
+            counts["eval_set_excluded"] += 1
+            continue
         key = (candidate.prompt_key, candidate.row["completion"][0]["content"].strip())
         if key in taken:
             counts["duplicates"] += 1

@@ -29,6 +29,9 @@ from .models import (
     Split,
     Vote,
 )
+from .evalsets import evaluation as _evaluation
+from .evalsets.evaluation import EvalPromptRef
+from .evalsets.exclusion import prompts_outside_eval_sets
 from .messages import responses_equivalent, text_is_empty
 from .identity.services import comparisons_identity_flag
 from .quality.ceiling import agreement_ceiling as ceiling_of
@@ -94,8 +97,12 @@ def prompts_select(
     split: str | None = None,
     max_open_comparisons: int | None = None,
     limit: int | None = None,
+    include_eval_sets: bool = False,
 ) -> list[PromptRef]:
     """Prompts matching every given criterion, oldest first.
+
+    Eval-set prompts and their near-duplicates (``feedback.evalsets``) are never selected unless
+    ``include_eval_sets``: what this selects becomes training data (generation jobs, the loop).
 
     Args:
         ids: only these prompt ids.
@@ -104,6 +111,7 @@ def prompts_select(
         max_open_comparisons: prompts with *fewer than* this many open comparisons ("those with
             too few open comparisons").
         limit: at most this many prompts.
+        include_eval_sets: also select eval-set prompts (for evaluations only).
     Raises:
         ValueError: an unknown split or a negative limit.
     """
@@ -116,6 +124,8 @@ def prompts_select(
         if split not in Split.values:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(Split.values)}")
         qs = qs.filter(split=split)
+    if not include_eval_sets:
+        qs = prompts_outside_eval_sets(qs)
     if max_open_comparisons is not None:
         qs = qs.annotate(
             open_comparisons=Count("comparisons", filter=Q(comparisons__status=ComparisonStatus.OPEN))
@@ -207,6 +217,51 @@ def pairs_record(
         comparisons_identity_flag(comparisons=comparisons)
         summary.paired = len(comparisons)
     return summary
+
+
+def completions_record(*, completions: Sequence[tuple[int, GeneratedText]]) -> list[int]:
+    """Store ``(prompt_id, generated)`` completions without pairing them into comparisons (an
+    evaluation's generations), in one transaction; returns the completion ids in order.
+
+    Raises:
+        ValueError: a prompt id that does not exist (nothing is written).
+    """
+    return _evaluation.completions_store(completions=[
+        (prompt_id, g.model_name, g.text, g.generation_params, g.is_truncated, g.truncated_at_role_marker)
+        for prompt_id, g in completions
+    ])
+
+
+# --- eval sets (issue 17) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalSetRef:
+    """One version of an eval set: ``categories`` is ``{category: item count}`` (``""``: none)."""
+
+    id: int
+    name: str
+    version: int
+    item_count: int
+    content_hash: str
+    categories: dict[str, int]
+
+
+def eval_set_get(*, eval_set_id: int) -> EvalSetRef:
+    """The eval set with this id. Raises LookupError ``"no eval set with id <id>"``."""
+    s = _evaluation.eval_set_load(eval_set_id=eval_set_id)
+    return EvalSetRef(s.pk, s.name, s.version, s.item_count, s.content_hash, dict(s.categories))
+
+
+def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
+    """Every item of the eval set with the id of a prompt row holding its messages, in item order
+    (rows are created once, split ``eval``; see ``feedback.evalsets.evaluation``). Such prompts are
+    selected by ``prompts_select`` only with ``include_eval_sets``.
+
+    Raises:
+        LookupError: no such eval set.
+    """
+    return _evaluation.eval_set_prompts_ensure(eval_set_id=eval_set_id)
 
 
 def campaign_check(*, campaign_id: int) -> int:
@@ -428,6 +483,16 @@ class SnapshotRef:
         from .quality.rules import quality_notes
 
         return quality_notes(self.counts)
+
+    @property
+    def eval_set_note(self) -> str:
+        """``"3 comparisons left out: their prompts are in an eval set"`` (``"rows"`` for an SFT
+        snapshot), from ``counts["eval_set_excluded"]``; ``""`` when none was left out."""
+        n = self.counts.get("eval_set_excluded") or 0
+        if not n:
+            return ""
+        noun = ("row" if n == 1 else "rows") if self.kind == "sft" else ("comparison" if n == 1 else "comparisons")
+        return f"{n} {noun} left out: {'its prompt is' if n == 1 else 'their prompts are'} in an eval set"
 
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:

@@ -609,3 +609,4 @@ from feedback.identity.models import (  # noqa: E402,F401  (identity leaks live 
     IdentityScanStatus,
     PatternKind,
 )
+from feedback.evalsets.models import EvalSet, EvalSetItem, PromptKey  # noqa: E402,F401  (eval sets live in their own package)

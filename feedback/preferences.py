@@ -60,6 +60,7 @@ COUNT_KEYS = (
     "too_few_votes",
     "low_agreement",
     "flagged_import",
+    "eval_set_excluded",
 )
 # Counted only when the rules ask for them (``AggregationRules.uses_quality``), so existing counts keep their keys.
 QUALITY_COUNT_KEYS = (
@@ -101,6 +102,7 @@ class VoteRecord:
     import_flags: str = ""  # the comparison's ``import_flags`` (``feedback.import_flags``); "" when clean
     gold_choice: str = ""  # the comparison's gold answer ("" unless a gold item), for ``min_gold_accuracy``
     ms_on_item: int | None = None  # ms the item was on screen (None: unknown, e.g. imported), for ``min_ms_on_item``
+    in_eval_set: bool = False  # the prompt is an eval-set prompt or a near-duplicate (``feedback.evalsets``)
 
 
 class RulesError(ValueError):
@@ -550,7 +552,8 @@ def _validated(votes: Iterable[VoteRecord]) -> Iterator[VoteRecord]:
 
 
 def build_preference_dataset(
-    votes: Iterable[VoteRecord], rules: AggregationRules, *, flagged_annotators: Collection[int] = ()
+    votes: Iterable[VoteRecord], rules: AggregationRules, *, flagged_annotators: Collection[int] = (),
+    leave_out_eval_set: bool = True,
 ) -> PreferenceDataset:
     """Aggregate votes into prompt-disjoint train and eval rows of TRL's conversational preference format.
 
@@ -574,7 +577,9 @@ def build_preference_dataset(
     majority ``both_bad`` -> ``both_bad``; share of votes agreeing with the winner below
     ``min_agreement`` -> ``low_agreement``; chosen and rejected texts equivalent
     (``feedback.messages.responses_equivalent``) -> ``identical``; one of them empty or whitespace
-    only -> ``empty_response`` (never a row with an empty assistant message); otherwise a row in ``pairs_train`` or ``pairs_eval``. Ties and both-bad never
+    only -> ``empty_response`` (never a row with an empty assistant message); a pair whose prompt is
+    an eval-set prompt or a near-duplicate of one (``VoteRecord.in_eval_set``) -> ``eval_set_excluded``
+    (unless ``leave_out_eval_set`` is false); otherwise a row in ``pairs_train`` or ``pairs_eval``. Ties and both-bad never
     become pairwise rows: TRL's chosen/rejected format cannot express "neither is better".
 
     The row's ``margin`` is the mean of ``MARGIN_BY_STRENGTH`` over the votes agreeing with the
@@ -638,6 +643,9 @@ def build_preference_dataset(
         left_out = pair_left_out(text_a=first.text_a, text_b=first.text_b)
         if left_out is not None:
             counts[left_out] += 1
+            continue
+        if first.in_eval_set and leave_out_eval_set:
+            counts["eval_set_excluded"] += 1
             continue
         texts = chosen_rejected(winner=verdict.winner, text_a=first.text_a, text_b=first.text_b)
         row = preference_row(

@@ -19,7 +19,7 @@ import os
 from collections import Counter
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
+from .evalsets.exclusion import eval_set_prompt_ids
 from .exports.files import directory_fsync as _directory_fsync
 from .models import (
     DatasetSnapshot,
@@ -72,8 +73,10 @@ _VOTE_COLUMNS = (
 )
 
 
-def vote_records() -> Iterator[VoteRecord]:
-    """Every vote as a ``VoteRecord``, read in one query (streamed in chunks of ``BATCH_SIZE``).
+def vote_records(*, eval_prompt_ids: Container[int] = frozenset()) -> Iterator[VoteRecord]:
+    """Every vote as a ``VoteRecord``, read in one query (streamed in chunks of ``BATCH_SIZE``);
+    ``in_eval_set`` is true for votes on prompts in ``eval_prompt_ids``
+    (``feedback.evalsets.exclusion.eval_set_prompt_ids``).
 
     Votes on one prompt share one messages list object, so memory grows with prompts, not votes.
     """
@@ -100,6 +103,7 @@ def vote_records() -> Iterator[VoteRecord]:
             import_flags=import_flags,
             gold_choice=gold_choice or "",
             ms_on_item=ms_on_item,
+            in_eval_set=prompt_id in eval_prompt_ids,
         )
 
 
@@ -266,6 +270,9 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
     ``PreferenceDataset.vote_ids``) are created and the folder is renamed to ``snapshots/<id>``.
     If anything fails, the folder is removed and no row is left.
 
+    Comparisons on eval-set prompts and their near-duplicates (``feedback.evalsets``) never
+    become rows; they are counted as ``counts["eval_set_excluded"]``.
+
     Args:
         rules: JSON-shaped ``AggregationRules`` (``None`` or ``{}``: the defaults); stored normalised.
         created_by: the user asking, or None.
@@ -277,7 +284,7 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = rules_parse(rules)
-    records = _RecordsSeen(vote_records())
+    records = _RecordsSeen(vote_records(eval_prompt_ids=eval_set_prompt_ids()))
     dataset = build_preference_dataset(records, parsed, flagged_annotators=flagged_annotators(parsed))
     if not dataset.train:
         raise ValidationError({"snapshot": f"the votes give no training pairs: {no_pairs_reason(dataset.counts, parsed)}"})
@@ -343,6 +350,7 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
             ("identical", "has two identical responses", "have two identical responses"),
             ("empty_response", "has an empty response", "have an empty response"),
             ("flagged_import", "was imported with flags (include_flagged is off)", "were imported with flags (include_flagged is off)"),
+            ("eval_set_excluded", "has its prompt in an eval set", "have their prompts in an eval set"),
             ("pairs_eval", "is an eval pair (its prompt is in the eval split)", "are eval pairs (their prompts are in the eval split)"),
         )
         if counts.get(key)
@@ -369,9 +377,10 @@ _DEMONSTRATION_COLUMNS = (
 )
 
 
-def demonstration_records() -> Iterator[DemonstrationRecord]:
+def demonstration_records(*, eval_prompt_ids: Container[int] = frozenset()) -> Iterator[DemonstrationRecord]:
     """Every demonstration as a ``DemonstrationRecord``, read in one query (streamed in chunks of
-    ``BATCH_SIZE``); demonstrations of one prompt share one messages list object."""
+    ``BATCH_SIZE``); demonstrations of one prompt share one messages list object. ``in_eval_set``
+    is true for demonstrations of prompts in ``eval_prompt_ids``."""
     messages_by_prompt: dict[int, list[dict[str, str]]] = {}
     rows = Demonstration.objects.values_list(*_DEMONSTRATION_COLUMNS).iterator(chunk_size=BATCH_SIZE)
     for pk, prompt_id, messages, split, prompt_key, text, source, annotator_id, comparison_id, gold_choice in rows:
@@ -386,6 +395,7 @@ def demonstration_records() -> Iterator[DemonstrationRecord]:
             is_gold=bool(gold_choice),
             split=split,
             prompt_key=prompt_key,
+            in_eval_set=prompt_id in eval_prompt_ids,
         )
 
 
@@ -407,7 +417,9 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
 
     Files and atomicity as ``snapshot_create``; lineage: one ``SnapshotDemonstration`` row per
     demonstration that became a row and one ``SnapshotVote`` row per counted vote of each
-    comparison whose strongly chosen response became a row.
+    comparison whose strongly chosen response became a row. Demonstrations and strongly chosen
+    responses of eval-set prompts (and near-duplicates) are left out and counted as
+    ``counts["eval_set_excluded"]``.
 
     Args:
         rules: JSON-shaped ``SFTRules`` (``None`` or ``{}``: the defaults); stored normalised.
@@ -420,8 +432,9 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = sft_rules_parse(rules)
-    votes = _RecordsSeen(vote_records() if parsed.include_strongly_chosen else ())
-    dataset = build_sft_dataset(demonstration_records(), votes, parsed)
+    eval_prompts = eval_set_prompt_ids()
+    votes = _RecordsSeen(vote_records(eval_prompt_ids=eval_prompts) if parsed.include_strongly_chosen else ())
+    dataset = build_sft_dataset(demonstration_records(eval_prompt_ids=eval_prompts), votes, parsed)
     if not dataset.train:
         raise ValidationError({
             "snapshot": "no demonstrations or strongly chosen responses give training rows: "

@@ -5,6 +5,7 @@ from .quality.dashboard import manage_quality
 from .quality.views import manage_flags
 from .identity import views as identity_views
 from .campaigns import annotator_views as campaign_views
+from .evalsets import views as evalset_views
 from .tokens.views import account_token
 
 urlpatterns = [
@@ -36,5 +37,7 @@ urlpatterns = [
     path("", include("feedback.campaigns.urls")),
     path("manage/imports/", views.manage_imports, name="manage-imports"),
     path("manage/imports/jobs/<int:pk>/", views.manage_import_job, name="manage-import-job"),
+    path("manage/evalsets/", evalset_views.manage_evalsets, name="manage-evalsets"),
+    path("manage/evalsets/<int:pk>/", evalset_views.manage_evalset_detail, name="manage-evalset-detail"),
     path("account/token/", account_token, name="account-token"),
 ]

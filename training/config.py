@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-STRATEGIES = ("two_samples", "head_to_head")
+STRATEGIES = ("two_samples", "head_to_head", "each")
+MAX_EACH_CHECKPOINTS = 8  # strategy "each": a baseline and up to 7 candidates
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_BATCH_SIZE = 256
 
@@ -142,8 +143,13 @@ class GenerationConfig(_FromDict):
     Strategies:
         ``two_samples``: two samples of ``checkpoints[0]`` on each prompt (needs temperature > 0).
         ``head_to_head``: ``checkpoints[0]`` against ``checkpoints[1]`` on each prompt.
+        ``each``: every checkpoint (1 to 8, different) once on each prompt, all with the same
+        seed per batch; the completions are stored without being paired (an evaluation's
+        generations, ``training.evaluation``; greedy ``temperature`` 0 is allowed).
     Prompt selection (all given criteria apply): ``prompt_ids``, ``tag``, ``split``,
     ``max_open_comparisons`` (prompts with fewer open comparisons than this), ``limit``.
+    Eval-set prompts are never selected unless ``eval_set_id`` is set (strategy ``each`` only):
+    then the prompts are that eval set's (``prompt_ids`` holds their ids once the job is created).
     Sampling: ``temperature`` 0 means greedy; ``top_p`` in (0, 1]; ``max_new_tokens`` in
     1..4096; ``seed`` makes runs repeatable (batch ``i`` uses ``seed + i``).
     Placement: ``votes_required``, ``priority`` and ``campaign_id`` (the campaign the comparisons
@@ -168,6 +174,7 @@ class GenerationConfig(_FromDict):
     votes_required: int = 1
     priority: int = 0
     campaign_id: int | None = None
+    eval_set_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED = {"checkpoints": "required: one or two checkpoint names"}
@@ -187,6 +194,12 @@ class GenerationConfig(_FromDict):
             errors["checkpoints"] = "two_samples takes exactly one checkpoint"
         elif self.strategy == "head_to_head" and (len(names) != 2 or names[0] == names[1]):
             errors["checkpoints"] = "head_to_head takes two different checkpoints"
+        elif self.strategy == "each" and (not 1 <= len(names) <= MAX_EACH_CHECKPOINTS or len(set(names)) != len(names)):
+            errors["checkpoints"] = f"each takes 1 to {MAX_EACH_CHECKPOINTS} different checkpoints"
+        if self.eval_set_id is not None and (not _is_int(self.eval_set_id) or self.eval_set_id < 1):
+            errors["eval_set_id"] = "must be an eval set id"
+        elif self.eval_set_id is not None and self.strategy != "each":
+            errors["eval_set_id"] = "eval-set prompts are generated on with strategy each only (never paired for annotation)"
         if self.strategy not in STRATEGIES:
             errors["strategy"] = f"must be one of {', '.join(STRATEGIES)}"
         if self.prompt_ids is not None and (
@@ -223,6 +236,13 @@ class GenerationConfig(_FromDict):
             errors["extra"] = "must be an object"
         if errors:
             raise ConfigError(errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as stored on the job; ``eval_set_id`` only when set (older configs read the same)."""
+        values = asdict(self)
+        if values["eval_set_id"] is None:
+            del values["eval_set_id"]
+        return values
 
 
 def training_fields_check(config) -> dict[str, str]:

@@ -261,3 +261,4 @@ class LoopRound(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.pk} ({self.status})"
+from training.evaluation.models import EvaluationRun  # noqa: E402,F401  (evaluations live in their own package)

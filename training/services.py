@@ -82,8 +82,8 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
     Raises:
         ValidationError: any bad setting (see ``GenerationConfig``), an unknown checkpoint, a
-            reward model where a policy is needed, a campaign that is missing or closed, or a
-            prompt selection that matches nothing.
+            reward model where a policy is needed, a campaign that is missing or closed, an eval
+            set that does not exist, or a prompt selection that matches nothing.
     """
     parsed = _parse(GenerationConfig, config)
     found = {c.name: c for c in Checkpoint.objects.filter(name__in=parsed.checkpoints)}
@@ -97,9 +97,19 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
             feedback.campaign_check(campaign_id=parsed.campaign_id)
         except ValueError as error:
             raise ValidationError({"campaign_id": str(error)}) from None
+    if parsed.eval_set_id is not None:
+        try:  # the eval set's prompt rows (made once); the job records their ids
+            eval_prompts = [ref.prompt_id for ref in feedback.eval_set_prompts(eval_set_id=parsed.eval_set_id)]
+        except LookupError as error:
+            raise ValidationError({"eval_set_id": str(error)}) from None
+        wanted = set(parsed.prompt_ids or eval_prompts)
+        parsed.prompt_ids = [pk for pk in dict.fromkeys(eval_prompts) if pk in wanted]
+        if not parsed.prompt_ids:
+            raise ValidationError({"prompt_ids": "none of these prompts is in the eval set"})
     prompts = feedback.prompts_select(
         ids=parsed.prompt_ids, tag=parsed.tag or None, split=parsed.split or None,
         max_open_comparisons=parsed.max_open_comparisons, limit=parsed.limit,
+        include_eval_sets=parsed.eval_set_id is not None,
     )
     if not prompts:
         raise ValidationError({"prompts": "the prompt selection matches no prompts"})

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
+from feedback.evalsets.api import EvalSetViewSet
 from feedback.exports.api import ExportViewSet
 from feedback.identity.api import IdentityPatternViewSet
 from feedback.quality.api import FlagViewSet, QualityReportView
@@ -34,6 +35,7 @@ router.register("exports", ExportViewSet, basename="export")
 router.register("flags", FlagViewSet, basename="flag")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("identity-patterns", IdentityPatternViewSet, basename="identity-pattern")
+router.register("eval-sets", EvalSetViewSet, basename="eval-set")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

@@ -1,1 +1,3 @@
-"""Evaluation on realistic queries (issue 17): eval runs, their statistics and reports, the loop's gate."""
+"""Evaluations on eval sets (issue 17): candidates against a baseline on an eval set's prompts,
+their statistics (``stats``) and reports. The eval sets themselves live in ``feedback.evalsets``
+(feedback owns prompts)."""

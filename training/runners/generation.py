@@ -146,7 +146,8 @@ SECOND_SIDE_SEED_OFFSET = 1_000_003  # head_to_head: B's seed is A's plus this
 def run_generation(job, reporter: Reporter) -> dict:
     """Run a generation job (see ``GenerationConfig``); returns the job summary.
 
-    Summary keys: ``prompts`` (done), ``paired``, ``completions``, ``skipped_empty``,
+    Strategy ``each`` (evaluations) stores every checkpoint's completion of each prompt without
+    pairing (``paired`` stays 0). Summary keys: ``prompts`` (done), ``paired``, ``completions``, ``skipped_empty``,
     ``skipped_identical``, ``truncated`` (completions that hit ``max_new_tokens``),
     ``truncated_at_role_marker`` (completions cut before a role marker: the model went on to write
     another turn), ``new_tokens``, ``seconds``, ``tokens_per_s``.
@@ -155,6 +156,7 @@ def run_generation(job, reporter: Reporter) -> dict:
     prompts = feedback.prompts_select(
         ids=config.prompt_ids, tag=config.tag or None, split=config.split or None,
         max_open_comparisons=config.max_open_comparisons, limit=config.limit,
+        include_eval_sets=config.eval_set_id is not None,
     )
     checkpoints = {c.name: c for c in Checkpoint.objects.filter(name__in=config.checkpoints).select_related("parent")}
     policies = [checkpoint_policy_load(checkpoints[name]) for name in config.checkpoints]
@@ -170,6 +172,18 @@ def run_generation(job, reporter: Reporter) -> dict:
         batch = prompts[start:start + config.batch_size]
         seed = config.seed + batch_index
         conversations = [p.messages for p in batch]
+        if config.strategy == "each":
+            stored, batch_tokens = _each_batch(policies, batch, config, seed=seed, job_id=job.pk, markers=markers, cuts=cuts)
+            new_tokens += batch_tokens
+            elapsed = clock.elapsed()
+            with transaction.atomic():  # the batch's completions and the progress that counts them commit together
+                summary.completions += len(feedback.completions_record(completions=stored))
+                done += len(batch)
+                reporter.progress(
+                    done=done, total=len(prompts), tokens_per_s=new_tokens / elapsed if elapsed else None,
+                    summary={**summary.as_dict(), **cuts, "prompts": done},
+                )
+            continue
         if config.strategy == "two_samples":
             outputs = sample_batch(policies[0], conversations, seed=seed, num_samples=2, **_sampling(config))
             sides = [[(policies[0].name, s, i) for i, s in enumerate(samples)] for samples in outputs]
@@ -211,6 +225,27 @@ def run_generation(job, reporter: Reporter) -> dict:
         **summary.as_dict(), **cuts, "prompts": done, "new_tokens": new_tokens, "seconds": round(elapsed, 3),
         "tokens_per_s": round(new_tokens / elapsed, 2) if elapsed else None,
     }
+
+
+def _each_batch(policies, batch, config: GenerationConfig, *, seed: int, job_id: int, markers, cuts) -> tuple[list, int]:
+    """Strategy ``each``: every policy once on each prompt of ``batch``, all with ``seed`` (so a
+    greedy or seeded run of the same checkpoint repeats). Returns ``([(prompt_id, GeneratedText),
+    ...], new tokens)`` and adds to ``cuts``."""
+    base = {"temperature": config.temperature, "top_p": config.top_p, "max_new_tokens": config.max_new_tokens}
+    conversations = [p.messages for p in batch]
+    stored, new_tokens = [], 0
+    for policy in policies:
+        outputs = sample_batch(policy, conversations, seed=seed, **_sampling(config))
+        for prompt, samples in zip(batch, outputs):
+            sample = samples[0]
+            new_tokens += sample.new_tokens
+            cuts["truncated"] += sample.is_truncated
+            cuts["truncated_at_role_marker"] += sample.truncated_at_role_marker
+            params = {**base, "seed": seed, "sample_index": 0, "strategy": "each", "job": job_id,
+                      "stop_strings": markers[policy.name], "eval_set_id": config.eval_set_id}
+            stored.append((prompt.id, feedback.GeneratedText(
+                policy.name, sample.text, params, sample.is_truncated, sample.truncated_at_role_marker)))
+    return stored, new_tokens
 
 
 def _sampling(config: GenerationConfig) -> dict:
