@@ -541,10 +541,11 @@ def snapshots_recent(*, limit: int = 50) -> list[SnapshotRef]:
 
 
 def annotator_choices() -> list[tuple[int, str]]:
-    """``(user id, username)`` of everyone who has voted, by username: whose votes a snapshot may leave out."""
+    """``(user id, username)`` of every person who has voted, by username: whose votes a snapshot may
+    leave out. AI judges' system users are not annotators (their votes are chosen by ``votes``)."""
     from django.contrib.auth import get_user_model
 
-    voters = Vote.objects.values("annotator_id").distinct()
+    voters = Vote.objects.filter(origin="human").values("annotator_id").distinct()
     return list(get_user_model().objects.filter(pk__in=voters).order_by("username").values_list("pk", "username"))
 
 
