@@ -429,6 +429,14 @@ class SnapshotRef:
 
         return quality_notes(self.counts)
 
+    @property
+    def vote_choice(self) -> str:
+        """Whose votes the rows come from, in words (``feedback.vote_origins.vote_choice_words``):
+        "human votes only", "AI votes only" or "human and AI votes (AI weight 0.5)"."""
+        from .vote_origins import vote_choice_words
+
+        return vote_choice_words(self.rules)
+
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
     train_path, eval_path = snapshots.snapshot_paths(snapshot)
@@ -489,7 +497,8 @@ def snapshot_get(*, snapshot_id: int) -> SnapshotRef:
 
 
 def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
-    """``{"vote_count": int, "annotator_count": int, "sources": {source: vote count}}`` for lineage pages.
+    """``{"vote_count": int, "annotator_count": int, "sources": {source: vote count}}`` for lineage
+    pages, plus ``human_vote_count``, ``ai_vote_count`` and ``judges`` when the snapshot used AI votes.
 
     Raises:
         LookupError: no such snapshot.

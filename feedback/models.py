@@ -442,6 +442,9 @@ def vote_frozen_fields(vote: Vote) -> dict:
         "shown_left": vote.shown_left,
         "source": vote.source,
         "created_at": vote.created_at.isoformat() if vote.created_at else None,
+        # An AI vote says so, and which judge (people's votes keep the shape they always had).
+        **({"origin": vote.origin, "judge": vote.judge, "judge_template": vote.judge_template,
+            "constitution": vote.constitution} if vote.origin == VoteOrigin.AI else {}),
     }
 
 
