@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from django.db.models import Count, F, Q
 
 from .models import Comparison, ComparisonStatus, VoteOrigin
+from .vote_origins import JUDGE_USERNAME_PREFIX
 
-JUDGE_USERNAME_PREFIX = "judge:"
+__all__ = ["AI", "HUMAN", "JUDGE_USERNAME_PREFIX", "comparisons_complete_counted", "is_judge_username", "judge_users_q"]
 HUMAN = Q(origin=VoteOrigin.HUMAN)
 AI = Q(origin=VoteOrigin.AI)
 

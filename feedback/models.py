@@ -545,6 +545,13 @@ class Export(models.Model):
         return quality_notes(self.counts or {})
 
     @property
+    def vote_choice(self) -> str:
+        """Whose votes it exported, in words (``feedback.vote_origins.vote_choice_words``)."""
+        from .vote_origins import vote_choice_words
+
+        return vote_choice_words(self.filters or {})
+
+    @property
     def percent(self) -> int:
         """Votes read as a share of the votes matched at creation, 0-100 (100 once succeeded)."""
         if self.status == ExportStatus.SUCCEEDED:

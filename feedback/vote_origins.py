@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 VOTE_ORIGINS = ("human", "ai", "both")
+JUDGE_USERNAME_PREFIX = "judge:"  # an AI judge's inactive system user: ``judge:<name>@<version>``
 DEFAULT_VOTES = "human"
 DEFAULT_AI_WEIGHT = 1.0
 HUMAN, AI = "human", "ai"
