@@ -572,10 +572,14 @@ class HeadToHead:
     vote_id: int
     blind: bool = True  # False: the voter could see model names (an admin); the leaderboard leaves such votes out
     identity_leak: bool = False  # the comparison is flagged: a response says which model wrote it (feedback.identity)
+    origin: str = "human"  # "ai": an AI judge's vote (``judge`` names it)
+    weight: float = 1.0  # the vote's weight in a fit: 1, or ``ai_weight`` for an AI vote under votes "both"
+    judge: str = ""
 
 
 def head_to_head_votes(
-    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None
+    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None,
+    votes: str = "human", ai_weight: float = 1.0,
 ) -> list[HeadToHead]:
     """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
 
@@ -588,8 +592,21 @@ def head_to_head_votes(
             (an empty list gives no votes); ``None``: any models.
         sources: only votes whose ``source`` is one of these (``"annotator"``, ``"hh-rlhf"``, ...);
             ``None``: every source.
+        votes: whose votes (``feedback.vote_origins``): ``"human"`` (default, people's only), ``"ai"``
+            (AI judges' only, each of weight 1) or ``"both"``, AI votes then weighing ``ai_weight``.
+        ai_weight: 0-1, only with ``votes="both"``.
+
+    Raises:
+        ValueError: a bad ``votes`` or ``ai_weight`` (the message names the field).
     """
+    from .vote_origins import vote_choice_problems, vote_weight
+
+    problems = vote_choice_problems(votes, ai_weight, ai_weight_given=ai_weight != 1.0)
+    if problems:
+        raise ValueError("; ".join(f"{name}: {message}" for name, message in problems.items()))
     qs = Vote.objects.exclude(comparison__completion_a__model_name=F("comparison__completion_b__model_name"))
+    if votes != "both":
+        qs = qs.filter(origin=votes)
     if model_names is not None:
         names = list(model_names)
         qs = qs.filter(comparison__completion_a__model_name__in=names, comparison__completion_b__model_name__in=names)
@@ -597,11 +614,12 @@ def head_to_head_votes(
         qs = qs.filter(source__in=list(sources))
     rows = qs.order_by("id").values_list(
         "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
-        "comparison__identity_leak",
+        "comparison__identity_leak", "origin", "judge",
     )
     return [
-        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak)
-        for a, b, choice, vote_id, blind, leak in rows
+        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak, origin=origin,
+                   weight=vote_weight(origin, votes=votes, ai_weight=ai_weight), judge=judge)
+        for a, b, choice, vote_id, blind, leak, origin, judge in rows
     ]
 
 
