@@ -656,3 +656,41 @@ def preference_rules_check(*, rules: Mapping[str, Any], kind: str = "preference"
         snapshots.sft_rules_parse(rules)
     else:
         snapshots.rules_parse(rules)
+
+
+# --- AI judges measured against people (issue 16, item 5) ----------------------------------------
+
+
+def judge_agreement(
+    *, judge: str, campaign_id: int | None = None,
+    order_verdicts: Sequence[tuple[str, str]] | None = None,
+    by_principle: Mapping[str, Mapping[int, str]] | None = None,
+    resamples: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """How far one AI judge (``"name@version"``) agrees with people, for its page.
+
+    Its AI votes (in campaign ``campaign_id``, or everywhere) against people's strict majority on
+    the same comparisons (``feedback.quality.judges.judge_agreement``, whose docstring states the
+    figures): ``{"judge", "votes", "overlap", "agreement", "kappa", "tie_rate"}``, plus
+    ``"position_consistency"`` when ``order_verdicts`` (each pair's verdicts in both orders, from
+    the judging job's records) and ``"principles"`` when ``by_principle`` (``{principle:
+    {comparison id: choice}}``, likewise) are given. Each figure is ``{"value", "defined", "low",
+    "high", "n"}`` or ``{"value": None, "defined": False, "reason", "n"}``: never NaN.
+
+    Raises:
+        ValueError: a verdict or choice outside a/b/tie/both_bad.
+    """
+    from .quality.judge_selectors import judge_agreement_for
+
+    return judge_agreement_for(judge=judge, campaign=campaign_id, order_verdicts=order_verdicts,
+                               by_principle=by_principle, resamples=resamples, seed=seed)
+
+
+def judge_agreement_of(
+    judge_votes: Mapping[int, str], human_majority: Mapping[int, str], **options: Any
+) -> dict[str, Any]:
+    """The pure figures (``feedback.quality.judges.judge_agreement``) for votes the caller holds,
+    e.g. a judging job's per-principle verdicts before they become votes. Same keyword options."""
+    from .quality.judges import judge_agreement as figures
+
+    return figures(judge_votes, human_majority, **options)
