@@ -80,3 +80,16 @@ def test_annotator_choices_leave_judges_out():
     VoteFactory(comparison=comparison, annotator=UserFactory(username="ann"))
     ai_vote(comparison)
     assert [name for _, name in interface.annotator_choices()] == ["ann"]
+
+
+def test_the_comparison_page_and_the_vote_api_label_ai_votes(admin_user, client):
+    from tests.conftest import api_as
+
+    comparison = ComparisonFactory()
+    VoteFactory(comparison=comparison, annotator=UserFactory(username="ann"))
+    ai_vote(comparison, "b", judge="tiny@1", constitution="hhh@1")
+    client.force_login(admin_user)
+    page = client.get(f"/manage/comparisons/{comparison.pk}/").content.decode()
+    assert page.count('data-testid="ai-vote"') == 1 and "constitution hhh@1" in page
+    votes = api_as(admin_user).get(f"/api/votes/?comparison={comparison.pk}").json()["results"]
+    assert sorted((v["origin"], v["judge"]) for v in votes) == [("ai", "tiny@1"), ("human", "")]
