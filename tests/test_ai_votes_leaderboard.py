@@ -87,7 +87,7 @@ def test_the_page_and_api_show_the_choice_and_refuse_bad_ones(world):
     client = Client()
     client.force_login(world)
     page = client.get("/manage/leaderboard/?votes=both&ai_weight=0.5").content.decode()
-    assert '<span data-testid="leaderboard-votes">8 human and AI votes (an AI vote weighs 0.5)</span>' in page
+    assert '<span data-testid="leaderboard-votes">from 8 human and AI votes (an AI vote weighs 0.5)</span>' in page
     assert "4 human votes" in client.get("/manage/leaderboard/").content.decode()
     bad = client.get("/manage/leaderboard/?votes=both&ai_weight=2")
     assert bad.status_code == 400 and "ai_weight: must be a number from 0 to 1" in bad.content.decode()
