@@ -91,5 +91,6 @@ def test_the_comparison_page_and_the_vote_api_label_ai_votes(admin_user, client)
     client.force_login(admin_user)
     page = client.get(f"/manage/comparisons/{comparison.pk}/").content.decode()
     assert page.count('data-testid="ai-vote"') == 1 and "constitution hhh@1" in page
+    assert "(people's; and 1 AI vote, not counted)" in page
     votes = api_as(admin_user).get(f"/api/votes/?comparison={comparison.pk}").json()["results"]
     assert sorted((v["origin"], v["judge"]) for v in votes) == [("ai", "tiny@1"), ("human", "")]
