@@ -628,16 +628,25 @@ def vote_last_id() -> int:
     return Vote.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def vote_count_after(*, vote_id: int, at_most: int | None = None) -> int:
+def vote_count_after(*, vote_id: int, at_most: int | None = None, votes: str = "human") -> int:
     """How many votes have an id above ``vote_id`` (votes recorded after that watermark).
 
     ``at_most``: stop counting there (the answer is then ``min(count, at_most)``), so a caller
     that only asks "are there N yet?" reads at most N index entries however many votes arrived.
+    ``votes``: whose votes count (``"human"``, the default: an AI judge's votes are not people's
+    new work; ``"ai"``; ``"both"``).
+
+    Raises:
+        ValueError: an unknown ``votes``.
     """
-    votes = Vote.objects.filter(id__gt=vote_id)
+    if votes not in ("human", "ai", "both"):
+        raise ValueError(f"votes: must be one of human, ai, both, not {votes!r}")
+    found = Vote.objects.filter(id__gt=vote_id)
+    if votes != "both":
+        found = found.filter(origin=votes)
     if at_most is not None:
-        votes = votes.order_by()[:at_most]
-    return votes.count()
+        found = found.order_by()[:at_most]
+    return found.count()
 
 
 def snapshot_files_discard(*, snapshot: SnapshotRef) -> None:

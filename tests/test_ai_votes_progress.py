@@ -94,3 +94,15 @@ def test_the_comparison_page_and_the_vote_api_label_ai_votes(admin_user, client)
     assert "(people's; and 1 AI vote, not counted)" in page
     votes = api_as(admin_user).get(f"/api/votes/?comparison={comparison.pk}").json()["results"]
     assert sorted((v["origin"], v["judge"]) for v in votes) == [("ai", "tiny@1"), ("human", "")]
+
+
+def test_the_loops_new_vote_count_is_peoples_unless_asked():
+    comparison = ComparisonFactory()
+    VoteFactory(comparison=comparison, annotator=UserFactory())
+    ai_vote(comparison)
+    ai_vote(comparison, judge="other@2")
+    assert interface.vote_count_after(vote_id=0) == 1
+    assert interface.vote_count_after(vote_id=0, votes="both") == 3
+    assert interface.vote_count_after(vote_id=0, votes="ai", at_most=1) == 1
+    with pytest.raises(ValueError, match="votes: must be one of"):
+        interface.vote_count_after(vote_id=0, votes="people")
