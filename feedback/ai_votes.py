@@ -16,7 +16,7 @@ from django.db.models import Count, F, Q
 from .models import Comparison, ComparisonStatus, VoteOrigin
 from .vote_origins import JUDGE_USERNAME_PREFIX
 
-__all__ = ["AI", "HUMAN", "JUDGE_USERNAME_PREFIX", "comparisons_complete_counted", "is_judge_username", "judge_users_q"]
+__all__ = ["AI", "HUMAN", "JUDGE_USERNAME_PREFIX", "comparisons_complete_counted", "is_judge_username"]
 HUMAN = Q(origin=VoteOrigin.HUMAN)
 AI = Q(origin=VoteOrigin.AI)
 
@@ -24,11 +24,6 @@ AI = Q(origin=VoteOrigin.AI)
 def is_judge_username(username: str) -> bool:
     """True for a judge's system user (``judge:<name>@<version>``), never an annotator."""
     return username.startswith(JUDGE_USERNAME_PREFIX)
-
-
-def judge_users_q(prefix: str = "") -> Q:
-    """A Q on users (``prefix`` e.g. ``"annotator__"`` from a vote) matching judges' system users."""
-    return Q(**{f"{prefix}username__startswith": JUDGE_USERNAME_PREFIX})
 
 
 def comparisons_complete_counted(*, comparison_ids: Iterable[int]) -> int:

@@ -703,3 +703,12 @@ def judge_agreement_of(
     from .quality.judges import judge_agreement as figures
 
     return figures(judge_votes, human_majority, **options)
+
+
+def comparisons_complete_counted(*, comparison_ids: Sequence[int]) -> int:
+    """After AI votes are written: complete the open comparisons among ``comparison_ids`` whose
+    campaign counts AI votes (``ai_votes_count``) and whose people's plus AI votes reach
+    ``votes_required`` (``feedback.ai_votes.comparisons_complete_counted``). Returns how many."""
+    from .ai_votes import comparisons_complete_counted as complete
+
+    return complete(comparison_ids=comparison_ids)

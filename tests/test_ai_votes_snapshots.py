@@ -169,3 +169,35 @@ def test_the_run_page_shows_whose_votes_the_snapshot_used(mixed, admin_user, cli
     client.force_login(admin_user)
     body = client.get(f"/manage/jobs/{job.pk}/").content.decode()
     assert '<span data-testid="snapshot-votes">human and AI votes (AI weight 0.5)</span>' in body
+
+
+@pytest.fixture
+def reward_world(settings, tmp_path, admin_user, annotator):
+    from tests.factories import PromptFactory
+    from training.models import Checkpoint
+
+    settings.ARBITER_DATA_DIR = tmp_path
+    Checkpoint.objects.create(name="smol", hub_id="x/smol")
+    for index in range(12):
+        comparison = ComparisonFactory(prompt=PromptFactory(split="eval" if index % 3 == 0 else "train"))
+        VoteFactory(comparison=comparison, annotator=annotator, choice="a" if index % 2 else "b", strength="clear")
+        ai_vote(comparison, "a", judge="tiny@1")
+    return admin_user
+
+
+def test_the_reward_form_takes_whose_votes(reward_world, django_capture_on_commit_callbacks):
+    from tests.test_training_runs import REWARD_FORM, client_as, field_error
+    from training.models import Job
+
+    admin = client_as(reward_world)
+    page = admin.get("/manage/train/reward/").content.decode()
+    assert 'name="votes"' in page and 'name="ai_weight"' in page
+    bad = admin.post("/manage/train/reward/", {**REWARD_FORM, "votes": "human", "ai_weight": "0.5"})
+    assert bad.status_code == 400 and "only with votes &quot;both&quot;" in field_error(bad.content.decode(), "ai_weight")
+    assert Job.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post("/manage/train/reward/", {**REWARD_FORM, "votes": "both", "ai_weight": "0.5"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    job = Job.objects.get()
+    assert (job.snapshot.rules["votes"], job.snapshot.rules["ai_weight"]) == ("both", 0.5)
+    assert job.snapshot.counts["ai_votes_used"] > 0
