@@ -91,3 +91,17 @@ def test_the_api_and_form_take_the_choice(world):
     assert Export.objects.filter(filters__votes="ai").count() == 1
     page = client.get("/manage/exports/").content.decode()
     assert '<span class="hint" data-testid="export-votes">AI votes only</span>' in page
+
+
+def test_the_command_takes_the_choice_and_says_what_is_wrong(world, tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("export_preferences", "--format", "trl-preference", "--file-type", "jsonl", "--votes", "ai",
+                 "--output", str(tmp_path / "ai.jsonl"), stdout=out, stderr=StringIO())
+    assert _chosen(jsonl_rows(tmp_path / "ai.jsonl")) == ["Five.", "Blue."]
+    with pytest.raises(CommandError, match="ai_weight: must be a number from 0 to 1"):
+        call_command("export_preferences", "--format", "trl-preference", "--file-type", "jsonl", "--votes", "both",
+                     "--ai-weight", "7", "--output", str(tmp_path / "bad.jsonl"), stdout=StringIO(), stderr=StringIO())
