@@ -8,7 +8,7 @@ principle and revises it; ``revisions_record`` stores each revision as
   (people may vote on it too), with an AI vote for the revision cast by the system user of the
   ``cai-revision:<reviser>`` judge (``Vote.origin`` "ai"; ``judge_template`` the critique-revise template,
   ``constitution`` its version): a preference pair (revision over original) that snapshots take
-  only when their rules ask for AI votes,
+  only when their rules ask for AI votes (it fills a slot only in a campaign with ``ai_votes_count``),
 - a demonstration of the prompt (``source`` ``"cai:<constitution>"``, linked to that comparison),
   for SFT.
 
@@ -24,6 +24,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from .ai_votes import comparisons_complete_counted
 from .campaigns.models import default_campaign_id
 from .identity.services import comparisons_identity_flag
 from .messages import responses_equivalent, text_is_empty
@@ -203,6 +204,7 @@ def revisions_record(
                 )
                 for revised_id, c in comparisons.items()
             ])
+            comparisons_complete_counted(comparison_ids=[c.pk for c in comparisons.values()])
             summary.pairs = len(comparisons)
         if demonstrations:
             Demonstration.objects.bulk_create([

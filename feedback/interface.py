@@ -494,6 +494,14 @@ class SnapshotRef:
         noun = ("row" if n == 1 else "rows") if self.kind == "sft" else ("comparison" if n == 1 else "comparisons")
         return f"{n} {noun} left out: {'its prompt is' if n == 1 else 'their prompts are'} in an eval set"
 
+    @property
+    def vote_choice(self) -> str:
+        """Whose votes the rows come from, in words (``feedback.vote_origins.vote_choice_words``):
+        "human votes only", "AI votes only" or "human and AI votes (AI weight 0.5)"."""
+        from .vote_origins import vote_choice_words
+
+        return vote_choice_words(self.rules)
+
 
 def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
     train_path, eval_path = snapshots.snapshot_paths(snapshot)
@@ -554,7 +562,8 @@ def snapshot_get(*, snapshot_id: int) -> SnapshotRef:
 
 
 def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
-    """``{"vote_count": int, "annotator_count": int, "sources": {source: vote count}}`` for lineage pages.
+    """``{"vote_count": int, "annotator_count": int, "sources": {source: vote count}}`` for lineage
+    pages, plus ``human_vote_count``, ``ai_vote_count`` and ``judges`` when the snapshot used AI votes.
 
     Raises:
         LookupError: no such snapshot.
@@ -606,10 +615,11 @@ def snapshots_recent(*, limit: int = 50) -> list[SnapshotRef]:
 
 
 def annotator_choices() -> list[tuple[int, str]]:
-    """``(user id, username)`` of everyone who has voted, by username: whose votes a snapshot may leave out."""
+    """``(user id, username)`` of every person who has voted, by username: whose votes a snapshot may
+    leave out. AI judges' system users are not annotators (their votes are chosen by ``votes``)."""
     from django.contrib.auth import get_user_model
 
-    voters = Vote.objects.values("annotator_id").distinct()
+    voters = Vote.objects.filter(origin="human").values("annotator_id").distinct()
     return list(get_user_model().objects.filter(pk__in=voters).order_by("username").values_list("pk", "username"))
 
 
@@ -627,10 +637,14 @@ class HeadToHead:
     vote_id: int
     blind: bool = True  # False: the voter could see model names (an admin); the leaderboard leaves such votes out
     identity_leak: bool = False  # the comparison is flagged: a response says which model wrote it (feedback.identity)
+    origin: str = "human"  # "ai": an AI judge's vote (``judge`` names it)
+    weight: float = 1.0  # the vote's weight in a fit: 1, or ``ai_weight`` for an AI vote under votes "both"
+    judge: str = ""
 
 
 def head_to_head_votes(
-    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None
+    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None,
+    votes: str = "human", ai_weight: float = 1.0,
 ) -> list[HeadToHead]:
     """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
 
@@ -643,8 +657,21 @@ def head_to_head_votes(
             (an empty list gives no votes); ``None``: any models.
         sources: only votes whose ``source`` is one of these (``"annotator"``, ``"hh-rlhf"``, ...);
             ``None``: every source.
+        votes: whose votes (``feedback.vote_origins``): ``"human"`` (default, people's only), ``"ai"``
+            (AI judges' only, each of weight 1) or ``"both"``, AI votes then weighing ``ai_weight``.
+        ai_weight: 0-1, only with ``votes="both"``.
+
+    Raises:
+        ValueError: a bad ``votes`` or ``ai_weight`` (the message names the field).
     """
+    from .vote_origins import vote_choice_problems, vote_weight
+
+    problems = vote_choice_problems(votes, ai_weight, ai_weight_given=ai_weight != 1.0)
+    if problems:
+        raise ValueError("; ".join(f"{name}: {message}" for name, message in problems.items()))
     qs = Vote.objects.exclude(comparison__completion_a__model_name=F("comparison__completion_b__model_name"))
+    if votes != "both":
+        qs = qs.filter(origin=votes)
     if model_names is not None:
         names = list(model_names)
         qs = qs.filter(comparison__completion_a__model_name__in=names, comparison__completion_b__model_name__in=names)
@@ -652,11 +679,12 @@ def head_to_head_votes(
         qs = qs.filter(source__in=list(sources))
     rows = qs.order_by("id").values_list(
         "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
-        "comparison__identity_leak",
+        "comparison__identity_leak", "origin", "judge",
     )
     return [
-        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak)
-        for a, b, choice, vote_id, blind, leak in rows
+        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak, origin=origin,
+                   weight=vote_weight(origin, votes=votes, ai_weight=ai_weight), judge=judge)
+        for a, b, choice, vote_id, blind, leak, origin, judge in rows
     ]
 
 
@@ -665,16 +693,25 @@ def vote_last_id() -> int:
     return Vote.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
-def vote_count_after(*, vote_id: int, at_most: int | None = None) -> int:
+def vote_count_after(*, vote_id: int, at_most: int | None = None, votes: str = "human") -> int:
     """How many votes have an id above ``vote_id`` (votes recorded after that watermark).
 
     ``at_most``: stop counting there (the answer is then ``min(count, at_most)``), so a caller
     that only asks "are there N yet?" reads at most N index entries however many votes arrived.
+    ``votes``: whose votes count (``"human"``, the default: an AI judge's votes are not people's
+    new work; ``"ai"``; ``"both"``).
+
+    Raises:
+        ValueError: an unknown ``votes``.
     """
-    votes = Vote.objects.filter(id__gt=vote_id)
+    if votes not in ("human", "ai", "both"):
+        raise ValueError(f"votes: must be one of human, ai, both, not {votes!r}")
+    found = Vote.objects.filter(id__gt=vote_id)
+    if votes != "both":
+        found = found.filter(origin=votes)
     if at_most is not None:
-        votes = votes.order_by()[:at_most]
-    return votes.count()
+        found = found.order_by()[:at_most]
+    return found.count()
 
 
 def snapshot_files_discard(*, snapshot: SnapshotRef) -> None:
@@ -703,3 +740,50 @@ from .constitutional import (  # noqa: E402
     responses_to_revise,
     revisions_record,
 )
+
+
+# --- AI judges measured against people (issue 16, item 5) ----------------------------------------
+
+
+def judge_agreement(
+    *, judge: str, campaign_id: int | None = None,
+    order_verdicts: Sequence[tuple[str, str]] | None = None,
+    by_principle: Mapping[str, Mapping[int, str]] | None = None,
+    resamples: int = 1000, seed: int = 0,
+) -> dict[str, Any]:
+    """How far one AI judge (``"name@version"``) agrees with people, for its page.
+
+    Its AI votes (in campaign ``campaign_id``, or everywhere) against people's strict majority on
+    the same comparisons (``feedback.quality.judges.judge_agreement``, whose docstring states the
+    figures): ``{"judge", "votes", "overlap", "agreement", "kappa", "tie_rate"}``, plus
+    ``"position_consistency"`` when ``order_verdicts`` (each pair's verdicts in both orders, from
+    the judging job's records) and ``"principles"`` when ``by_principle`` (``{principle:
+    {comparison id: choice}}``, likewise) are given. Each figure is ``{"value", "defined", "low",
+    "high", "n"}`` or ``{"value": None, "defined": False, "reason", "n"}``: never NaN.
+
+    Raises:
+        ValueError: a verdict or choice outside a/b/tie/both_bad.
+    """
+    from .quality.judge_selectors import judge_agreement_for
+
+    return judge_agreement_for(judge=judge, campaign=campaign_id, order_verdicts=order_verdicts,
+                               by_principle=by_principle, resamples=resamples, seed=seed)
+
+
+def judge_agreement_of(
+    judge_votes: Mapping[int, str], human_majority: Mapping[int, str], **options: Any
+) -> dict[str, Any]:
+    """The pure figures (``feedback.quality.judges.judge_agreement``) for votes the caller holds,
+    e.g. a judging job's per-principle verdicts before they become votes. Same keyword options."""
+    from .quality.judges import judge_agreement as figures
+
+    return figures(judge_votes, human_majority, **options)
+
+
+def comparisons_complete_counted(*, comparison_ids: Sequence[int]) -> int:
+    """After AI votes are written: complete the open comparisons among ``comparison_ids`` whose
+    campaign counts AI votes (``ai_votes_count``) and whose people's plus AI votes reach
+    ``votes_required`` (``feedback.ai_votes.comparisons_complete_counted``). Returns how many."""
+    from .ai_votes import comparisons_complete_counted as complete
+
+    return complete(comparison_ids=comparison_ids)

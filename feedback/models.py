@@ -442,6 +442,9 @@ def vote_frozen_fields(vote: Vote) -> dict:
         "shown_left": vote.shown_left,
         "source": vote.source,
         "created_at": vote.created_at.isoformat() if vote.created_at else None,
+        # An AI vote says so, and which judge (people's votes keep the shape they always had).
+        **({"origin": vote.origin, "judge": vote.judge, "judge_template": vote.judge_template,
+            "constitution": vote.constitution} if vote.origin == VoteOrigin.AI else {}),
     }
 
 
@@ -540,6 +543,13 @@ class Export(models.Model):
         from .quality.rules import quality_notes
 
         return quality_notes(self.counts or {})
+
+    @property
+    def vote_choice(self) -> str:
+        """Whose votes it exported, in words (``feedback.vote_origins.vote_choice_words``)."""
+        from .vote_origins import vote_choice_words
+
+        return vote_choice_words(self.filters or {})
 
     @property
     def percent(self) -> int:

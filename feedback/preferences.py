@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import responses_equivalent, text_is_empty
+from .vote_origins import DEFAULT_AI_WEIGHT, DEFAULT_VOTES, vote_choice_dict, vote_choice_problems, vote_weight
 
 CHOICES = ("a", "b", "tie", "both_bad")
 SPLITS = ("train", "eval")
@@ -103,6 +104,7 @@ class VoteRecord:
     gold_choice: str = ""  # the comparison's gold answer ("" unless a gold item), for ``min_gold_accuracy``
     ms_on_item: int | None = None  # ms the item was on screen (None: unknown, e.g. imported), for ``min_ms_on_item``
     in_eval_set: bool = False  # the prompt is an eval-set prompt or a near-duplicate (``feedback.evalsets``)
+    origin: str = "human"  # "human" or "ai" (an AI judge's vote), for ``votes`` (``feedback.vote_origins``)
 
 
 class RulesError(ValueError):
@@ -184,6 +186,16 @@ class RulesReader:
             f"must be a string of at most {MAX_SALT_CHARS} characters",
         )
 
+    def vote_choice(self) -> None:
+        """``votes`` and ``ai_weight`` (``feedback.vote_origins``)."""
+        votes = self.data.get("votes", DEFAULT_VOTES)
+        problems = vote_choice_problems(votes, self.data.get("ai_weight"), ai_weight_given="ai_weight" in self.data)
+        self.errors.update(problems)
+        if "votes" in self.data and "votes" not in problems:
+            self.values["votes"] = votes
+        if "ai_weight" in self.data and "ai_weight" not in problems:
+            self.values["ai_weight"] = float(self.data["ai_weight"])
+
     def quality_fields(self) -> None:
         """``aggregation``, ``min_gold_accuracy``, ``min_gold_votes``, ``min_kappa``,
         ``exclude_flagged``, ``min_ms_on_item`` (see ``feedback.quality.rules``)."""
@@ -234,6 +246,10 @@ class AggregationRules:
         min_gold_accuracy, min_gold_votes, min_kappa, exclude_flagged, min_ms_on_item: quality rules
             (``feedback.quality.rules``): votes of low-gold, low-kappa or flagged annotators and
             votes faster than ``min_ms_on_item`` ms are left out and counted by reason.
+        votes, ai_weight: whose votes count (``feedback.vote_origins``): ``"human"`` (default),
+            ``"ai"``, or ``"both"`` with each AI vote weighing ``ai_weight`` (0-1) in the tally
+            (majority, agreement share and margin are weighted; ``min_votes`` counts votes).
+            Votes of the other origin are left out (``votes_excluded_origin``).
     """
 
     include_margin: bool = True
@@ -252,6 +268,8 @@ class AggregationRules:
     min_kappa: float | None = None
     exclude_flagged: bool = False
     min_ms_on_item: int = 0
+    votes: str = DEFAULT_VOTES
+    ai_weight: float = DEFAULT_AI_WEIGHT
 
     @property
     def uses_quality(self) -> bool:
@@ -281,7 +299,11 @@ class AggregationRules:
         reader.fraction("min_agreement")
         reader.split_fields()
         reader.quality_fields()
-        return cls(**reader.result())
+        reader.vote_choice()
+        values = reader.result()
+        if values.get("aggregation") == "dawid_skene" and values.get("ai_weight", 1.0) != 1.0:
+            raise RulesError({"ai_weight": "must be 1 with aggregation dawid_skene (it weighs every voter itself)"})
+        return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready rules (tuples as lists); ``from_dict(rules.as_dict()) == rules``."""
@@ -298,6 +320,8 @@ class AggregationRules:
             "include_flagged": self.include_flagged,
             # Quality rules only when set, so rules stored before them read the same.
             **{k: v for k, v in self.as_quality_dict().items() if v != QUALITY_DEFAULTS[k]},
+            # The vote choice only when not the default (people's votes), likewise.
+            **vote_choice_dict(self.votes, self.ai_weight),
         }
 
 
@@ -314,7 +338,8 @@ class PreferenceDataset:
     ``train``/``eval``: rows (see the module docstring), ordered by comparison id.
     ``vote_ids``: sorted ids of the votes used, i.e. every counted vote (agreeing or not) of a
     comparison that produced a row; votes of left-out comparisons are not used.
-    ``annotator_ids``: sorted ids of the annotators of those votes.
+    ``annotator_ids``: sorted ids of the annotators (people) of those votes; AI judges' votes are
+    counted in ``counts["ai_votes_used"]`` when the rules take them.
     ``counts``: one int per key of ``COUNT_KEYS``.
     ``content_hash``: ``rows_hash(train, eval)``.
     """
@@ -471,6 +496,11 @@ def tally_verdict(
         if count:
             by_choice[choice] = by_choice.get(choice, 0) + count
             total += count
+    if any(isinstance(count, float) for count in by_choice.values()):
+        # Weighted tallies (AI votes weighing ``ai_weight``, ``feedback.vote_origins``): sums of
+        # weights are compared at 9 decimals, so 0.3 + 0.3 + 0.3 ties 0.9.
+        by_choice = {choice: round(count, 9) for choice, count in by_choice.items()}
+        total = round(total, 9)
     top = max(by_choice.values()) if by_choice else 0
     share = top / total if total else 0.0
     if total < min_votes:
@@ -492,7 +522,10 @@ def tally_verdict(
     best, best_count = "", 0
     by_strength = {strength: count for (choice, strength), count in tally.items() if choice == winner and count}
     for strength, count in by_strength.items():
-        margins.extend([MARGIN_BY_STRENGTH[strength]] * count)
+        if isinstance(count, int):
+            margins.extend([MARGIN_BY_STRENGTH[strength]] * count)
+        else:  # a weighted count: the strength's margin times its weight
+            margins.append(MARGIN_BY_STRENGTH[strength] * count)
     for strength in STRENGTH_ORDER:  # weakest first; only a strictly larger count replaces it
         count = by_strength.get(strength, 0)
         if count > best_count:
@@ -603,6 +636,14 @@ def build_preference_dataset(
     by_comparison: dict[int, list[VoteRecord]] = defaultdict(list)
     eval_keys: set[str] = set()
     votes = list(_validated(votes))
+    weights = {v.vote_id: vote_weight(v.origin, votes=rules.votes, ai_weight=rules.ai_weight) for v in votes}
+    excluded_origin = sum(1 for w in weights.values() if w is None)
+    if excluded_origin:  # counted apart, so rules and data without AI votes give the counts they always did
+        counts.update(votes_seen=excluded_origin, votes_excluded_origin=excluded_origin)
+    if rules.votes != DEFAULT_VOTES:
+        counts["ai_votes_used"] = 0
+    votes = [v for v in votes if weights[v.vote_id] is not None]
+    weighted = any(w != 1.0 for w in weights.values() if w is not None)
     screen = _quality_screen(votes, rules, sources, excluded_annotators, flagged_annotators)
     for vote in votes:
         counts["votes_seen"] += 1
@@ -631,9 +672,15 @@ def build_preference_dataset(
         if counted[0].import_flags and not rules.include_flagged:
             counts["flagged_import"] += 1
             continue
-        tally = Counter((v.choice, v.strength) for v in counted)
-        verdict = tally_verdict(tally, min_votes=rules.min_votes, min_agreement=rules.min_agreement,
-                                label=labels.get(comparison_id))
+        tally: Counter = Counter()
+        for v in counted:  # people's votes weigh 1 (ints, as before); AI votes their weight
+            tally[(v.choice, v.strength)] += weights[v.vote_id] if weighted else 1
+        if weighted and (len(counted) < rules.min_votes or not any(tally.values())):
+            # min_votes counts votes, not weights; AI votes of weight 0 alone decide nothing.
+            verdict = Verdict("too_few_votes", None, 0.0)
+        else:
+            verdict = tally_verdict(tally, min_votes=0 if weighted else rules.min_votes,
+                                    min_agreement=rules.min_agreement, label=labels.get(comparison_id))
         if labels and labels[comparison_id] != majority(v.choice for v in counted):
             counts["dawid_skene_differs"] += 1
         if verdict.outcome != "pair":
@@ -654,6 +701,9 @@ def build_preference_dataset(
         )
         row["strength"] = verdict.strength
         row["comparison_id"] = comparison_id
+        if rules.votes != DEFAULT_VOTES:  # rows of people's votes only stay as they were
+            row["ai_votes"] = sum(1 for v in counted if v.origin == "ai")
+            counts["ai_votes_used"] += row["ai_votes"]
         split = split_of(first.prompt_key)
         rows[split].append(row)
         counts[f"pairs_{split}"] += 1
@@ -663,7 +713,7 @@ def build_preference_dataset(
         train=rows["train"],
         eval=rows["eval"],
         vote_ids=sorted(v.vote_id for v in used),
-        annotator_ids=sorted({v.annotator_id for v in used}),
+        annotator_ids=sorted({v.annotator_id for v in used if v.origin != "ai"}),  # people, never judges
         counts=counts,
         content_hash=rows_hash(rows["train"], rows["eval"]),
         reliability=reliability,

@@ -61,6 +61,7 @@ from .models import (
     Split,
     Strength,
     Vote,
+    VoteOrigin,
 )
 from .roles import is_feedback_admin
 from .queue import SCREEN_CHOICES, Candidate, candidate_pick, choice_on_screen, choice_stored, side_draw
@@ -404,7 +405,8 @@ _ELIGIBLE_SQL = (
     "SELECT k.id, k.priority,"
     " (SELECT a.id FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " WHERE a.annotator_id = %(annotator)s AND a.status = %(leased)s AND a.expires_at > %(now)s"
-    " AND c.status = %(open)s AND c.campaign_id = k.id ORDER BY a.leased_at ASC, a.id ASC LIMIT 1), k.gold_rate"
+    " AND c.status = %(open)s AND c.campaign_id = k.id ORDER BY a.leased_at ASC, a.id ASC LIMIT 1), k.gold_rate,"
+    " k.ai_votes_count"
     " FROM {campaign} k WHERE k.status = %(active)s AND {pool}{scope} AND NOT " + _PAUSED_SQL +
     " ORDER BY k.priority DESC, k.id ASC"
 )
@@ -415,13 +417,18 @@ _LEASES_OF_OTHERS_SQL = (
 _MINE_SQL = "(SELECT m.id FROM {assignment} m WHERE m.comparison_id = c.id AND m.annotator_id = %(annotator)s)"
 # ``campaigns``: the ids of the eligible campaigns of one priority (index comparison_campaign_queue
 # for one campaign, comparison_queue_order for several).
+# AI judges' votes (issue 16) are not in ``c.vote_count`` (people's votes only): they fill slots only
+# in a campaign with ``ai_votes_count``, where ``counted`` adds them (``_AI_COUNTED_SQL``); elsewhere
+# ``counted`` is plain ``c.vote_count`` and the human path's SQL is unchanged.
+_AI_VOTES_SQL = "(SELECT COUNT(*) FROM {vote} j WHERE j.comparison_id = c.id AND j.origin = 'ai')"
+_AI_COUNTED_SQL = "(c.vote_count + CASE WHEN c.campaign_id IN ({ai_campaigns}) THEN " + _AI_VOTES_SQL + " ELSE 0 END)"
 _CANDIDATES_SQL = (
-    "SELECT c.id, c.priority, c.created_at, c.votes_required, c.vote_count, {leases}, {mine}"
+    "SELECT c.id, c.priority, c.created_at, c.votes_required, {counted}, {leases}, {mine}"
     " FROM {comparison} c"
     " WHERE c.status = %(open)s AND c.campaign_id IN ({campaigns}){not_gold}"
     " AND NOT EXISTS (SELECT 1 FROM {assignment} d WHERE d.comparison_id = c.id AND d.annotator_id = %(annotator)s"
     " AND d.status IN (%(voted)s, %(skipped)s))"
-    " AND c.vote_count + {leases} < c.votes_required"
+    " AND {counted} + {leases} < c.votes_required"
     " ORDER BY c.priority DESC, c.created_at ASC, c.id ASC"
     " LIMIT %(limit)s"
 )
@@ -536,7 +543,9 @@ def assignment_claim(
             ids = {f"k{i}": row[0] for i, row in enumerate(group)}
             gold_rate = max(row[3] or 0.0 for row in group)
             gold_ids = {f"g{i}": row[0] for i, row in enumerate(group) if (row[3] or 0.0) > 0}
-            assignment = _claim_in(annotator, ids, params, tables, now, rng, gold_rate=gold_rate, gold_ids=gold_ids)
+            ai_ids = {f"j{i}": row[0] for i, row in enumerate(group) if row[4]}
+            assignment = _claim_in(annotator, ids, params, tables, now, rng, gold_rate=gold_rate, gold_ids=gold_ids,
+                                   ai_ids=ai_ids)
             if assignment is not None:
                 return assignment
         return None
@@ -544,19 +553,23 @@ def assignment_claim(
 
 def _claim_in(
     annotator, campaign_ids: dict[str, int], params: dict, tables: dict, now: datetime, rng, *,
-    gold_rate: float = 0.0, gold_ids: dict[str, int] | None = None,
+    gold_rate: float = 0.0, gold_ids: dict[str, int] | None = None, ai_ids: dict[str, int] | None = None,
 ) -> Assignment | None:
     """The claim's candidates step within the campaigns ``campaign_ids`` (placeholder -> id); with
-    normal work left, a gold item of the campaigns ``gold_ids`` when ``gold_draw`` says so."""
+    normal work left, a gold item of the campaigns ``gold_ids`` when ``gold_draw`` says so. In the
+    campaigns ``ai_ids`` (``ai_votes_count`` on) AI votes fill slots too; elsewhere only people's."""
     subqueries = {"leases": _LEASES_OF_OTHERS_SQL.format(**tables), "mine": _MINE_SQL.format(**tables)}
     campaigns = ", ".join(f"%({name})s" for name in campaign_ids)
     not_gold = _NOT_GOLD_SQL.format(gold=", ".join(f"%({name})s" for name in gold_ids)) if gold_ids else ""
-    sql = _CANDIDATES_SQL.format(campaigns=campaigns, not_gold=not_gold, **subqueries, **tables)
+    counted = "c.vote_count"
+    if ai_ids:
+        counted = _AI_COUNTED_SQL.format(ai_campaigns=", ".join(f"%({name})s" for name in ai_ids), **tables)
+    sql = _CANDIDATES_SQL.format(campaigns=campaigns, not_gold=not_gold, counted=counted, **subqueries, **tables)
     skip_locked = connection.features.has_select_for_update_skip_locked
     if skip_locked:
         sql += " FOR UPDATE OF c SKIP LOCKED"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params | campaign_ids | (gold_ids or {}))
+        cursor.execute(sql, params | campaign_ids | (gold_ids or {}) | (ai_ids or {}))
         rows = cursor.fetchall()
         if not rows:
             return None
@@ -746,7 +759,8 @@ _VOTE_TARGET_SQL = (
     " c.prompt_id, a.comparison_id,"
     " k.name, k.slug, k.status, k.ask_strength, k.aspects, k.rationale, k.ask_demonstration, g.id, g.number,"
     " EXISTS (SELECT 1 FROM {acknowledgements} ack WHERE ack.version_id = g.id AND ack.annotator_id = %(annotator)s),"
-    " c.gold_choice, k.id, k.gold_feedback, k.gold_min_accuracy, k.gold_min_votes, " + _PAUSED_SQL + ", k.gold_rate, "
+    " c.gold_choice, k.id, k.gold_feedback, k.gold_min_accuracy, k.gold_min_votes, " + _PAUSED_SQL + ", k.gold_rate,"
+    " k.ai_votes_count, "
     + vote_due_columns(table="{quality}", campaign_column="k.id") +
     " FROM {assignment} a INNER JOIN {comparison} c ON c.id = a.comparison_id"
     " INNER JOIN {campaign} k ON k.id = c.campaign_id"
@@ -765,9 +779,11 @@ _VOTE_RECORD_ASSIGNMENT_SQL = "UPDATE {assignment} SET status = %(voted)s, finis
 # Right-hand sides see the row before the update: the vote that fills the last slot completes it.
 # A gold item (``gold`` = 1: in a campaign with a gold_rate) is never completed by votes: it stays
 # open for every annotator in the pool.
+# ``vote_count`` counts people's votes only; in a campaign with ``ai_votes_count`` the AI votes
+# (``{ai}``: `` - (their count)``, else empty) lower the bar that completes the comparison.
 _VOTE_COUNT_SQL = (
     "UPDATE {comparison} SET vote_count = vote_count + 1,"
-    " status = CASE WHEN status = %(open)s AND vote_count >= votes_required - 1 AND %(gold)s = 0"
+    " status = CASE WHEN status = %(open)s AND vote_count >= votes_required - 1{ai} AND %(gold)s = 0"
     " THEN %(complete)s ELSE status END"
     " WHERE id = %(id)s"
 )
@@ -945,8 +961,11 @@ def vote_submit(
                 raise ComparisonClosed(f"Comparison {comparison_id} was retired and takes no more votes.")
             guidelines_id = _campaign_rules_check(row, fields, demonstration)
             gold_choice = row[20] if row[26] else ""  # a gold item only where the campaign mixes them in
+            ai_counted = bool(row[27])  # the campaign counts AI votes toward votes_required
             if expires_at <= now and not gold_choice:
                 taken = vote_count + _active_leases_of_others(comparison_id, annotator, now).count()
+                if ai_counted:
+                    taken += Vote.objects.filter(comparison_id=comparison_id, origin=VoteOrigin.AI).count()
                 if taken >= votes_required:
                     raise LeaseExpired(
                         f"Your lease on comparison {comparison_id} expired and its slot went to another annotator."
@@ -976,8 +995,9 @@ def vote_submit(
                     {"voted": AssignmentStatus.VOTED.value, "now": connection.ops.adapt_datetimefield_value(now),
                      "id": assignment_id},
                 )
+                ai = " - " + _AI_VOTES_SQL.replace("c.id", "%(id)s").format(**tables) if ai_counted else ""
                 cursor.execute(
-                    _VOTE_COUNT_SQL.format(**tables),
+                    _VOTE_COUNT_SQL.format(ai=ai, **tables),
                     {"open": ComparisonStatus.OPEN.value, "complete": ComparisonStatus.COMPLETE.value,
                      "id": comparison_id, "gold": 1 if gold_choice else 0},
                 )
@@ -988,9 +1008,9 @@ def vote_submit(
                     vote.gold_check = GoldCheck(vote.choice, gold_choice, shown_left)
             # Listeners (the training loop counts votes) hear of it once the vote is committed.
             transaction.on_commit(lambda: vote_recorded.send(sender=Vote, vote_id=vote.pk, created_at=vote.created_at))
-            if row[27] or row[28]:  # a quality report is due a recompute (rarely: debounced)
-                transaction.on_commit(partial(quality_reports_after_vote, campaign_id=row[21], overall=bool(row[27]),
-                                              campaign=bool(row[28])), robust=True)
+            if row[28] or row[29]:  # a quality report is due a recompute (rarely: debounced)
+                transaction.on_commit(partial(quality_reports_after_vote, campaign_id=row[21], overall=bool(row[28]),
+                                              campaign=bool(row[29])), robust=True)
             return vote, True
     except IntegrityError:
         # Only a concurrent identical insert can get here (the unique constraint on comparison+annotator).

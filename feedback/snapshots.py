@@ -70,6 +70,7 @@ _VOTE_COLUMNS = (
     "source",
     "comparison__import_flags",
     "ms_on_item",
+    "origin",
 )
 
 
@@ -84,7 +85,7 @@ def vote_records(*, eval_prompt_ids: Container[int] = frozenset()) -> Iterator[V
     rows = Vote.objects.values_list(*_VOTE_COLUMNS).iterator(chunk_size=BATCH_SIZE)
     for (
         vote_id, comparison_id, prompt_id, messages, split, prompt_key,
-        text_a, text_b, gold_choice, choice, strength, annotator_id, source, import_flags, ms_on_item,
+        text_a, text_b, gold_choice, choice, strength, annotator_id, source, import_flags, ms_on_item, origin,
     ) in rows:
         yield VoteRecord(
             vote_id=vote_id,
@@ -104,6 +105,7 @@ def vote_records(*, eval_prompt_ids: Container[int] = frozenset()) -> Iterator[V
             gold_choice=gold_choice or "",
             ms_on_item=ms_on_item,
             in_eval_set=prompt_id in eval_prompt_ids,
+            origin=origin,
         )
 
 
@@ -324,6 +326,7 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
     left_out = [
         f"{counts[key]} {words}"
         for key, words in (
+            ("votes_excluded_origin", f"of the wrong origin (votes: {rules.votes})"),
             ("votes_excluded_gold", "on gold items (include_gold is off)"),
             ("votes_excluded_source", f"from sources other than {', '.join(rules.sources)}"),
             ("votes_excluded_annotator", "by excluded annotators"),
@@ -335,7 +338,7 @@ def no_pairs_reason(counts: Mapping[str, int], rules: AggregationRules) -> str:
         if counts.get(key)
     ]
     excluded = sum(counts.get(key, 0) for key in (
-        "votes_excluded_gold", "votes_excluded_source", "votes_excluded_annotator", "left_out_low_gold",
+        "votes_excluded_origin", "votes_excluded_gold", "votes_excluded_source", "votes_excluded_annotator", "left_out_low_gold",
         "left_out_low_kappa", "left_out_flagged_annotator", "left_out_fast_votes"))
     comparisons = counts.get("comparisons", 0)
     if not comparisons:
@@ -498,7 +501,9 @@ def snapshot_vote_count(*, snapshot_id: int) -> int:
 
 
 def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
-    """The votes a snapshot used: ``{"vote_count": int, "annotator_count": int, "sources": {source: count}}``.
+    """The votes a snapshot used: ``{"vote_count": int, "annotator_count": int, "sources": {source: count}}``,
+    plus ``"human_vote_count"``, ``"ai_vote_count"`` and ``"judges": {judge: count}`` when it used AI
+    votes (annotators are people: AI judges are never counted among them).
 
     ``sources`` is ordered by source name.
 
@@ -510,14 +515,22 @@ def snapshot_votes_summary(*, snapshot_id: int) -> dict[str, Any]:
     rows = SnapshotVote.objects.filter(snapshot=snapshot).values_list("frozen", flat=True)
     tally: Counter[str] = Counter()
     annotators = set()
+    judges: Counter[str] = Counter()
     for frozen in rows.iterator(chunk_size=BATCH_SIZE):
         tally[frozen.get("source", "")] += 1
-        annotators.add(frozen.get("annotator"))
-    return {
+        if frozen.get("origin") == "ai":  # an AI judge's vote: counted by judge, never as an annotator
+            judges[frozen.get("judge", "")] += 1
+        else:
+            annotators.add(frozen.get("annotator"))
+    summary = {
         "vote_count": sum(tally.values()),
         "annotator_count": len(annotators - {None}),
         "sources": dict(sorted(tally.items())),
     }
+    if judges:  # AI votes in the snapshot (rules "ai" or "both"): counted apart, by judge
+        summary.update(human_vote_count=summary["vote_count"] - sum(judges.values()), ai_vote_count=sum(judges.values()),
+                       judges=dict(sorted(judges.items())))
+    return summary
 
 
 def snapshot_eval_comparison_ids(*, snapshot_id: int) -> list[int]:
@@ -534,15 +547,15 @@ def snapshot_eval_comparison_ids(*, snapshot_id: int) -> list[int]:
 
 
 def snapshot_frozen_votes(*, snapshot_id: int, comparison_ids: Iterable[int]) -> list[tuple[int, int, str]]:
-    """``(comparison id, annotator id, choice)`` of each vote the snapshot used on those
-    comparisons, as frozen (``SnapshotVote.frozen``): a vote revised or undone later keeps the
+    """``(comparison id, annotator id, choice)`` of each person's vote (AI votes are left out: this
+    feeds the human agreement ceiling) the snapshot used on those comparisons, as frozen (``SnapshotVote.frozen``): a vote revised or undone later keeps the
     choice the snapshot was built from. Ordered by vote id."""
     wanted = set(comparison_ids)
     rows = SnapshotVote.objects.filter(snapshot_id=snapshot_id).order_by("vote_ref").values_list("frozen", flat=True)
     return [
         (frozen["comparison"], frozen["annotator"], frozen["choice"])
         for frozen in rows.iterator(chunk_size=BATCH_SIZE)
-        if frozen.get("comparison") in wanted
+        if frozen.get("comparison") in wanted and frozen.get("origin", "human") == "human"  # people's only
     ]
 
 

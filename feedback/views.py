@@ -316,10 +316,11 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
     comparison = get_object_or_404(
         selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user)), pk=pk
     )
-    votes = comparison.votes.select_related("annotator").order_by("created_at")
+    votes = list(comparison.votes.select_related("annotator").order_by("created_at"))
     context = {
         "comparison": comparison,
         "votes": votes,
+        "ai_votes": sum(1 for vote in votes if vote.origin == "ai"),  # beside vote_count (people's)
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),

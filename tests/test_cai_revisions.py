@@ -98,3 +98,14 @@ def test_responses_to_revise_skips_empty_ones_and_those_this_reviser_already_rev
 def test_the_judge_user_is_made_once():
     first, again = judge_user("cai-revision:x"), judge_user("cai-revision:x")
     assert first.pk == again.pk and get_user_model().objects.filter(username="judge:cai-revision:x").count() == 1
+
+
+def test_in_a_campaign_that_counts_ai_votes_the_revision_vote_fills_the_slot():
+    from tests.campaign_support import campaign_make
+
+    counting = campaign_make("Counts AI", ai_votes_count=True)
+    original = CompletionFactory(model_name="policy-1")
+    revisions_record(revisions=[_revision(original, "A fuller answer.")], constitution=C, template=T,
+                     campaign_id=counting.pk)
+    comparison = Comparison.objects.get()
+    assert comparison.status == "complete" and comparison.vote_count == 0  # people's count stays people's

@@ -154,6 +154,15 @@ class RewardForm(_ServiceErrors, forms.Form):
     min_ms_on_item = forms.IntegerField(
         required=False, label="Leave out votes faster than (ms on the item)", help_text="empty or 0: off", widget=_number(),
     )
+    # Whose votes (feedback.vote_origins): people's by default; AI judges' only, or both with a weight.
+    votes = forms.ChoiceField(
+        choices=[("human", "people's votes only"), ("ai", "AI judges' votes only"), ("both", "both, AI votes weighted")],
+        required=False, initial="human", label="Votes from",
+    )
+    ai_weight = forms.FloatField(
+        required=False, label="Weight of an AI vote (with both)", help_text="0-1; a person's vote weighs 1; empty: 1",
+        widget=_number(step="any"),
+    )
     output_name = forms.CharField(required=False, max_length=200, help_text="default: <base>-rm-<run id>")
     lora = forms.BooleanField(required=False, initial=REWARD_DEFAULTS.lora, label="LoRA (merged on save)")
     learning_rate = forms.FloatField(initial=REWARD_DEFAULTS.learning_rate, widget=_number(min=0, step="any"))
@@ -168,7 +177,8 @@ class RewardForm(_ServiceErrors, forms.Form):
 
     ERROR_FIELDS = {"snapshot_id": "snapshot", "per_device_train_batch_size": "per_device_train_batch_size"}
     RULE_FIELDS = ("split_by", "eval_fraction", "include_margin", "include_gold", "exclude_annotators",
-                   "aggregation", "min_gold_accuracy", "min_gold_votes", "min_kappa", "exclude_flagged", "min_ms_on_item")
+                   "aggregation", "min_gold_accuracy", "min_gold_votes", "min_kappa", "exclude_flagged", "min_ms_on_item",
+                   "votes", "ai_weight")
 
     def __init__(self, *args, checkpoint_names: list[str], snapshots: list[tuple[int, str]], annotators: list[tuple[int, str]], **kwargs):
         super().__init__(*args, **kwargs)
@@ -202,6 +212,10 @@ class RewardForm(_ServiceErrors, forms.Form):
                 rules["exclude_flagged"] = True
             if data.get("min_ms_on_item"):
                 rules["min_ms_on_item"] = data["min_ms_on_item"]
+            if data.get("votes") and data["votes"] != "human":  # people's votes: the rules read as before
+                rules["votes"] = data["votes"]
+            if data.get("ai_weight") is not None:  # refused by the rules unless votes is "both"
+                rules["ai_weight"] = data["ai_weight"]
             config["rules"] = rules
         if data.get("output_name"):
             config["output_name"] = data["output_name"].strip()

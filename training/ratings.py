@@ -35,6 +35,10 @@ Decisions, stated once:
   prior's value there (the mean), so a model with a handful of votes gets an interval that
   reaches back to the field (percentile intervals cannot otherwise show the doubt in a short
   unbroken record: every resample of it agrees).
+- Weights: a vote may carry a ``weight`` (0-1; an AI judge's vote under ``votes: "both"``, see
+  ``feedback.vote_origins``): it adds ``weight`` to its pair's votes and ``weight * score`` to
+  the first model's score in the fit and the win rates; counts (votes, wins, losses, ties,
+  ``pair_votes``) stay counts of votes, and the bootstrap resamples votes, each keeping its weight.
 - Rank: ``1 + the number of models whose ci_low is above this model's ci_high``, so models whose
   intervals overlap share a rank (LMSYS's "rank (UB)").
 - Order and names: models are sorted by name and votes tallied before fitting, so ratings, counts
@@ -48,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -130,6 +134,8 @@ class Leaderboard:
     connected: bool
     non_blind_excluded: int = 0
     identity_leak_excluded: int = 0
+    votes_from: str = "human"  # whose votes (feedback.vote_origins): human, ai or both
+    ai_weight: float = 1.0  # with votes_from "both": an AI vote's weight
 
     @property
     def models(self) -> list[str]:
@@ -151,6 +157,8 @@ class Leaderboard:
             "connected": self.connected,
             "non_blind_excluded": self.non_blind_excluded,
             "identity_leak_excluded": self.identity_leak_excluded,
+            "votes_from": self.votes_from,
+            "ai_weight": self.ai_weight,
             "scale": {"base": BASE_RATING, "points_per_factor_10": POINTS_PER_FACTOR_10, "ci": list(CI_PERCENTILES)},
         }
 
@@ -167,6 +175,7 @@ class _Tally:
     pair: np.ndarray  # int64, index of (first, second) in pair_first/pair_second
     pair_first: np.ndarray  # int64, one per distinct pair
     pair_second: np.ndarray  # int64
+    weight: np.ndarray | None = None  # float64, each outcome's vote weight (None: all 1)
 
     @property
     def size(self) -> int:
@@ -178,6 +187,8 @@ class _Tally:
             (np.ones(len(self.pair)), (self.pair, np.arange(len(self.pair)))), shape=(len(self.pair_first), len(self.pair))
         )
         counts = np.atleast_2d(counts).astype(np.float64)
+        if self.weight is not None:
+            counts = counts * self.weight
         n = (indicator @ counts.T).T
         w = (indicator @ (counts * self.score).T).T
         return n, w
@@ -192,18 +203,24 @@ def _tally(outcomes: Sequence[tuple[str, str, float]]) -> _Tally:
     a = np.fromiter((index[o[0]] for o in outcomes), dtype=np.int64, count=len(outcomes))
     b = np.fromiter((index[o[1]] for o in outcomes), dtype=np.int64, count=len(outcomes))
     s = np.fromiter((o[2] for o in outcomes), dtype=np.float64, count=len(outcomes))
+    v = np.fromiter((o[3] if len(o) > 3 else 1.0 for o in outcomes), dtype=np.float64, count=len(outcomes))
+    if not np.all(np.isfinite(v)) or np.any((v < 0) | (v > 1)):
+        raise ValueError("each weight must be a number from 0 to 1")
     if np.any(a == b):
         raise ValueError(f"a model cannot be compared with itself ({names[int(a[np.argmax(a == b)])]!r})")
     if not np.all(np.isfinite(s)) or np.any((s < 0) | (s > 1)):
         raise ValueError("each score must be a number from 0 to 1 (1 win, 0.5 tie, 0 loss)")
     swap = a > b
     first, second, score = np.where(swap, b, a), np.where(swap, a, b), np.where(swap, 1.0 - s, s)
-    rows, count = np.unique(np.column_stack([first, second, score]), axis=0, return_counts=True)
+    weighted = bool(np.any(v != 1.0))
+    columns = [first, second, score] + ([v] if weighted else [])
+    rows, count = np.unique(np.column_stack(columns), axis=0, return_counts=True)
     first, second = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
     pairs, pair = np.unique(first * len(names) + second, return_inverse=True)
     return _Tally(
         names=tuple(names), first=first, second=second, score=rows[:, 2], count=count.astype(np.int64),
         pair=pair.reshape(-1), pair_first=pairs // max(len(names), 1), pair_second=pairs % max(len(names), 1),
+        weight=rows[:, 3] if weighted else None,
     )
 
 
@@ -309,7 +326,8 @@ def vote_outcomes(votes: Sequence[HeadToHeadVote], *, both_bad: BothBad = "tie")
             score = CHOICE_SCORE[vote.choice]
         else:
             raise ValueError(f"unknown choice {vote.choice!r}")
-        outcomes.append((vote.model_a, vote.model_b, score))
+        weight = getattr(vote, "weight", 1.0)
+        outcomes.append((vote.model_a, vote.model_b, score) + (() if weight == 1.0 else (weight,)))
     return outcomes, excluded
 
 
@@ -364,7 +382,8 @@ def leaderboard(
         ),
         key=lambda row: (row.rank, -row.rating, row.model),
     )
-    win_rate, pair_votes = _pair_tables(tally, n, w)
+    counted = n if tally.weight is None else replace(tally, weight=None).pair_totals(tally.count)[0][0]
+    win_rate, pair_votes = _pair_tables(tally, n, w, counted)
     components, _ = connected_components(
         sparse.coo_matrix((np.ones(len(n)), (tally.pair_first, tally.pair_second)), shape=(tally.size, tally.size)),
         directed=False,
@@ -427,12 +446,17 @@ def _model_counts(tally: _Tally) -> list[dict[str, int]]:
     ]
 
 
-def _pair_tables(tally: _Tally, n: np.ndarray, w: np.ndarray) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+def _pair_tables(
+    tally: _Tally, n: np.ndarray, w: np.ndarray, counted: np.ndarray
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    """Win rates from the (weighted) per-pair votes ``n`` and scores ``w``; vote counts from ``counted``
+    (unweighted). A pair whose votes all weigh 0 has win rate 0.5 each way."""
     names = tally.names
     win_rate: dict[str, dict[str, float]] = {name: {} for name in names}
     pair_votes: dict[str, dict[str, int]] = {name: {} for name in names}
-    for i, j, votes, score in zip(tally.pair_first.tolist(), tally.pair_second.tolist(), n.tolist(), w.tolist()):
+    for i, j, votes, score, count in zip(tally.pair_first.tolist(), tally.pair_second.tolist(), n.tolist(), w.tolist(),
+                                         counted.tolist()):
         a, b = names[i], names[j]
-        win_rate[a][b], win_rate[b][a] = score / votes, (votes - score) / votes
-        pair_votes[a][b] = pair_votes[b][a] = int(votes)
+        win_rate[a][b], win_rate[b][a] = (score / votes, (votes - score) / votes) if votes else (0.5, 0.5)
+        pair_votes[a][b] = pair_votes[b][a] = int(round(count))
     return win_rate, pair_votes

@@ -61,6 +61,8 @@ def leaderboard_compute(
     models: str = "checkpoints",
     include_non_blind: bool = False,
     include_identity_leak: bool = False,
+    votes: str = "human",
+    ai_weight: float = 1.0,
 ) -> Leaderboard:
     """A Bradley-Terry leaderboard from every vote between two different models.
 
@@ -77,29 +79,34 @@ def leaderboard_compute(
     ``include_identity_leak``; ``identity_leak_excluded`` counts those among the votes still in
     after the non-blind rule (a vote left out for both reasons is counted once, as non-blind). Seeded
     (seed 0), so the same votes give the same intervals. See
-    ``training.ratings.leaderboard`` for the model, scale and rank rule.
+    ``training.ratings.leaderboard`` for the model, scale and rank rule. ``votes``: whose votes
+    (``"human"``, the default, ``"ai"``, or ``"both"`` with AI votes weighing ``ai_weight``; see
+    ``feedback.vote_origins``); the board records the choice (``votes_from``, ``ai_weight``).
 
     Raises:
-        ValueError: an unknown ``both_bad`` mode or ``models``, or a negative ``rounds``.
+        ValueError: an unknown ``both_bad`` mode or ``models``, a negative ``rounds``, or a bad
+            ``votes``/``ai_weight`` ("votes: ..." / "ai_weight: ...").
     """
+    choice = {"votes": votes, "ai_weight": ai_weight}
     if models == "checkpoints":
-        votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names())
+        found = feedback.head_to_head_votes(model_names=policy_checkpoint_names(), **choice)
     elif models == "external":
         checkpoints = set(Checkpoint.objects.values_list("name", flat=True))
-        votes = [
-            vote for vote in feedback.head_to_head_votes()
+        found = [
+            vote for vote in feedback.head_to_head_votes(**choice)
             if vote.model_a not in checkpoints and vote.model_b not in checkpoints
         ]
     else:
         raise ValueError(f"unknown models {models!r}; expected one of {', '.join(LEADERBOARD_MODELS)}")
-    seen = 0 if include_non_blind else sum(1 for vote in votes if not vote.blind)
+    seen = 0 if include_non_blind else sum(1 for vote in found if not vote.blind)
     if seen:
-        votes = [vote for vote in votes if vote.blind]
-    leaked = 0 if include_identity_leak else sum(1 for vote in votes if vote.identity_leak)
+        found = [vote for vote in found if vote.blind]
+    leaked = 0 if include_identity_leak else sum(1 for vote in found if vote.identity_leak)
     if leaked:
-        votes = [vote for vote in votes if not vote.identity_leak]
-    board = leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
-    return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked)
+        found = [vote for vote in found if not vote.identity_leak]
+    board = leaderboard(found, both_bad=both_bad, rounds=rounds, seed=0)
+    return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked, votes_from=votes,
+                   ai_weight=ai_weight if votes == "both" else 1.0)
 
 
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:

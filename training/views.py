@@ -244,14 +244,20 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     ``?models=external`` rates the external models (imported Arena battles) instead. Votes cast by
     someone who could see model names (admins) are left out, and counted on the page, unless
     ``?non_blind=include``. Votes on comparisons flagged as revealing which model wrote a
-    response are left out, and counted, unless ``?identity_leak=include``."""
+    response are left out, and counted, unless ``?identity_leak=include``. ``?votes=ai`` rates from
+    AI judges' votes only, ``?votes=both&ai_weight=0.5`` from both with AI votes weighted (default:
+    people's votes only); a bad choice is a 400 page saying why."""
     _require_run_jobs(request)
     both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
     models = "external" if request.GET.get("models") == "external" else "checkpoints"
     include_non_blind = request.GET.get("non_blind") == "include"
     include_identity_leak = request.GET.get("identity_leak") == "include"
+    votes, ai_weight, problem = _vote_choice(request)
+    if problem:
+        return render(request, "training/leaderboard.html", {"problem": problem, "votes": votes, "models": models,
+                                                             "both_bad": both_bad}, status=400)
     board = selectors.leaderboard_compute(both_bad=both_bad, models=models, include_non_blind=include_non_blind,
-                                          include_identity_leak=include_identity_leak)
+                                          include_identity_leak=include_identity_leak, votes=votes, ai_weight=ai_weight)
     ids = selectors.checkpoint_ids_by_name(names=board.models) if models == "checkpoints" else {}
     context = {
         "include_non_blind": include_non_blind,
@@ -261,8 +267,25 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         "matrix": _win_rate_matrix(board),
         "both_bad": both_bad,
         "models": models,
+        "votes": votes,
+        "ai_weight": ai_weight,
     }
     return render(request, "training/leaderboard.html", context)
+
+
+def _vote_choice(request: HttpRequest) -> tuple[str, float, str]:
+    """``(votes, ai_weight, problem)`` from ``?votes=`` and ``?ai_weight=``; ``problem`` is "" when
+    they are good, else the field's message ("votes: ..." / "ai_weight: ...")."""
+    from feedback.vote_origins import vote_choice_problems
+
+    votes = request.GET.get("votes") or "human"
+    text = request.GET.get("ai_weight", "").strip()
+    try:
+        ai_weight = float(text) if text else 1.0
+    except ValueError:
+        ai_weight = float("nan")
+    problems = vote_choice_problems(votes, ai_weight, ai_weight_given=bool(text))
+    return votes, ai_weight, "; ".join(f"{name}: {message}" for name, message in problems.items())
 
 
 def _win_rate_matrix(board) -> list[dict]:

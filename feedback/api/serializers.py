@@ -306,7 +306,7 @@ class VoteSerializer(serializers.ModelSerializer):
         model = Vote
         fields = [
             "id", "comparison", "annotator", "choice", "strength", "rationale", "helpfulness", "harmlessness",
-            "honesty", "shown_left", "ms_on_item", "source", "created_at",
+            "honesty", "shown_left", "ms_on_item", "source", "created_at", "origin", "judge",
         ]
         read_only_fields = fields
 

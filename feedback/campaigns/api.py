@@ -47,7 +47,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "id", "name", "slug", "description", "status", "priority", "votes_required", "target_votes", "deadline",
             "ask_strength", "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "rules", "annotators", "groups",
             "guidelines_version", "created_by", "created_at", "updated_at",
-            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms",
+            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms", "ai_votes_count",
         ]
         read_only_fields = fields
 
@@ -72,6 +72,7 @@ class CampaignWriteSerializer(serializers.Serializer):
     gold_min_accuracy = serializers.FloatField(required=False, allow_null=True, help_text="0-1; null: never pause")
     gold_min_votes = serializers.IntegerField(required=False)
     fast_vote_ms = serializers.IntegerField(required=False, help_text="0-600000; faster votes are flagged as too fast")
+    ai_votes_count = serializers.BooleanField(required=False, help_text="AI judges' votes count toward votes_required")
     annotators = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=10_000,
                                        help_text="usernames")
     groups = serializers.ListField(child=serializers.CharField(max_length=150), required=False, max_length=1_000,

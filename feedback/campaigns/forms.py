@@ -59,6 +59,9 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     fast_vote_ms = forms.IntegerField(required=False, initial=2000, min_value=0, max_value=600_000,
                                       label="Too-fast floor (ms)",
                                       help_text="votes faster than this many ms on the item are flagged as too fast")
+    ai_votes_count = forms.BooleanField(
+        required=False, initial=False, label="AI judges' votes count toward votes per comparison",
+        help_text="off: AI votes are kept and measured, but only people's votes fill a comparison")
     annotators = forms.ModelMultipleChoiceField(
         queryset=get_user_model().objects.filter(is_active=True).order_by("username"), to_field_name="username",
         required=False, widget=forms.SelectMultiple(attrs={"size": 6}), help_text="people in the pool by name",
@@ -82,7 +85,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
     def initial_of(campaign: Campaign) -> dict[str, Any]:
         initial = {name: getattr(campaign, name) for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", *GOLD_FIELDS)}
+            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", "ai_votes_count", *GOLD_FIELDS)}
         initial["annotators"] = list(campaign.annotators.values_list("username", flat=True))
         initial["groups"] = list(campaign.groups.values_list("name", flat=True))
         asked = {aspect["name"]: aspect["label"] for aspect in campaign.aspects}
@@ -99,7 +102,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         data = self.cleaned_data
         values = {name: data[name] for name in (
             "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
-            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", *GOLD_FIELDS)}
+            "rationale", "ask_demonstration", "show_quality_to_annotators", "fast_vote_ms", "ai_votes_count", *GOLD_FIELDS)}
         for name in ("gold_rate", "gold_min_votes", "fast_vote_ms"):
             if values[name] is None:
                 del values[name]

@@ -1,6 +1,10 @@
 """How far a campaign has got (selectors): votes against the target, votes per annotator, the
 voting rate, the time left to the target at that rate, and whether the deadline will be met.
 
+People's votes and AI judges' votes (issue 16) are counted apart: ``votes``, the rates and the
+annotators are people's only; ``ai_votes`` is shown beside them and counts toward the target only
+in a campaign with ``ai_votes_count``. Judges' system users never appear among the annotators.
+
 Each figure comes from aggregate queries (three for one campaign, two for a whole list), never a
 loop over rows.
 """
@@ -13,6 +17,7 @@ from typing import Any
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
+from feedback.ai_votes import AI, HUMAN
 from feedback.models import Comparison, ComparisonStatus, Vote
 
 from .models import Campaign
@@ -37,10 +42,14 @@ class CampaignProgress:
     ``rate_recent`` (None with no recent vote; zero once reached); ``on_track`` says whether that
     lands before the deadline (None without a deadline). ``capacity``: the votes its comparisons
     can still take in all (``votes_required`` summed over the ones not retired); a ``target_votes``
-    above ``max(votes, capacity)`` cannot be reached (``unreachable``)."""
+    above ``max(counted, capacity)`` cannot be reached (``unreachable``). ``votes`` counts people's
+    votes, ``ai_votes`` AI judges'; ``counted`` (what meets the target) adds ``ai_votes`` only when
+    the campaign counts them (``ai_votes_count``)."""
 
     campaign_id: int
     votes: int = 0
+    ai_votes: int = 0
+    ai_votes_count: bool = False
     target: int = 0
     target_kind: str = "comparisons"
     capacity: int = 0
@@ -59,18 +68,23 @@ class CampaignProgress:
     annotators: list[AnnotatorVotes] = field(default_factory=list)
 
     @property
+    def counted(self) -> int:
+        """The votes that meet the target: people's, plus AI votes where the campaign counts them."""
+        return self.votes + (self.ai_votes if self.ai_votes_count else 0)
+
+    @property
     def remaining(self) -> int:
-        return max(0, self.target - self.votes)
+        return max(0, self.target - self.counted)
 
     @property
     def unreachable(self) -> bool:
         """True when the target asks for more votes than the campaign's comparisons can take."""
-        return self.target_kind == "target_votes" and self.target > max(self.votes, self.capacity)
+        return self.target_kind == "target_votes" and self.target > max(self.counted, self.capacity)
 
     @property
     def percent(self) -> int:
-        """Votes as a share of the target, 0-100 (100 when the target is 0 or reached)."""
-        return 100 if not self.target else min(100, int(100 * self.votes / self.target))
+        """Counted votes as a share of the target, 0-100 (100 when the target is 0 or reached)."""
+        return 100 if not self.target else min(100, int(100 * self.counted / self.target))
 
     @property
     def finish_at(self) -> datetime | None:
@@ -86,15 +100,17 @@ class CampaignProgress:
             row["last_vote_at"] = row["last_vote_at"].isoformat() if row["last_vote_at"] else None
         data["eta_seconds"] = None if self.eta is None else round(self.eta.total_seconds())
         data["remaining"], data["percent"], data["unreachable"] = self.remaining, self.percent, self.unreachable
+        data["counted"] = self.counted
         return data
 
 
 def _vote_figures(since: datetime) -> dict[str, Any]:
     return {
-        "votes": Count("id"),
-        "votes_recent": Count("id", filter=Q(created_at__gte=since)),
-        "first_vote_at": Min("created_at"),
-        "last_vote_at": Max("created_at"),
+        "votes": Count("id", filter=HUMAN),
+        "ai_votes": Count("id", filter=AI),
+        "votes_recent": Count("id", filter=HUMAN & Q(created_at__gte=since)),
+        "first_vote_at": Min("created_at", filter=HUMAN),
+        "last_vote_at": Max("created_at", filter=HUMAN),
     }
 
 
@@ -115,6 +131,7 @@ def _finish(progress: CampaignProgress, campaign: Campaign, required: int | None
     else:
         progress.target, progress.target_kind = required or 0, "comparisons"
     progress.capacity = required or 0
+    progress.ai_votes_count = campaign.ai_votes_count
     progress.deadline = campaign.deadline
     if progress.first_vote_at is not None:
         span = max(MIN_SPAN, now - progress.first_vote_at)
@@ -143,7 +160,7 @@ def campaign_progress(*, campaign: Campaign, now: datetime | None = None) -> Cam
     progress = CampaignProgress(campaign_id=campaign.pk, **figures, **counts)
     progress.annotators = [
         AnnotatorVotes(row["annotator__username"], row["votes"], row["last"])
-        for row in votes.values("annotator__username")
+        for row in votes.filter(HUMAN).values("annotator__username")
         .annotate(votes=Count("id"), last=Max("created_at"))
         .order_by("-votes", "annotator__username")
     ]

@@ -22,6 +22,7 @@ from django.db.models import Case, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
+from feedback.ai_votes import is_judge_username
 from feedback.models import Assignment, AssignmentStatus, Comparison, ComparisonStatus
 
 from .models import (
@@ -44,7 +45,7 @@ MAX_LABEL_CHARS = 200
 EDITABLE_FIELDS = (
     "name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "ask_strength",
     "aspects", "rationale", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
-    "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms",
+    "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms", "ai_votes_count",
 )
 MAX_GOLD_MIN_VOTES = 10_000
 MAX_FAST_VOTE_MS = 600_000
@@ -115,6 +116,9 @@ def _aspects_check(aspects: Any) -> list[dict[str, str]]:
 
 def _users_resolve(usernames: Iterable[str]) -> list:
     names = sorted({str(name).strip() for name in usernames if str(name).strip()})
+    judges = sorted(name for name in names if is_judge_username(name))
+    if judges:  # an AI judge's system user never joins a pool (issue 16)
+        raise ValidationError({"annotators": f"an AI judge is not an annotator: {', '.join(judges)}"})
     users = list(get_user_model().objects.filter(username__in=names))
     missing = sorted(set(names) - {user.username for user in users})
     if missing:
@@ -198,7 +202,7 @@ def _fields_apply(campaign: Campaign, values: Mapping[str, Any]) -> tuple[list |
         else:
             campaign.description = values["description"]
     _gold_fields_apply(campaign, values, errors)
-    for name in ("ask_strength", "ask_demonstration", "show_quality_to_annotators"):
+    for name in ("ask_strength", "ask_demonstration", "show_quality_to_annotators", "ai_votes_count"):
         if name in values:
             if not isinstance(values[name], bool):
                 errors[name] = "must be true or false"

@@ -22,6 +22,11 @@ Filters (JSON-shaped; every key optional, every given filter applies):
   ``min_ms_on_item`` (whole ms) leave out votes, counted in the export's counts by reason
   (``left_out_low_gold``, ``left_out_low_kappa``, ``left_out_flagged_annotator``,
   ``left_out_fast_votes``); judged on the votes the other vote filters pass.
+- ``votes``: whose votes (``feedback.vote_origins``): ``"human"`` (default: people's only), ``"ai"``
+  (AI judges' only) or ``"both"``, with ``ai_weight`` (0-1, default 1) the weight of each AI vote
+  in a comparison's tally for the aggregating formats (majority, agreement share, margin). Formats
+  of single votes (raw votes, arena) write each vote; an AI vote's annotator is its judge's name
+  (``judge:<name>@<version>``), never a pseudonym.
 - ``aggregation``: ``"majority"`` (default) or ``"dawid_skene"``: each comparison's winner is its
   Dawid-Skene label over the exported votes (``feedback.quality.aggregation``), ties and both-bad
   handled as majority's; ``dawid_skene_differs`` counts the comparisons whose label differs.
@@ -36,6 +41,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from feedback.preferences import RulesError, RulesReader
+from feedback.vote_origins import DEFAULT_AI_WEIGHT, DEFAULT_VOTES, vote_choice_dict
 
 from .formats import FILE_TYPES, FORMATS, ExportOptions
 
@@ -98,6 +104,13 @@ class ExportFilters:
     exclude_flagged: bool = False
     min_ms_on_item: int = 0
     aggregation: str = "majority"
+    votes: str = DEFAULT_VOTES
+    ai_weight: float = DEFAULT_AI_WEIGHT
+
+    @property
+    def weighted(self) -> bool:
+        """Whether AI votes weigh other than 1 in a tally (``votes: "both"`` with ``ai_weight`` below 1)."""
+        return self.votes == "both" and self.ai_weight != 1.0
 
     @property
     def uses_quality(self) -> bool:
@@ -134,7 +147,10 @@ class ExportFilters:
         reader.check("gold", lambda v: v in GOLD, f"must be one of {', '.join(GOLD)}")
         reader.flag("include_flagged")
         reader.quality_fields()
+        reader.vote_choice()
         values = reader.result()
+        if values.get("aggregation") == "dawid_skene" and values.get("ai_weight", 1.0) != 1.0:
+            raise RulesError({"ai_weight": "must be 1 with aggregation dawid_skene (it weighs every voter itself)"})
         start, end = values.get("date_from"), values.get("date_to")
         if start is not None and end is not None and start >= end:
             raise RulesError({"date_to": "must be after date_from"})
@@ -155,6 +171,7 @@ class ExportFilters:
             "include_flagged": self.include_flagged,
             # Quality rules only when set, so filters stored before them read the same.
             **{name: getattr(self, name) for name, default in _QUALITY_DEFAULTS.items() if getattr(self, name) != default},
+            **vote_choice_dict(self.votes, self.ai_weight),  # only when not people's votes only, likewise
         }
 
 

@@ -72,6 +72,7 @@ from typing import Any, NamedTuple
 from feedback.hh_rlhf import ASSISTANT, HUMAN, transcript_build
 from feedback.messages import text_is_empty
 from feedback.preferences import Verdict, chosen_rejected, pair_left_out, preference_row, tally_verdict
+from feedback.vote_origins import JUDGE_USERNAME_PREFIX
 
 TRL_PREFERENCE = "trl-preference"
 TRL_UNPAIRED = "trl-unpaired"
@@ -109,6 +110,7 @@ class VoteRow(NamedTuple):
     ms_on_item: int | None = None
     source: str = ""
     created_at: datetime | None = None
+    origin: str = "human"  # "ai": an AI judge's vote (issue 16)
 
 
 # Every field's default, in field order (the first four have none): pads a row read without the details.
@@ -125,12 +127,18 @@ _TALLY_ORDER = {key: k for k, key in enumerate(TALLY_KEYS)}
 Tally = tuple[tuple[tuple[str, str], int], ...]
 
 
-def tally_of(votes: Iterable[tuple[str, str]]) -> Tally:
+def tally_of(votes: Iterable[tuple[str, str]], weights: Iterable[float] | None = None) -> Tally:
     """The tally of ``(choice, strength)`` pairs: ``((key, count), ...)`` in ``TALLY_KEYS`` order
-    (any other key after them, sorted), zero counts left out. Hashable, so verdicts can be cached."""
-    counts: dict[tuple[str, str], int] = {}
-    for key in votes:
-        counts[key] = counts.get(key, 0) + 1
+    (any other key after them, sorted), zero counts left out. Hashable, so verdicts can be cached.
+    ``weights`` (one per vote): a weighted tally, counts as floats (AI votes, ``feedback.vote_origins``)."""
+    counts: dict[tuple[str, str], Any] = {}
+    if weights is None:
+        for key in votes:
+            counts[key] = counts.get(key, 0) + 1
+    else:
+        for key, weight in zip(votes, weights, strict=True):
+            if weight:  # a zero weight counts for nothing
+                counts[key] = counts.get(key, 0.0) + weight
     return tuple(sorted(counts.items(), key=lambda item: (_TALLY_ORDER.get(item[0], len(TALLY_KEYS)), item[0])))
 
 
@@ -231,8 +239,8 @@ class Pseudonyms:
         self._cache: dict[int, str] = {}
 
     def __call__(self, annotator_id: int, username: str = "") -> str:
-        if self.real_names:
-            return username
+        if self.real_names or username.startswith(JUDGE_USERNAME_PREFIX):
+            return username  # an AI judge is no person: its name says it is a judge and which
         name = self._cache.get(annotator_id)
         if name is None:
             digest = hmac.new(self.salt, str(annotator_id).encode("ascii"), hashlib.sha256).hexdigest()

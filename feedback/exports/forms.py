@@ -42,6 +42,13 @@ class ExportForm(forms.Form):
         help_text="comparisons imported with flags (a missing margin, a truncated-looking or early-diverging pair) "
         "are left out and counted unless ticked",
     )
+    votes = forms.ChoiceField(
+        choices=[("human", "people's votes only"), ("ai", "AI judges' votes only"), ("both", "both, AI votes weighted")],
+        initial="human", required=False, label="Votes from",
+    )
+    ai_weight = forms.FloatField(
+        required=False, label="Weight of an AI vote (with both)", help_text="0-1; a person's vote weighs 1; empty: 1",
+    )
     plain_text = forms.BooleanField(required=False, label="Plain text instead of messages (TRL formats)")
     no_margin = forms.BooleanField(required=False, label="No margin column (TRL preference)")
     real_usernames = forms.BooleanField(
@@ -69,6 +76,10 @@ class ExportForm(forms.Form):
             filters["gold"] = data["gold"]
         if data.get("include_flagged"):
             filters["include_flagged"] = True
+        if data.get("votes") and data["votes"] != "human":  # people's votes: the filters read as before
+            filters["votes"] = data["votes"]
+        if data.get("ai_weight") is not None:  # refused by the filters unless votes is "both"
+            filters["ai_weight"] = data["ai_weight"]
         options: dict[str, bool] = {}
         if data.get("plain_text"):
             options["conversational"] = False

@@ -49,7 +49,7 @@ _COMPARISON_COLUMNS = (
 _VOTE_COLUMNS = ("comparison_id", "id", "choice", "strength", "annotator_id")
 _VOTE_DETAIL_COLUMNS = (
     "annotator__username", "rationale", "helpfulness", "harmlessness", "honesty",
-    "shown_left", "ms_on_item", "source", "created_at",
+    "shown_left", "ms_on_item", "source", "created_at", "origin",
 )
 
 
@@ -61,6 +61,8 @@ def vote_last_id() -> int:
 def _vote_q(filters: ExportFilters, *, max_vote_id: int | None, prefix: str = "") -> Q:
     """The vote filters as a Q on Vote (``prefix`` ``"votes__"`` etc. to use them from another model)."""
     q = Q()
+    if filters.votes in ("human", "ai"):  # whose votes (feedback.vote_origins); "both": every vote
+        q &= Q(**{f"{prefix}origin": filters.votes})
     if max_vote_id is not None:
         q &= Q(**{f"{prefix}id__lte": max_vote_id})
     if filters.date_from is not None:
@@ -154,12 +156,14 @@ def comparison_groups(
     # The per-chunk queries differ only in their id bounds: compiled once, run with new bounds.
     page = _Compiled(comparisons.filter(id__gt=_AFTER).values_list(*_COMPARISON_COLUMNS)[:chunk_size], after=_AFTER)
     range_tally = None
-    if by_range and not vote_details:
+    # AI votes weighing other than 1 (votes "both" with an ai_weight): the tally is summed per vote here.
+    weight = (lambda origin: filters.ai_weight if origin == "ai" else 1.0) if filters.weighted else None
+    if by_range and not vote_details and weight is None:
         range_votes = Vote.objects.filter(vote_q, comparison_id__gte=_FIRST, comparison_id__lte=_LAST)
         range_tally = _Compiled(_tally_query(range_votes), first=_FIRST, last=_LAST)
     with _serial_plans():
         yield from _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eval_keys, wanted_splits,
-                           on_chunk)
+                           on_chunk, weight)
 
 
 @contextmanager
@@ -181,7 +185,8 @@ def _serial_plans() -> Iterator[None]:
                 cursor.execute("RESET max_parallel_workers_per_gather")
 
 
-def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eval_keys, wanted_splits, on_chunk):
+def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eval_keys, wanted_splits, on_chunk,
+            weight=None):
     """``comparison_groups``' loop over its chunks (see there)."""
     padding = VOTE_ROW_DEFAULTS[len(vote_columns) - 1:]
     new_vote = tuple.__new__  # VoteRow(*row) without its Python-level __new__: 1M calls add up
@@ -201,7 +206,14 @@ def _chunks(page, range_tally, by_range, vote_q, vote_details, vote_columns, eva
         if vote_details:
             for comparison_id, rows in groupby(votes.order_by("comparison_id", "id").values_list(*vote_columns), key=_first):
                 group = votes_by_comparison[comparison_id] = [new_vote(VoteRow, row[1:] + padding) for row in rows]
-                tallies[comparison_id] = tally_of([(v.choice, v.strength) for v in group])
+                tallies[comparison_id] = tally_of(
+                    [(v.choice, v.strength) for v in group], None if weight is None else [weight(v.origin) for v in group])
+                read += len(group)
+        elif weight is not None:
+            rows = _fetch(votes.order_by("comparison_id", "id").values_list("comparison_id", "choice", "strength", "origin"))
+            for comparison_id, group in groupby(rows, key=_first):
+                group = list(group)
+                tallies[comparison_id] = tally_of([(c, s) for _, c, s, _ in group], [weight(o) for *_, o in group])
                 read += len(group)
         else:
             counted = range_tally.rows(first=chunk[0][0], last=last) if range_tally else _fetch(_tally_query(votes))

@@ -92,7 +92,7 @@ def _context(*, campaign, report, figures, rows, has_gold, sort, stale) -> dict[
         "headers": headers, "sort": sort, "flag_text": FLAG_TEXT, "stale": stale,
         "recomputing": report is not None and report.pending,
         "agreement": [(label, agreement.get(key)) for key, label in AGREEMENT_FIGURES if key in agreement],
-        "agreement_summary": agreement, "bias": bias,
+        "agreement_summary": agreement, "bias": bias, "judges": figures.get("judges", {}),
         "over_time": alpha_over_time_chart(figures.get("over_time", {})),
         "left_rates": left_rate_chart(rows),
         "histogram": time_histogram_chart(bias.get("time", {}).get("histogram", []),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db.models import Case, Count, F, IntegerField, Sum, When
 
 from feedback.gold import GoldAccuracy, gold_accuracy_of
-from feedback.models import Campaign, CampaignAnnotatorPause, Comparison, Vote
+from feedback.models import Campaign, CampaignAnnotatorPause, Comparison, Vote, VoteOrigin
 
 
 def gold_accuracy(*, campaign: Campaign | int, annotator=None) -> dict[str, GoldAccuracy]:
@@ -18,8 +18,8 @@ def gold_accuracy(*, campaign: Campaign | int, annotator=None) -> dict[str, Gold
     ``correct`` (stored choice equal to ``gold_choice``; a gold ``tie`` matches only a ``tie``),
     ``accuracy`` and the 95 % Wilson interval ``low``/``high`` (``feedback.gold.gold_accuracy_of``).
     With ``annotator`` (a user), only theirs (an empty dict when they cast no gold vote).
-    Every vote counts, imported or not. One query."""
-    votes = Vote.objects.filter(comparison__campaign=campaign).exclude(comparison__gold_choice="")
+    Every person's vote counts, imported or not (AI judges' votes do not: a judge is no annotator). One query."""
+    votes = Vote.objects.filter(comparison__campaign=campaign, origin=VoteOrigin.HUMAN).exclude(comparison__gold_choice="")
     if annotator is not None:
         votes = votes.filter(annotator=annotator)
     rows = (

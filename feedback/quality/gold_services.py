@@ -58,7 +58,8 @@ def gold_from_imported_votes(*, campaign: Campaign, source: str) -> int:
     if not isinstance(source, str) or not source or source == "annotator":
         raise ValidationError({"source": "name an import source (the annotators' own votes are not gold answers)"})
     choices: dict[int, set[str]] = {}
-    rows = Vote.objects.filter(comparison__campaign=campaign, comparison__gold_choice="", source=source).exclude(
+    rows = Vote.objects.filter(comparison__campaign=campaign, comparison__gold_choice="", source=source,
+                               origin="human").exclude(  # an AI judge's answer is never a gold answer
         comparison__status=ComparisonStatus.RETIRED
     ).values_list("comparison_id", "choice")
     for comparison_id, choice in rows:

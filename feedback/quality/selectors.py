@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
-from feedback.models import Campaign, QualityReport, Vote
+from feedback.models import Campaign, QualityReport, Vote, VoteOrigin
 
 from .agreement import agreement_summary
 from .bias import DEFAULT_CONSENSUS_MARGIN, DEFAULT_FAST_MS, DEFAULT_FAST_SHARE, bias_summary
@@ -22,9 +22,10 @@ def agreement_for(*, campaign: Campaign | int | None = None, resamples: int = 10
     not read. Items are comparisons and raters are annotators (user ids), so pairs in
     ``cohen_kappa`` name user ids. The ordinal scale uses the stored a/b orientation
     (``shown_left`` is not read). Memory: the rows are held as Python tuples while the columns are
-    built (about 150 bytes a vote).
+    built (about 150 bytes a vote). People's votes only: AI judges' votes (``origin`` "ai") are
+    measured against people's apart (``feedback.quality.judges``), never as raters here.
     """
-    votes = Vote.objects.all()
+    votes = Vote.objects.filter(origin=VoteOrigin.HUMAN)
     if campaign is not None:
         votes = votes.filter(comparison__campaign=campaign)
     rows = list(votes.values_list("comparison_id", "annotator_id", "choice", "strength"))
@@ -44,9 +45,10 @@ def bias_for(*, campaign: Campaign | int | None = None, fast_ms: float = DEFAULT
     columns themselves are not fetched), then the usernames of the annotators found. Every vote
     counts, as in ``agreement_for``: imported votes have no shown side and usually no time, and are
     left out of those figures and counted. Keyword arguments as ``bias_summary``'s (``fast_ms`` in ms;
-    ``services.quality_report_compute`` passes the campaign's ``fast_vote_ms``).
+    ``services.quality_report_compute`` passes the campaign's ``fast_vote_ms``). People's votes
+    only: an AI judge is never an annotator row.
     """
-    votes = Vote.objects.all()
+    votes = Vote.objects.filter(origin=VoteOrigin.HUMAN)
     if campaign is not None:
         votes = votes.filter(comparison__campaign=campaign)
     rows = list(votes.order_by("annotator_id", "created_at", "id")
@@ -69,7 +71,8 @@ def quality_report_get(*, campaign: Campaign | int | None = None) -> QualityRepo
 
 
 def newest_vote_id(*, campaign: Campaign | int | None = None) -> int | None:
-    """The id of the scope's newest vote (None: no vote). One query on the votes' primary key."""
+    """The id of the scope's newest vote (None: no vote). One query on the votes' primary key.
+    AI votes count here: a new one makes the report stale, for its judges-vs-humans figures."""
     votes = Vote.objects.all() if campaign is None else Vote.objects.filter(comparison__campaign=campaign)
     return votes.order_by("-id").values_list("id", flat=True).first()
 

@@ -20,11 +20,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
-from feedback.models import Campaign, Vote
+from feedback.models import Campaign, Vote, VoteOrigin
 
 from .aggregation import CHOICES, dawid_skene
 from .bias import DEFAULT_FAST_MS
 from .gold import gold_accuracy
+from .judge_selectors import judges_agreement_for
 from .models import QualityReport, QualityReportStatus
 from .report import over_time, report_figures
 from .schedule import PENDING_EXPIRES, quality_report_enqueue
@@ -118,9 +119,10 @@ def quality_report_compute(*, campaign: Campaign | int | None = None) -> Quality
         report = _report_locked(campaign_id)
         report.status, report.started_at, report.error = QualityReportStatus.RUNNING, timezone.now(), ""
         report.save(update_fields=["status", "started_at", "error"])
-    votes = Vote.objects.all() if campaign_id is None else Vote.objects.filter(comparison__campaign_id=campaign_id)
+    scope = Vote.objects.all() if campaign_id is None else Vote.objects.filter(comparison__campaign_id=campaign_id)
+    votes = scope.filter(origin=VoteOrigin.HUMAN)  # people's figures from people's votes; judges apart
     try:
-        last_vote_id = votes.aggregate(last=Max("id"))["last"]
+        last_vote_id = scope.aggregate(last=Max("id"))["last"]
         rows = list(votes.values_list("comparison_id", "annotator_id", "choice", "created_at"))
         agreement = agreement_for(campaign=campaign_id)
         bias = bias_for(campaign=campaign_id, fast_ms=fast_ms)
@@ -132,6 +134,10 @@ def quality_report_compute(*, campaign: Campaign | int | None = None) -> Quality
         reliability = reliability_figures(items, annotators, choices)
         if reliability:
             figures["reliability"] = reliability
+        judges = judges_agreement_for(campaign=campaign_id)
+        if judges:  # AI judges measured against people's majority (issue 16); never among the annotators
+            figures["judges"] = judges
+            figures["ai_votes"] = scope.filter(origin=VoteOrigin.AI).count()
         if campaign_id is not None:
             gold = gold_figures(campaign=campaign_id)
             if gold:

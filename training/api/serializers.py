@@ -111,6 +111,22 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
         help_text="Votes on comparisons flagged as revealing which model wrote a response: left out by default.",
     )
+    votes = serializers.ChoiceField(
+        choices=[("human", "people's votes"), ("ai", "AI judges' votes"), ("both", "both, AI votes weighted")],
+        default="human", help_text="Whose votes: people's (default), AI judges' only, or both with ai_weight.",
+    )
+    ai_weight = serializers.FloatField(
+        required=False, help_text="With votes=both: the weight of an AI vote, 0-1 (a person's weighs 1; default 1).",
+    )
+
+    def validate(self, data):
+        """``ai_weight`` from 0 to 1, and only with ``votes=both`` (``feedback.vote_origins``)."""
+        from feedback.vote_origins import vote_choice_problems
+
+        problems = vote_choice_problems(data["votes"], data.get("ai_weight"), ai_weight_given="ai_weight" in data)
+        if problems:
+            raise serializers.ValidationError({name: [message] for name, message in problems.items()})
+        return data
 
 
 class LeaderboardRowSerializer(serializers.Serializer):
@@ -148,4 +164,6 @@ class LeaderboardSerializer(serializers.Serializer):
     seed = serializers.IntegerField()
     anchor = serializers.CharField(allow_null=True)
     connected = serializers.BooleanField(help_text="false when some checkpoints were never linked by votes to the rest")
+    votes_from = serializers.CharField(help_text="whose votes: human, ai or both")
+    ai_weight = serializers.FloatField(help_text="with votes_from both: an AI vote's weight (else 1)")
     scale = serializers.DictField()

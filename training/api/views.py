@@ -126,7 +126,8 @@ class LeaderboardView(APIView):
         query = _filters(LeaderboardQuery, request)
         board = selectors.leaderboard_compute(
             both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include",
-            include_identity_leak=query["identity_leak"] == "include",
+            include_identity_leak=query["identity_leak"] == "include", votes=query["votes"],
+            ai_weight=query.get("ai_weight", 1.0),
         )
         ids = selectors.checkpoint_ids_by_name(names=board.models) if query["models"] == "checkpoints" else {}
         data = board.as_dict()

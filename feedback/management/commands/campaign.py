@@ -32,7 +32,8 @@ from feedback.campaigns.progress import campaign_progress, campaigns_progress
 UNSET = object()
 SETTINGS = ("name", "slug", "description", "priority", "votes_required", "target_votes", "deadline", "rationale",
             "aspects", "ask_strength", "ask_demonstration", "show_quality_to_annotators", "annotators", "groups",
-            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms")
+            "gold_rate", "gold_feedback", "gold_min_accuracy", "gold_min_votes", "fast_vote_ms",
+            "ai_votes_count")
 
 
 def _names(text: str) -> list[str]:
@@ -142,6 +143,8 @@ class Command(BaseCommand):
                             help="tell annotators after a gold vote whether they matched")
         parser.add_argument("--gold-min-accuracy", type=_float_or_none, help="0-1, below it an annotator is paused; none: never")
         parser.add_argument("--gold-min-votes", type=int, help="gold votes before the minimum accuracy applies")
+        parser.add_argument("--ai-votes-count", action=argparse.BooleanOptionalAction, dest="ai_votes_count",
+                            default=UNSET, help="AI judges' votes count toward votes per comparison")
         parser.add_argument("--fast-vote-ms", type=int, help="votes faster than this many ms on the item are flagged, 0-600000")
 
     def handle(self, *args, subcommand: str, **options):
@@ -227,7 +230,8 @@ class Command(BaseCommand):
             progress = campaigns_progress(campaigns=campaigns)
             for campaign in campaigns:
                 p = progress[campaign.pk]
-                self.stdout.write(f"{campaign.slug:<30} {campaign.status:<7} {p.votes}/{p.target} votes  "
+                ai = f" (+{p.ai_votes} AI{'' if p.ai_votes_count else ', not counted'})" if p.ai_votes else ""
+                self.stdout.write(f"{campaign.slug:<30} {campaign.status:<7} {p.counted}/{p.target} votes{ai}  "
                                   f"{p.comparisons} comparisons ({p.open} open)")
             return
         campaign = self._campaign(options["campaign"])
@@ -236,7 +240,8 @@ class Command(BaseCommand):
         eta = "reached" if p.remaining == 0 else "no recent votes" if p.eta is None else f"{p.eta.total_seconds() / 3600:.1f} h"
         lines = [
             f"{campaign.name} ({campaign.slug}): {campaign.status}",
-            f"votes: {p.votes}/{p.target} ({p.percent}%, target from {p.target_kind})",
+            f"votes: {p.counted}/{p.target} ({p.percent}%, target from {p.target_kind})",
+            f"by origin: {p.votes} human, {p.ai_votes} AI ({'counted' if p.ai_votes_count else 'not counted'})",
             f"comparisons: {p.comparisons} ({p.open} open, {p.complete} complete, {p.retired} retired)",
             f"rate: {rate}",
             f"time to target: {eta}",

@@ -48,6 +48,10 @@ class Command(BaseCommand):
         parser.add_argument("--gold", choices=GOLD, help="Gold items: include (default), exclude or only.")
         parser.add_argument("--include-flagged", action="store_true",
                             help="Also export comparisons imported with flags (left out and counted by default).")
+        parser.add_argument("--votes", choices=("human", "ai", "both"),
+                            help="Whose votes: human (people's, the default), ai (AI judges' only) or both.")
+        parser.add_argument("--ai-weight", type=float,
+                            help="With --votes both: an AI vote's weight in each comparison's tally, 0-1 (default 1).")
         parser.add_argument("--plain-text", action="store_true", help="TRL formats: plain text instead of message lists.")
         parser.add_argument("--no-margin", action="store_true", help="trl-preference: no margin column.")
         parser.add_argument("--real-usernames", action="store_true",
@@ -64,7 +68,7 @@ class Command(BaseCommand):
                    if options[name]}
         if include_flagged:
             filters["include_flagged"] = True
-        for name in ("date_from", "date_to", "min_agreement", "gold"):
+        for name in ("date_from", "date_to", "min_agreement", "gold", "votes", "ai_weight"):
             if options[name] is not None:
                 filters[name] = options[name]
         export_options = {}

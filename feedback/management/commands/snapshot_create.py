@@ -1,5 +1,5 @@
 """manage.py snapshot_create [--kind preference|sft] [--rules JSON] [--exclude-annotator USERNAME ...] [--no-gold]
-[--no-margin] [--no-strongly-chosen]"""
+[--no-margin] [--no-strongly-chosen] [--votes human|ai|both [--ai-weight W]]"""
 import json
 
 from django.contrib.auth import get_user_model
@@ -10,6 +10,7 @@ from feedback.demonstrations import sft_counts_summary
 from feedback.models import SnapshotKind
 from feedback.preferences import counts_summary
 from feedback.snapshots import sft_snapshot_create, snapshot_create
+from feedback.vote_origins import VOTE_ORIGINS, vote_choice_words
 
 
 class Command(BaseCommand):
@@ -42,6 +43,14 @@ class Command(BaseCommand):
             help="Leave out this annotator's votes (repeatable).",
         )
         parser.add_argument("--no-gold", action="store_true", help="Leave out votes on gold comparisons.")
+        parser.add_argument(
+            "--votes", choices=VOTE_ORIGINS, default=None,
+            help="Whose votes (preference only): human (people's, the default), ai (AI judges' only) or both.",
+        )
+        parser.add_argument(
+            "--ai-weight", type=float, default=None,
+            help="With --votes both: the weight of an AI vote in each comparison's tally, 0-1 (a person's weighs 1).",
+        )
         parser.add_argument("--no-margin", action="store_true", help="Rows carry no margin column (preference only).")
         parser.add_argument(
             "--no-strongly-chosen", action="store_true", help="Demonstrations only, no strongly chosen responses (sft only)."
@@ -49,6 +58,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, kind, rules, exclude_annotators, no_gold, no_margin, no_strongly_chosen, **options):
         sft = kind == SnapshotKind.SFT
+        if sft and (options.get("votes") or options.get("ai_weight") is not None):
+            raise CommandError("--votes and --ai-weight are for preference snapshots; SFT rows come from people")
         if sft and no_margin:
             raise CommandError("--no-margin is for preference snapshots; SFT rows have no margin")
         if not sft and no_strongly_chosen:
@@ -76,6 +87,10 @@ class Command(BaseCommand):
             parsed["include_margin"] = False
         if no_strongly_chosen:
             parsed["include_strongly_chosen"] = False
+        if options.get("votes"):
+            parsed["votes"] = options["votes"]
+        if options.get("ai_weight") is not None:
+            parsed["ai_weight"] = options["ai_weight"]
         try:
             snapshot = (sft_snapshot_create if sft else snapshot_create)(rules=parsed)
         except ValidationError as error:
@@ -87,3 +102,5 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"files: {snapshot.files_dir}")
         self.stdout.write(f"counts: {(sft_counts_summary if sft else counts_summary)(snapshot.counts)}")
+        if not sft and snapshot.rules.get("votes"):  # not people's votes only: say so
+            self.stdout.write(f"votes: {vote_choice_words(snapshot.rules)}")
