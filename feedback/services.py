@@ -31,6 +31,7 @@ from .errors import (
     annotator_paused_message,
 )
 from .gold import GoldCheck, gold_draw, gold_pause_due
+from .row_insert import instance_insert
 from .identity.services import comparison_identity_flag_annotator, comparisons_identity_flag
 from .messages import (
     MAX_COMPLETION_CHARS,
@@ -972,7 +973,7 @@ def vote_submit(
                     )
             if ms_on_item is None:
                 ms_on_item = min(int((now - leased_at).total_seconds() * 1000), MAX_MS_ON_ITEM)
-            vote = Vote.objects.create(
+            vote = instance_insert(Vote(  # Vote.objects.create without composing the INSERT each time
                 comparison_id=comparison_id,
                 annotator=annotator,
                 shown_left=shown_left,
@@ -980,7 +981,7 @@ def vote_submit(
                 guidelines_version_id=guidelines_id,
                 blind=not is_feedback_admin(annotator),
                 **fields,
-            )
+            ))
             if demonstration:
                 Demonstration.objects.create(
                     prompt_id=prompt_id,
