@@ -6,18 +6,18 @@ through ``.extra``) spent about 1.1 ms of CPU composing and compiling the statem
 of database work, on every claim (``bench/annotate_load.py``). The statement here is written from
 the models' ``_meta`` once, and each row is turned into model instances with the same database
 converters the ORM applies (the backend's and the field's, as ``SQLCompiler.get_converters``), so callers get ordinary, fully loaded
-instances with their relations cached.
+instances with their relations cached (``feedback.sql_rows``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 from django.db import connection
 from django.db.models import Model
 
 from .models import Campaign, Comparison, Completion, GuidelineAcknowledgement, GuidelineVersion, Prompt
+from .sql_rows import ModelColumns, model_columns
 
 # (alias, model, the comparison's foreign key column joined to it; None for the comparison itself)
 _TABLES: tuple[tuple[str, type[Model], str | None], ...] = (
@@ -46,22 +46,13 @@ class ItemRow:
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    readers: tuple[tuple[type[Model], tuple[str, ...], tuple[tuple[Any, list], ...]], ...]
+    tables: tuple[ModelColumns, ...]
 
 
 def _plan_build() -> _Plan:
     q = connection.ops.quote_name
-    select: list[str] = []
-    readers = []
-    for alias, model, _ in _TABLES:
-        fields = model._meta.concrete_fields
-        select += [f"{alias}.{q(f.column)}" for f in fields]
-        cols = tuple(
-            # The backend's converters, then the field's: the order SQLCompiler.get_converters applies them in.
-            (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
-            for col in (f.get_col(alias) for f in fields)
-        )
-        readers.append((model, tuple(f.attname for f in fields), cols))
+    tables = tuple(model_columns(model, alias) for alias, model, _ in _TABLES)
+    select = [t.select for t in tables]
     versions, acks = q(GuidelineVersion._meta.db_table), q(GuidelineAcknowledgement._meta.db_table)
     latest = f"(SELECT g.{{}} FROM {versions} g WHERE g.campaign_id = c.campaign_id ORDER BY g.number DESC LIMIT 1)"
     select += [latest.format("id"), latest.format("number"), latest.format("text"),
@@ -71,7 +62,7 @@ def _plan_build() -> _Plan:
         for alias, model, fk in _TABLES if fk is not None
     )
     sql = f"SELECT {', '.join(select)} FROM {q(Comparison._meta.db_table)} c {joins} WHERE c.{q(Comparison._meta.pk.column)} = %s"
-    return _Plan(sql, tuple(readers))
+    return _Plan(sql, tables)
 
 
 @cache
@@ -90,15 +81,10 @@ def item_row(*, comparison_id: int, annotator_id: int) -> ItemRow:
         row = cursor.fetchone()
     if row is None:
         raise Comparison.DoesNotExist(f"Comparison {comparison_id} does not exist.")
-    instances = []
-    at = 0
-    for model, names, cols in plan.readers:
-        values = list(row[at:at + len(names)])
-        for i, (col, converters) in enumerate(cols):
-            for converter in converters:
-                values[i] = converter(values[i], col, connection)
-        instances.append(model.from_db(connection.alias, names, values))
-        at += len(names)
+    instances, at = [], 0
+    for table in plan.tables:
+        instances.append(table.load(row[at:at + table.width]))
+        at += table.width
     comparison = instances[0]
     for name, related in zip(_RELATIONS, instances[1:]):
         Comparison._meta.get_field(name).set_cached_value(comparison, related)
