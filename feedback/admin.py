@@ -70,3 +70,4 @@ class DemonstrationAdmin(admin.ModelAdmin):
 from .tokens.admin import ApiTokenAdmin  # noqa: E402,F401  (registers ApiToken)
 from .campaigns.admin import CampaignAdmin  # noqa: E402,F401  (registers Campaign)
 from .identity import admin as identity_admin  # noqa: E402,F401  (registers identity patterns)
+from .governance import admin as governance_admin  # noqa: E402,F401  (registers policies, findings, audit events)

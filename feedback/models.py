@@ -609,3 +609,11 @@ from feedback.identity.models import (  # noqa: E402,F401  (identity leaks live 
     IdentityScanStatus,
     PatternKind,
 )
+from feedback.governance.models import (  # noqa: E402,F401  (data governance lives in its own package)
+    AuditEvent,
+    DataPolicy,
+    PersonalDataFinding,
+    PersonalDataScan,
+    RedactedOriginal,
+    SnapshotPolicy,
+)

@@ -37,4 +37,5 @@ urlpatterns = [
     path("manage/imports/", views.manage_imports, name="manage-imports"),
     path("manage/imports/jobs/<int:pk>/", views.manage_import_job, name="manage-import-job"),
     path("account/token/", account_token, name="account-token"),
+    path("", include("feedback.governance.urls")),
 ]

@@ -127,9 +127,10 @@ def _checkpoint_of_kind(name: str, kind: str, *, field: str, purpose: str) -> Ch
     return checkpoint
 
 
-def _snapshot_for(parsed, *, kind: str, created_by) -> tuple["feedback.SnapshotRef", bool]:
+def _snapshot_for(parsed, *, kind: str, created_by, policy_override: str | None = None) -> tuple["feedback.SnapshotRef", bool]:
     """The run's snapshot and whether it was built now: ``parsed.snapshot_id`` (of the right
-    kind, its files intact), or a new one from ``parsed.rules`` (then recorded on ``parsed``)."""
+    kind, its files intact), or a new one from ``parsed.rules`` (then recorded on ``parsed``;
+    feedback enforces the data-use policies for training, ``policy_override`` justifying an exception)."""
     if parsed.snapshot_id is not None:
         try:
             snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
@@ -141,9 +142,9 @@ def _snapshot_for(parsed, *, kind: str, created_by) -> tuple["feedback.SnapshotR
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id}'s files are missing or no longer match its hash; build a new one"})
         return snapshot, False
     if kind == "sft":
-        snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by)
+        snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by, policy_override=policy_override)
     else:
-        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
+        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by, policy_override=policy_override)
     parsed.snapshot_id, parsed.rules = snapshot.id, {}  # the snapshot now fixes the rules
     return snapshot, True
 
@@ -160,15 +161,18 @@ def _output_name_check(parsed) -> None:
         raise ValidationError({"output_name": f"{claimed.get_kind_display()} run {claimed.pk} will register {name!r}"})
 
 
-def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None) -> Job:
+def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None, policy_override: str | None = None) -> Job:
     """Freeze (or check) the run's snapshot and queue the run, in one transaction: a run refused
-    by ``check(snapshot)`` leaves no snapshot row and no snapshot folder behind."""
+    by ``check(snapshot)`` leaves no snapshot row and no snapshot folder behind. The launch is
+    written to the audit trail (``feedback.interface.audit_record``)."""
     with transaction.atomic():
-        snapshot, built = _snapshot_for(parsed, kind=snapshot_kind, created_by=created_by)
+        snapshot, built = _snapshot_for(parsed, kind=snapshot_kind, created_by=created_by, policy_override=policy_override)
         try:
             if check is not None:
                 check(snapshot)
             job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id)
+            feedback.audit_record(action="run.launch", user=created_by, object_type="job", object_id=job.pk,
+                                  details={"kind": kind, "snapshot_id": snapshot.id, "snapshot_built": built})
         except BaseException:
             if built:  # the rollback drops the snapshot's rows; its folder goes here
                 feedback.snapshot_files_discard(snapshot=snapshot)
@@ -177,7 +181,7 @@ def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None
     return job
 
 
-def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def reward_run_create(*, config: dict[str, Any], created_by=None, policy_override: str | None = None) -> Job:
     """Validate a reward-model run, freeze its dataset snapshot, and queue it.
 
     The snapshot is ``config["snapshot_id"]`` or, when that is absent, a new one built from the
@@ -208,7 +212,7 @@ def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
             f"{no_eval}: mark some prompts as eval, or split by a hash of the prompt (rules split_by=hash)"
         )})
 
-    return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out)
+    return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out, policy_override=policy_override)
 
 
 def _policy_base(parsed) -> Checkpoint:
@@ -218,7 +222,7 @@ def _policy_base(parsed) -> Checkpoint:
     return base
 
 
-def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def dpo_run_create(*, config: dict[str, Any], created_by=None, policy_override: str | None = None) -> Job:
     """Validate a DPO run (TRL ``DPOTrainer``), freeze its preference snapshot, and queue it.
 
     Raises:
@@ -229,10 +233,10 @@ def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(DPOConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    return _run_create(JobKind.DPO, parsed, snapshot_kind="preference", created_by=created_by)
+    return _run_create(JobKind.DPO, parsed, snapshot_kind="preference", created_by=created_by, policy_override=policy_override)
 
 
-def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def rl_run_create(*, config: dict[str, Any], created_by=None, policy_override: str | None = None) -> Job:
     """Validate an online-RL run (TRL ``RLOOTrainer``, or ``GRPOTrainer``) against a reward
     checkpoint on the train prompts of a preference snapshot, and queue it.
 
@@ -244,10 +248,10 @@ def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     _policy_base(parsed)
     _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="online RL")
     _output_name_check(parsed)
-    return _run_create(JobKind.RL, parsed, snapshot_kind="preference", created_by=created_by)
+    return _run_create(JobKind.RL, parsed, snapshot_kind="preference", created_by=created_by, policy_override=policy_override)
 
 
-def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def sft_run_create(*, config: dict[str, Any], created_by=None, policy_override: str | None = None) -> Job:
     """Validate an SFT run (TRL ``SFTTrainer``) on a snapshot of demonstrations, and queue it.
 
     Raises:
@@ -257,7 +261,7 @@ def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(SFTConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    return _run_create(JobKind.SFT, parsed, snapshot_kind="sft", created_by=created_by)
+    return _run_create(JobKind.SFT, parsed, snapshot_kind="sft", created_by=created_by, policy_override=policy_override)
 
 
 def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
@@ -284,6 +288,7 @@ def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
 
 # One create service per job kind; each takes ``config=`` and ``created_by=`` and raises ValidationError.
+# Training runs (``RUN_KINDS``) also take ``policy_override=``: an admin's justification for data its policy refuses.
 JOB_CREATORS = {
     JobKind.GENERATION: generation_job_create,
     JobKind.REWARD: reward_run_create,
@@ -292,6 +297,7 @@ JOB_CREATORS = {
     JobKind.RL: rl_run_create,
     JobKind.SFT: sft_run_create,
 }
+RUN_KINDS = (JobKind.REWARD, JobKind.DPO, JobKind.RL, JobKind.SFT)
 
 
 def job_cancel(*, job: Job, queued_only: bool = False) -> Job:

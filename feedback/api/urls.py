@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
 from feedback.exports.api import ExportViewSet
+from feedback.governance.api import AuditEventViewSet, DataPolicyViewSet, FindingViewSet
 from feedback.identity.api import IdentityPatternViewSet
 from feedback.quality.api import FlagViewSet, QualityReportView
 
@@ -34,6 +35,9 @@ router.register("exports", ExportViewSet, basename="export")
 router.register("flags", FlagViewSet, basename="flag")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("identity-patterns", IdentityPatternViewSet, basename="identity-pattern")
+router.register("governance/policies", DataPolicyViewSet, basename="data-policy")
+router.register("governance/audit", AuditEventViewSet, basename="audit-event")
+router.register("governance/findings", FindingViewSet, basename="personal-data-finding")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

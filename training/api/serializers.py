@@ -80,6 +80,10 @@ class JobMetricSerializer(serializers.ModelSerializer):
 class JobCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices)
     config = serializers.DictField(help_text=_config_help())
+    policy_override = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000,
+        help_text="Training runs: an admin's written justification (20+ characters) for training on data its data-use policy refuses.",
+    )
 
 
 class JobFilter(serializers.Serializer):
