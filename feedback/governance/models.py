@@ -8,6 +8,7 @@ campaign policy, else the policy of the import job that wrote it, else the polic
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +73,25 @@ class DataPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+    def clean(self) -> None:
+        """Keep only the target of the scope (a source name, an import job or a campaign).
+
+        Raises:
+            ValidationError: ``{"import_job" | "campaign": ...}`` when the scope's target is missing,
+                ``{"source": ...}`` when the source has a policy already.
+        """
+        if self.scope != PolicyScope.IMPORT:
+            self.import_job = None
+        if self.scope != PolicyScope.CAMPAIGN:
+            self.campaign = None
+        self.source = "" if self.scope != PolicyScope.SOURCE else (self.source or "").strip()
+        if self.scope == PolicyScope.IMPORT and self.import_job_id is None:
+            raise ValidationError({"import_job": "an import policy names its import job"})
+        if self.scope == PolicyScope.CAMPAIGN and self.campaign_id is None:
+            raise ValidationError({"campaign": "a campaign policy names its campaign"})
+        if self.scope == PolicyScope.SOURCE and DataPolicy.objects.filter(scope=PolicyScope.SOURCE, source=self.source).exclude(pk=self.pk).exists():
+            raise ValidationError({"source": f'source "{self.source}" has a policy already; change that one'})
 
     @property
     def label(self) -> str:

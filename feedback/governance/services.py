@@ -7,30 +7,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .audit import audit_record
-from .models import AuditAction, DataPolicy, PolicyScope
+from .models import AuditAction, DataPolicy
 
 POLICY_FIELDS = (
     "scope", "source", "import_job", "campaign", "allow_annotation", "allow_evaluation", "allow_training", "basis",
     "retention_days", "review_status", "review_required", "keep_original_on_redaction",
 )
-
-
-def _target_clean(policy: DataPolicy) -> None:
-    """Keep only the target of the policy's scope (a source name, an import job or a campaign)."""
-    if policy.scope != PolicyScope.IMPORT:
-        policy.import_job = None
-    if policy.scope != PolicyScope.CAMPAIGN:
-        policy.campaign = None
-    if policy.scope != PolicyScope.SOURCE:
-        policy.source = ""
-    policy.source = (policy.source or "").strip()
-    errors = {}
-    if policy.scope == PolicyScope.IMPORT and policy.import_job_id is None:
-        errors["import_job"] = "an import policy names its import job"
-    if policy.scope == PolicyScope.CAMPAIGN and policy.campaign_id is None:
-        errors["campaign"] = "a campaign policy names its campaign"
-    if errors:
-        raise ValidationError(errors)
 
 
 def data_policy_save(
@@ -56,7 +38,6 @@ def data_policy_save(
             setattr(policy, f"{name}_id", int(value))
         else:
             setattr(policy, name, value)
-    _target_clean(policy)
     policy.updated_by = user if getattr(user, "is_authenticated", False) else None
     policy.full_clean()
     with transaction.atomic():
