@@ -2,6 +2,7 @@
 snapshot, and enforcement at snapshot, SFT snapshot, export and training-run launch, with overrides."""
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -160,3 +161,12 @@ def test_the_export_api_answers_400_with_the_policy_message(votes, admin_user):
     response = api_as(admin_user).post("/api/exports/", {"format": "trl-preference", "file_type": "jsonl"}, format="json")
     assert response.status_code == 400
     assert 'source "forum": 3 rows for training' in response.json()["policy"][0]
+
+
+def test_the_demo_source_gets_a_policy_allowing_everything_reviewed_clean():
+    from django.core.management import call_command
+
+    call_command("load_demo", stdout=io.StringIO())
+    call_command("load_demo", stdout=io.StringIO())
+    demo = DataPolicy.objects.get()
+    assert (demo.source, demo.allowed_uses, demo.review_status) == ("arbiter-demo", ["annotation", "evaluation", "training"], "reviewed_clean")
