@@ -65,3 +65,17 @@ def test_the_train_command_says_why_in_one_line_and_takes_the_override(world):
     assert 'source "vendor"' in str(caught.value) and "\n" not in str(caught.value)
     call_command("train", "reward", "--base", "smol", "--policy-override", JUSTIFICATION)
     assert Job.objects.count() == 1
+
+
+def test_reusing_a_snapshot_checks_the_policies_in_force_now(world):
+    DataPolicy.objects.all().delete()
+    first = services.reward_run_create(config={"base": "smol", "output_name": "a"})
+    DataPolicy.objects.create(source="vendor", allow_training=False)
+    with pytest.raises(ValidationError) as caught:
+        services.reward_run_create(config={"base": "smol", "snapshot_id": first.snapshot_id, "output_name": "b"})
+    assert 'source "vendor": 4 rows for training' in caught.value.message_dict["policy"][0]
+    again = services.reward_run_create(config={"base": "smol", "snapshot_id": first.snapshot_id, "output_name": "c"},
+                                       policy_override=JUSTIFICATION)
+    assert again.snapshot.policy_record.override_justification == JUSTIFICATION
+    assert AuditEvent.objects.get(action="policy.override").details["reused"] is True
+    services.reward_run_create(config={"base": "smol", "snapshot_id": first.snapshot_id, "output_name": "d"})  # stays justified

@@ -146,6 +146,7 @@ def _snapshot_for(parsed, *, kind: str, created_by, policy_override: str | None 
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id} holds {snapshot.kind} rows; this run needs {kind} rows"})
         if not feedback.snapshot_verify(snapshot_id=snapshot.id):
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id}'s files are missing or no longer match its hash; build a new one"})
+        feedback.snapshot_policy_recheck(snapshot_id=snapshot.id, policy_override=policy_override, created_by=created_by)
         return snapshot, False
     if kind == "sft":
         snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by, policy_override=policy_override)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from django.db.models import QuerySet
 
 from .audit import audit_record
-from .models import AuditAction, SnapshotPolicy
+from .models import AuditAction, DataPolicy, SnapshotPolicy
 from .policies import PolicyCheck, demonstration_facts, policy_check, vote_facts
 
 
@@ -50,6 +50,8 @@ def export_policy_check(
     Raises:
         ValidationError: as ``snapshot_policy_check``; nothing is recorded.
     """
+    if not DataPolicy.objects.exists():  # no policy: every use allowed; spare a big export the read
+        return PolicyCheck(groups=[])
     ids = list(votes.order_by().values_list("pk", flat=True))
     facts = (fact for fact in vote_facts(ids) if fact.split in splits)
     return policy_check(facts, what="the export", override=override, user=user)
@@ -72,3 +74,28 @@ def download_audit(*, export, user=None, request=None) -> None:
     """Audit one download of an export's file."""
     audit_record(action=AuditAction.EXPORT_DOWNLOAD, user=user, obj=export, request=request,
                  details={"format": export.format, "file_type": export.file_type, "checksum": export.checksum})
+
+
+def snapshot_policy_recheck(*, snapshot_id: int, override: str | None = None, user=None) -> None:
+    """Check an existing snapshot's rows against the policies in force now, before a run reuses it
+    (policies may have changed since it was built). A snapshot built with an override stays
+    usable; a new override is recorded on the snapshot and audited.
+
+    Raises:
+        ValidationError: as ``snapshot_policy_check``, naming the sources and row counts.
+    """
+    from feedback.models import SnapshotDemonstration, SnapshotVote
+
+    record = SnapshotPolicy.objects.filter(snapshot_id=snapshot_id).first()
+    if record is not None and record.override_justification:
+        return
+    vote_ids = list(SnapshotVote.objects.filter(snapshot_id=snapshot_id, vote__isnull=False).values_list("vote_id", flat=True))
+    demonstration_ids = list(SnapshotDemonstration.objects.filter(snapshot_id=snapshot_id).values_list("demonstration_id", flat=True))
+    check = snapshot_policy_check(vote_ids=vote_ids, demonstration_ids=demonstration_ids, override=override, user=user)
+    if check.summary()["overridden"]:
+        SnapshotPolicy.objects.update_or_create(snapshot_id=snapshot_id, defaults={
+            "summary": check.summary(), "override_justification": check.override_justification,
+            "override_by": user if getattr(user, "is_authenticated", False) else None,
+        })
+        audit_record(action=AuditAction.POLICY_OVERRIDE, user=user, object_type="datasetsnapshot", object_id=snapshot_id,
+                     details={"justification": check.override_justification, "refused": check.refusals, "reused": True})
