@@ -137,7 +137,7 @@ def test_sft_snapshots_check_demonstrations(annotator):
     Demonstration.objects.create(prompt=prompt, text="A fine answer.", annotator=annotator)
     policy(source="vendor", allow_training=False)
     errors = refusal(lambda: snapshots.sft_snapshot_create(rules={}))
-    assert 'source "vendor": 1 rows for training' in errors["policy"][0]
+    assert 'source "vendor": 1 row for training' in errors["policy"][0]
     assert snapshots.sft_snapshot_create(rules={}, policy_override=JUSTIFICATION).train_rows == 1
 
 

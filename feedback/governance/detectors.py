@@ -12,6 +12,7 @@ also a phone number; an IP address is not a phone number written with dots).
 """
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](
 _CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d]|[.-]\d)")
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![A-Za-z0-9])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:)[0-9A-Fa-f:.]{2,45}(?![\w:])")
+_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f:.]{0,44}:[0-9A-Fa-f:.]{0,44}:)[0-9A-Fa-f:.]{2,45}(?![\w:])")
 _PHONE = re.compile(
     r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,5}){1,5}(?![\w]|[.-]\d)"
     r"|(?<![\w+])\+\d{8,15}(?!\w)"
@@ -144,15 +145,18 @@ def detect(text: str) -> list[Finding]:
 
     Returns: ``Finding`` s with masked excerpts (never the matched text itself).
     """
-    taken: list[tuple[int, int]] = []
+    starts: list[int] = []  # the spans taken so far, sorted by start (they never overlap)
+    ends: list[int] = []
     found: list[Finding] = []
     if not text:
         return found
     for name, spans in DETECTORS.items():
         for start, end in spans(text):
-            if any(start < other_end and other_start < end for other_start, other_end in taken):
-                continue
-            taken.append((start, end))
+            index = bisect.bisect_left(starts, start)
+            if (index > 0 and ends[index - 1] > start) or (index < len(starts) and starts[index] < end):
+                continue  # overlaps a finding of an earlier detector
+            starts.insert(index, start)
+            ends.insert(index, end)
             found.append(Finding(detector=name, start=start, end=end, excerpt=mask(name, text[start:end])))
     return sorted(found, key=lambda finding: finding.start)
 

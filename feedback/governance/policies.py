@@ -17,6 +17,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from config.wording import counted
 from feedback.imports import DEFAULT_SOURCE
 from feedback.models import Demonstration, ImportJob, Vote
 
@@ -107,11 +108,12 @@ class PolicyGroup:
         found = []
         for use, count in sorted(self.rows.items()):
             if not self.policy.allows(use):
-                found.append(f"{count} rows for {use}, which its policy does not allow")
+                found.append(f"{counted(count, 'row')} for {use}, which its policy does not allow")
         needs_review = any(use != DataUse.ANNOTATION for use in self.rows)
         if needs_review and self.policy.review_required and self.policy.review_status != ReviewStatus.REVIEWED_CLEAN:
             status = ReviewStatus(self.policy.review_status).label
-            found.append(f"{sum(self.rows.values())} rows need a personal-data review first ({status})")
+            total = sum(self.rows.values())
+            found.append(f"{counted(total, 'row')} {'needs' if total == 1 else 'need'} a personal-data review first ({status})")
         return found
 
     def as_summary(self) -> dict[str, Any]:
