@@ -125,3 +125,20 @@ def test_the_audit_api_is_read_only_and_filters(admin_user, annotator):
     assert api.post("/api/governance/audit/", {"action": "run.launch"}, format="json").status_code == 405
     assert api.delete(f"/api/governance/audit/{event_id}/").status_code == 405
     assert api_as(annotator).get("/api/governance/audit/").status_code == 403
+
+
+def test_policies_saved_in_the_django_admin_are_audited(admin_user, client):
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    form = {"scope": "source", "source": "wiki", "allow_annotation": "on", "allow_training": "on", "basis": "CC BY-SA",
+            "review_status": "reviewed_clean", "retention_days": "30"}
+    response = client.post("/admin/feedback/datapolicy/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy = DataPolicy.objects.get()
+    assert (policy.source, policy.allowed_uses, policy.retention_days) == ("wiki", ["annotation", "training"], 30)
+    client.post(f"/admin/feedback/datapolicy/{policy.pk}/change/", form | {"allow_evaluation": "on"})
+    event = AuditEvent.objects.filter(object_type="datapolicy").order_by("-id").first()
+    assert event.action == "policy.update" and event.details["after"]["allowed_uses"] == ["annotation", "evaluation", "training"]
+    assert client.get(f"/admin/feedback/auditevent/{event.pk}/change/").status_code == 200  # view only
+    assert client.post(f"/admin/feedback/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
