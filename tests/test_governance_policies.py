@@ -15,7 +15,7 @@ from feedback.governance.models import AuditEvent, DataPolicy, PolicyScope, Revi
 from feedback.governance.policies import PolicyBook, vote_facts
 from feedback.models import DatasetSnapshot, Demonstration, Export, ImportJob
 from tests.conftest import api_as
-from tests.factories import ComparisonFactory, PromptFactory, UserFactory, VoteFactory
+from tests.factories import ComparisonFactory, PromptFactory, VoteFactory
 
 pytestmark = pytest.mark.django_db
 JUSTIFICATION = "Legal approved a one-off use for the safety evaluation, ticket 42."

@@ -10,7 +10,7 @@ from feedback.governance.models import (
     AuditEvent, DataPolicy, PersonalDataFinding, PersonalDataScan, RedactedOriginal,
 )
 from feedback.messages import messages_sha256
-from feedback.models import Demonstration, Prompt, Vote
+from feedback.models import Demonstration, Vote
 from tests.conftest import api_as
 from tests.factories import CompletionFactory, ComparisonFactory, PromptFactory, VoteFactory
 
