@@ -24,7 +24,8 @@ from .policies import PolicyBook, RowFacts, demonstration_facts, vote_facts
 from .scan_models import FindingStatus, PersonalDataFinding, PersonalDataScan, RedactedOriginal, RowKind, ScanStatus
 
 BATCH = 500
-# Row kind -> (model, the columns read, the text fields as (field name, column)).
+UPDATED_FIELDS = {RowKind.PROMPT: ["messages", "messages_sha256"], RowKind.COMPLETION: ["text"],
+                  RowKind.VOTE: ["rationale"], RowKind.DEMONSTRATION: ["text"]}
 ROW_KINDS = {
     RowKind.PROMPT: Prompt,
     RowKind.COMPLETION: Completion,
@@ -188,7 +189,7 @@ def row_redact(*, row_kind: str, row_id: int, user=None, remote_addr: str | None
             _set_text(row_kind, row, field, redact(original, spans))
         if row_kind == RowKind.PROMPT:
             row.messages_sha256 = messages_sha256(row.messages)
-        row.save()
+        row.save(update_fields=UPDATED_FIELDS[row_kind])
         PersonalDataFinding.objects.filter(pk__in=[f.pk for f in findings]).update(
             status=FindingStatus.REDACTED, resolved_by=user if getattr(user, "is_authenticated", False) else None,
             resolved_at=timezone.now())
