@@ -53,7 +53,7 @@ def _data_section(snapshot) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for group in snapshot.policy_summary.get("groups", []):
-        rows = ", ".join(f"{count} {use}" for use, count in group.get("rows", {}).items())
+        rows = ", ".join(f"{count} {use}" for use, count in sorted(group.get("rows", {}).items()))  # jsonb reorders keys
         lines.append(
             f"| {group['label']} | {', '.join(group.get('allowed_uses') or []) or 'none'} | {group.get('basis') or '—'} "
             f"| {group.get('review') or 'no policy'} | {group.get('retention_days') or '—'} | {rows} |"
