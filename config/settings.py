@@ -341,6 +341,8 @@ ARBITER_TOKEN_TTL_DAYS = env_int("ARBITER_TOKEN_TTL_DAYS", None, minimum=1, maxi
 ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 # Exports matching at most this many votes run inline, in the request; larger ones in the worker.
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))
+# Training runs must say why they are warranted (issue 18): off by default, on for organisations that ask for it.
+ARBITER_RUN_JUSTIFICATION_REQUIRED = env_bool("ARBITER_RUN_JUSTIFICATION_REQUIRED")
 # Exports matching at least ARBITER_EXPORT_PARALLEL_MIN_VOTES votes are written by this many
 # processes at once (JSONL, CSV, Parquet; feedback.exports.parallel). 1 turns it off.
 ARBITER_EXPORT_WORKERS = int(os.environ.get("ARBITER_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1))))

@@ -18,3 +18,6 @@ class FeedbackConfig(AppConfig):
     def ready(self) -> None:
         # After every app (training's permissions come after feedback's); cheap and idempotent.
         post_migrate.connect(_roles_after_migrate, dispatch_uid="feedback_roles")
+        from .governance import signals as governance_signals
+
+        governance_signals.connect()  # audit events for role changes and user deletions

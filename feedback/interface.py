@@ -476,6 +476,10 @@ class SnapshotRef:
     counts: dict[str, int]
     created_at: datetime
     kind: str = "preference"  # or "sft": prompt/completion rows of demonstrations
+    # The data-use policies in force when it was built (``feedback.governance.policies.PolicyCheck.summary``)
+    # and an admin's justification when it was built against them ("" when not).
+    policy_summary: dict[str, Any] = field(default_factory=dict)
+    policy_override: str = ""
 
     @property
     def quality_notes(self) -> list[str]:
@@ -518,20 +522,33 @@ def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
         counts=dict(snapshot.counts),
         created_at=snapshot.created_at,
         kind=snapshot.kind,
+        **_snapshot_policy(snapshot),
     )
 
 
-def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> SnapshotRef:
+def _snapshot_policy(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    from .governance.models import SnapshotPolicy
+
+    record = SnapshotPolicy.objects.filter(snapshot_id=snapshot.pk).first()
+    if record is None:
+        return {}
+    return {"policy_summary": dict(record.summary), "policy_override": record.override_justification}
+
+
+def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None, policy_override: str | None = None) -> SnapshotRef:
     """Freeze the preference dataset of every vote under ``rules`` (see ``feedback.snapshots.snapshot_create``).
 
+    ``policy_override``: an admin's written justification for using data its data-use policy
+    refuses (recorded on the snapshot); None or "": none.
     Raises:
         ValidationError: ``{"rules": [...]}`` for bad rules, ``{"snapshot": ...}`` when the votes
-            give no training pairs.
+            give no training pairs, ``{"policy": [...]}`` naming the sources and row counts the
+            data-use policies refuse, ``{"policy_override": ...}`` for a bad justification.
     """
-    return _snapshot_ref(snapshots.snapshot_create(rules=rules, created_by=created_by))
+    return _snapshot_ref(snapshots.snapshot_create(rules=rules, created_by=created_by, policy_override=policy_override))
 
 
-def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> SnapshotRef:
+def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None, policy_override: str | None = None) -> SnapshotRef:
     """Freeze the SFT dataset of every demonstration (and, by default, every strongly chosen
     response) under ``rules`` as a snapshot of kind ``"sft"`` (see
     ``feedback.snapshots.sft_snapshot_create``; rules are ``feedback.demonstrations.SFTRules``).
@@ -542,9 +559,9 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
     ``feedback.demonstrations.SFT_COUNT_KEYS``.
     Raises:
         ValidationError: ``{"rules": [...]}`` for bad rules, ``{"snapshot": "no demonstrations ..."}``
-            when nothing gives a training row.
+            when nothing gives a training row; ``{"policy": [...]}`` as ``snapshot_create``.
     """
-    return _snapshot_ref(snapshots.sft_snapshot_create(rules=rules, created_by=created_by))
+    return _snapshot_ref(snapshots.sft_snapshot_create(rules=rules, created_by=created_by, policy_override=policy_override))
 
 
 def demonstration_count() -> int:
@@ -787,3 +804,24 @@ def comparisons_complete_counted(*, comparison_ids: Sequence[int]) -> int:
     from .ai_votes import comparisons_complete_counted as complete
 
     return complete(comparison_ids=comparison_ids)
+
+
+def audit_record(*, action: str, user=None, object_type: str = "", object_id: Any = "", details: Mapping[str, Any] | None = None) -> None:
+    """Append an event to the audit trail (``feedback.governance.audit.audit_record``), e.g.
+    ``action="run.launch"``, ``object_type="job"``; ``details`` JSON-shaped."""
+    from .governance.audit import audit_record as record
+
+    record(action=action, user=user, object_type=object_type, object_id=object_id, details=dict(details or {}))
+
+
+def snapshot_policy_recheck(*, snapshot_id: int, policy_override: str | None = None, created_by=None) -> None:
+    """Check an existing snapshot against the data-use policies in force now, before a training
+    run reuses it (``feedback.governance.enforcement.snapshot_policy_recheck``).
+
+    Raises:
+        ValidationError: ``{"policy": [...]}`` naming the sources and row counts refused, or
+            ``{"policy_override": ...}``.
+    """
+    from .governance.enforcement import snapshot_policy_recheck as recheck
+
+    recheck(snapshot_id=snapshot_id, override=policy_override, user=created_by)

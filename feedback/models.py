@@ -620,3 +620,11 @@ from feedback.identity.models import (  # noqa: E402,F401  (identity leaks live 
     PatternKind,
 )
 from feedback.evalsets.models import EvalSet, EvalSetItem, PromptKey  # noqa: E402,F401  (eval sets live in their own package)
+from feedback.governance.models import (  # noqa: E402,F401  (data governance lives in its own package)
+    AuditEvent,
+    DataPolicy,
+    PersonalDataFinding,
+    PersonalDataScan,
+    RedactedOriginal,
+    SnapshotPolicy,
+)

@@ -30,6 +30,7 @@ from django.db import transaction
 from .demonstrations import DemonstrationRecord, SFTRules, build_sft_dataset, sft_counts_summary
 from .evalsets.exclusion import eval_set_prompt_ids
 from .exports.files import directory_fsync as _directory_fsync
+from .governance.enforcement import snapshot_policy_check, snapshot_policy_record
 from .models import (
     DatasetSnapshot,
     Demonstration,
@@ -208,11 +209,13 @@ def _snapshot_write(
     demonstration_ids: Sequence[int] = (),
     created_by=None,
     built: Mapping[int, tuple] | None = None,
+    policy=None,
 ) -> DatasetSnapshot:
     """Freeze built rows as a snapshot of ``kind``, with its lineage rows.
 
     ``built``: what the builder read of each vote (``_RecordsSeen.seen``), frozen on its
-    ``SnapshotVote`` (``_snapshot_votes``).
+    ``SnapshotVote`` (``_snapshot_votes``). ``policy``: the ``feedback.governance`` policy check,
+    recorded on the snapshot in the same transaction.
 
     The rows are written to a temporary folder beside the final one and fsynced; then, in one
     transaction, the ``DatasetSnapshot`` row, its ``SnapshotVote`` rows (one per id of
@@ -250,6 +253,8 @@ def _snapshot_write(
                 (SnapshotDemonstration(snapshot=snapshot, demonstration_id=pk) for pk in demonstration_ids),
                 batch_size=BATCH_SIZE,
             )
+            if policy is not None:
+                snapshot_policy_record(snapshot=snapshot, check=policy, user=created_by)
             # The id plus the staging folder's random part: SQLite may hand out a rolled-back
             # snapshot's id again, and a folder left behind by then must not be in the way.
             final = root / f"{snapshot.pk}-{staging.name.rsplit('-', 1)[-1]}"
@@ -264,7 +269,7 @@ def _snapshot_write(
     return snapshot
 
 
-def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> DatasetSnapshot:
+def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None, policy_override: str | None = None) -> DatasetSnapshot:
     """Build the preference dataset from every vote under ``rules`` and freeze it as a snapshot.
 
     The rows are written to a temporary folder beside the final one and fsynced; then, in one
@@ -278,11 +283,14 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
     Args:
         rules: JSON-shaped ``AggregationRules`` (``None`` or ``{}``: the defaults); stored normalised.
         created_by: the user asking, or None.
+        policy_override: an admin's written justification for using data its policy refuses
+            (``feedback.governance.enforcement``); recorded on the snapshot.
     Returns:
         The saved snapshot (``files_dir`` is ``"snapshots/<id>"``, relative to ``ARBITER_DATA_DIR``).
     Raises:
         ValidationError: ``{"rules": [...]}`` for bad rules; ``{"snapshot": "the votes give no
-            training pairs: <why, in words>"}`` (``no_pairs_reason``) when no train row results.
+            training pairs: <why, in words>"}`` (``no_pairs_reason``) when no train row results;
+            ``{"policy": [...]}`` naming the sources and row counts its data-use policies refuse.
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = rules_parse(rules)
@@ -290,6 +298,7 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
     dataset = build_preference_dataset(records, parsed, flagged_annotators=flagged_annotators(parsed))
     if not dataset.train:
         raise ValidationError({"snapshot": f"the votes give no training pairs: {no_pairs_reason(dataset.counts, parsed)}"})
+    policy = snapshot_policy_check(vote_ids=dataset.vote_ids, override=policy_override, user=created_by)
     counts: dict[str, Any] = dict(dataset.counts)
     if dataset.reliability:
         counts[RELIABILITY_KEY] = {str(a): r for a, r in sorted(dataset.reliability.items())}
@@ -304,6 +313,7 @@ def snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> Data
         vote_ids=dataset.vote_ids,
         created_by=created_by,
         built=records.seen,
+        policy=policy,
     )
 
 
@@ -414,7 +424,7 @@ def sft_rules_parse(rules: Any) -> SFTRules:
         raise ValidationError({"rules": [f"{name}: {message}" for name, message in error.errors.items()]}) from None
 
 
-def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> DatasetSnapshot:
+def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None, policy_override: str | None = None) -> DatasetSnapshot:
     """Build the SFT dataset (``feedback.demonstrations``) from every demonstration, and with
     ``include_strongly_chosen`` every vote, under ``rules``, and freeze it as a snapshot of kind ``sft``.
 
@@ -431,7 +441,8 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
         The saved snapshot.
     Raises:
         ValidationError: ``{"rules": [...]}`` for bad rules; ``{"snapshot": "no demonstrations or
-            strongly chosen responses give training rows: <counts>"}`` when no train row results.
+            strongly chosen responses give training rows: <counts>"}`` when no train row results;
+            ``{"policy": [...]}`` as ``snapshot_create`` (``policy_override`` too).
         OSError: the data folder cannot be written (nothing is kept).
     """
     parsed = sft_rules_parse(rules)
@@ -443,6 +454,8 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
             "snapshot": "no demonstrations or strongly chosen responses give training rows: "
             + sft_counts_summary(dataset.counts)
         })
+    policy = snapshot_policy_check(vote_ids=dataset.vote_ids, demonstration_ids=dataset.demonstration_ids,
+                                   override=policy_override, user=created_by)
     return _snapshot_write(
         kind=SnapshotKind.SFT,
         rules=parsed.as_dict(),
@@ -455,6 +468,7 @@ def sft_snapshot_create(*, rules: Mapping[str, Any] | None, created_by=None) -> 
         demonstration_ids=dataset.demonstration_ids,
         created_by=created_by,
         built=votes.seen,
+        policy=policy,
     )
 
 

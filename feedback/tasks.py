@@ -34,3 +34,12 @@ def identity_rescan_execute(scan_id: int) -> str:
     from .identity.services import identity_rescan_run
 
     return identity_rescan_run(scan_id=scan_id).status
+
+
+@task()
+def personal_data_scan_execute(scan_id: int) -> str:
+    """Scan every row for personal data (``feedback.governance.scan.personal_data_scan_run``,
+    scan row ``scan_id``); returns its final status."""
+    from .governance.scan import personal_data_scan_run
+
+    return personal_data_scan_run(scan_id=scan_id).status

@@ -40,4 +40,5 @@ urlpatterns = [
     path("manage/evalsets/", evalset_views.manage_evalsets, name="manage-evalsets"),
     path("manage/evalsets/<int:pk>/", evalset_views.manage_evalset_detail, name="manage-evalset-detail"),
     path("account/token/", account_token, name="account-token"),
+    path("", include("feedback.governance.urls")),
 ]

@@ -117,7 +117,26 @@ REWARD_DEFAULTS = RewardConfig(base="")
 SNAPSHOT_NEW = ""
 
 
-class RewardForm(_ServiceErrors, forms.Form):
+class _Governance(forms.Form):
+    """A run's justification (required where ``ARBITER_RUN_JUSTIFICATION_REQUIRED`` is on) and an
+    admin's data-use policy override; ``governance()`` gives them as run-create keywords."""
+
+    justification = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="why this run is warranted: why prompting or retrieval is not enough, which data, who maintains it; "
+        "goes into the model card",
+    )
+    policy_override = forms.CharField(
+        required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}), label="Data-use policy override",
+        help_text="only to train on data its data-use policy refuses: why (20+ characters); recorded on the snapshot",
+    )
+
+    def governance(self) -> dict[str, str]:
+        return {"justification": self.cleaned_data.get("justification", ""),
+                "policy_override": self.cleaned_data.get("policy_override", "")}
+
+
+class RewardForm(_ServiceErrors, _Governance, forms.Form):
     """Launch a reward-model run. Defaults suit a CPU laptop with SmolLM2-135M: full fine-tune,
     max length 256, batches of 8, one epoch, evaluation every 50 steps."""
 
@@ -308,7 +327,7 @@ class LoopForm(_ServiceErrors, forms.Form):
 POLICY_KINDS_CHOICES = [("dpo", "DPO on preference pairs"), ("rl", "online RL against a reward model"), ("sft", "SFT on demonstrations")]
 
 
-class PolicyRunForm(_ServiceErrors, forms.Form):
+class PolicyRunForm(_ServiceErrors, _Governance, forms.Form):
     """Launch a DPO, online-RL or SFT run. Defaults suit a CPU laptop with SmolLM2-135M: LoRA
     (merged on save), batches of 4, short sequences. Settings that do not apply to the chosen
     kind are ignored."""

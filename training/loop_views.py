@@ -40,7 +40,7 @@ def train_policy(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         kind, config = form.config()
         try:
-            job = CREATE[kind](config=config, created_by=request.user)
+            job = CREATE[kind](config=config, created_by=request.user, **form.governance())
         except ValidationError as error:
             form.add_service_errors(_messages_of(error))
         else:

@@ -142,6 +142,11 @@ class Job(models.Model):
         "feedback.DatasetSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="The preference dataset a training run used.",
     )
+    justification = models.TextField(
+        blank=True, default="",
+        help_text="Why this run is warranted (why prompting or retrieval is not enough, which data, expected maintenance); "
+        "required when ARBITER_RUN_JUSTIFICATION_REQUIRED is on. Copied into the model card.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -40,6 +40,7 @@ def checkpoint_register(
     ``weights_dir`` is relative to ``ARBITER_DATA_DIR`` and must hold ``config.json`` plus
     ``*.safetensors`` (or ``adapter_config.json`` for an adapter). ``run`` is the training run
     that produced it (its lineage: base, dataset snapshot, config); a run registers at most one.
+    A run's checkpoint gets a model card (``training.model_card``, ``README.md`` in its folder).
     ``stop_strings`` are the role markers its replies end at (``Checkpoint.stop_strings``); None
     means its parent's (a model trained from one writes the same transcripts), or the defaults
     (``training.config.DEFAULT_STOP_STRINGS``) without a parent.
@@ -64,10 +65,15 @@ def checkpoint_register(
         if not (path / marker).is_file() or not any(path.glob("*.safetensors")):
             raise ValidationError({"weights_dir": f"{path} lacks {marker} or safetensors weights"})
     with transaction.atomic():
-        return Checkpoint.objects.create(
+        checkpoint = Checkpoint.objects.create(
             name=name, kind=kind, weights_dir=weights_dir, hub_id=hub_id, parent=parent,
             is_adapter=is_adapter, metadata=metadata or {}, run=run, stop_strings=list(stop_strings),
         )
+    if run is not None:
+        from .model_card import model_card_write
+
+        model_card_write(checkpoint)  # README.md in its folder (Hugging Face model card format)
+    return checkpoint
 
 
 def _enqueue(job: Job) -> None:
@@ -137,9 +143,10 @@ def _checkpoint_of_kind(name: str, kind: str, *, field: str, purpose: str) -> Ch
     return checkpoint
 
 
-def _snapshot_for(parsed, *, kind: str, created_by) -> tuple["feedback.SnapshotRef", bool]:
+def _snapshot_for(parsed, *, kind: str, created_by, policy_override: str | None = None) -> tuple["feedback.SnapshotRef", bool]:
     """The run's snapshot and whether it was built now: ``parsed.snapshot_id`` (of the right
-    kind, its files intact), or a new one from ``parsed.rules`` (then recorded on ``parsed``)."""
+    kind, its files intact), or a new one from ``parsed.rules`` (then recorded on ``parsed``;
+    feedback enforces the data-use policies for training, ``policy_override`` justifying an exception)."""
     if parsed.snapshot_id is not None:
         try:
             snapshot = feedback.snapshot_get(snapshot_id=parsed.snapshot_id)
@@ -149,11 +156,12 @@ def _snapshot_for(parsed, *, kind: str, created_by) -> tuple["feedback.SnapshotR
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id} holds {snapshot.kind} rows; this run needs {kind} rows"})
         if not feedback.snapshot_verify(snapshot_id=snapshot.id):
             raise ValidationError({"snapshot_id": f"snapshot {snapshot.id}'s files are missing or no longer match its hash; build a new one"})
+        feedback.snapshot_policy_recheck(snapshot_id=snapshot.id, policy_override=policy_override, created_by=created_by)
         return snapshot, False
     if kind == "sft":
-        snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by)
+        snapshot = feedback.sft_snapshot_create(rules=parsed.rules, created_by=created_by, policy_override=policy_override)
     else:
-        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by)
+        snapshot = feedback.snapshot_create(rules=parsed.rules, created_by=created_by, policy_override=policy_override)
     parsed.snapshot_id, parsed.rules = snapshot.id, {}  # the snapshot now fixes the rules
     return snapshot, True
 
@@ -170,15 +178,41 @@ def _output_name_check(parsed) -> None:
         raise ValidationError({"output_name": f"{claimed.get_kind_display()} run {claimed.pk} will register {name!r}"})
 
 
-def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None) -> Job:
+def justification_check(justification: str | None) -> str:
+    """A run's justification, stripped.
+
+    Raises:
+        ValidationError: ``{"justification": ...}`` when ``ARBITER_RUN_JUSTIFICATION_REQUIRED`` is on
+            and it is shorter than 20 characters, or when it is over 5,000 characters.
+    """
+    text = (justification or "").strip()
+    if getattr(settings, "ARBITER_RUN_JUSTIFICATION_REQUIRED", False) and len(text) < 20:
+        raise ValidationError({"justification": (
+            "say why this run is warranted (20+ characters): why prompting or retrieval is not enough, "
+            "which data, and who maintains the model")})
+    if len(text) > 5000:
+        raise ValidationError({"justification": "at most 5,000 characters"})
+    return text
+
+
+def _run_create(
+    kind: str, parsed, *, snapshot_kind: str, created_by, check=None, policy_override: str | None = None,
+    justification: str | None = None,
+) -> Job:
     """Freeze (or check) the run's snapshot and queue the run, in one transaction: a run refused
-    by ``check(snapshot)`` leaves no snapshot row and no snapshot folder behind."""
+    by ``check(snapshot)`` leaves no snapshot row and no snapshot folder behind. The launch is
+    written to the audit trail (``feedback.interface.audit_record``)."""
+    justification = justification_check(justification)
     with transaction.atomic():
-        snapshot, built = _snapshot_for(parsed, kind=snapshot_kind, created_by=created_by)
+        snapshot, built = _snapshot_for(parsed, kind=snapshot_kind, created_by=created_by, policy_override=policy_override)
         try:
             if check is not None:
                 check(snapshot)
-            job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id)
+            job = Job.objects.create(kind=kind, config=parsed.as_dict(), created_by=created_by, snapshot_id=snapshot.id,
+                                     justification=justification)
+            feedback.audit_record(action="run.launch", user=created_by, object_type="job", object_id=job.pk,
+                                  details={"kind": kind, "snapshot_id": snapshot.id, "snapshot_built": built,
+                                           "justification": justification})
         except BaseException:
             if built:  # the rollback drops the snapshot's rows; its folder goes here
                 feedback.snapshot_files_discard(snapshot=snapshot)
@@ -187,7 +221,9 @@ def _run_create(kind: str, parsed, *, snapshot_kind: str, created_by, check=None
     return job
 
 
-def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def reward_run_create(
+    *, config: dict[str, Any], created_by=None, policy_override: str | None = None, justification: str | None = None,
+) -> Job:
     """Validate a reward-model run, freeze its dataset snapshot, and queue it.
 
     The snapshot is ``config["snapshot_id"]`` or, when that is absent, a new one built from the
@@ -218,7 +254,8 @@ def reward_run_create(*, config: dict[str, Any], created_by=None) -> Job:
             f"{no_eval}: mark some prompts as eval, or split by a hash of the prompt (rules split_by=hash)"
         )})
 
-    return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out)
+    return _run_create(JobKind.REWARD, parsed, snapshot_kind="preference", created_by=created_by, check=held_out, policy_override=policy_override,
+                       justification=justification)
 
 
 def _policy_base(parsed) -> Checkpoint:
@@ -228,7 +265,9 @@ def _policy_base(parsed) -> Checkpoint:
     return base
 
 
-def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def dpo_run_create(
+    *, config: dict[str, Any], created_by=None, policy_override: str | None = None, justification: str | None = None,
+) -> Job:
     """Validate a DPO run (TRL ``DPOTrainer``), freeze its preference snapshot, and queue it.
 
     Raises:
@@ -239,10 +278,13 @@ def dpo_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(DPOConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    return _run_create(JobKind.DPO, parsed, snapshot_kind="preference", created_by=created_by)
+    return _run_create(JobKind.DPO, parsed, snapshot_kind="preference", created_by=created_by, policy_override=policy_override,
+                       justification=justification)
 
 
-def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def rl_run_create(
+    *, config: dict[str, Any], created_by=None, policy_override: str | None = None, justification: str | None = None,
+) -> Job:
     """Validate an online-RL run (TRL ``RLOOTrainer``, or ``GRPOTrainer``) against a reward
     checkpoint on the train prompts of a preference snapshot, and queue it.
 
@@ -254,10 +296,13 @@ def rl_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     _policy_base(parsed)
     _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="online RL")
     _output_name_check(parsed)
-    return _run_create(JobKind.RL, parsed, snapshot_kind="preference", created_by=created_by)
+    return _run_create(JobKind.RL, parsed, snapshot_kind="preference", created_by=created_by, policy_override=policy_override,
+                       justification=justification)
 
 
-def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
+def sft_run_create(
+    *, config: dict[str, Any], created_by=None, policy_override: str | None = None, justification: str | None = None,
+) -> Job:
     """Validate an SFT run (TRL ``SFTTrainer``) on a snapshot of demonstrations, and queue it.
 
     Raises:
@@ -267,7 +312,8 @@ def sft_run_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(SFTConfig, config)
     _policy_base(parsed)
     _output_name_check(parsed)
-    return _run_create(JobKind.SFT, parsed, snapshot_kind="sft", created_by=created_by)
+    return _run_create(JobKind.SFT, parsed, snapshot_kind="sft", created_by=created_by, policy_override=policy_override,
+                       justification=justification)
 
 
 def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
@@ -294,6 +340,8 @@ def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
 
 # One create service per job kind; each takes ``config=`` and ``created_by=`` and raises ValidationError.
+# Training runs (``RUN_KINDS``) also take ``policy_override=`` (an admin's justification for data its
+# policy refuses) and ``justification=`` (why the run is warranted; see ``justification_check``).
 JOB_CREATORS = {
     JobKind.GENERATION: generation_job_create,
     JobKind.REWARD: reward_run_create,
@@ -302,6 +350,7 @@ JOB_CREATORS = {
     JobKind.RL: rl_run_create,
     JobKind.SFT: sft_run_create,
 }
+RUN_KINDS = (JobKind.REWARD, JobKind.DPO, JobKind.RL, JobKind.SFT)
 
 
 def _cai_job_create(*, config: dict[str, Any], created_by=None) -> Job:

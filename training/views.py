@@ -203,7 +203,7 @@ def train_reward(request: HttpRequest) -> HttpResponse:
     form = RewardForm(request.POST, **choices)
     if form.is_valid():
         try:
-            job = services.reward_run_create(config=form.config(), created_by=request.user)
+            job = services.reward_run_create(config=form.config(), created_by=request.user, **form.governance())
         except ValidationError as error:
             form.add_service_errors(error.message_dict if hasattr(error, "error_dict") else {"config": error.messages})
         else:

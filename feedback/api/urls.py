@@ -9,6 +9,7 @@ from feedback.campaigns.annotator_api import GuidelinesAcknowledgeView
 from feedback.campaigns.api import CampaignViewSet
 from feedback.evalsets.api import EvalSetViewSet
 from feedback.exports.api import ExportViewSet
+from feedback.governance.api import AuditEventViewSet, DataPolicyViewSet, FindingViewSet
 from feedback.identity.api import IdentityPatternViewSet
 from feedback.quality.api import FlagViewSet, QualityReportView
 
@@ -36,6 +37,9 @@ router.register("flags", FlagViewSet, basename="flag")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("identity-patterns", IdentityPatternViewSet, basename="identity-pattern")
 router.register("eval-sets", EvalSetViewSet, basename="eval-set")
+router.register("governance/policies", DataPolicyViewSet, basename="data-policy")
+router.register("governance/audit", AuditEventViewSet, basename="audit-event")
+router.register("governance/findings", FindingViewSet, basename="personal-data-finding")
 
 urlpatterns = [
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),

@@ -18,6 +18,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from config.proxy import client_ip_address
 from feedback.api.permissions import IsFeedbackAdmin
 from feedback.models import Export, ExportStatus
 
@@ -32,6 +33,10 @@ class ExportCreateSerializer(serializers.Serializer):
     file_type = serializers.CharField(max_length=50)
     filters = serializers.DictField(required=False, default=dict)
     options = serializers.DictField(required=False, default=dict)
+    policy_override = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000,
+        help_text="An admin's written justification (20+ characters) for exporting data its data-use policy refuses.",
+    )
 
 
 class ExportSerializer(serializers.ModelSerializer):
@@ -79,7 +84,7 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def create(self, request):
         shape = ExportCreateSerializer(data=request.data)
         shape.is_valid(raise_exception=True)
-        export = services.export_create(**shape.validated_data, created_by=request.user)
+        export = services.export_create(**shape.validated_data, created_by=request.user, remote_addr=client_ip_address(request))
         code = status.HTTP_202_ACCEPTED if export.status == ExportStatus.QUEUED else status.HTTP_201_CREATED
         return Response(ExportSerializer(export, context={"request": request}).data, status=code)
 
@@ -87,4 +92,4 @@ class ExportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, FileRenderer])
     def download(self, request, pk=None):
         """The export's file (``hf-dataset``: a zip of the folder); header ``X-Checksum-SHA256``."""
-        return export_file_response(self.get_object())
+        return export_file_response(self.get_object(), request=request)

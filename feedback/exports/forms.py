@@ -55,6 +55,11 @@ class ExportForm(forms.Form):
         required=False, label="Real usernames instead of pseudonyms (raw votes, arena)",
     )
 
+    policy_override = forms.CharField(
+        required=False, max_length=5000, label="Policy override", widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="only to export data its data-use policy refuses: why (20+ characters); recorded in the audit trail",
+    )
+
     OPTION_FIELDS = {"plain_text": "conversational", "no_margin": "include_margin", "real_usernames": "real_usernames"}
 
     def request(self) -> dict[str, Any]:

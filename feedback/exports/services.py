@@ -26,10 +26,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from feedback.governance.enforcement import export_audit, export_policy_check
 from feedback.models import Export, ExportStatus
 
 from . import files
-
 from .filters import ExportRequest, ExportRequestError, export_request_parse
 from .formats import FORMATS, HF_DATASET, JSONL, FormatContext, Pseudonyms, export_rows
 from .stream import comparison_groups, vote_last_id, votes_matching
@@ -237,6 +237,8 @@ def export_create(
     created_by=None,
     mode: str = "auto",
     progress: Progress | None = None,
+    policy_override: str | None = None,
+    remote_addr: str | None = None,
 ) -> Export:
     """Check an export request, record it, and run it inline or queue it (rule in the module docstring).
 
@@ -247,17 +249,24 @@ def export_create(
         created_by: the admin asking, or None.
         mode: ``auto``, ``inline`` (run now, in this process) or ``background`` (queue a task).
         progress: for an inline run, called with (votes read, rows written) after each chunk.
+        policy_override: an admin's written justification for exporting data its data-use policy
+            refuses (``feedback.governance``); recorded in the audit trail with the export.
+        remote_addr: the asking client's address, for the audit trail.
     Returns:
         The export: finished (succeeded or failed) when it ran inline, else queued.
     Raises:
         ValidationError: any bad input (see ``export_request_check``) or an unknown mode;
-            nothing is recorded or written.
+            ``{"policy": [...]}`` naming the sources and row counts the data-use policies refuse
+            (rows on train prompts for training, on eval prompts for evaluation); nothing is
+            recorded or written.
     """
     if mode not in MODES:
         raise ValidationError({"mode": [f"unknown mode {mode!r}; expected one of {', '.join(MODES)}"]})
     request = export_request_check(format=format, file_type=file_type, filters=filters, options=options)
     vote_id_max = vote_last_id()
-    votes_total = votes_matching(filters=request.filters, max_vote_id=vote_id_max).count()
+    matching = votes_matching(filters=request.filters, max_vote_id=vote_id_max)
+    policy = export_policy_check(votes=matching, splits=request.filters.splits, override=policy_override, user=created_by)
+    votes_total = matching.count()
     inline = mode == "inline" or (
         mode == "auto" and votes_total <= inline_max_votes() and request.file_type != HF_DATASET
     )
@@ -267,6 +276,7 @@ def export_create(
             options=request.options_dict(), inline=inline, vote_id_max=vote_id_max,
             votes_total=votes_total, created_by=created_by,
         )
+        export_audit(export=export, check=policy, user=created_by, remote_addr=remote_addr)
         if not inline:
             transaction.on_commit(lambda: _enqueue(export))
     if inline:

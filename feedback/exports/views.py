@@ -15,6 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.wording import counted
+from config.proxy import client_ip_address
+from feedback.governance.enforcement import download_audit
 from feedback.models import Export, ExportStatus
 from feedback.roles import is_feedback_admin
 
@@ -54,7 +56,10 @@ def manage_exports(request: HttpRequest) -> HttpResponse:
     form = ExportForm(request.POST)
     if form.is_valid():
         try:
-            export = services.export_create(**form.request(), created_by=request.user)
+            export = services.export_create(
+                **form.request(), policy_override=form.cleaned_data.get("policy_override"),
+                created_by=request.user, remote_addr=client_ip_address(request),
+            )
         except ValidationError as error:
             form.add_service_errors(error.message_dict)
         else:
@@ -68,8 +73,9 @@ def manage_exports(request: HttpRequest) -> HttpResponse:
     return render(request, TEMPLATE, _page_context(request, form), status=400)
 
 
-def export_file_response(export: Export) -> HttpResponse:
-    """The export's file as a streamed attachment (a zip made on the fly for ``hf-dataset``).
+def export_file_response(export: Export, *, request: HttpRequest | None = None) -> HttpResponse:
+    """The export's file as a streamed attachment (a zip made on the fly for ``hf-dataset``);
+    the download is written to the audit trail (who: ``request.user``).
 
     Raises:
         Http404: the export has no file (not finished, failed, or the file is gone).
@@ -79,6 +85,7 @@ def export_file_response(export: Export) -> HttpResponse:
     except LookupError as error:
         raise Http404(str(error)) from None
     name = selectors.export_download_name(export=export)
+    download_audit(export=export, user=getattr(request, "user", None), request=request)
     if path.is_dir():
         response = StreamingHttpResponse(
             directory_zip_chunks(path, root_name=name.removesuffix(".zip")), content_type="application/zip"
@@ -95,4 +102,4 @@ def export_file_response(export: Export) -> HttpResponse:
 def export_download(request: HttpRequest, pk: int) -> HttpResponse:
     """Admins: download a finished export's file."""
     _require_admin(request)
-    return export_file_response(get_object_or_404(selectors.export_list(), pk=pk))
+    return export_file_response(get_object_or_404(selectors.export_list(), pk=pk), request=request)

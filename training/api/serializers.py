@@ -83,6 +83,15 @@ class JobMetricSerializer(serializers.ModelSerializer):
 class JobCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices)
     config = serializers.DictField(help_text=_config_help())
+    policy_override = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000,
+        help_text="Training runs: an admin's written justification (20+ characters) for training on data its data-use policy refuses.",
+    )
+    justification = serializers.CharField(
+        required=False, allow_blank=True, max_length=5000,
+        help_text="Training runs: why the run is warranted (why prompting or retrieval is not enough, which data, "
+        "expected maintenance); required when the server sets ARBITER_RUN_JUSTIFICATION_REQUIRED. Goes into the model card.",
+    )
 
 
 class JobFilter(serializers.Serializer):

@@ -95,7 +95,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.JOB_CREATORS[data["kind"]](config=data["config"], created_by=request.user)
+        extra = {}
+        if data["kind"] in services.RUN_KINDS:
+            extra = {"policy_override": data.get("policy_override"), "justification": data.get("justification")}
+        job = services.JOB_CREATORS[data["kind"]](config=data["config"], created_by=request.user, **extra)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: JobSerializer})

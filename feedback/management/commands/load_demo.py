@@ -1,6 +1,6 @@
 """manage.py load_demo: demo accounts, the project's own sample comparisons and the demo campaign
-that holds them (active, the annotators group as its pool, guidelines v1 from demo/guidelines.md).
-Safe to run twice."""
+that holds them (active, the annotators group as its pool, guidelines v1 from demo/guidelines.md),
+and the demo source's data-use policy (every use allowed, reviewed clean). Safe to run twice."""
 import json
 from pathlib import Path
 
@@ -63,6 +63,16 @@ class Command(BaseCommand):
                     )
             self.stdout.write(f"loaded {len(items)} demo comparisons")
         self._campaign(votes_required)
+        self._policy()
+
+    def _policy(self) -> None:
+        """The demo source's data-use policy: every use allowed, reviewed clean (created once;
+        an admin's later changes stay)."""
+        from feedback.governance.models import DataPolicy, ReviewStatus
+
+        DataPolicy.objects.get_or_create(source=DEMO_SOURCE, scope="source", defaults={
+            "basis": "bundled sample data written for the demo", "review_status": ReviewStatus.REVIEWED_CLEAN,
+        })
 
     def _campaign(self, votes_required: int) -> None:
         """The demo campaign: created once, holding the demo comparisons, guided and active."""

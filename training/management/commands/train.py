@@ -55,6 +55,10 @@ class Command(BaseCommand):
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="any other setting of the kind's config (value parsed as JSON when it can be)")
         parser.add_argument("--wait", action="store_true", help="run the job in this process's child and wait for it")
+        parser.add_argument("--policy-override", default=None, metavar="JUSTIFICATION",
+                            help="train on data its data-use policy refuses, for this written reason (20+ characters)")
+        parser.add_argument("--justification", default=None,
+                            help="why this run is warranted (required when ARBITER_RUN_JUSTIFICATION_REQUIRED is on)")
 
     def handle(self, *args, **o):
         from training import services
@@ -65,7 +69,7 @@ class Command(BaseCommand):
         config.update({field: o[flag] for flag, field in FLAGS.items() if o[flag] is not None})
         config.update(parse_setting(text) for text in o["set"])
         try:
-            job = create(config=config)
+            job = create(config=config, policy_override=o["policy_override"], justification=o["justification"])
         except ValidationError as error:
             raise CommandError(one_line(error)) from None
         self.stdout.write(
