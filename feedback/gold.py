@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from statsmodels.stats.proportion import proportion_confint
 
 from .queue import choice_on_screen
 
@@ -60,6 +59,8 @@ def gold_accuracy_of(*, votes: int, correct: int, alpha: float = GOLD_ALPHA) -> 
         raise ValueError(f"correct must be 0..votes, got {correct} of {votes}")
     if votes == 0:
         return GoldAccuracy(0, 0, None, None, None)
+    from statsmodels.stats.proportion import proportion_confint  # lazily: ~1 s to import, and job processes seldom need it
+
     low, high = proportion_confint(correct, votes, alpha=alpha, method="wilson")
     return GoldAccuracy(votes, correct, correct / votes, float(low), float(high))
 

@@ -40,7 +40,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 LABELS = ("a", "b", "tie", "both_bad")
 _A, _B = 0, 1
@@ -127,5 +126,7 @@ def agreement_ceiling(comparisons: Sequence[int] | np.ndarray, annotators: Seque
     )
     if n == 0:
         return _undefined(NO_SCORED.format(what=what), result)
+    from statsmodels.stats.proportion import proportion_confint  # lazily: ~1 s to import, and job processes seldom need it
+
     low, high = proportion_confint(k, n, alpha=1 - confidence, method="wilson")
     return {**result, "value": k / n, "defined": True, "low": float(low), "high": float(high), "reason": None}
