@@ -628,3 +628,7 @@ def preference_rules_check(*, rules: Mapping[str, Any], kind: str = "preference"
         snapshots.sft_rules_parse(rules)
     else:
         snapshots.rules_parse(rules)
+
+
+# --- AI judges (issue 16): what a judge reads and how its votes are written (feedback/ai_votes.py) ---
+from .ai_votes import AiVerdict, JudgingItem, ai_votes_record, comparisons_for_judging, judge_username  # noqa: E402,F401

@@ -89,6 +89,7 @@ class JobKind(models.TextChoices):
     DPO = "dpo", "DPO"
     RL = "rl", "online RL (RLOO/GRPO)"
     SFT = "sft", "SFT"
+    JUDGING = "judging", "AI judging"
 
 
 # Kinds that train a model: they take a dataset snapshot and register an output checkpoint.
@@ -260,3 +261,7 @@ class LoopRound(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.pk} ({self.status})"
+
+
+# AI judges (issue 16) live in their own package; importing them here registers them with the app.
+from .judges.models import CallStatus, Constitution, Judge, JudgeCall, JudgeKind, JudgeVerdict  # noqa: E402,F401
