@@ -45,3 +45,12 @@ def _rl(job, reporter):
 
 
 RUNNERS["rl"] = _rl
+
+
+def _judging(job, reporter):
+    from .judging import run_judging
+
+    return run_judging(job, reporter)
+
+
+RUNNERS["judging"] = _judging

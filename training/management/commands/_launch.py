@@ -41,7 +41,7 @@ def progress_unit(kind: str) -> str:
 
     if kind in TRAINING_KINDS:
         return "step"
-    return "completion" if kind == "scoring" else "prompt"
+    return {"scoring": "completion", "judging": "comparison"}.get(kind, "prompt")
 
 
 class ProgressLine:
