@@ -6,6 +6,7 @@ from dataclasses import MISSING, fields
 from rest_framework import serializers
 
 from training.config import GenerationConfig, RewardConfig, ScoringConfig
+from training.judges.config import JudgingConfig
 from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 
 
@@ -29,7 +30,9 @@ def _config_help() -> str:
         "open comparisons than this; `temperature` 0 is greedy. "
         f"For `reward` (train a reward model with TRL RewardTrainer): {_settings(RewardConfig)}; `base` is a policy "
         "checkpoint; give `snapshot_id` or `rules` (aggregation rules for a new snapshot of the current votes). "
-        f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}."
+        f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}. "
+        f"For `judging` (an AI judge labels comparisons as AI votes): {_settings(JudgingConfig)}; `judge` is a judge's "
+        "name (its latest version) or name@version; give `campaign_id` (its open comparisons) or `comparison_ids`."
     )
 
 
