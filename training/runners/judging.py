@@ -8,6 +8,8 @@ raw output, parsed label, tokens, seconds); each comparison's verdict (``JudgeVe
 calls, verdicts, votes and the progress that counts them commit in one transaction, so a killed
 job leaves whole batches and ``progress_done`` says how far it got; a cancel stops between batches.
 
+The judge works one batch ahead: it answers batch i + 1 while batch i is written. A cancel, or a
+failure, drops that batch's answers (after they arrive) and records nothing of it.
 A job whose calls have all failed so far when a batch ends stops there, failed, with the first
 failure's reason (an endpoint that is down, a key that is refused): nothing would come of the rest.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -134,28 +137,28 @@ def run_judging(job, reporter: Reporter, *, backend: Backend | None = None) -> d
     )
     backend = backend or backend_open(judge, options, template)
     counts, tokens, first_error, judged = Counter(), Counter(), "", 0
-    clock = Stopwatch()
+    clock = Stopwatch()  # after the model is loaded: ``seconds`` is the judging itself
     reporter.progress(done=0, total=len(items), summary=_summary(judge, items, judged, counts, tokens, first_error))
+    batches = [items[i:i + config.batch_size] for i in range(0, len(items), config.batch_size)]
+
+    def ask(batch) -> tuple[list[JudgeRequest], list[JudgeAnswer]]:
+        requests = [r for item in batch for r in requests_build(item, template, principles)]
+        return requests, backend.answer(requests)
+
+    # One batch ahead: the judge answers batch i + 1 while batch i is written, so an endpoint's
+    # connections (or the model) never wait on the database. A cancel drops the batch in flight.
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge-ahead")
     try:
-        for start in range(0, len(items), config.batch_size):
+        pending = ahead.submit(ask, batches[0]) if batches else None
+        for index, batch in enumerate(batches):
             if reporter.stop_requested():
                 reporter.halted = True
                 break
-            batch = items[start:start + config.batch_size]
-            requests = [r for item in batch for r in requests_build(item, template, principles)]
-            answers = backend.answer(requests)
+            requests, answers = pending.result()
+            pending = ahead.submit(ask, batches[index + 1]) if index + 1 < len(batches) else None
             outcomes = outcomes_build(requests, answers, principles)
-            for answer in answers:
-                counts["calls"] += 1
-                counts[answer.status] += 1
-                tokens["prompt_tokens"] += answer.prompt_tokens or 0
-                tokens["completion_tokens"] += answer.completion_tokens or 0
-                if answer.status == FAILED and not first_error:
-                    first_error = answer.error
-            for outcome in outcomes:
-                counts["inconsistent"] += outcome.inconsistent
-                counts["ties"] += outcome.choice == "tie"
-                counts["no_verdict"] += outcome.choice is None
+            batch_error = _count(counts, tokens, answers, outcomes)
+            first_error = first_error or batch_error
             with transaction.atomic():  # the batch's calls, verdicts, votes and progress commit together
                 JudgeCall.objects.bulk_create([_call_row(job, judge, r, a) for r, a in zip(requests, answers)])
                 JudgeVerdict.objects.bulk_create([_verdict_row(job, judge, o) for o in outcomes])
@@ -170,10 +173,28 @@ def run_judging(job, reporter: Reporter, *, backend: Backend | None = None) -> d
             if counts["calls"] and counts[FAILED] == counts["calls"]:
                 raise JudgingFailed(f"every call failed ({counts['calls']} of {counts['calls']}): {first_error}")
     finally:
+        ahead.shutdown(wait=True, cancel_futures=True)
         backend.close()
     elapsed = clock.elapsed()
     return {**_summary(judge, items, judged, counts, tokens, first_error), "seconds": round(elapsed, 3),
             "comparisons_per_s": round(judged / elapsed, 3) if elapsed else None}
+
+
+def _count(counts: Counter, tokens: Counter, answers: Sequence[JudgeAnswer], outcomes: Sequence[Outcome]) -> str:
+    """Add a batch's calls and verdicts to the counts; returns its first failure's reason ("" if none)."""
+    first_error = ""
+    for answer in answers:
+        counts["calls"] += 1
+        counts[answer.status] += 1
+        tokens["prompt_tokens"] += answer.prompt_tokens or 0
+        tokens["completion_tokens"] += answer.completion_tokens or 0
+        if answer.status == FAILED and not first_error:
+            first_error = answer.error
+    for outcome in outcomes:
+        counts["inconsistent"] += outcome.inconsistent
+        counts["ties"] += outcome.choice == "tie"
+        counts["no_verdict"] += outcome.choice is None
+    return first_error
 
 
 def _summary(judge, items, judged, counts, tokens, first_error) -> dict:
