@@ -2,9 +2,10 @@
 inconsistency, per-principle verdicts, AI votes, whole batches, and bad input that never votes."""
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from feedback.models import Vote, VoteOrigin
-from tests.factories import ComparisonFactory
+from tests.factories import ComparisonFactory, UserFactory
 from tests.judge_server import FakeChatServer
 from training.judges.models import JudgeCall, JudgeVerdict
 from training.judges.services import judge_save, judging_job_create
@@ -107,6 +108,11 @@ def test_unparseable_answers_are_counted_and_never_vote(server):
     assert (summary["unparsed"], summary["failed"], summary["no_verdict"], summary["votes"]) == (4, 0, 2, 0)
     assert not Vote.objects.filter(origin=VoteOrigin.AI).exists()
     assert JudgeCall.objects.filter(status="unparsed", raw_output="I would rather not say.").count() == 4
+    client = Client()
+    client.force_login(UserFactory(role="admin"))
+    page = client.get(f"/manage/jobs/{job.pk}/").content.decode()
+    assert "Calls without a verdict" in page and page.count("I would rather not say.") == 4
+    assert "calls without a verdict in the answer" in page  # the summary's unparsed count
 
 
 @pytest.mark.django_db

@@ -29,3 +29,10 @@ def judging_jobs(*, judge: Judge | None = None, limit: int = 20) -> list[Job]:
     if judge is not None:
         qs = qs.filter(config__judge=judge.ref)
     return list(qs.order_by("-created_at", "-id")[:limit])
+
+
+def judging_problem_calls(*, job: Job, limit: int = 20) -> list:
+    """A judging job's latest calls that gave no verdict (unparsed or failed), newest first."""
+    from .models import CallStatus, JudgeCall
+
+    return list(JudgeCall.objects.filter(job=job).exclude(status=CallStatus.OK).order_by("-id")[:limit])
