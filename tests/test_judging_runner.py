@@ -154,3 +154,47 @@ def test_the_judges_system_user_never_takes_a_real_account(server):
     with pytest.raises(ValueError, match="can log in"):
         run_judging(job, Reporter(job.pk))
     assert not Vote.objects.filter(origin=VoteOrigin.AI).exists()
+
+
+class StoppingReporter:
+    """A reporter whose cancel arrives after ``batches`` committed batches, or whose process "dies"
+    (raises) while recording batch ``dies_at``."""
+
+    def __init__(self, job_id: int, *, batches: int = 10**6, dies_at: int = 0):
+        self.real, self.batches, self.dies_at, self.seen, self.halted = Reporter(job_id), batches, dies_at, 0, False
+
+    def stop_requested(self) -> bool:
+        return self.seen >= self.batches
+
+    def progress(self, *, done: int, **fields) -> None:
+        if done:
+            self.seen += 1
+            if self.seen == self.dies_at:
+                raise RuntimeError("killed while recording progress")
+        self.real.progress(done=done, **fields)
+
+
+@pytest.mark.django_db
+def test_a_cancelled_job_keeps_whole_batches_and_says_how_far_it_got(server):
+    comparisons = pairs("a", "b", "a", "b", "a")
+    judge = endpoint_judge(server, "prefer:GOOD")
+    job = judging_job_create(config={"judge": judge.ref, "comparison_ids": [c.pk for c in comparisons], "batch_size": 2})
+    reporter = StoppingReporter(job.pk, batches=1)
+    summary = run_judging(job, reporter)
+    job.refresh_from_db()
+    assert reporter.halted and (summary["judged"], summary["comparisons"], summary["votes"]) == (2, 5, 2)
+    assert (job.progress_done, job.progress_total) == (2, 5)
+    assert JudgeCall.objects.count() == 4 and Vote.objects.filter(origin=VoteOrigin.AI).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_job_killed_mid_batch_loses_that_whole_batch_only(server):
+    comparisons = pairs("a", "b", "a", "b", "a")
+    judge = endpoint_judge(server, "prefer:GOOD")
+    job = judging_job_create(config={"judge": judge.ref, "comparison_ids": [c.pk for c in comparisons], "batch_size": 2})
+    with pytest.raises(RuntimeError, match="killed"):
+        run_judging(job, StoppingReporter(job.pk, dies_at=2))
+    job.refresh_from_db()
+    assert job.progress_done == 2 and job.summary["judged"] == 2
+    assert JudgeCall.objects.count() == 4 and JudgeVerdict.objects.count() == 2
+    assert Vote.objects.filter(origin=VoteOrigin.AI).count() == 2
