@@ -24,7 +24,9 @@ each side counts: the 2-core machines these run on are shared, and the noise is 
    ``--speed-pairs`` pairs in both orders. platform = the job's judging seconds (after the model is loaded; forward passes,
    verdicts and database writes); bare = the same rendered prompts through the chat template,
    longest first, left-padded batches of the same size, one ``model(...)`` forward pass per batch
-   with ``logits_to_keep=1``, nothing stored. Figure: prompts/s, floor 0.9.
+   with ``logits_to_keep=1``, nothing stored. Figure: prompts/s, floor 0.9. Also CPU seconds
+   (``time.process_time``, best of the repeats) of the judge's batched scoring alone
+   (``LocalLmBackend.answer``) against the bare loop on the same prompts: steadier than wall time.
 3. Agreement: one more job over the ``--pairs`` pairs; the SmolLM2 judge's votes against the human votes (ties
    count as disagreement; a 135M judge may be near chance), its position consistency (share of
    comparisons whose choice did not flip with the order) and tie rate.
@@ -106,14 +108,15 @@ def endpoint_bench(ids: list[int], delay: float, concurrency: int, batch_size: i
             "ideal_calls_per_s": round(concurrency / delay, 1), "ratio": round(max(platform) / max(bare), 3)}
 
 
-def bare_forward(location: str, texts: list[str], batch_size: int) -> float:
-    """Seconds for the bare loop: chat template, longest first, left-padded batches, one forward pass each."""
+def bare_forward(location: str, texts: list[str], batch_size: int, clock=time.perf_counter) -> float:
+    """Seconds (of ``clock``) for the bare loop: chat template, longest first, left-padded batches,
+    one forward pass each."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(location, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(location, dtype=torch.float32).eval()
-    started = time.perf_counter()
+    started = clock()
     chats = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True) for t in texts]
     chats.sort(key=lambda chat: -len(tokenizer(chat, add_special_tokens=False)["input_ids"]))
     labels = [tokenizer.encode(s, add_special_tokens=False)[0] for s in ("A", "B")]
@@ -122,7 +125,7 @@ def bare_forward(location: str, texts: list[str], batch_size: int) -> float:
         with torch.inference_mode():
             logits = model(**batch, logits_to_keep=1).logits[:, -1, :]
         torch.softmax(logits.float(), -1)[:, labels].tolist()
-    return time.perf_counter() - started
+    return clock() - started
 
 
 def _order_averaged(judge) -> dict[int, str]:
@@ -161,6 +164,19 @@ def local_bench(ids: list[int], speed_ids: list[int], batch_size: int, job_batch
                 platform.append(summary["calls"] / summary["seconds"])
             else:
                 bare.append(len(texts) / bare_forward(checkpoint.location, texts, batch_size))
+    # CPU seconds of the same work (steadier than wall time on a shared machine): the judge's
+    # batched scoring alone (``LocalLmBackend.answer``, no database) against the bare loop.
+    from training.runners.judge_local import LocalLmBackend
+    from training.judges.config import JudgeOptions
+
+    backend = LocalLmBackend(checkpoint=checkpoint, options=JudgeOptions.from_dict(judge.options), template=template)
+    requests = [r for item in items for r in requests_build(item, template, [None])]
+    cpu_platform, cpu_bare = [], []
+    for repeat in range(repeats):
+        started = time.process_time()
+        backend.answer(requests)
+        cpu_platform.append(time.process_time() - started)
+        cpu_bare.append(bare_forward(checkpoint.location, texts, batch_size, clock=time.process_time))
     JudgeVerdict.objects.filter(judge=judge).delete()
     summary = job_run(judge, ids, job_batch_size)  # the agreement run
     human = dict(Vote.objects.filter(origin=VoteOrigin.HUMAN, comparison_id__in=ids).values_list("comparison_id", "choice"))
@@ -172,6 +188,8 @@ def local_bench(ids: list[int], speed_ids: list[int], batch_size: int, job_batch
         "repeats": repeats, "platform_prompts_per_s": round(max(platform), 3), "bare_prompts_per_s": round(max(bare), 3),
         "platform_runs": [round(x, 3) for x in platform], "bare_runs": [round(x, 3) for x in bare],
         "ratio": round(max(platform) / max(bare), 3),
+        "platform_cpu_s": round(min(cpu_platform), 2), "bare_cpu_s": round(min(cpu_bare), 2),
+        "cpu_ratio": round(min(cpu_bare) / min(cpu_platform), 3),
         "pairs": n, "agreement_run_prompts_per_s": round(summary["calls"] / summary["seconds"], 3),
         "agreement": round(sum(c == human.get(cid) for cid, c, _, _ in verdicts) / n, 3),
         "agreement_shown_a_first": round(sum(ab == human.get(cid) for cid, _, ab, _ in verdicts) / n, 3),
@@ -220,7 +238,8 @@ def main() -> int:
             result["local"]["torch_threads"] = torch.get_num_threads()
             lo = result["local"]
             print(f"local SmolLM2 judge: {lo['prompts']} prompts, batch {lo['batch_size']}: platform {lo['platform_prompts_per_s']} "
-                  f"prompts/s, bare forward {lo['bare_prompts_per_s']} prompts/s, ratio {lo['ratio']} (floor {FLOOR})")
+                  f"prompts/s, bare forward {lo['bare_prompts_per_s']} prompts/s, ratio {lo['ratio']} (floor {FLOOR}); CPU seconds "
+                  f"for the same prompts: judge scoring {lo['platform_cpu_s']}, bare {lo['bare_cpu_s']}, ratio {lo['cpu_ratio']}")
             print(f"SmolLM2 vs HH-RLHF humans on {lo['pairs']} pairs: agreement {lo['agreement']} (ties count as disagreement), "
                   f"order-averaged probabilities {lo['agreement_order_averaged']}, shown-a-first {lo['agreement_shown_a_first']}, shown-b-first {lo['agreement_shown_b_first']}, "
                   f"position consistency {lo['position_consistency']}, tie rate {lo['tie_rate']}, "
