@@ -825,3 +825,7 @@ def snapshot_policy_recheck(*, snapshot_id: int, policy_override: str | None = N
     from .governance.enforcement import snapshot_policy_recheck as recheck
 
     recheck(snapshot_id=snapshot_id, override=policy_override, user=created_by)
+
+
+# --- AI judges (issue 16): what a judge reads and how its votes are written (feedback/ai_judging.py) ---
+from .ai_judging import AiVerdict, JudgingItem, ai_votes_record, comparisons_for_judging, judge_username  # noqa: E402,F401

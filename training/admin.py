@@ -21,3 +21,6 @@ class CheckpointAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+from .judges import admin as judges_admin  # noqa: E402,F401  (constitutions and judges)

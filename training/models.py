@@ -90,6 +90,7 @@ class JobKind(models.TextChoices):
     RL = "rl", "online RL (RLOO/GRPO)"
     SFT = "sft", "SFT"
     CAI = "cai", "Constitutional AI critique-revise"
+    JUDGING = "judging", "AI judging"
 
 
 # Kinds that train a model: they take a dataset snapshot and register an output checkpoint.
@@ -267,3 +268,7 @@ class LoopRound(models.Model):
     def __str__(self) -> str:
         return f"round {self.pk} ({self.status})"
 from training.evaluation.models import EvaluationRun  # noqa: E402,F401  (evaluations live in their own package)
+
+
+# AI judges (issue 16) live in their own package; importing them here registers them with the app.
+from .judges.models import CallStatus, Constitution, Judge, JudgeCall, JudgeKind, JudgeVerdict  # noqa: E402,F401

@@ -362,6 +362,16 @@ def _cai_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 JOB_CREATORS[JobKind.CAI] = _cai_job_create
 
 
+def judging_job_create(*, config: dict[str, Any], created_by=None) -> Job:
+    """``training.judges.services.judging_job_create`` (an AI judge labels comparisons)."""
+    from .judges.services import judging_job_create as create
+
+    return create(config=config, created_by=created_by)
+
+
+JOB_CREATORS[JobKind.JUDGING] = judging_job_create
+
+
 def job_cancel(*, job: Job, queued_only: bool = False) -> Job:
     """Ask a job to stop. A queued job is cancelled at once; a running one stops at its next
     batch boundary (its supervisor also signals the runner process), unless ``queued_only``, which

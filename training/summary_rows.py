@@ -112,6 +112,24 @@ FIELDS: dict[str, list[tuple[str, str]]] = {
         ("samples_per_s", "demonstrations/s"),
         *END,
     ],
+    "judging": [
+        ("judge", "judge"),
+        ("comparisons", "comparisons to judge"),
+        ("judged", "comparisons judged (committed)"),
+        ("votes", "AI votes written"),
+        ("calls", "calls (both orders, each principle)"),
+        ("ok", "calls with a verdict"),
+        ("unparsed", "calls without a verdict in the answer"),
+        ("failed", "calls failed"),
+        ("inconsistent", "comparisons whose choice flipped with the order (recorded as ties)"),
+        ("ties", "ties (flips included)"),
+        ("no_verdict", "comparisons without a vote (an order gave no verdict)"),
+        ("first_error", "first failure"),
+        ("prompt_tokens", "prompt tokens"),
+        ("completion_tokens", "answer tokens"),
+        ("comparisons_per_s", "comparisons/s"),
+        ("seconds", "seconds"),
+    ],
 }
 NOT_ROWS = ("warnings", "eval_accuracy_note", "cancelled", "agreement_ceiling")
 NOTES = {"eval_accuracy": "eval_accuracy_note"}  # a row's note: another summary key

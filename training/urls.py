@@ -16,3 +16,11 @@ urlpatterns = [
     path("manage/jobs/<int:pk>/cancel/", views.job_cancel, name="manage-job-cancel"),
     path("manage/leaderboard/", views.leaderboard, name="manage-leaderboard"),
 ]
+
+from .judges import views as judge_views  # noqa: E402
+
+urlpatterns += [
+    path("manage/judges/", judge_views.judge_list, name="manage-judges"),
+    path("manage/judges/<int:pk>/", judge_views.judge_detail, name="manage-judge-detail"),
+    path("manage/judges/launch/", judge_views.judge_launch, name="manage-judge-launch"),
+]

@@ -119,6 +119,10 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     services.jobs_reap()
     job = services.reward_ceiling_ensure(job=get_object_or_404(selectors.job_list(), pk=pk))
     context = {"job": job, "log": log_tail(job.pk), **_job_tables(job), **_run_context(job)}
+    if job.kind == JobKind.JUDGING:
+        from .judges.selectors import judging_problem_calls
+
+        context["judge_calls"] = judging_problem_calls(job=job)
     if request.htmx and request.htmx.target == "job-live":
         return render(request, "training/job_detail.html#live", context, status=STOP_POLLING if job.is_finished else 200)
     return render(request, "training/job_detail.html", context)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from training.config import GenerationConfig, RewardConfig, ScoringConfig
 from training.constitutional.config import CaiConfig
+from training.judges.config import JudgingConfig
 from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus
 
 
@@ -32,7 +33,9 @@ def _config_help() -> str:
         "checkpoint; give `snapshot_id` or `rules` (aggregation rules for a new snapshot of the current votes). "
         f"For `scoring` (score completions with a reward model): {_settings(ScoringConfig)}. "
         f"For `cai` (Constitutional AI critique-revise: the reviser critiques stored responses against the "
-        f"constitution's principles and revises them): {_settings(CaiConfig)}."
+        f"constitution's principles and revises them): {_settings(CaiConfig)}. "
+        f"For `judging` (an AI judge labels comparisons as AI votes): {_settings(JudgingConfig)}; `judge` is a judge's "
+        "name (its latest version) or name@version; give `campaign_id` (its open comparisons) or `comparison_ids`."
     )
 
 

@@ -1,12 +1,15 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from training.judges.api import JudgeViewSet
+
 from . import views
 
 # SimpleRouter: no API root view here, so feedback's router keeps answering /api/.
 router = SimpleRouter()
 router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
 router.register("jobs", views.JobViewSet, basename="job")
+router.register("judges", JudgeViewSet, basename="judge")
 
 urlpatterns = [
     path("", include(router.urls)),

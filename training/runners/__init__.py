@@ -54,3 +54,12 @@ def _cai(job, reporter):
 
 
 RUNNERS["cai"] = _cai
+
+
+def _judging(job, reporter):
+    from .judging import run_judging
+
+    return run_judging(job, reporter)
+
+
+RUNNERS["judging"] = _judging

@@ -41,7 +41,7 @@ def progress_unit(kind: str) -> str:
 
     if kind in TRAINING_KINDS:
         return "step"
-    return {"scoring": "completion", "cai": "response"}.get(kind, "prompt")
+    return {"scoring": "completion", "cai": "response", "judging": "comparison"}.get(kind, "prompt")
 
 
 class ProgressLine:
