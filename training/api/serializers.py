@@ -40,12 +40,14 @@ class CheckpointSerializer(serializers.ModelSerializer):
     parent_name = serializers.CharField(source="parent.name", read_only=True, allow_null=True)
     children = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     location = serializers.CharField(read_only=True, help_text="absolute weights directory, or hub id")
+    server = serializers.CharField(source="server.name", read_only=True, allow_null=True,
+                                   help_text="name of the model server that serves it (generation backend \"server\"), or null")
 
     class Meta:
         model = Checkpoint
         fields = [
             "id", "name", "kind", "parent", "parent_name", "children", "weights_dir", "hub_id", "location",
-            "is_adapter", "metadata", "stop_strings", "created_at",
+            "is_adapter", "metadata", "stop_strings", "server", "created_at",
         ]
         read_only_fields = fields
 
@@ -83,6 +85,10 @@ class JobMetricSerializer(serializers.ModelSerializer):
 class JobCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices)
     config = serializers.DictField(help_text=_config_help())
+
+
+class CheckpointServerSerializer(serializers.Serializer):
+    server = serializers.CharField(allow_null=True, help_text="a model server's name, or null: no server")
 
 
 class JobFilter(serializers.Serializer):
