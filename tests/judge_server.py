@@ -16,6 +16,7 @@
 - ``status:<code>``: that status (429, 500, 401, ...) with a short JSON error;
 - ``slow:<seconds>``: waits that long (or until the server stops), then answers "A";
 - ``flaky:<n>``: the first ``n`` requests get 429 (``Retry-After: 0``), later ones "A";
+- ``fail-on:<word>``: 500 when the last user turn holds ``<word>``, else as ``gen``;
 - ``echo-auth``: answers with the request's ``Authorization`` header (a server that leaks the key).
 
 Like vLLM, every answer honours the request's ``stop`` strings: the text ends before the first one,
@@ -83,7 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(self.headers.get("authorization", ""), body)
         if mode == "prefer":
             return self._answer(_preferred(body, arg), body)
-        if mode == "gen":
+        last_user = next((m.get("content", "") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
+        if mode == "fail-on" and arg in str(last_user):
+            return self._send(500, {"error": {"message": "fake failure"}})
+        if mode in ("gen", "fail-on"):
             last = next((m.get("content", "") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
             return self._answer(f"Reply to {last} (seed {body.get('seed')}, temperature {body.get('temperature')})", body)
         if mode == "marker":
