@@ -25,7 +25,8 @@ per word, a usage chunk, ``data: [DONE]``). ``served_models`` (a set) makes ever
 name a 404 (a wrong model name); ``reported_model`` replaces the model name the answers report.
 
 ``requests`` counts requests; ``authorizations`` lists the ``Authorization`` headers received;
-``bodies`` the request bodies; ``in_flight_max`` the most requests handled at once.
+``bodies`` the request bodies; ``in_flight_max`` the most requests handled at once; ``busy_s``
+the request-seconds handled (``GET /stats`` answers these three as JSON).
 """
 from __future__ import annotations
 
@@ -40,12 +41,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do: headers and body go out at once, no delayed-ACK stalls
 
     def log_message(self, format, *args) -> None:  # quiet
         pass
 
+    def do_GET(self) -> None:  # noqa: N802
+        """``GET /stats``: requests, in_flight_max and busy_s (request-seconds handled), for benches."""
+        fake = self.server.fake
+        if self.path != "/stats":
+            return self._send(404, {"error": "not found"})
+        with fake.lock:
+            self._send(200, {"requests": fake.requests, "in_flight_max": fake.in_flight_max, "busy_s": fake.busy_s})
+
     def do_POST(self) -> None:  # noqa: N802
         fake = self.server.fake
+        started = time.perf_counter()
         with fake.lock:
             fake.in_flight += 1
             fake.in_flight_max = max(fake.in_flight_max, fake.in_flight)
@@ -54,6 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake.lock:
                 fake.in_flight -= 1
+                fake.busy_s += time.perf_counter() - started
 
     def _post(self, fake: "FakeChatServer") -> None:
         length = int(self.headers.get("content-length", "0"))
@@ -174,6 +186,7 @@ class FakeChatServer:
         self.reported_model = reported_model
         self.requests = 0
         self.in_flight = self.in_flight_max = 0
+        self.busy_s = 0.0
         self.authorizations: list[str] = []
         self.bodies: list[dict] = []
         self.lock = threading.Lock()
