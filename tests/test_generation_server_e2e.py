@@ -76,6 +76,7 @@ def test_a_server_generation_job_runs_in_a_child_process_and_the_key_never_leaks
         "/api/servers/", f"/api/servers/{leaky.pk}/", f"/api/jobs/{job.pk}/", "/api/checkpoints/", "/api/comparisons/")]
     assert KEY_VAR in pages[f"/admin/training/modelserver/{leaky.pk}/change/"].content.decode()  # the name is shown
     assert "leaky" in pages[f"/manage/checkpoints/{old.pk}/"].content.decode()  # the checkpoint page names its server
+    assert "server calls failed" in pages[f"/manage/jobs/{job.pk}/"].content.decode()
     log = job_log_path(job.pk).read_text()
     for where, text in [("database", _all_text_in_the_database()), ("log", log), *[("page or API", t) for t in texts]]:
         assert secret not in text, f"the key leaked into a {where}"

@@ -128,3 +128,17 @@ def test_the_generate_page_queues_a_server_job_or_names_the_checkpoint_without_a
     assert (config["backend"], config["on_failure"], config["checkpoints"]) == ("server", "skip", ["served"])
     assert "vllm-1" in client.get(f"/manage/checkpoints/{served.pk}/").content.decode()
     assert "none: generation with the server backend needs one" in client.get(f"/manage/checkpoints/{bare.pk}/").content.decode()
+
+
+def test_the_generate_command_takes_the_backend():
+    from django.core.management import CommandError, call_command
+
+    PromptFactory()
+    checkpoint_register(name="bare", hub_id="org/bare")
+    with pytest.raises(CommandError, match="'bare' names no model server"):
+        call_command("generate", "--checkpoint", "bare", "--backend", "server")
+    served = checkpoint_register(name="served", hub_id="org/served")
+    served.server = model_server_save(**GOOD)
+    served.save()
+    call_command("generate", "--checkpoint", "served", "--backend", "server", "--on-failure", "skip", stdout=open("/dev/null", "w"))
+    assert (Job.objects.get().config["backend"], Job.objects.get().config["on_failure"]) == ("server", "skip")

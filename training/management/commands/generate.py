@@ -28,6 +28,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=d.seed)
         parser.add_argument("--votes-required", type=int, default=d.votes_required)
         parser.add_argument("--priority", type=int, default=d.priority)
+        parser.add_argument("--backend", choices=["transformers", "server"], default=d.backend,
+                            help="server: each checkpoint's model server answers (it must name one)")
+        parser.add_argument("--on-failure", choices=["fail", "skip"], default=d.on_failure,
+                            help="when a server call fails: fail the job, or skip the prompt")
         parser.add_argument("--wait", action="store_true", help="run the job in this process's child and wait for it")
 
     def handle(self, *args, **o):
@@ -39,7 +43,7 @@ class Command(BaseCommand):
             "split": o["split"], "max_open_comparisons": o["max_open_comparisons"], "limit": o["limit"],
             "max_new_tokens": o["max_new_tokens"], "temperature": o["temperature"], "top_p": o["top_p"],
             "batch_size": o["batch_size"], "seed": o["seed"], "votes_required": o["votes_required"],
-            "priority": o["priority"],
+            "priority": o["priority"], "backend": o["backend"], "on_failure": o["on_failure"],
         }
         try:
             job = generation_job_create(config=config)
