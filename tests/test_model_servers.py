@@ -23,6 +23,7 @@ GOOD = {"name": "vllm-1", "base_url": "http://127.0.0.1:8000/v1", "model_name": 
     ("base_url", "http://user:sk-123@host/v1", "must not hold a user name or password"),
     ("base_url", "http://host/v1?key=sk-123", "must not have a query or fragment"),
     ("base_url", "http://host:99999/v1", "must be an http(s) URL"),
+    ("base_url", "http://host/v1\x00", "must be an http(s) URL"),
     ("api_key_env", "sk-abcdef0123456789", "an environment variable's name"),
     ("api_key_env", "SECRET_KEY", "holds the platform's own secrets"),
     ("api_key_env", "DJANGO_DB_PASSWORD", "holds the platform's own secrets"),

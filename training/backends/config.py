@@ -29,7 +29,7 @@ def base_url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable base URL (None when it is): http(s), a host, at most 500
     characters, no credentials, query or fragment (a key pasted into the URL would be stored and shown)."""
     hint = "must be an http(s) URL such as http://127.0.0.1:8000/v1"
-    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS or any(c.isspace() for c in url):
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_CHARS or any(c.isspace() or not c.isprintable() for c in url):
         return hint
     try:
         parts = urlsplit(url)
