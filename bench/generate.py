@@ -3,6 +3,12 @@
 
     .venv/bin/python bench/generate.py                                  # 32 prompts, 64 new tokens, batch 8 vs 1
     .venv/bin/python bench/generate.py --prompts 16 --max-new-tokens 32 --repeats 3
+    .venv/bin/python bench/generate.py --backend openai [--concurrency 8 --delay-ms 50 ...]
+
+``--backend openai`` benches generation through an OpenAI-compatible server instead: the
+platform's job (backend ``server``) against a bare httpx loop at the same concurrency, both
+against a local fake server with a fixed answer delay; see ``bench/generate_openai.py`` for its
+options and figures. The rest of this docstring is about the default, ``--backend transformers``.
 
 One run sets up a fresh store in a temporary ``ARBITER_VAR_DIR`` under ``var/`` (removed afterwards
 unless ``--keep``): a new SQLite database (migrated), the demo prompts (``manage.py load_demo``,
@@ -229,7 +235,17 @@ def setup_store(prompt_count: int) -> tuple[str, list[int], list[list[dict]]]:
 
 
 def main() -> int:
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", choices=("transformers", "openai"), default="transformers")
+    chosen, rest = backend.parse_known_args()
+    if chosen.backend == "openai":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from generate_openai import main as openai_main
+
+        return openai_main(rest)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", choices=("transformers", "openai"), default="transformers",
+                        help="openai: through an OpenAI-compatible server (bench/generate_openai.py)")
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)

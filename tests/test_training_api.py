@@ -123,6 +123,7 @@ def test_create_queues_one_job_and_one_task(admin_api, world, django_capture_on_
         "checkpoints": ["smol"], "strategy": "two_samples", "prompt_ids": None, "tag": "math", "split": None,
         "max_open_comparisons": None, "limit": None, "max_new_tokens": 32, "temperature": 0.8, "top_p": 0.95,
         "batch_size": 8, "seed": 3, "votes_required": 2, "priority": 0, "campaign_id": None, "extra": {},
+        "backend": "transformers", "on_failure": "fail",
     }
     task = DBTaskResult.objects.get()
     assert task.task_path == "training.tasks.job_execute" and task.args_kwargs["args"] == [job.pk]

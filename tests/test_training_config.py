@@ -25,6 +25,7 @@ def test_a_config_survives_the_json_round_trip_of_the_job_row():
         "checkpoints": ["policy-a", "policy-b"], "strategy": "head_to_head", "prompt_ids": [3, 1], "tag": "math",
         "split": "eval", "max_open_comparisons": 2, "limit": 10, "max_new_tokens": 64, "temperature": 0,
         "top_p": 1, "batch_size": 4, "seed": 7, "votes_required": 3, "priority": -5, "campaign_id": 4, "extra": {"note": "x"},
+        "backend": "server", "on_failure": "skip",
     }
     config = GenerationConfig.from_dict(data)
     stored = json.loads(json.dumps(config.as_dict()))

@@ -188,7 +188,8 @@ def test_launch_queues_one_job_and_one_task(as_admin, world, django_capture_on_c
     assert job.config == {
         "checkpoints": ["smol"], "strategy": "two_samples", "prompt_ids": None, "tag": "math", "split": None,
         "max_open_comparisons": None, "limit": 20, "max_new_tokens": 64, "temperature": 0.8, "top_p": 0.95,
-        "batch_size": 8, "seed": 7, "votes_required": 1, "priority": 5, "campaign_id": None, "extra": {},
+        "batch_size": 8, "seed": 7, "votes_required": 1, "priority": 5, "campaign_id": None,
+        "backend": "transformers", "on_failure": "fail", "extra": {},
     }
     task = DBTaskResult.objects.get()
     assert task.task_path == "training.tasks.job_execute"

@@ -9,6 +9,8 @@ from typing import Any
 
 STRATEGIES = ("two_samples", "head_to_head", "each")
 MAX_EACH_CHECKPOINTS = 8  # strategy "each": a baseline and up to 7 candidates
+BACKENDS = ("transformers", "server")  # in-process transformers; each checkpoint's OpenAI-compatible server
+ON_FAILURE = ("fail", "skip")
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_BATCH_SIZE = 256
 
@@ -157,6 +159,10 @@ class GenerationConfig(_FromDict):
     Where a reply ends is each checkpoint's own setting, not the job's: its end-of-turn token, or
     the first of its ``stop_strings`` (role markers such as ``"\\n\\nHuman:"``), where the
     reply is cut and flagged ``truncated_at_role_marker``.
+    Backend: ``transformers`` (load the checkpoints in the runner) or ``server`` (send each
+    checkpoint's requests to the model server it names, ``Checkpoint.server``; one call per sample).
+    ``on_failure`` (server): ``fail`` ends the job at the first failed call (the batches already
+    committed stay), ``skip`` stores nothing for that prompt and counts it as ``failed_prompts``.
     """
 
     checkpoints: list[str]
@@ -175,6 +181,8 @@ class GenerationConfig(_FromDict):
     priority: int = 0
     campaign_id: int | None = None
     eval_set_id: int | None = None
+    backend: str = "transformers"
+    on_failure: str = "fail"
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED = {"checkpoints": "required: one or two checkpoint names"}
@@ -232,6 +240,10 @@ class GenerationConfig(_FromDict):
             errors["priority"] = "must be an integer from -1000000 to 1000000"
         if self.campaign_id is not None and (not _is_int(self.campaign_id) or self.campaign_id < 1):
             errors["campaign_id"] = "must be a campaign id (or null: the Default campaign)"
+        if self.backend not in BACKENDS:
+            errors["backend"] = f"must be one of {', '.join(BACKENDS)}"
+        if self.on_failure not in ON_FAILURE:
+            errors["on_failure"] = f"must be one of {', '.join(ON_FAILURE)}"
         if not isinstance(self.extra, dict):
             errors["extra"] = "must be an object"
         if errors:

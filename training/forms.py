@@ -6,13 +6,17 @@ from typing import Any
 
 from django import forms
 
-from .config import MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, STRATEGIES, GenerationConfig, RewardConfig
+from .config import BACKENDS, MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, ON_FAILURE, STRATEGIES, GenerationConfig, RewardConfig
 from .models import LoopMethod
 
 DEFAULTS = GenerationConfig(checkpoints=[], limit=20)
 SPLITS = [("", "any split"), ("train", "train"), ("eval", "eval")]
 STRATEGY_LABELS = {"two_samples": "two samples of A", "head_to_head": "A against B"}
 STRATEGY_CHOICES = [(name, STRATEGY_LABELS.get(name, name)) for name in STRATEGIES]
+BACKEND_LABELS = {"transformers": "in the worker (transformers)", "server": "each checkpoint's model server"}
+BACKEND_CHOICES = [(name, BACKEND_LABELS.get(name, name)) for name in BACKENDS]
+ON_FAILURE_LABELS = {"fail": "fail the job (keep the batches done)", "skip": "skip the prompt and count it"}
+ON_FAILURE_CHOICES = [(name, ON_FAILURE_LABELS.get(name, name)) for name in ON_FAILURE]
 
 
 def _number(**attrs) -> forms.NumberInput:
@@ -67,6 +71,14 @@ class GenerationForm(_ServiceErrors, forms.Form):
     checkpoint = forms.ChoiceField(label="Checkpoint A")
     opponent = forms.ChoiceField(label="Checkpoint B", required=False, help_text="head_to_head only")
     strategy = forms.ChoiceField(choices=STRATEGY_CHOICES, initial=DEFAULTS.strategy)
+    backend = forms.ChoiceField(
+        choices=BACKEND_CHOICES, initial=DEFAULTS.backend, label="Generate", required=False,
+        help_text="a model server answers for each checkpoint that names one",
+    )
+    on_failure = forms.ChoiceField(
+        choices=ON_FAILURE_CHOICES, initial=DEFAULTS.on_failure, label="When a server call fails", required=False,
+        help_text="server backend only",
+    )
     tag = forms.CharField(required=False, max_length=100)
     split = forms.ChoiceField(choices=SPLITS, required=False)
     max_open_comparisons = forms.IntegerField(
@@ -102,7 +114,8 @@ class GenerationForm(_ServiceErrors, forms.Form):
         """The cleaned form as a ``GenerationConfig`` dict (blank optional settings left out)."""
         data = self.cleaned_data
         names = [data["checkpoint"]] + ([data["opponent"]] if data.get("opponent") else [])
-        config = {"checkpoints": names, "strategy": data["strategy"]}
+        config = {"checkpoints": names, "strategy": data["strategy"], "backend": data.get("backend") or DEFAULTS.backend,
+                  "on_failure": data.get("on_failure") or DEFAULTS.on_failure}
         for name in ("tag", "split", "max_open_comparisons", "limit"):
             if data.get(name) not in (None, ""):
                 config[name] = data[name]

@@ -44,7 +44,7 @@ FOLLOWUP_DEFAULTS: dict[str, Any] = {
     "split": "eval", "limit": 20, "max_new_tokens": 128, "temperature": 0.7, "top_p": 0.95,
     "batch_size": 8, "priority": 100, "votes_required": 1,
 }
-FOLLOWUP_SETTINGS = set(FOLLOWUP_DEFAULTS) | {"tag", "seed"}
+FOLLOWUP_SETTINGS = set(FOLLOWUP_DEFAULTS) | {"tag", "seed", "backend", "on_failure"}
 
 
 def no_policy_hint() -> str:

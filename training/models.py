@@ -35,7 +35,7 @@ class Checkpoint(models.Model):
 
     ``name`` is stable and unique: completions carry it as their ``model_name``. Weights live in
     ``weights_dir`` (relative to ``ARBITER_DATA_DIR``, a safetensors directory) or on a hub
-    (``hub_id``), never both.
+    (``hub_id``), never both. ``server``: the model server that serves it, if any.
     """
 
     name = models.CharField(max_length=200, unique=True)
@@ -56,6 +56,10 @@ class Checkpoint(models.Model):
             '(flagged "truncated at role marker"). A JSON list, e.g. ["\\n\\nHuman:", "\\n\\nAssistant:"]; '
             "[] for none."
         ),
+    )
+    server = models.ForeignKey(
+        "training.ModelServer", null=True, blank=True, on_delete=models.PROTECT, related_name="checkpoints",
+        help_text="The OpenAI-compatible server that serves this checkpoint (generation with backend \"server\").",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -272,3 +276,4 @@ from training.evaluation.models import EvaluationRun  # noqa: E402,F401  (evalua
 
 # AI judges (issue 16) live in their own package; importing them here registers them with the app.
 from .judges.models import CallStatus, Constitution, Judge, JudgeCall, JudgeKind, JudgeVerdict  # noqa: E402,F401
+from .backends.models import ModelServer  # noqa: E402,F401  (generation backends, issue 19)

@@ -15,8 +15,8 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def checkpoint_list() -> QuerySet[Checkpoint]:
-    """Every checkpoint, newest first, with its parent joined."""
-    return Checkpoint.objects.select_related("parent", "run")
+    """Every checkpoint, newest first, with its parent, run and model server joined."""
+    return Checkpoint.objects.select_related("parent", "run", "server")
 
 
 def policy_checkpoint_names() -> list[str]:

@@ -88,8 +88,9 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
     Raises:
         ValidationError: any bad setting (see ``GenerationConfig``), an unknown checkpoint, a
-            reward model where a policy is needed, a campaign that is missing or closed, an eval
-            set that does not exist, or a prompt selection that matches nothing.
+            reward model where a policy is needed, a checkpoint without a server for
+            ``backend: "server"``, a campaign that is missing or closed, an eval set that does not
+            exist, or a prompt selection that matches nothing.
     """
     parsed = _parse(GenerationConfig, config)
     found = {c.name: c for c in Checkpoint.objects.filter(name__in=parsed.checkpoints)}
@@ -98,6 +99,10 @@ def generation_job_create(*, config: dict[str, Any], created_by=None) -> Job:
             raise ValidationError({"checkpoints": f"no checkpoint named {name!r}"})
         if found[name].kind != CheckpointKind.POLICY:
             raise ValidationError({"checkpoints": f"{name!r} is a {found[name].kind} checkpoint; generation needs a policy"})
+        if parsed.backend == "server" and found[name].server_id is None:
+            raise ValidationError({"checkpoints": (
+                f"{name!r} names no model server; the server backend needs one for each checkpoint "
+                "(set it on the checkpoint, or use the transformers backend)")})
     if parsed.campaign_id is not None:
         try:
             feedback.campaign_check(campaign_id=parsed.campaign_id)

@@ -24,3 +24,7 @@ urlpatterns += [
     path("manage/judges/<int:pk>/", judge_views.judge_detail, name="manage-judge-detail"),
     path("manage/judges/launch/", judge_views.judge_launch, name="manage-judge-launch"),
 ]
+
+from .backends import views as backend_views  # noqa: E402
+
+urlpatterns += [path("manage/servers/", backend_views.server_list, name="manage-servers")]

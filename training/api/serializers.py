@@ -43,12 +43,14 @@ class CheckpointSerializer(serializers.ModelSerializer):
     parent_name = serializers.CharField(source="parent.name", read_only=True, allow_null=True)
     children = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
     location = serializers.CharField(read_only=True, help_text="absolute weights directory, or hub id")
+    server = serializers.CharField(source="server.name", read_only=True, allow_null=True,
+                                   help_text="name of the model server that serves it (generation backend \"server\"), or null")
 
     class Meta:
         model = Checkpoint
         fields = [
             "id", "name", "kind", "parent", "parent_name", "children", "weights_dir", "hub_id", "location",
-            "is_adapter", "metadata", "stop_strings", "created_at",
+            "is_adapter", "metadata", "stop_strings", "server", "created_at",
         ]
         read_only_fields = fields
 
@@ -95,6 +97,10 @@ class JobCreateSerializer(serializers.Serializer):
         help_text="Training runs: why the run is warranted (why prompting or retrieval is not enough, which data, "
         "expected maintenance); required when the server sets ARBITER_RUN_JUSTIFICATION_REQUIRED. Goes into the model card.",
     )
+
+
+class CheckpointServerSerializer(serializers.Serializer):
+    server = serializers.CharField(allow_null=True, help_text="a model server's name, or null: no server")
 
 
 class JobFilter(serializers.Serializer):

@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from training.backends.api import ModelServerViewSet
 from training.judges.api import JudgeViewSet
 
 from . import views
@@ -10,6 +11,7 @@ router = SimpleRouter()
 router.register("checkpoints", views.CheckpointViewSet, basename="checkpoint")
 router.register("jobs", views.JobViewSet, basename="job")
 router.register("judges", JudgeViewSet, basename="judge")
+router.register("servers", ModelServerViewSet, basename="model-server")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -5,6 +5,7 @@ Admins only (``training.run_jobs``). Service ``ValidationError``s become 400 wit
 """
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -13,10 +14,13 @@ from rest_framework.views import APIView
 
 from feedback.api.schema import BAD_REQUEST
 from training import selectors, services
+from training.backends.models import ModelServer
+from training.backends.services import checkpoint_server_set
 from .permissions import CanRunJobs
 from .serializers import (
     CheckpointFilter,
     CheckpointSerializer,
+    CheckpointServerSerializer,
     JobCreateSerializer,
     JobFilter,
     JobMetricSerializer,
@@ -53,6 +57,23 @@ class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(parameters=[CheckpointFilter])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=CheckpointServerSerializer, responses={
+        200: CheckpointSerializer, 400: OpenApiResponse(BAD_REQUEST, description="No such server, or a reward model.")})
+    @action(detail=True, methods=["post"])
+    def server(self, request, pk=None):
+        """Name the model server that serves this checkpoint (null: none; generation then runs in process)."""
+        checkpoint = self.get_object()
+        serializer = CheckpointServerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data["server"]
+        server = None
+        if name:
+            server = ModelServer.objects.filter(name=name).first()
+            if server is None:
+                raise ValidationError({"server": f"no model server named {name!r}"})
+        checkpoint = checkpoint_server_set(checkpoint=checkpoint, server=server)
+        return Response(CheckpointSerializer(selectors.checkpoint_list().prefetch_related("children").get(pk=checkpoint.pk)).data)
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

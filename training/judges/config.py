@@ -3,27 +3,12 @@
 naming each bad field, as the other job configs do."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from training.backends.config import (  # noqa: F401 - shared with model servers
+    ENV_FORBIDDEN, ENV_FORBIDDEN_PREFIXES, ENV_NAME, api_key_env_problem,
+)
 from training.config import MAX_BATCH_SIZE, ConfigError, _FromDict, _is_int, _is_number
-
-# Environment variables a judge may never name as its key: an endpoint chosen by an admin would
-# receive their values.
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
-ENV_FORBIDDEN = ("SECRET_KEY", "DATABASE_URL")
-ENV_FORBIDDEN_PREFIXES = ("DJANGO_", "ARBITER_", "PG", "AWS_")
-
-
-def api_key_env_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a key's environment variable (None when it can; "" is "no key")."""
-    if name == "":
-        return None
-    if not isinstance(name, str) or not ENV_NAME.match(name):
-        return "must be an environment variable's name (capitals, digits, _), not the key itself"
-    if name in ENV_FORBIDDEN or name.startswith(ENV_FORBIDDEN_PREFIXES):
-        return f"{name} holds the platform's own secrets; name a variable that holds only the endpoint's key"
-    return None
 
 
 @dataclass

@@ -3,6 +3,10 @@ and only inside the runner functions, so importing the registry stays cheap."""
 
 
 def _generation(job, reporter):
+    if (job.config or {}).get("backend") == "server":  # no torch on this path
+        from .generation_server import run_server_generation
+
+        return run_server_generation(job, reporter)
     from .generation import run_generation
 
     return run_generation(job, reporter)

@@ -20,6 +20,7 @@ from training.models import Checkpoint
 
 from .loading import LoadedPolicy, checkpoint_policy_load
 from .progress import Reporter, Stopwatch
+from .role_markers import SECOND_SIDE_SEED_OFFSET, role_marker_find  # noqa: F401 - shared with the server backend
 
 
 @dataclass(frozen=True)
@@ -49,15 +50,6 @@ def role_markers_split(tokenizer: PreTrainedTokenizerBase, stop_strings: Sequenc
     special = {token.content: token_id for token_id, token in tokenizer.added_tokens_decoder.items() if token.special}
     text_markers = [marker for marker in stop_strings if marker not in special]
     return text_markers, sorted({special[marker] for marker in stop_strings if marker in special})
-
-
-def role_marker_find(text: str, markers: Sequence[str]) -> tuple[int, str] | None:
-    """``(index, marker)`` of the earliest role marker in ``text`` (the longest one at that index), or None."""
-    found = [(text.find(marker), -len(marker), marker) for marker in markers if marker in text]
-    if not found:
-        return None
-    index, _, marker = min(found)
-    return index, marker
 
 
 def _tokens_through(tokenizer: PreTrainedTokenizerBase, tokens: list[int], marker: str) -> int:
@@ -140,9 +132,6 @@ def sample_batch(
     return results
 
 
-SECOND_SIDE_SEED_OFFSET = 1_000_003  # head_to_head: B's seed is A's plus this
-
-
 def run_generation(job, reporter: Reporter) -> dict:
     """Run a generation job (see ``GenerationConfig``); returns the job summary.
 
@@ -150,9 +139,14 @@ def run_generation(job, reporter: Reporter) -> dict:
     pairing (``paired`` stays 0). Summary keys: ``prompts`` (done), ``paired``, ``completions``, ``skipped_empty``,
     ``skipped_identical``, ``truncated`` (completions that hit ``max_new_tokens``),
     ``truncated_at_role_marker`` (completions cut before a role marker: the model went on to write
-    another turn), ``new_tokens``, ``seconds``, ``tokens_per_s``.
+    another turn), ``new_tokens``, ``seconds``, ``tokens_per_s``. With ``backend: "server"`` the
+    job runs in ``generation_server.run_server_generation`` instead (no model is loaded).
     """
     config = GenerationConfig.from_dict(job.config)
+    if config.backend == "server":
+        from .generation_server import run_server_generation
+
+        return run_server_generation(job, reporter)
     prompts = feedback.prompts_select(
         ids=config.prompt_ids, tag=config.tag or None, split=config.split or None,
         max_open_comparisons=config.max_open_comparisons, limit=config.limit,
@@ -203,7 +197,7 @@ def run_generation(job, reporter: Reporter) -> dict:
                 cuts["truncated_at_role_marker"] += sample.truncated_at_role_marker
                 side_seed = seed + SECOND_SIDE_SEED_OFFSET if config.strategy == "head_to_head" and sample_index else seed
                 params = {
-                    **base, "seed": side_seed, "sample_index": sample_index, "strategy": config.strategy, "job": job.pk,
+                    "backend": "transformers", **base, "seed": side_seed, "sample_index": sample_index, "strategy": config.strategy, "job": job.pk,
                     "stop_strings": markers[model_name],
                 }
                 generated.append(feedback.GeneratedText(

@@ -7,13 +7,13 @@ passes) and never raises for one bad call: the answer says ``failed`` (with the 
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from training.backends.openai_client import ChatClient, EndpointSettings
+from training.backends.openai_client import api_key_read as _api_key_read
 from training.judges.config import JudgeOptions
-from training.judges.openai_client import ChatClient, EndpointSettings
 from training.judges.prompt_templates import PromptTemplate
 from training.judges.verdicts import verdict_parse
 
@@ -69,12 +69,7 @@ def api_key_read(env_name: str) -> str:
     Raises:
         LookupError: the variable is named but not set in this (the worker's) environment.
     """
-    if not env_name:
-        return ""
-    value = os.environ.get(env_name, "")
-    if not value:
-        raise LookupError(f"the judge's key variable {env_name} is not set in the worker's environment")
-    return value
+    return _api_key_read(env_name, owner="the judge")
 
 
 class EndpointBackend:

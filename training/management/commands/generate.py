@@ -30,6 +30,10 @@ class Command(BaseCommand):
         parser.add_argument("--priority", type=int, default=d.priority)
         parser.add_argument("--campaign", type=int, dest="campaign_id",
                             help="id of the campaign the comparisons go to (default: the Default campaign)")
+        parser.add_argument("--backend", choices=["transformers", "server"], default=d.backend,
+                            help="server: each checkpoint's model server answers (it must name one)")
+        parser.add_argument("--on-failure", choices=["fail", "skip"], default=d.on_failure,
+                            help="when a server call fails: fail the job, or skip the prompt")
         parser.add_argument("--wait", action="store_true", help="run the job in this process's child and wait for it")
 
     def handle(self, *args, **o):
@@ -41,7 +45,8 @@ class Command(BaseCommand):
             "split": o["split"], "max_open_comparisons": o["max_open_comparisons"], "limit": o["limit"],
             "max_new_tokens": o["max_new_tokens"], "temperature": o["temperature"], "top_p": o["top_p"],
             "batch_size": o["batch_size"], "seed": o["seed"], "votes_required": o["votes_required"],
-            "priority": o["priority"], "campaign_id": o["campaign_id"],
+            "priority": o["priority"], "campaign_id": o["campaign_id"], "backend": o["backend"],
+            "on_failure": o["on_failure"],
         }
         try:
             job = generation_job_create(config=config)
