@@ -763,14 +763,15 @@ from .constitutional import (  # noqa: E402
 
 
 def judge_agreement(
-    *, judge: str, campaign_id: int | None = None,
+    *, judge: str, campaign_id: int | None = None, comparison_ids: Sequence[int] | None = None,
     order_verdicts: Sequence[tuple[str, str]] | None = None,
     by_principle: Mapping[str, Mapping[int, str]] | None = None,
     resamples: int = 1000, seed: int = 0,
 ) -> dict[str, Any]:
     """How far one AI judge (``"name@version"``) agrees with people, for its page.
 
-    Its AI votes (in campaign ``campaign_id``, or everywhere) against people's strict majority on
+    Its AI votes (in campaign ``campaign_id``, or everywhere; only on ``comparison_ids`` when
+    given) against people's strict majority on
     the same comparisons (``feedback.quality.judges.judge_agreement``, whose docstring states the
     figures): ``{"judge", "votes", "overlap", "agreement", "kappa", "tie_rate"}``, plus
     ``"position_consistency"`` when ``order_verdicts`` (each pair's verdicts in both orders, from
@@ -783,7 +784,7 @@ def judge_agreement(
     """
     from .quality.judge_selectors import judge_agreement_for
 
-    return judge_agreement_for(judge=judge, campaign=campaign_id, order_verdicts=order_verdicts,
+    return judge_agreement_for(judge=judge, campaign=campaign_id, comparison_ids=comparison_ids, order_verdicts=order_verdicts,
                                by_principle=by_principle, resamples=resamples, seed=seed)
 
 
@@ -829,3 +830,11 @@ def snapshot_policy_recheck(*, snapshot_id: int, policy_override: str | None = N
 
 # --- AI judges (issue 16): what a judge reads and how its votes are written (feedback/ai_judging.py) ---
 from .ai_judging import AiVerdict, JudgingItem, ai_votes_record, comparisons_for_judging, judge_username  # noqa: E402,F401
+
+
+def comparisons_of_job(*, job_id: int) -> list[int]:
+    """Ids of the comparisons pairing completions that generation job ``job_id`` wrote (its
+    ``generation_params["job"]``), lowest first: e.g. a loop round's new-vs-parent comparisons."""
+    return list(
+        Comparison.objects.filter(completion_a__generation_params__job=job_id).order_by("pk").values_list("pk", flat=True)
+    )

@@ -319,11 +319,18 @@ class LoopForm(_ServiceErrors, forms.Form):
         required=False, coerce=int, empty_value=None, label="Campaign for new comparisons",
         help_text="where each round's new-vs-parent comparisons go (their guidelines, pool and target)",
     )
+    judge = forms.ChoiceField(
+        required=False, label="AI judge for each round (RLAIF)",
+        help_text="labels each round's new-vs-parent comparisons (people still get them); its votes count toward "
+        'the next round. A round trains on AI votes only if its snapshot rules say so ({"votes": "both"}).',
+    )
 
-    def __init__(self, *args, checkpoint_names: list[str], campaigns: list[tuple[int, str]] = (), **kwargs):
+    def __init__(self, *args, checkpoint_names: list[str], campaigns: list[tuple[int, str]] = (),
+                 judges: list[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["policy"].choices = [("", "not set: choose a policy"), *[(name, name) for name in checkpoint_names]]
         self.fields["campaign"].choices = [("", "Default"), *[(pk, name) for pk, name in campaigns if name != "Default"]]
+        self.fields["judge"].choices = [("", "none: people only"), *[(ref, ref) for ref in judges]]
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         """Nested keys (``policy_config.beta``) are shown on their JSON field, prefixed."""

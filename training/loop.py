@@ -23,6 +23,7 @@ from django.utils import timezone
 from feedback import interface as feedback
 
 from .config import ConfigError, GenerationConfig, RewardConfig
+from .loop_judge import loop_vote_kinds, round_judge_report, round_judging_queue
 from .models import (
     Checkpoint,
     CheckpointKind,
@@ -92,6 +93,7 @@ def loop_settings_errors(
     policy_config: dict[str, Any] | None = None,
     generation_config: dict[str, Any] | None = None,
     campaign: int | None = None,
+    judge: str | None = None,
 ) -> dict[str, str]:
     """Every problem with these loop settings, by field (empty when they are fine); nothing is
     saved. Rounds with settings that pass cannot fail on them later."""
@@ -131,6 +133,11 @@ def loop_settings_errors(
             feedback.campaign_check(campaign_id=campaign)
         except (TypeError, ValueError) as error:
             errors["campaign"] = str(error)
+    if judge:
+        try:
+            _loop_judge(judge)
+        except ValidationError as error:
+            errors["judge"] = " ".join(error.messages)
     if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
         errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
     else:
@@ -139,6 +146,13 @@ def loop_settings_errors(
         except ConfigError as error:
             errors.update({f"generation_config.{name}": message for name, message in error.errors.items()})
     return errors
+
+
+def _loop_judge(ref: str):
+    """The judge named ``ref`` (a name: its latest version; or name@version). Raises ValidationError."""
+    from .judges.services import judge_resolve
+
+    return judge_resolve(ref=ref)
 
 
 def loop_settings_update(
@@ -152,11 +166,14 @@ def loop_settings_update(
     policy_config: dict[str, Any] | None = None,
     generation_config: dict[str, Any] | None = None,
     campaign: int | None = None,
+    judge: str | None = None,
 ) -> LoopSettings:
     """Validate and store the loop's settings.
 
     ``campaign`` is the id of the campaign each round's new-vs-parent comparisons go to (None:
-    the Default campaign); it must exist and not be closed.
+    the Default campaign); it must exist and not be closed. ``judge`` names an AI judge (its name:
+    the latest version; or ``name@version``) that labels each round's new-vs-parent comparisons
+    and whose votes then count toward the next round (``training.loop_judge``); None: people only.
 
     ``policy`` names the checkpoint the next round starts from. The per-step settings are the
     ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself
@@ -168,7 +185,7 @@ def loop_settings_update(
     errors = loop_settings_errors(
         enabled=enabled, votes_per_round=votes_per_round, method=method, policy=policy, rules=rules,
         reward_config=reward_config, policy_config=policy_config, generation_config=generation_config,
-        campaign=campaign,
+        campaign=campaign, judge=judge,
     )
     if errors:
         raise ValidationError(errors)
@@ -183,6 +200,7 @@ def loop_settings_update(
         settings.rules, settings.reward_config = rules or {}, reward_config or {}
         settings.policy_config, settings.generation_config = policy_config or {}, generation_config or {}
         settings.campaign_id = campaign
+        settings.judge = _loop_judge(judge) if judge else None
         settings.save()
     return settings
 
@@ -190,21 +208,22 @@ def loop_settings_update(
 def loop_votes_pending(settings: LoopSettings | None = None) -> int:
     """Votes recorded since the last round started (or since the loop was switched on)."""
     settings = settings or loop_settings()
-    return feedback.vote_count_after(vote_id=settings.last_vote_id)
+    return feedback.vote_count_after(vote_id=settings.last_vote_id, votes=loop_vote_kinds(settings))
 
 
 # Read on every recorded vote (``loop_maybe_start``): one statement on the settings row, no ORM
 # query building, so a switched-off loop costs each vote about 20 microseconds rather than the
 # 0.6-0.9 ms of ``LoopSettings.objects.filter(...).first()`` (bench/annotate_load.py, issue 14).
-_LOOP_ON_SQL = "SELECT votes_per_round, last_vote_id FROM {table} WHERE id = 1 AND enabled = %s"
+_LOOP_ON_SQL = "SELECT votes_per_round, last_vote_id, judge_id FROM {table} WHERE id = 1 AND enabled = %s"
 
 
-def _loop_on() -> tuple[int, int] | None:
-    """``(votes_per_round, last_vote_id)`` when the loop is switched on, else None (one query)."""
+def _loop_on() -> tuple[int, int, str] | None:
+    """``(votes_per_round, last_vote_id, whose votes count)`` when the loop is switched on, else
+    None (one query; with a loop judge its AI votes count too: ``loop_judge.loop_vote_kinds``)."""
     with connection.cursor() as cursor:
         cursor.execute(_LOOP_ON_SQL.format(table=connection.ops.quote_name(LoopSettings._meta.db_table)), [True])
         row = cursor.fetchone()
-    return (int(row[0]), int(row[1])) if row else None
+    return (int(row[0]), int(row[1]), "both" if row[2] is not None else "human") if row else None
 
 
 def loop_round_running() -> LoopRound | None:
@@ -251,11 +270,11 @@ def loop_maybe_start(*, triggered_at: datetime | None = None) -> LoopRound | Non
     on = _loop_on()
     if on is None:
         return None
-    votes_per_round, last_vote_id = on
+    votes_per_round, last_vote_id, kinds = on
     if loop_round_running() is not None:
         return None
     # Counted only up to votes_per_round: the count reads at most that many index entries.
-    if feedback.vote_count_after(vote_id=last_vote_id, at_most=votes_per_round) < votes_per_round:
+    if feedback.vote_count_after(vote_id=last_vote_id, at_most=votes_per_round, votes=kinds) < votes_per_round:
         return None
     try:
         return loop_round_start(trigger="votes", triggered_at=triggered_at)
@@ -311,6 +330,10 @@ def job_finished(*, job_id: int) -> None:
 
 
 def _job_finished(job: Job) -> None:
+    if job.kind == JobKind.JUDGING:
+        if job.status == JobStatus.SUCCEEDED and LoopRound.objects.filter(judging_job=job).exists():
+            transaction.on_commit(lambda: loop_maybe_start())  # the judge's votes may complete the next batch
+        return
     loop_round = (
         LoopRound.objects.select_for_update()
         .filter(status=RoundStatus.RUNNING)
@@ -343,6 +366,7 @@ def _job_finished(job: Job) -> None:
     elif job.kind == JobKind.GENERATION:
         _round_end(loop_round, RoundStatus.SUCCEEDED)
         LoopSettings.objects.filter(pk=1).update(policy=loop_round.checkpoint)
+        round_judging_queue(loop_round, generation=job, settings=loop_settings())
 
 
 def _round_field(job: Job) -> str | None:
@@ -392,5 +416,6 @@ def round_report(loop_round: LoopRound) -> dict[str, Any]:
         "parent": loop_round.parent.name if loop_round.parent else None,
         "checkpoint": loop_round.checkpoint.name if loop_round.checkpoint else None,
         "comparisons": (loop_round.generation_job.summary or {}).get("paired") if loop_round.generation_job else None,
+        "judge": round_judge_report(loop_round),
         "error": loop_round.error,
     }

@@ -13,6 +13,7 @@ from feedback import interface as feedback
 
 from . import loop, selectors, services
 from .forms import LoopForm, PolicyRunForm
+from .judges.models import Judge
 from .views import STOP_POLLING, _require_run_jobs
 
 CREATE = {"dpo": services.dpo_run_create, "rl": services.rl_run_create, "sft": services.sft_run_create}
@@ -116,8 +117,9 @@ def loop_page(request: HttpRequest) -> HttpResponse:
     settings = loop.loop_settings()
     names = selectors.policy_checkpoint_names()
     campaigns = feedback.campaign_choices()
+    judges = [judge.ref for judge in Judge.objects.order_by("name", "-version")]
     if request.method == "POST":
-        form = LoopForm(request.POST, checkpoint_names=names, campaigns=campaigns)
+        form = LoopForm(request.POST, checkpoint_names=names, campaigns=campaigns, judges=judges)
         if form.is_valid():
             try:
                 loop.loop_settings_update(**form.cleaned_data)
@@ -132,8 +134,10 @@ def loop_page(request: HttpRequest) -> HttpResponse:
         "policy": settings.policy.name if settings.policy else "", "rules": settings.rules,
         "reward_config": settings.reward_config, "policy_config": settings.policy_config,
         "generation_config": settings.generation_config, "campaign": settings.campaign_id or "",
+        "judge": settings.judge.ref if settings.judge else "",
     }
-    context = {"form": LoopForm(initial=initial, checkpoint_names=names, campaigns=campaigns), **_loop_context(settings)}
+    context = {"form": LoopForm(initial=initial, checkpoint_names=names, campaigns=campaigns, judges=judges),
+               **_loop_context(settings)}
     if request.htmx and request.htmx.target == "loop-rounds":
         return render(request, "training/loop.html#rounds", context, status=200 if context["running"] else STOP_POLLING)
     return render(request, "training/loop.html", context)

@@ -229,6 +229,12 @@ class LoopSettings(models.Model):
         help_text="The campaign the new-vs-parent comparisons go to (empty: the Default campaign).",
     )
     last_vote_id = models.PositiveBigIntegerField(default=0, help_text="Votes after this id count towards the next round.")
+    # RLAIF in the loop (issue 16): a judge labels each round's new-vs-parent comparisons (people
+    # still get them), and its votes count toward the next round (training/loop_judge.py).
+    judge = models.ForeignKey(
+        "training.Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="An AI judge that labels each round's new-vs-parent comparisons; its votes count toward the next round.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -263,6 +269,10 @@ class LoopRound(models.Model):
     policy_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     generation_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    judging_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The loop judge's labelling of this round's comparisons (after the round's own steps).",
+    )
     error = models.TextField(blank=True, default="")
 
     class Meta:

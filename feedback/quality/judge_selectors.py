@@ -25,15 +25,18 @@ def _majority_on(votes) -> dict[int, str]:
 
 
 def judge_agreement_for(
-    *, judge: str, campaign: Campaign | int | None = None,
+    *, judge: str, campaign: Campaign | int | None = None, comparison_ids: Sequence[int] | None = None,
     order_verdicts: Sequence[tuple[str, str]] | None = None,
     by_principle: Mapping[str, Mapping[int, str]] | None = None,
     resamples: int = 1000, seed: int = 0,
 ) -> dict[str, Any]:
     """``judges.judge_agreement`` of one judge (``"name@version"``) over its votes in ``campaign``
-    (None: every campaign) against people's strict majority on the same comparisons. Two queries.
-    ``order_verdicts`` and ``by_principle`` come from the judging job's records (see there)."""
+    (None: every campaign; ``comparison_ids``: those comparisons only) against people's strict
+    majority on the same comparisons. Two queries. ``order_verdicts`` and ``by_principle`` come
+    from the judging job's records (see there)."""
     scope = _scope(campaign)
+    if comparison_ids is not None:
+        scope = scope.filter(comparison_id__in=list(comparison_ids))
     judge_votes = dict(scope.filter(origin=VoteOrigin.AI, judge=judge).values_list("comparison_id", "choice"))
     majority = _majority_on(scope.filter(comparison_id__in=scope.filter(origin=VoteOrigin.AI, judge=judge)
                                          .values("comparison_id")))
