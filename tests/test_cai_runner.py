@@ -28,7 +28,8 @@ def test_queueing_refuses_bad_revisers_constitutions_templates_and_empty_selecti
     cases = [
         ({"reviser": "nobody"}, "reviser", "no checkpoint named 'nobody'"),
         ({"reviser": "rm"}, "reviser", "critique-revise needs a policy"),
-        ({"constitution": "hhh", "principles": []}, "constitution", "no constitution named 'hhh'"),
+        ({"constitution": "nope", "principles": []}, "constitution", "no constitution 'nope'"),
+        ({"constitution": "hhh@1"}, "constitution", "registered with other principles"),
         ({"constitution": "hhh"}, "constitution", '"name@version"'),
         ({"template": "critique-revise@7"}, "template", "shipped: critique-revise@1"),
         ({"responses_of": "ghost"}, "responses_of", "no responses of 'ghost' left to revise"),
@@ -41,6 +42,11 @@ def test_queueing_refuses_bad_revisers_constitutions_templates_and_empty_selecti
     assert not Job.objects.exists()
     job = cai_job_create(config=_config())
     assert (job.kind, job.progress_total, job.config["principles"]) == ("cai", 1, PRINCIPLES)
+    from training.judges.models import Constitution
+
+    registered = cai_job_create(config=_config(constitution="hhh", principles=[]))  # the shipped default, latest version
+    assert registered.config["constitution"] == "hhh@1"
+    assert registered.config["principles"] == Constitution.objects.get(name="hhh", version=1).principles
 
 
 @pytest.mark.django_db

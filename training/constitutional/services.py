@@ -55,15 +55,24 @@ def cai_job_create(*, config: dict[str, Any], created_by=None) -> Job:
 
 
 def constitution_resolve(ref: str, principles: list[str]) -> tuple[str, list[str]]:
-    """``(name@version, principles)`` of the constitution named ``ref``.
-
-    With ``principles`` given, ``ref`` must be "name@version" and is taken as the caller's own
-    record of them (a constitution outside the registry, e.g. in a test or a script).
+    """``(name@version, principles)`` of the constitution named ``ref``: from the registry
+    (``training.judges``: a name means its latest version), or, with ``principles`` given, the
+    caller's own record of them under ``ref`` (which must then be "name@version" and not clash
+    with a registered version holding other principles).
 
     Raises ValidationError naming the constitution field.
     """
+    from training.judges.services import constitution_resolve as registered
+
     if principles:
         if "@" not in ref:
             raise ValidationError({"constitution": 'with principles given, name the constitution as "name@version"'})
+        try:
+            known = registered(ref=ref)
+        except ValidationError:
+            return ref, list(principles)
+        if list(known.principles) != list(principles):
+            raise ValidationError({"constitution": f"{ref} is registered with other principles; leave principles out to use them"})
         return ref, list(principles)
-    raise ValidationError({"constitution": f"no constitution named {ref!r}"})
+    found = registered(ref=ref)
+    return found.ref, list(found.principles)
