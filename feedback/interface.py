@@ -264,6 +264,47 @@ def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
     return _evaluation.eval_set_prompts_ensure(eval_set_id=eval_set_id)
 
 
+from .evalsets import results as _results  # noqa: E402
+from .evalsets.results import EvalCompletion  # noqa: E402,F401
+
+
+def evaluation_completions(*, job_id: int, reward_model: str | None = None) -> list[EvalCompletion]:
+    """Every completion an evaluation's generation job wrote, oldest first, each with
+    ``reward_model``'s score (None: not scored, e.g. an empty text). See ``EvalCompletion``."""
+    return _results.job_completions(job_id=job_id, reward_model=reward_model)
+
+
+def eval_set_completions(
+    *, eval_set_id: int, model_names: Sequence[str], prompt_ids: Sequence[int], reward_model: str | None = None,
+) -> list[EvalCompletion]:
+    """The newest evaluation completion of each (prompt, model) of ``model_names`` on
+    ``prompt_ids`` written by any evaluation on eval set ``eval_set_id``, with scores when named:
+    how a parent or imported base answered the same prompts in an earlier evaluation."""
+    return _results.eval_set_completions(eval_set_id=eval_set_id, model_names=model_names,
+                                         prompt_ids=prompt_ids, reward_model=reward_model)
+
+
+def human_campaign_create(
+    *, name: str, pairs: Sequence[tuple[int, int, int]], description: str = "", votes_required: int = 1,
+    created_by=None, rng: random.Random | None = None,
+) -> tuple[int, int]:
+    """A new active campaign (pool: the annotators group) of blind comparisons of existing
+    completions ``(prompt_id, completion_x, completion_y)``, sides drawn at random; pairs with an
+    empty side or equivalent texts are left out. Returns ``(campaign id, comparisons made)``.
+
+    Raises:
+        ValidationError: a taken name, or no pair left to ask; nothing is written then.
+    """
+    return _results.human_campaign_create(name=name, pairs=pairs, description=description,
+                                          votes_required=votes_required, created_by=created_by, rng=rng)
+
+
+def campaign_votes(*, campaign_id: int) -> list[tuple[int, int, str, str, str]]:
+    """``(completion_a_id, completion_b_id, choice, origin, judge)`` of every vote on the
+    campaign's comparisons (``origin`` ``human`` or ``ai``; ``judge`` names an AI judge)."""
+    return _results.campaign_votes(campaign_id=campaign_id)
+
+
 def campaign_check(*, campaign_id: int) -> int:
     """``campaign_id`` when it names a campaign that takes comparisons (exists, not closed).
 
@@ -321,7 +362,8 @@ def _reward_model_check(reward_model: Any) -> str:
 
 
 def completions_to_score(
-    *, reward_model: str, scope: str = "open", only_unscored: bool = True, limit: int | None = None
+    *, reward_model: str, scope: str = "open", only_unscored: bool = True, limit: int | None = None,
+    completion_ids: Sequence[int] | None = None,
 ) -> list[ScoringItem]:
     """Completions for ``reward_model`` to score, oldest (lowest id) first.
 
@@ -332,6 +374,8 @@ def completions_to_score(
             Completions in no comparison are never listed.
         only_unscored: leave out completions that already have a score from ``reward_model``.
         limit: at most this many items.
+        completion_ids: exactly these completions (an evaluation's, in no comparison); ``scope``
+            is then ignored. Ids that do not exist are left out.
     Returns: ``ScoringItem``s; empty (blank or whitespace-only) texts are left out.
     Raises:
         ValueError: an unknown scope, an empty reward model name, or a negative limit.
@@ -344,9 +388,13 @@ def completions_to_score(
     comparisons = Comparison.objects.all()
     if scope == "open":
         comparisons = comparisons.filter(status=ComparisonStatus.OPEN)
-    qs = Completion.objects.filter(is_empty=False).filter(
-        Exists(comparisons.filter(completion_a=OuterRef("pk"))) | Exists(comparisons.filter(completion_b=OuterRef("pk")))
-    )
+    qs = Completion.objects.filter(is_empty=False)
+    if completion_ids is not None:
+        qs = qs.filter(id__in=list(completion_ids))
+    else:
+        qs = qs.filter(
+            Exists(comparisons.filter(completion_a=OuterRef("pk"))) | Exists(comparisons.filter(completion_b=OuterRef("pk")))
+        )
     if only_unscored:
         qs = qs.exclude(Exists(CompletionScore.objects.filter(completion=OuterRef("pk"), reward_model=reward_model)))
     qs = qs.select_related("prompt").only("id", "text", "prompt__messages").order_by("id")

@@ -219,6 +219,13 @@ class LoopSettings(models.Model):
         help_text="The campaign the new-vs-parent comparisons go to (empty: the Default campaign).",
     )
     last_vote_id = models.PositiveBigIntegerField(default=0, help_text="Votes after this id count towards the next round.")
+    gate_eval_set_id = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Regression gate: promote a round's checkpoint only if it is not worse than its parent on this eval set.",
+    )
+    gate_margin = models.FloatField(
+        default=0.05, help_text="The gate passes when the reward-model win rate against the parent is >= 0.5 - margin.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -236,10 +243,14 @@ class RoundStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
     CANCELLED = "cancelled", "cancelled"
+    HELD_BACK = "held_back", "held back by the gate"
 
 
 class LoopRound(models.Model):
-    """One turn of the loop: snapshot -> reward run -> policy run -> new-vs-parent generation."""
+    """One turn of the loop: snapshot -> reward run -> policy run -> (with a regression gate: an
+    evaluation of the new checkpoint against its parent, ``evaluation``/``gate``) -> new-vs-parent
+    generation. A checkpoint the gate refuses ends the round ``held_back``: kept and shown with
+    the gate's reason, but the loop's policy does not move to it."""
 
     status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.RUNNING)
     trigger = models.CharField(max_length=20, default="votes", help_text="votes, manual or command")
@@ -253,6 +264,11 @@ class LoopRound(models.Model):
     policy_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     generation_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    evaluation = models.ForeignKey(
+        "training.EvaluationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The regression gate's evaluation: the new checkpoint against its parent.",
+    )
+    gate = models.JSONField(default=dict, blank=True, help_text="The gate's verdict: passed, win_rate, threshold, reason.")
     error = models.TextField(blank=True, default="")
 
     class Meta:
