@@ -253,6 +253,16 @@ def eval_set_get(*, eval_set_id: int) -> EvalSetRef:
     return EvalSetRef(s.pk, s.name, s.version, s.item_count, s.content_hash, dict(s.categories))
 
 
+def eval_set_choices() -> list[tuple[int, str]]:
+    """``(id, "name vN (K prompts)")`` of every non-empty eval set version, by name then newest
+    version first: what a gate or an evaluation may be run on."""
+    from .evalsets.models import EvalSet
+
+    return [(pk, f"{name} v{version} ({count} prompts)") for pk, name, version, count in
+            EvalSet.objects.filter(item_count__gt=0).order_by("name", "-version")
+            .values_list("pk", "name", "version", "item_count")]
+
+
 def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
     """Every item of the eval set with the id of a prompt row holding its messages, in item order
     (rows are created once, split ``eval``; see ``feedback.evalsets.evaluation``). Such prompts are
@@ -297,6 +307,11 @@ def human_campaign_create(
     """
     return _results.human_campaign_create(name=name, pairs=pairs, description=description,
                                           votes_required=votes_required, created_by=created_by, rng=rng)
+
+
+def campaign_name(*, campaign_id: int) -> str | None:
+    """The campaign's name, or None when there is no such campaign."""
+    return _results.campaign_exists(campaign_id=campaign_id)
 
 
 def campaign_votes(*, campaign_id: int) -> list[tuple[int, int, str, str, str]]:
