@@ -66,7 +66,7 @@ def eval_set_completions(
 
 def human_campaign_create(
     *, name: str, pairs: Sequence[tuple[int, int, int]], description: str = "", votes_required: int = 1,
-    groups: Sequence[str] = ("annotators",), created_by=None, rng: random.Random | None = None,
+    groups: Sequence[str] | None = None, created_by=None, rng: random.Random | None = None,
 ) -> tuple[int, int]:
     """Make an active campaign of blind comparisons from completions that exist already.
 
@@ -74,7 +74,7 @@ def human_campaign_create(
         pairs: ``(prompt_id, completion_x, completion_y)``; which becomes A is drawn per pair
             (probability 1/2, ``rng``, default the system's source). Pairs with an empty side or
             two equivalent texts (``responses_equivalent``) are left out, as annotation never asks them.
-        groups: the campaign's pool (default: the annotators group).
+        groups: the campaign's pool (default: the annotators group, made if missing).
     Returns: ``(campaign id, comparisons made)``.
     Raises:
         ValidationError: a bad or taken name (``campaign_create``), or ``{"comparisons": ...}``
@@ -82,6 +82,10 @@ def human_campaign_create(
     """
     from django.core.exceptions import ValidationError
 
+    from ..roles import roles_ensure
+
+    if groups is None:
+        groups = [roles_ensure()["annotator"].name]
     draw = rng or random.SystemRandom()
     ids = {c for _, x, y in pairs for c in (x, y)}
     found = {c.pk: c for c in Completion.objects.filter(pk__in=ids).only("id", "text", "is_empty")}
