@@ -690,10 +690,13 @@ class HeadToHead:
     vote_id: int
     blind: bool = True  # False: the voter could see model names (an admin); the leaderboard leaves such votes out
     identity_leak: bool = False  # the comparison is flagged: a response says which model wrote it (feedback.identity)
+    length_a: int | None = None  # characters of completion A's text (with ``with_lengths``)
+    length_b: int | None = None
 
 
 def head_to_head_votes(
-    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None
+    *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None,
+    prompt_ids: Sequence[int] | None = None, with_lengths: bool = False,
 ) -> list[HeadToHead]:
     """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
 
@@ -706,6 +709,8 @@ def head_to_head_votes(
             (an empty list gives no votes); ``None``: any models.
         sources: only votes whose ``source`` is one of these (``"annotator"``, ``"hh-rlhf"``, ...);
             ``None``: every source.
+        prompt_ids: only comparisons of these prompts (e.g. an eval set's); ``None``: any prompt.
+        with_lengths: also fill ``length_a``/``length_b`` (characters of each completion's text).
     """
     qs = Vote.objects.exclude(comparison__completion_a__model_name=F("comparison__completion_b__model_name"))
     if model_names is not None:
@@ -713,13 +718,19 @@ def head_to_head_votes(
         qs = qs.filter(comparison__completion_a__model_name__in=names, comparison__completion_b__model_name__in=names)
     if sources is not None:
         qs = qs.filter(source__in=list(sources))
-    rows = qs.order_by("id").values_list(
-        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
-        "comparison__identity_leak",
-    )
+    if prompt_ids is not None:
+        qs = qs.filter(comparison__prompt_id__in=list(prompt_ids))
+    fields = ["comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
+              "comparison__identity_leak"]
+    if with_lengths:
+        from django.db.models.functions import Length
+
+        qs = qs.annotate(_length_a=Length("comparison__completion_a__text"), _length_b=Length("comparison__completion_b__text"))
+        fields += ["_length_a", "_length_b"]
     return [
-        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak)
-        for a, b, choice, vote_id, blind, leak in rows
+        HeadToHead(model_a=row[0], model_b=row[1], choice=row[2], vote_id=row[3], blind=row[4], identity_leak=row[5],
+                   length_a=row[6] if with_lengths else None, length_b=row[7] if with_lengths else None)
+        for row in qs.order_by("id").values_list(*fields)
     ]
 
 

@@ -116,6 +116,8 @@ class Leaderboard:
     ``non_blind_excluded``: votes left out because their voter could see model names;
     ``identity_leak_excluded``: (blind) votes left out because their comparison is flagged as
     revealing which model wrote a response (both set by ``training.selectors.leaderboard_compute``).
+    ``scope``: the eval set (and category) the votes were limited to; ``length_controlled``: the
+    length-controlled ratings beside these (``training.evaluation.style_control``), when computed.
     """
 
     rows: tuple[ModelRating, ...]
@@ -130,6 +132,8 @@ class Leaderboard:
     connected: bool
     non_blind_excluded: int = 0
     identity_leak_excluded: int = 0
+    scope: dict[str, Any] | None = None  # {"eval_set_id", "eval_set", "category"} when the votes were filtered
+    length_controlled: dict[str, Any] | None = None  # training.evaluation.style_control's result
 
     @property
     def models(self) -> list[str]:
@@ -151,6 +155,8 @@ class Leaderboard:
             "connected": self.connected,
             "non_blind_excluded": self.non_blind_excluded,
             "identity_leak_excluded": self.identity_leak_excluded,
+            "scope": self.scope,
+            "length_controlled": self.length_controlled,
             "scale": {"base": BASE_RATING, "points_per_factor_10": POINTS_PER_FACTOR_10, "ci": list(CI_PERCENTILES)},
         }
 

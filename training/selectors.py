@@ -61,6 +61,9 @@ def leaderboard_compute(
     models: str = "checkpoints",
     include_non_blind: bool = False,
     include_identity_leak: bool = False,
+    eval_set_id: int | None = None,
+    category: str | None = None,
+    length_controlled: bool = False,
 ) -> Leaderboard:
     """A Bradley-Terry leaderboard from every vote between two different models.
 
@@ -79,15 +82,27 @@ def leaderboard_compute(
     (seed 0), so the same votes give the same intervals. See
     ``training.ratings.leaderboard`` for the model, scale and rank rule.
 
+    ``eval_set_id`` (and ``category``, one of its categories; ``""`` for items without one) limit
+    the votes to comparisons of that eval set's prompts; ``length_controlled`` adds the
+    length-controlled ratings (``training.evaluation.style_control``) as ``length_controlled``.
+
     Raises:
         ValueError: an unknown ``both_bad`` mode or ``models``, or a negative ``rounds``.
+        LookupError: no such eval set.
     """
+    scope, prompt_ids = None, None
+    if eval_set_id is not None:
+        found = feedback.eval_set_get(eval_set_id=eval_set_id)
+        prompt_ids = [ref.prompt_id for ref in feedback.eval_set_prompts(eval_set_id=eval_set_id)
+                      if category is None or ref.category == category]
+        scope = {"eval_set_id": found.id, "eval_set": f"{found.name} v{found.version}", "category": category}
+    h2h = {"prompt_ids": prompt_ids, "with_lengths": length_controlled}
     if models == "checkpoints":
-        votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names())
+        votes = feedback.head_to_head_votes(model_names=policy_checkpoint_names(), **h2h)
     elif models == "external":
         checkpoints = set(Checkpoint.objects.values_list("name", flat=True))
         votes = [
-            vote for vote in feedback.head_to_head_votes()
+            vote for vote in feedback.head_to_head_votes(**h2h)
             if vote.model_a not in checkpoints and vote.model_b not in checkpoints
         ]
     else:
@@ -99,7 +114,13 @@ def leaderboard_compute(
     if leaked:
         votes = [vote for vote in votes if not vote.identity_leak]
     board = leaderboard(votes, both_bad=both_bad, rounds=rounds, seed=0)
-    return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked)
+    styled = None
+    if length_controlled:
+        from .evaluation.style_control import length_controlled_ratings
+
+        styled = length_controlled_ratings([(v.model_a, v.model_b, v.choice, v.length_a or 0, v.length_b or 0)
+                                            for v in votes], both_bad=both_bad)
+    return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked, scope=scope, length_controlled=styled)
 
 
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:

@@ -244,14 +244,23 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     ``?models=external`` rates the external models (imported Arena battles) instead. Votes cast by
     someone who could see model names (admins) are left out, and counted on the page, unless
     ``?non_blind=include``. Votes on comparisons flagged as revealing which model wrote a
-    response are left out, and counted, unless ``?identity_leak=include``."""
+    response are left out, and counted, unless ``?identity_leak=include``. ``?eval_set=ID`` (and
+    ``&category=NAME``) rate from the votes on that eval set's prompts only; the length-controlled
+    rating (``training.evaluation.style_control``) is shown beside the plain one."""
     _require_run_jobs(request)
     both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
     models = "external" if request.GET.get("models") == "external" else "checkpoints"
     include_non_blind = request.GET.get("non_blind") == "include"
     include_identity_leak = request.GET.get("identity_leak") == "include"
+    eval_sets = feedback.eval_set_choices()
+    eval_set_id = int(request.GET["eval_set"]) if request.GET.get("eval_set", "").isdigit() else None
+    eval_set_id = eval_set_id if eval_set_id in {pk for pk, _ in eval_sets} else None
+    category = request.GET.get("category") if eval_set_id is not None and "category" in request.GET else None
+    if category == "*":
+        category = None
     board = selectors.leaderboard_compute(both_bad=both_bad, models=models, include_non_blind=include_non_blind,
-                                          include_identity_leak=include_identity_leak)
+                                          include_identity_leak=include_identity_leak, eval_set_id=eval_set_id,
+                                          category=category, length_controlled=True)
     ids = selectors.checkpoint_ids_by_name(names=board.models) if models == "checkpoints" else {}
     context = {
         "include_non_blind": include_non_blind,
@@ -261,6 +270,11 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         "matrix": _win_rate_matrix(board),
         "both_bad": both_bad,
         "models": models,
+        "eval_sets": eval_sets,
+        "eval_set_id": eval_set_id,
+        "category": category,
+        "categories": sorted(feedback.eval_set_get(eval_set_id=eval_set_id).categories) if eval_set_id else [],
+        "lc": (board.length_controlled or {}).get("ratings", {}),
     }
     return render(request, "training/leaderboard.html", context)
 

@@ -111,6 +111,9 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
         help_text="Votes on comparisons flagged as revealing which model wrote a response: left out by default.",
     )
+    eval_set = serializers.IntegerField(required=False, help_text="only votes on comparisons of this eval set's prompts")
+    category = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="with eval_set: only its prompts of this category ('' for none)")
 
 
 class LeaderboardRowSerializer(serializers.Serializer):
@@ -148,4 +151,8 @@ class LeaderboardSerializer(serializers.Serializer):
     seed = serializers.IntegerField()
     anchor = serializers.CharField(allow_null=True)
     connected = serializers.BooleanField(help_text="false when some checkpoints were never linked by votes to the rest")
+    scope = serializers.DictField(allow_null=True, help_text="{eval_set_id, eval_set, category} when the votes were filtered")
+    length_controlled = serializers.DictField(
+        allow_null=True, help_text="{ratings: {model: rating at equal length}, length_coefficient, votes}: "
+                                   "Bradley-Terry with a length covariate (Chatbot Arena style control)")
     scale = serializers.DictField()
