@@ -278,10 +278,13 @@ from .evalsets import results as _results  # noqa: E402
 from .evalsets.results import EvalCompletion  # noqa: E402,F401
 
 
-def evaluation_completions(*, job_id: int, reward_model: str | None = None) -> list[EvalCompletion]:
+def evaluation_completions(
+    *, job_id: int, reward_model: str | None = None, prompt_ids: Sequence[int] | None = None,
+) -> list[EvalCompletion]:
     """Every completion an evaluation's generation job wrote, oldest first, each with
-    ``reward_model``'s score (None: not scored, e.g. an empty text). See ``EvalCompletion``."""
-    return _results.job_completions(job_id=job_id, reward_model=reward_model)
+    ``reward_model``'s score (None: not scored, e.g. an empty text). See ``EvalCompletion``.
+    ``prompt_ids``: the job's prompts, when known (an indexed search instead of a scan)."""
+    return _results.job_completions(job_id=job_id, reward_model=reward_model, prompt_ids=prompt_ids)
 
 
 def eval_set_completions(

@@ -54,7 +54,7 @@ def test_the_page_form_refuses_the_baseline_as_candidate_with_field_messages(tmp
     assert not EvaluationRun.objects.exists()
 
 
-def test_api_creates_lists_and_reports(tmp_path, admin_user, api):
+def test_api_creates_lists_reports_and_cancels(tmp_path, admin_user, api, django_capture_on_commit_callbacks):
     s = eval_set(tmp_path, [("Q1", "x"), ("Q2", "y")])
     checkpoints("base", "cand")
     api.force_authenticate(admin_user)
@@ -68,6 +68,10 @@ def test_api_creates_lists_and_reports(tmp_path, admin_user, api):
     assert api.get("/api/evaluations/").json()["results"][0]["id"] == made.json()["id"]
     report = api.get(f"/api/evaluations/{made.json()['id']}/report/").json()
     assert report["status"] == "generating" and "candidates" not in report
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post(f"/api/evaluations/{made.json()['id']}/cancel/")  # a queued job stops at once
+    cancelled = api.get(f"/api/evaluations/{made.json()['id']}/").json()
+    assert cancelled["status"] == "cancelled" and "was cancelled" in cancelled["error"]
 
 
 def test_api_report_and_csv_of_a_finished_run(tmp_path, admin_user, api):

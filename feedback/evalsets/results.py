@@ -43,11 +43,16 @@ def _rows(qs, reward_model: str | None) -> list[EvalCompletion]:
                            (r.generation_params or {}).get("job")) for r in rows]
 
 
-def job_completions(*, job_id: int, reward_model: str | None = None) -> list[EvalCompletion]:
+def job_completions(
+    *, job_id: int, reward_model: str | None = None, prompt_ids: Sequence[int] | None = None,
+) -> list[EvalCompletion]:
     """Every completion generation job ``job_id`` wrote (strategy ``each``), oldest first, with
-    ``reward_model``'s scores when named."""
-    return _rows(Completion.objects.filter(generation_params__job=job_id, generation_params__strategy="each"),
-                 reward_model)
+    ``reward_model``'s scores when named. ``prompt_ids`` (the job's prompts) narrows the search
+    to those prompts' rows through their index instead of reading every completion's JSON."""
+    qs = Completion.objects.filter(generation_params__job=job_id, generation_params__strategy="each")
+    if prompt_ids is not None:
+        qs = qs.filter(prompt_id__in=list(prompt_ids))
+    return _rows(qs, reward_model)
 
 
 def eval_set_completions(

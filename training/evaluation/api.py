@@ -2,7 +2,8 @@
 with messages by field and nothing queued), ``GET /api/evaluations/<id>/`` (status, progress,
 error), ``GET /api/evaluations/<id>/report/`` (the report as JSON, human and judge win rates
 computed on read), ``GET /api/evaluations/<id>/report/csv/`` (one table as CSV) and
-``POST /api/evaluations/<id>/campaign/`` (a blind human campaign from a sample of the eval set)."""
+``POST /api/evaluations/<id>/campaign/`` (a blind human campaign from a sample of the eval set),
+``POST /api/evaluations/<id>/cancel/`` (stop the running step)."""
 from __future__ import annotations
 
 import csv
@@ -90,6 +91,14 @@ class EvaluationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="evaluation-{run.pk}.csv"'
         return response
+
+    @extend_schema(request=None, responses={200: EvaluationSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel the running step's job; the run then ends cancelled, keeping what was written."""
+        from .flow import evaluation_cancel
+
+        return Response(EvaluationSerializer(evaluation_cancel(run=self.get_object())).data)
 
     @extend_schema(request=CampaignCreateSerializer, responses={
         200: EvaluationSerializer, 400: OpenApiResponse(BAD_REQUEST, description="messages by field"),

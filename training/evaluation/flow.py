@@ -57,6 +57,11 @@ def _outside_models(run: EvaluationRun) -> list[str]:
     return sorted({name for refs in references_of(run.candidates).values() for _, name in refs} - inside)
 
 
+def _job_prompts(run: EvaluationRun) -> list[int] | None:
+    """The prompt ids the run's generation job was given (recorded in its config)."""
+    return run.generation_job.config.get("prompt_ids") if run.generation_job_id else None
+
+
 def _prompt_ids(run: EvaluationRun) -> list[int]:
     return list(dict.fromkeys(ref.prompt_id for ref in feedback.eval_set_prompts(eval_set_id=run.eval_set_id)))
 
@@ -67,7 +72,8 @@ def scoring_queue(run: EvaluationRun) -> Job | None:
     for any other refusal of the scoring job."""
     from ..services import scoring_job_create
 
-    ids = [c.completion_id for c in feedback.evaluation_completions(job_id=run.generation_job_id) if not c.is_empty]
+    written = feedback.evaluation_completions(job_id=run.generation_job_id, prompt_ids=_job_prompts(run))
+    ids = [c.completion_id for c in written if not c.is_empty]
     outside = _outside_models(run)
     if outside:
         ids += [c.completion_id for c in feedback.eval_set_completions(
@@ -96,7 +102,8 @@ def report_compute(run: EvaluationRun) -> dict[str, Any]:
         for c in rows:
             answers.setdefault(c.model_name, {})[c.prompt_id] = Answer(c.completion_id, c.text, c.score, c.is_empty)
 
-    add(feedback.evaluation_completions(job_id=run.generation_job_id, reward_model=run.reward_model))
+    add(feedback.evaluation_completions(job_id=run.generation_job_id, reward_model=run.reward_model,
+                                        prompt_ids=_job_prompts(run)))
     inside = {run.baseline, *run.candidates}
     outside_rows = []
     outside = _outside_models(run)
@@ -104,11 +111,13 @@ def report_compute(run: EvaluationRun) -> dict[str, Any]:
         outside_rows = feedback.eval_set_completions(eval_set_id=run.eval_set_id, model_names=outside,
                                                      prompt_ids=list(seen), reward_model=run.reward_model)
         add(outside_rows)
-    jobs = {c.model_name: sorted({r.job_id for r in outside_rows if r.model_name == c.model_name and r.job_id})
-            for c in outside_rows}
+    jobs: dict[str, set[int]] = {}
+    for row in outside_rows:
+        if row.job_id:
+            jobs.setdefault(row.model_name, set()).add(row.job_id)
     references = {
         name: [(role, ref, "this run" if ref in inside else
-                "earlier evaluation (generation job " + ", ".join(map(str, jobs.get(ref, []))) + ")")
+                "earlier evaluation (generation job " + ", ".join(map(str, sorted(jobs.get(ref, ())))) + ")")
                for role, ref in pairs]
         for name, pairs in references_of(run.candidates).items()
     }
@@ -118,7 +127,8 @@ def report_compute(run: EvaluationRun) -> dict[str, Any]:
 
 def _step_error(job: Job, run: EvaluationRun) -> str:
     """Why the run ended with ``job``, in words, saying what is kept."""
-    written = len(feedback.evaluation_completions(job_id=run.generation_job_id)) if run.generation_job_id else 0
+    written = (len(feedback.evaluation_completions(job_id=run.generation_job_id, prompt_ids=_job_prompts(run)))
+               if run.generation_job_id else 0)
     kept = f"the {written} generations already written are kept"
     if job.status == JobStatus.CANCELLED:
         return f"the {job.kind} job {job.pk} was cancelled; {kept}"

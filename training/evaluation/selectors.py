@@ -24,7 +24,9 @@ def _votes_section(run: EvaluationRun) -> dict[str, dict[str, Any]]:
     votes = feedback.campaign_votes(campaign_id=run.campaign_id)
     if not votes:
         return {}
-    owners = {c.completion_id: c.model_name for c in feedback.evaluation_completions(job_id=run.generation_job_id)}
+    written = feedback.evaluation_completions(job_id=run.generation_job_id,
+                                              prompt_ids=run.generation_job.config.get("prompt_ids"))
+    owners = {c.completion_id: c.model_name for c in written}
     out: dict[str, dict[str, Any]] = {}
     for name in run.candidates:
         human = [(a, b, choice) for a, b, choice, origin, _ in votes if origin == "human"]

@@ -115,9 +115,9 @@ def evaluation_campaign_create(*, run: EvaluationRun, sample_size: int = 50, see
         raise ValidationError({"campaign": "the evaluation's completions are not all written yet: wait for its generation"})
     if isinstance(sample_size, bool) or not isinstance(sample_size, int) or not 1 <= sample_size <= MAX_CAMPAIGN_SAMPLE:
         raise ValidationError({"sample_size": f"must be an integer from 1 to {MAX_CAMPAIGN_SAMPLE}"})
-    written: dict[tuple[int, str], int] = {
-        (c.prompt_id, c.model_name): c.completion_id for c in feedback.evaluation_completions(job_id=run.generation_job_id)
-    }
+    rows = feedback.evaluation_completions(job_id=run.generation_job_id,
+                                           prompt_ids=run.generation_job.config.get("prompt_ids"))
+    written: dict[tuple[int, str], int] = {(c.prompt_id, c.model_name): c.completion_id for c in rows}
     prompts = sorted({prompt for prompt, _ in written})
     sample = sorted(random.Random(seed).sample(prompts, min(sample_size, len(prompts))))
     pairs = [(p, written[(p, name)], written[(p, run.baseline)]) for p in sample for name in run.candidates
