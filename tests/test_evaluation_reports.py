@@ -124,3 +124,21 @@ def test_reward_model_and_tie_band_are_checked_before_anything_is_queued(tmp_pat
     with pytest.raises(ValidationError) as caught:
         evaluation_run_create(**{"eval_set_id": s.pk, "baseline": "base", "candidates": ["cand"], "reward_model": "rm", **options})
     assert field in caught.value.message_dict
+
+
+@pytest.mark.django_db
+def test_a_follow_up_that_raises_fails_the_run_with_the_error(tmp_path, monkeypatch):
+    from training.evaluation import flow
+
+    s = eval_set(tmp_path, [("Q1", "")])
+    checkpoints("base", "cand")
+    run = evaluation_run_create(eval_set_id=s.pk, baseline="base", candidates=["cand"], reward_model="rm")
+
+    def broken(run):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(flow, "scoring_queue", broken)
+    finish(run.generation_job)
+    run.refresh_from_db()
+    assert run.status == EvaluationStatus.FAILED
+    assert run.error == f"the step after generation job {run.generation_job_id} failed: RuntimeError: the database went away"

@@ -340,9 +340,9 @@ def job_finished(*, job_id: int) -> None:
 
 
 def _job_finished(job: Job) -> None:
-    from .evaluation.flow import evaluation_job_finished
+    from .evaluation.flow import evaluation_job_finished_guarded
 
-    ended = evaluation_job_finished(job=job)  # an evaluation's next step (scoring, report)
+    ended = evaluation_job_finished_guarded(job=job)  # an evaluation's next step (scoring, report)
     if ended is not None:
         _gate_decide(ended)
     loop_round = (

@@ -176,6 +176,23 @@ def evaluation_job_finished(*, job: Job) -> EvaluationRun | None:
     return run
 
 
+def evaluation_job_finished_guarded(*, job: Job) -> EvaluationRun | None:
+    """``evaluation_job_finished`` in a savepoint; when it raises, the run ends failed with the
+    error in words (never left ``generating`` or ``scoring`` for ever) and is returned."""
+    try:
+        with transaction.atomic():
+            return evaluation_job_finished(job=job)
+    except Exception as error:  # noqa: BLE001 - the run must end with a reason, whatever went wrong
+        logger.exception("evaluation follow-up of job %s failed", job.pk)
+        field = "generation_job" if job.kind == "generation" else "scoring_job"
+        run = (EvaluationRun.objects.filter(status__in=[EvaluationStatus.GENERATING, EvaluationStatus.SCORING])
+               .filter(**{field: job}).first())
+        if run is not None:
+            _end(run, EvaluationStatus.FAILED,
+                 error=f"the step after {job.kind} job {job.pk} failed: {type(error).__name__}: {error}")
+        return run
+
+
 def evaluation_cancel(*, run: EvaluationRun) -> EvaluationRun:
     """Cancel the run's current job (its end then cancels the run, keeping what was written)."""
     from ..services import job_cancel
