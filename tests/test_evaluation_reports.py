@@ -16,13 +16,14 @@ from training.models import JobKind, JobStatus
 
 
 def test_outcome_uses_the_tie_band_and_empty_replies():
-    a = lambda score, text="x": Answer(1, text, score, text == "")  # noqa: E731
+    a = lambda score, text=None: Answer(1, f"reply {score}" if text is None else text, score, text == "")  # noqa: E731
     assert outcome(a(1.0), a(0.5), 0.2) == (1.0, 0.5)
     assert outcome(a(1.0), a(0.9), 0.2)[0] == 0.5  # |0.1| <= band: a tie
     assert outcome(a(0.0), a(0.9), 0.2)[0] == 0.0
     assert outcome(a(None, ""), a(0.9), 0.0) == (0.0, None)  # an empty reply loses
     assert outcome(a(None, ""), a(None, ""), 0.0) == (0.5, None)
     assert outcome(a(None), a(0.3), 0.0) is None  # unscored: left out
+    assert outcome(a(1.0, "same"), a(0.9999, "same"), 0.0) == (0.5, None)  # identical replies tie
 
 
 def test_head_to_head_counts_and_orders_examples():

@@ -4,8 +4,10 @@ code, no Django; ``training.evaluation.flow`` feeds it, pages and the API render
 Per candidate against the baseline, on every eval-set prompt where both answered:
 
 - outcome by reward margin ``m = score(candidate) - score(baseline)``: a win when ``m > tie_band``,
-  a loss when ``m < -tie_band``, else a tie. An empty reply gets no score: empty against a
-  non-empty reply loses, two empty replies tie. A prompt where a non-empty reply has no score is
+  a loss when ``m < -tie_band``, else a tie. Two identical replies tie whatever their scores
+  (a reward model scoring the same text in two batches can differ in the last digits through
+  padding). An empty reply gets no score: empty against a non-empty reply loses, two empty
+  replies tie. A prompt where a non-empty reply has no score is
   left out (counted as ``unscored``).
 - ``win_rate`` (ties count half, bootstrap interval) overall and ``by_category``
   (``training.evaluation.stats``), and the ``length_controlled`` win rate (Bradley-Terry with a
@@ -55,6 +57,8 @@ class PromptInfo:
 def outcome(candidate: Answer, baseline: Answer, tie_band: float) -> tuple[float, float | None] | None:
     """``(outcome in {1, 0.5, 0}, margin or None)`` of ``candidate`` against ``baseline``, or
     None when a non-empty side has no score (see the module docstring)."""
+    if candidate.text == baseline.text:
+        return 0.5, None
     if candidate.is_empty or baseline.is_empty:
         if candidate.is_empty and baseline.is_empty:
             return 0.5, None
