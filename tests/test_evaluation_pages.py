@@ -104,3 +104,23 @@ def test_one_call_makes_a_blind_campaign_whose_votes_join_the_report(tmp_path, a
     human = api.get(f"/api/evaluations/{run.pk}/report/").json()["candidates"][0]["human"]
     assert (human["wins"], human["losses"], human["value"]) == (3, 1, 0.75) and human["low"] <= 0.75 <= human["high"]
     assert "Human" in client_as(admin_user).get(f"/manage/evaluations/{run.pk}/").content.decode()
+
+
+def test_a_running_evaluation_page_polls_and_cancels_by_plain_post(tmp_path, admin_user, django_capture_on_commit_callbacks):
+    from training.evaluation.services import evaluation_run_create
+
+    s = eval_set(tmp_path, [("Q1", ""), ("Q2", "")])
+    checkpoints("base", "cand")
+    run = evaluation_run_create(eval_set_id=s.pk, baseline="base", candidates=["cand"], reward_model="rm")
+    client = client_as(admin_user)
+    html = client.get(f"/manage/evaluations/{run.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in html and "generating 0/2 prompts" in html
+    poll = client.get(f"/manage/evaluations/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="evaluation-live")
+    assert poll.status_code == 200 and 'id="evaluation-live"' in poll.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/manage/evaluations/{run.pk}/cancel/")
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    poll = client.get(f"/manage/evaluations/{run.pk}/", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="evaluation-live")
+    assert poll.status_code == 286  # finished: htmx stops polling

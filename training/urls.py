@@ -22,4 +22,5 @@ urlpatterns = [
          name="manage-evaluation-download"),
     path("manage/evaluations/<int:pk>/campaign/", evaluation_views.evaluation_campaign,
          name="manage-evaluation-campaign"),
+    path("manage/evaluations/<int:pk>/cancel/", evaluation_views.evaluation_cancel, name="manage-evaluation-cancel"),
 ]

@@ -22,7 +22,7 @@ from feedback import interface as feedback
 
 from .. import selectors as training_selectors
 from ..views import STOP_POLLING, _require_run_jobs
-from . import selectors, services
+from . import flow, selectors, services
 from .forms import CampaignForm, EvaluationForm
 
 
@@ -107,4 +107,14 @@ def evaluation_campaign(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, f"No campaign made: {text}")
     else:
         messages.success(request, f"Campaign {run.campaign_id} is open to the annotators.")
+    return redirect("manage-evaluation-detail", pk=run.pk)
+
+
+@login_required
+@require_POST
+def evaluation_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    """Admins: stop the running step; the run ends cancelled, keeping the answers already written."""
+    _require_run_jobs(request)
+    run = flow.evaluation_cancel(run=get_object_or_404(selectors.evaluation_list(), pk=pk))
+    messages.success(request, f"Evaluation {run.pk}: {'cancelled' if run.is_finished else 'stopping after its batch'}.")
     return redirect("manage-evaluation-detail", pk=run.pk)
