@@ -253,6 +253,16 @@ def eval_set_get(*, eval_set_id: int) -> EvalSetRef:
     return EvalSetRef(s.pk, s.name, s.version, s.item_count, s.content_hash, dict(s.categories))
 
 
+def eval_set_choices() -> list[tuple[int, str]]:
+    """``(id, "name vN (K prompts)")`` of every non-empty eval set version, by name then newest
+    version first: what a gate or an evaluation may be run on."""
+    from .evalsets.models import EvalSet
+
+    return [(pk, f"{name} v{version} ({count} prompts)") for pk, name, version, count in
+            EvalSet.objects.filter(item_count__gt=0).order_by("name", "-version")
+            .values_list("pk", "name", "version", "item_count")]
+
+
 def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
     """Every item of the eval set with the id of a prompt row holding its messages, in item order
     (rows are created once, split ``eval``; see ``feedback.evalsets.evaluation``). Such prompts are
@@ -262,6 +272,55 @@ def eval_set_prompts(*, eval_set_id: int) -> list[EvalPromptRef]:
         LookupError: no such eval set.
     """
     return _evaluation.eval_set_prompts_ensure(eval_set_id=eval_set_id)
+
+
+from .evalsets import results as _results  # noqa: E402
+from .evalsets.results import EvalCompletion  # noqa: E402,F401
+
+
+def evaluation_completions(
+    *, job_id: int, reward_model: str | None = None, prompt_ids: Sequence[int] | None = None,
+) -> list[EvalCompletion]:
+    """Every completion an evaluation's generation job wrote, oldest first, each with
+    ``reward_model``'s score (None: not scored, e.g. an empty text). See ``EvalCompletion``.
+    ``prompt_ids``: the job's prompts, when known (an indexed search instead of a scan)."""
+    return _results.job_completions(job_id=job_id, reward_model=reward_model, prompt_ids=prompt_ids)
+
+
+def eval_set_completions(
+    *, eval_set_id: int, model_names: Sequence[str], prompt_ids: Sequence[int], reward_model: str | None = None,
+) -> list[EvalCompletion]:
+    """The newest evaluation completion of each (prompt, model) of ``model_names`` on
+    ``prompt_ids`` written by any evaluation on eval set ``eval_set_id``, with scores when named:
+    how a parent or imported base answered the same prompts in an earlier evaluation."""
+    return _results.eval_set_completions(eval_set_id=eval_set_id, model_names=model_names,
+                                         prompt_ids=prompt_ids, reward_model=reward_model)
+
+
+def human_campaign_create(
+    *, name: str, pairs: Sequence[tuple[int, int, int]], description: str = "", votes_required: int = 1,
+    created_by=None, rng: random.Random | None = None,
+) -> tuple[int, int]:
+    """A new active campaign (pool: the annotators group) of blind comparisons of existing
+    completions ``(prompt_id, completion_x, completion_y)``, sides drawn at random; pairs with an
+    empty side or equivalent texts are left out. Returns ``(campaign id, comparisons made)``.
+
+    Raises:
+        ValidationError: a taken name, or no pair left to ask; nothing is written then.
+    """
+    return _results.human_campaign_create(name=name, pairs=pairs, description=description,
+                                          votes_required=votes_required, created_by=created_by, rng=rng)
+
+
+def campaign_name(*, campaign_id: int) -> str | None:
+    """The campaign's name, or None when there is no such campaign."""
+    return _results.campaign_exists(campaign_id=campaign_id)
+
+
+def campaign_votes(*, campaign_id: int) -> list[tuple[int, int, str, str, str]]:
+    """``(completion_a_id, completion_b_id, choice, origin, judge)`` of every vote on the
+    campaign's comparisons (``origin`` ``human`` or ``ai``; ``judge`` names an AI judge)."""
+    return _results.campaign_votes(campaign_id=campaign_id)
 
 
 def campaign_check(*, campaign_id: int) -> int:
@@ -321,7 +380,8 @@ def _reward_model_check(reward_model: Any) -> str:
 
 
 def completions_to_score(
-    *, reward_model: str, scope: str = "open", only_unscored: bool = True, limit: int | None = None
+    *, reward_model: str, scope: str = "open", only_unscored: bool = True, limit: int | None = None,
+    completion_ids: Sequence[int] | None = None,
 ) -> list[ScoringItem]:
     """Completions for ``reward_model`` to score, oldest (lowest id) first.
 
@@ -332,6 +392,8 @@ def completions_to_score(
             Completions in no comparison are never listed.
         only_unscored: leave out completions that already have a score from ``reward_model``.
         limit: at most this many items.
+        completion_ids: exactly these completions (an evaluation's, in no comparison); ``scope``
+            is then ignored. Ids that do not exist are left out.
     Returns: ``ScoringItem``s; empty (blank or whitespace-only) texts are left out.
     Raises:
         ValueError: an unknown scope, an empty reward model name, or a negative limit.
@@ -344,9 +406,13 @@ def completions_to_score(
     comparisons = Comparison.objects.all()
     if scope == "open":
         comparisons = comparisons.filter(status=ComparisonStatus.OPEN)
-    qs = Completion.objects.filter(is_empty=False).filter(
-        Exists(comparisons.filter(completion_a=OuterRef("pk"))) | Exists(comparisons.filter(completion_b=OuterRef("pk")))
-    )
+    qs = Completion.objects.filter(is_empty=False)
+    if completion_ids is not None:
+        qs = qs.filter(id__in=list(completion_ids))
+    else:
+        qs = qs.filter(
+            Exists(comparisons.filter(completion_a=OuterRef("pk"))) | Exists(comparisons.filter(completion_b=OuterRef("pk")))
+        )
     if only_unscored:
         qs = qs.exclude(Exists(CompletionScore.objects.filter(completion=OuterRef("pk"), reward_model=reward_model)))
     qs = qs.select_related("prompt").only("id", "text", "prompt__messages").order_by("id")
@@ -657,11 +723,14 @@ class HeadToHead:
     origin: str = "human"  # "ai": an AI judge's vote (``judge`` names it)
     weight: float = 1.0  # the vote's weight in a fit: 1, or ``ai_weight`` for an AI vote under votes "both"
     judge: str = ""
+    length_a: int | None = None  # characters of completion A's text (with ``with_lengths``)
+    length_b: int | None = None
 
 
 def head_to_head_votes(
     *, model_names: Sequence[str] | None = None, sources: Sequence[str] | None = None,
     votes: str = "human", ai_weight: float = 1.0,
+    prompt_ids: Sequence[int] | None = None, with_lengths: bool = False,
 ) -> list[HeadToHead]:
     """Every vote on a comparison whose two completions come from different models, by vote id, in one query.
 
@@ -677,6 +746,8 @@ def head_to_head_votes(
         votes: whose votes (``feedback.vote_origins``): ``"human"`` (default, people's only), ``"ai"``
             (AI judges' only, each of weight 1) or ``"both"``, AI votes then weighing ``ai_weight``.
         ai_weight: 0-1, only with ``votes="both"``.
+        prompt_ids: only comparisons of these prompts (e.g. an eval set's); ``None``: any prompt.
+        with_lengths: also fill ``length_a``/``length_b`` (characters of each completion's text).
 
     Raises:
         ValueError: a bad ``votes`` or ``ai_weight`` (the message names the field).
@@ -694,14 +765,20 @@ def head_to_head_votes(
         qs = qs.filter(comparison__completion_a__model_name__in=names, comparison__completion_b__model_name__in=names)
     if sources is not None:
         qs = qs.filter(source__in=list(sources))
-    rows = qs.order_by("id").values_list(
-        "comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
-        "comparison__identity_leak", "origin", "judge",
-    )
+    if prompt_ids is not None:
+        qs = qs.filter(comparison__prompt_id__in=list(prompt_ids))
+    fields = ["comparison__completion_a__model_name", "comparison__completion_b__model_name", "choice", "id", "blind",
+              "comparison__identity_leak", "origin", "judge"]
+    if with_lengths:
+        from django.db.models.functions import Length
+
+        qs = qs.annotate(_length_a=Length("comparison__completion_a__text"), _length_b=Length("comparison__completion_b__text"))
+        fields += ["_length_a", "_length_b"]
     return [
-        HeadToHead(model_a=a, model_b=b, choice=choice, vote_id=vote_id, blind=blind, identity_leak=leak, origin=origin,
-                   weight=vote_weight(origin, votes=votes, ai_weight=ai_weight), judge=judge)
-        for a, b, choice, vote_id, blind, leak, origin, judge in rows
+        HeadToHead(model_a=row[0], model_b=row[1], choice=row[2], vote_id=row[3], blind=row[4], identity_leak=row[5],
+                   origin=row[6], weight=vote_weight(row[6], votes=votes, ai_weight=ai_weight), judge=row[7],
+                   length_a=row[8] if with_lengths else None, length_b=row[9] if with_lengths else None)
+        for row in qs.order_by("id").values_list(*fields)
     ]
 
 

@@ -30,7 +30,9 @@ def eval_set(tmp_path, *queries):
 
 @pytest.fixture
 def policies(db):
-    return [Checkpoint.objects.create(name=name, hub_id=f"x/{name}") for name in ("base", "cand-1", "cand-2")]
+    made = [Checkpoint.objects.create(name=name, hub_id=f"x/{name}") for name in ("base", "cand-1", "cand-2")]
+    Checkpoint.objects.create(name="scorer", hub_id="x/scorer", kind=CheckpointKind.REWARD)
+    return made
 
 
 def test_generation_config_each_and_eval_set_rules():
@@ -48,13 +50,13 @@ def test_generation_config_each_and_eval_set_rules():
 def test_an_evaluation_queues_one_generation_job_on_the_eval_set_prompts(tmp_path, policies, admin_user):
     s = eval_set(tmp_path, *QUERIES)
     existing = PromptFactory(messages=[{"role": "user", "content": "Name a colour."}])  # reused, not copied
-    run = evaluation_run_create(eval_set_id=s.pk, baseline="base", candidates=["cand-1", "cand-2"],
+    run = evaluation_run_create(eval_set_id=s.pk, baseline="base", candidates=["cand-1", "cand-2"], reward_model="scorer",
                                 generation={"max_new_tokens": 16, "seed": 3}, created_by=admin_user)
     assert run.eval_set_label == "prod v1" and run.candidates == ["cand-1", "cand-2"]
     assert run.generation == {"temperature": 0.0, "max_new_tokens": 16, "seed": 3}
     job = run.generation_job
     assert job.config["strategy"] == "each" and job.config["checkpoints"] == ["base", "cand-1", "cand-2"]
-    assert job.config["eval_set_id"] == s.pk and job.progress_total == 2 and run.status == "queued"
+    assert job.config["eval_set_id"] == s.pk and job.progress_total == 2 and run.status == "generating"
     prompts = [ref.prompt_id for ref in interface.eval_set_prompts(eval_set_id=s.pk)]
     assert job.config["prompt_ids"] == prompts and existing.pk in prompts
     new = Prompt.objects.get(pk=prompts[0])
@@ -78,7 +80,7 @@ def test_bad_evaluations_are_refused_before_anything_is_queued(tmp_path, policie
     Checkpoint.objects.create(name="rm", hub_id="x/rm", kind=CheckpointKind.REWARD, parent=policies[0])
     s = eval_set(tmp_path, *QUERIES)
     with pytest.raises(ValidationError) as caught:
-        evaluation_run_create(**{"eval_set_id": s.pk, **options})
+        evaluation_run_create(**{"eval_set_id": s.pk, "reward_model": "scorer", **options})
     assert field in caught.value.message_dict
     assert not Job.objects.exists() and not EvaluationRun.objects.exists()
 
@@ -98,7 +100,8 @@ def test_the_generation_job_writes_each_checkpoint_once_per_prompt_unpaired(tmp_
 
     s = eval_set(tmp_path, *QUERIES)
     PromptFactory(messages=[{"role": "user", "content": "A training prompt"}])
-    run = evaluation_run_create(eval_set_id=s.pk, baseline="tiny-x", candidates=["tiny-y"],
+    Checkpoint.objects.create(name="scorer", hub_id="x/scorer", kind=CheckpointKind.REWARD)
+    run = evaluation_run_create(eval_set_id=s.pk, baseline="tiny-x", candidates=["tiny-y"], reward_model="scorer",
                                 generation={"max_new_tokens": 4, "batch_size": 1})
     summary = run_generation(run.generation_job, Reporter(run.generation_job.pk))
     prompts = [ref.prompt_id for ref in interface.eval_set_prompts(eval_set_id=s.pk)]

@@ -184,7 +184,8 @@ def test_api_both_bad_option_and_validation(world):
 def test_api_schema_documents_the_leaderboard(api):
     schema = api.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"]["/api/leaderboard/"]["get"]
-    assert [p["name"] for p in operation["parameters"]] == ["ai_weight", "both_bad", "identity_leak", "models", "non_blind", "votes"]
+    assert [p["name"] for p in operation["parameters"]] == [
+        "ai_weight", "both_bad", "category", "eval_set", "identity_leak", "models", "non_blind", "votes"]
     assert "200" in operation["responses"]
 
 

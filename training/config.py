@@ -382,10 +382,13 @@ class ScoringConfig(_FromDict):
     comparison; ``only_unscored`` skips completions this reward model already scored.
     ``prioritize_uncertain``: afterwards, raise the queue priority of open comparisons the reward
     model is least sure about (|score_a - score_b| small), so annotators see them first.
+    ``completion_ids``: score exactly these completions instead (an evaluation's, which are in no
+    comparison); ``scope`` is then ignored.
     """
 
     reward_model: str
     scope: str = "open"
+    completion_ids: list[int] | None = None
     only_unscored: bool = True
     prioritize_uncertain: bool = False
     batch_size: int = 16
@@ -410,5 +413,16 @@ class ScoringConfig(_FromDict):
             errors["max_length"] = "must be an integer from 16 to 32768 tokens"
         if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
             errors["limit"] = "must be a positive integer"
+        if self.completion_ids is not None and (
+            not isinstance(self.completion_ids, list) or not all(_is_int(i) and i >= 1 for i in self.completion_ids)
+        ):
+            errors["completion_ids"] = "must be a list of completion ids"
         if errors:
             raise ConfigError(errors)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as stored on the job; ``completion_ids`` only when set."""
+        values = asdict(self)
+        if values["completion_ids"] is None:
+            del values["completion_ids"]
+        return values

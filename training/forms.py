@@ -324,13 +324,27 @@ class LoopForm(_ServiceErrors, forms.Form):
         help_text="labels each round's new-vs-parent comparisons (people still get them); its votes count toward "
         'the next round. A round trains on AI votes only if its snapshot rules say so ({"votes": "both"}).',
     )
+    gate_eval_set = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, label="Regression gate: eval set",
+        help_text="promote a round's checkpoint only if it is not worse than its parent on this eval set",
+    )
+    gate_margin = forms.FloatField(
+        required=False, min_value=0, max_value=0.5, initial=0.05, label="Gate margin", widget=_number(min=0, max=0.5, step=0.01),
+        help_text="not worse: reward-model win rate against the parent >= 0.5 - margin",
+    )
 
     def __init__(self, *args, checkpoint_names: list[str], campaigns: list[tuple[int, str]] = (),
-                 judges: list[str] = (), **kwargs):
+                 judges: list[str] = (), eval_sets: list[tuple[int, str]] = (), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["policy"].choices = [("", "not set: choose a policy"), *[(name, name) for name in checkpoint_names]]
         self.fields["campaign"].choices = [("", "Default"), *[(pk, name) for pk, name in campaigns if name != "Default"]]
         self.fields["judge"].choices = [("", "none: people only"), *[(ref, ref) for ref in judges]]
+        self.fields["gate_eval_set"].choices = [("", "no gate"), *eval_sets]
+
+    def clean_gate_margin(self) -> float:
+        """Empty: the default margin, 0.05."""
+        value = self.cleaned_data.get("gate_margin")
+        return 0.05 if value is None else value
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:
         """Nested keys (``policy_config.beta``) are shown on their JSON field, prefixed."""

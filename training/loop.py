@@ -3,7 +3,9 @@
 A round is a chain of ordinary jobs. ``loop_round_start`` freezes a snapshot and queues the
 reward run; each time a job ends, ``job_finished`` (called by the supervisor) queues the next step:
 the policy run (DPO on the snapshot, or RL against the new reward model), then a generation job
-that puts the new checkpoint against its parent on eval-split prompts at raised priority. When
+that puts the new checkpoint against its parent on eval-split prompts at raised priority (with
+a regression gate set, first an evaluation against the parent on the gate's eval set, whose
+refusal ends the round ``held_back``: ``training.evaluation.gate``). When
 that job has written its comparisons the round succeeds and the loop's policy moves to the new
 checkpoint. Any failure ends the round as failed with the step's readable error.
 
@@ -94,6 +96,8 @@ def loop_settings_errors(
     generation_config: dict[str, Any] | None = None,
     campaign: int | None = None,
     judge: str | None = None,
+    gate_eval_set: int | None = None,
+    gate_margin: float = 0.05,
 ) -> dict[str, str]:
     """Every problem with these loop settings, by field (empty when they are fine); nothing is
     saved. Rounds with settings that pass cannot fail on them later."""
@@ -138,6 +142,7 @@ def loop_settings_errors(
             _loop_judge(judge)
         except ValidationError as error:
             errors["judge"] = " ".join(error.messages)
+    errors.update(_gate_errors(gate_eval_set, gate_margin))
     if not isinstance(generation_config, dict) or set(generation_config) - FOLLOWUP_SETTINGS:
         errors["generation_config"] = f"takes only {', '.join(sorted(FOLLOWUP_SETTINGS))}"
     else:
@@ -155,6 +160,23 @@ def _loop_judge(ref: str):
     return judge_resolve(ref=ref)
 
 
+def _gate_errors(gate_eval_set: int | None, gate_margin: float) -> dict[str, str]:
+    """Problems with the regression gate's settings (``training.evaluation.gate``)."""
+    from .evaluation.gate import MAX_MARGIN
+
+    errors: dict[str, str] = {}
+    if gate_eval_set is not None:
+        try:
+            found = feedback.eval_set_get(eval_set_id=gate_eval_set)
+            if not found.item_count:
+                errors["gate_eval_set"] = f"eval set {found.name!r} v{found.version} is empty"
+        except LookupError as error:
+            errors["gate_eval_set"] = str(error)
+    if isinstance(gate_margin, bool) or not isinstance(gate_margin, (int, float)) or not 0 <= gate_margin <= MAX_MARGIN:
+        errors["gate_margin"] = f"must be a number from 0 to {MAX_MARGIN} (a share of prompts)"
+    return errors
+
+
 def loop_settings_update(
     *,
     enabled: bool,
@@ -167,6 +189,8 @@ def loop_settings_update(
     generation_config: dict[str, Any] | None = None,
     campaign: int | None = None,
     judge: str | None = None,
+    gate_eval_set: int | None = None,
+    gate_margin: float = 0.05,
 ) -> LoopSettings:
     """Validate and store the loop's settings.
 
@@ -176,6 +200,10 @@ def loop_settings_update(
     and whose votes then count toward the next round (``training.loop_judge``); None: people only.
 
     ``policy`` names the checkpoint the next round starts from. The per-step settings are the
+    ``gate_eval_set`` (an eval set id, None: no gate) and ``gate_margin`` set the regression gate:
+    a round's checkpoint is promoted only if its reward-model win rate against its parent on that
+    eval set is >= 0.5 - margin (``training.evaluation.gate``).
+
     ``RewardConfig`` and ``DPOConfig``/``RLConfig`` fields the loop does not fill itself
     (``LOOP_OWNED``), the aggregation ``rules`` of each round's snapshot, and the generation
     settings of the new-vs-parent job (``FOLLOWUP_SETTINGS``).
@@ -185,7 +213,7 @@ def loop_settings_update(
     errors = loop_settings_errors(
         enabled=enabled, votes_per_round=votes_per_round, method=method, policy=policy, rules=rules,
         reward_config=reward_config, policy_config=policy_config, generation_config=generation_config,
-        campaign=campaign, judge=judge,
+        campaign=campaign, judge=judge, gate_eval_set=gate_eval_set, gate_margin=gate_margin,
     )
     if errors:
         raise ValidationError(errors)
@@ -201,6 +229,7 @@ def loop_settings_update(
         settings.policy_config, settings.generation_config = policy_config or {}, generation_config or {}
         settings.campaign_id = campaign
         settings.judge = _loop_judge(judge) if judge else None
+        settings.gate_eval_set_id, settings.gate_margin = gate_eval_set, float(gate_margin)
         settings.save()
     return settings
 
@@ -334,6 +363,11 @@ def _job_finished(job: Job) -> None:
         if job.status == JobStatus.SUCCEEDED and LoopRound.objects.filter(judging_job=job).exists():
             transaction.on_commit(lambda: loop_maybe_start())  # the judge's votes may complete the next batch
         return
+    from .evaluation.flow import evaluation_job_finished_guarded
+
+    ended = evaluation_job_finished_guarded(job=job)  # an evaluation's next step (scoring, report)
+    if ended is not None:
+        _gate_decide(ended)
     loop_round = (
         LoopRound.objects.select_for_update()
         .filter(status=RoundStatus.RUNNING)
@@ -347,17 +381,18 @@ def _job_finished(job: Job) -> None:
             status = RoundStatus.CANCELLED if job.status == JobStatus.CANCELLED else RoundStatus.FAILED
             _round_end(loop_round, status, error=f"{job.get_kind_display()} job {job.pk} {job.status}: {job.error}".strip(": "))
         return
-    generation_overrides = None
-    if loop_round is not None:  # a round's comparisons go to the loop's campaign
-        settings = loop_settings()
-        generation_overrides = {**settings.generation_config, "campaign_id": settings.campaign_id}
-    followup = policy_followup(job=job, overrides=generation_overrides) if job.kind in POLICY_KINDS else None
+    gated = loop_round is not None and job.kind in POLICY_KINDS and loop_settings().gate_eval_set_id is not None
+    followup = (policy_followup(job=job, overrides=_round_generation_overrides())
+                if job.kind in POLICY_KINDS and not gated else None)
     if loop_round is None:
         return
     if job.kind == JobKind.REWARD:
         _round_policy_queue(loop_round, reward=job)
     elif job.kind in POLICY_KINDS:
         loop_round.checkpoint = job.output
+        if gated:
+            _gate_queue(loop_round, policy=job)
+            return
         if followup is None:
             _round_end(loop_round, RoundStatus.FAILED, error=Job.objects.get(pk=job.pk).summary.get("followup", "no comparisons"))
             return
@@ -367,6 +402,62 @@ def _job_finished(job: Job) -> None:
         _round_end(loop_round, RoundStatus.SUCCEEDED)
         LoopSettings.objects.filter(pk=1).update(policy=loop_round.checkpoint)
         round_judging_queue(loop_round, generation=job, settings=loop_settings())
+
+
+def _round_generation_overrides() -> dict[str, Any]:
+    """A round's new-vs-parent generation settings: the loop's, into the loop's campaign."""
+    settings = loop_settings()
+    return {**settings.generation_config, "campaign_id": settings.campaign_id}
+
+
+def _gate_queue(loop_round: LoopRound, *, policy: Job) -> None:
+    """The regression gate: evaluate the round's new checkpoint against its parent on the gate's
+    eval set, scored by the round's reward model (``training.evaluation.gate``)."""
+    from .evaluation.gate import gate_evaluation_create
+
+    settings = loop_settings()
+    max_new_tokens = settings.generation_config.get("max_new_tokens", FOLLOWUP_DEFAULTS["max_new_tokens"])
+    if policy.output is None or loop_round.reward_job is None or loop_round.reward_job.output is None:
+        _round_end(loop_round, RoundStatus.FAILED, error="the regression gate needs the round's checkpoint and reward model")
+        return
+    try:
+        run = gate_evaluation_create(
+            eval_set_id=settings.gate_eval_set_id, checkpoint=policy.output.name, parent=loop_round.parent.name,
+            reward_model=loop_round.reward_job.output.name, generation={"max_new_tokens": max_new_tokens},
+        )
+    except ValidationError as error:
+        loop_round.save(update_fields=["checkpoint"])
+        _round_end(loop_round, RoundStatus.FAILED, error=f"the regression gate's evaluation was refused: {'; '.join(error.messages)}")
+        return
+    loop_round.evaluation = run
+    loop_round.gate = {"margin": settings.gate_margin, "eval_set": run.eval_set_label}
+    loop_round.save(update_fields=["checkpoint", "evaluation", "gate"])
+
+
+def _gate_decide(run) -> None:
+    """The gate's evaluation ended: a round waiting on it goes on to its new-vs-parent comparisons
+    (passed) or ends ``held_back`` with the reason, the loop's policy left where it was (refused)."""
+    from .evaluation.gate import gate_verdict, gate_win_rate
+
+    loop_round = LoopRound.objects.select_for_update().filter(status=RoundStatus.RUNNING, evaluation=run).first()
+    if loop_round is None:
+        return
+    if run.status != "succeeded":
+        status = RoundStatus.CANCELLED if run.status == "cancelled" else RoundStatus.FAILED
+        _round_end(loop_round, status, error=f"the regression gate's evaluation {run.pk} {run.status}: {run.error}")
+        return
+    verdict = gate_verdict(gate_win_rate(run), margin=loop_round.gate.get("margin", loop_settings().gate_margin))
+    loop_round.gate = {**loop_round.gate, **verdict}
+    loop_round.save(update_fields=["gate"])
+    if not verdict["passed"]:
+        _round_end(loop_round, RoundStatus.HELD_BACK, error=f"held back by the regression gate: {verdict['reason']}")
+        return
+    followup = policy_followup(job=loop_round.policy_job, overrides=_round_generation_overrides())
+    if followup is None:
+        _round_end(loop_round, RoundStatus.FAILED, error=Job.objects.get(pk=loop_round.policy_job_id).summary.get("followup", "no comparisons"))
+        return
+    loop_round.generation_job = followup
+    loop_round.save(update_fields=["generation_job"])
 
 
 def _round_field(job: Job) -> str | None:
@@ -417,5 +508,7 @@ def round_report(loop_round: LoopRound) -> dict[str, Any]:
         "checkpoint": loop_round.checkpoint.name if loop_round.checkpoint else None,
         "comparisons": (loop_round.generation_job.summary or {}).get("paired") if loop_round.generation_job else None,
         "judge": round_judge_report(loop_round),
+        "gate": dict(loop_round.gate or {}),
+        "evaluation": loop_round.evaluation_id,
         "error": loop_round.error,
     }

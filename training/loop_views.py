@@ -118,8 +118,9 @@ def loop_page(request: HttpRequest) -> HttpResponse:
     names = selectors.policy_checkpoint_names()
     campaigns = feedback.campaign_choices()
     judges = [judge.ref for judge in Judge.objects.order_by("name", "-version")]
+    eval_sets = feedback.eval_set_choices()
     if request.method == "POST":
-        form = LoopForm(request.POST, checkpoint_names=names, campaigns=campaigns, judges=judges)
+        form = LoopForm(request.POST, checkpoint_names=names, campaigns=campaigns, judges=judges, eval_sets=eval_sets)
         if form.is_valid():
             try:
                 loop.loop_settings_update(**form.cleaned_data)
@@ -135,9 +136,10 @@ def loop_page(request: HttpRequest) -> HttpResponse:
         "reward_config": settings.reward_config, "policy_config": settings.policy_config,
         "generation_config": settings.generation_config, "campaign": settings.campaign_id or "",
         "judge": settings.judge.ref if settings.judge else "",
+        "gate_eval_set": settings.gate_eval_set_id or "", "gate_margin": settings.gate_margin,
     }
-    context = {"form": LoopForm(initial=initial, checkpoint_names=names, campaigns=campaigns, judges=judges),
-               **_loop_context(settings)}
+    form = LoopForm(initial=initial, checkpoint_names=names, campaigns=campaigns, judges=judges, eval_sets=eval_sets)
+    context = {"form": form, **_loop_context(settings)}
     if request.htmx and request.htmx.target == "loop-rounds":
         return render(request, "training/loop.html#rounds", context, status=200 if context["running"] else STOP_POLLING)
     return render(request, "training/loop.html", context)

@@ -235,6 +235,13 @@ class LoopSettings(models.Model):
         "training.Judge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="An AI judge that labels each round's new-vs-parent comparisons; its votes count toward the next round.",
     )
+    gate_eval_set_id = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Regression gate: promote a round's checkpoint only if it is not worse than its parent on this eval set.",
+    )
+    gate_margin = models.FloatField(
+        default=0.05, help_text="The gate passes when the reward-model win rate against the parent is >= 0.5 - margin.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -252,10 +259,14 @@ class RoundStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
     CANCELLED = "cancelled", "cancelled"
+    HELD_BACK = "held_back", "held back by the gate"
 
 
 class LoopRound(models.Model):
-    """One turn of the loop: snapshot -> reward run -> policy run -> new-vs-parent generation."""
+    """One turn of the loop: snapshot -> reward run -> policy run -> (with a regression gate: an
+    evaluation of the new checkpoint against its parent, ``evaluation``/``gate``) -> new-vs-parent
+    generation. A checkpoint the gate refuses ends the round ``held_back``: kept and shown with
+    the gate's reason, but the loop's policy does not move to it."""
 
     status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.RUNNING)
     trigger = models.CharField(max_length=20, default="votes", help_text="votes, manual or command")
@@ -273,6 +284,11 @@ class LoopRound(models.Model):
         Job, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
         help_text="The loop judge's labelling of this round's comparisons (after the round's own steps).",
     )
+    evaluation = models.ForeignKey(
+        "training.EvaluationRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The regression gate's evaluation: the new checkpoint against its parent.",
+    )
+    gate = models.JSONField(default=dict, blank=True, help_text="The gate's verdict: passed, win_rate, threshold, reason.")
     error = models.TextField(blank=True, default="")
 
     class Meta:

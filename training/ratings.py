@@ -120,6 +120,8 @@ class Leaderboard:
     ``non_blind_excluded``: votes left out because their voter could see model names;
     ``identity_leak_excluded``: (blind) votes left out because their comparison is flagged as
     revealing which model wrote a response (both set by ``training.selectors.leaderboard_compute``).
+    ``scope``: the eval set (and category) the votes were limited to; ``length_controlled``: the
+    length-controlled ratings beside these (``training.evaluation.style_control``), when computed.
     """
 
     rows: tuple[ModelRating, ...]
@@ -136,6 +138,8 @@ class Leaderboard:
     identity_leak_excluded: int = 0
     votes_from: str = "human"  # whose votes (feedback.vote_origins): human, ai or both
     ai_weight: float = 1.0  # with votes_from "both": an AI vote's weight
+    scope: dict[str, Any] | None = None  # {"eval_set_id", "eval_set", "category"} when the votes were filtered
+    length_controlled: dict[str, Any] | None = None  # training.evaluation.style_control's result
 
     @property
     def models(self) -> list[str]:
@@ -159,6 +163,8 @@ class Leaderboard:
             "identity_leak_excluded": self.identity_leak_excluded,
             "votes_from": self.votes_from,
             "ai_weight": self.ai_weight,
+            "scope": self.scope,
+            "length_controlled": self.length_controlled,
             "scale": {"base": BASE_RATING, "points_per_factor_10": POINTS_PER_FACTOR_10, "ci": list(CI_PERCENTILES)},
         }
 

@@ -63,6 +63,9 @@ def leaderboard_compute(
     include_identity_leak: bool = False,
     votes: str = "human",
     ai_weight: float = 1.0,
+    eval_set_id: int | None = None,
+    category: str | None = None,
+    length_controlled: bool = False,
 ) -> Leaderboard:
     """A Bradley-Terry leaderboard from every vote between two different models.
 
@@ -83,11 +86,22 @@ def leaderboard_compute(
     (``"human"``, the default, ``"ai"``, or ``"both"`` with AI votes weighing ``ai_weight``; see
     ``feedback.vote_origins``); the board records the choice (``votes_from``, ``ai_weight``).
 
+    ``eval_set_id`` (and ``category``, one of its categories; ``""`` for items without one) limit
+    the votes to comparisons of that eval set's prompts; ``length_controlled`` adds the
+    length-controlled ratings (``training.evaluation.style_control``) as ``length_controlled``.
+
     Raises:
         ValueError: an unknown ``both_bad`` mode or ``models``, a negative ``rounds``, or a bad
             ``votes``/``ai_weight`` ("votes: ..." / "ai_weight: ...").
+        LookupError: no such eval set.
     """
-    choice = {"votes": votes, "ai_weight": ai_weight}
+    scope, prompt_ids = None, None
+    if eval_set_id is not None:
+        eval_set = feedback.eval_set_get(eval_set_id=eval_set_id)
+        prompt_ids = [ref.prompt_id for ref in feedback.eval_set_prompts(eval_set_id=eval_set_id)
+                      if category is None or ref.category == category]
+        scope = {"eval_set_id": eval_set.id, "eval_set": f"{eval_set.name} v{eval_set.version}", "category": category}
+    choice = {"votes": votes, "ai_weight": ai_weight, "prompt_ids": prompt_ids, "with_lengths": length_controlled}
     if models == "checkpoints":
         found = feedback.head_to_head_votes(model_names=policy_checkpoint_names(), **choice)
     elif models == "external":
@@ -105,8 +119,14 @@ def leaderboard_compute(
     if leaked:
         found = [vote for vote in found if not vote.identity_leak]
     board = leaderboard(found, both_bad=both_bad, rounds=rounds, seed=0)
+    styled = None
+    if length_controlled:
+        from .evaluation.style_control import length_controlled_ratings
+
+        styled = length_controlled_ratings([(v.model_a, v.model_b, v.choice, v.length_a or 0, v.length_b or 0)
+                                            for v in found], both_bad=both_bad)
     return replace(board, non_blind_excluded=seen, identity_leak_excluded=leaked, votes_from=votes,
-                   ai_weight=ai_weight if votes == "both" else 1.0)
+                   ai_weight=ai_weight if votes == "both" else 1.0, scope=scope, length_controlled=styled)
 
 
 def checkpoint_ids_by_name(*, names: Iterable[str]) -> dict[str, int]:

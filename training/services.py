@@ -331,8 +331,11 @@ def scoring_job_create(*, config: dict[str, Any], created_by=None) -> Job:
     parsed = _parse(ScoringConfig, config)
     _checkpoint_of_kind(parsed.reward_model, CheckpointKind.REWARD, field="reward_model", purpose="scoring")
     items = feedback.completions_to_score(
-        reward_model=parsed.reward_model, scope=parsed.scope, only_unscored=parsed.only_unscored, limit=parsed.limit
+        reward_model=parsed.reward_model, scope=parsed.scope, only_unscored=parsed.only_unscored, limit=parsed.limit,
+        completion_ids=parsed.completion_ids,
     )
+    if parsed.completion_ids is not None and not items:
+        raise ValidationError({"completion_ids": "no completions to score (none left unscored by this model, or all empty)"})
     if not items:
         raise ValidationError({"scope": f"no completions to score ({parsed.scope} comparisons"
                                + (", not yet scored by this model" if parsed.only_unscored else "") + ")"})

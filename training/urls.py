@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import loop_views, views
+from .evaluation import views as evaluation_views
 
 urlpatterns = [
     path("manage/checkpoints/", views.checkpoint_list, name="manage-checkpoints"),
@@ -15,6 +16,13 @@ urlpatterns = [
     path("manage/jobs/<int:pk>/", views.job_detail, name="manage-job-detail"),
     path("manage/jobs/<int:pk>/cancel/", views.job_cancel, name="manage-job-cancel"),
     path("manage/leaderboard/", views.leaderboard, name="manage-leaderboard"),
+    path("manage/evaluations/", evaluation_views.evaluation_list, name="manage-evaluations"),
+    path("manage/evaluations/<int:pk>/", evaluation_views.evaluation_detail, name="manage-evaluation-detail"),
+    path("manage/evaluations/<int:pk>/report.<str:fmt>", evaluation_views.evaluation_download,
+         name="manage-evaluation-download"),
+    path("manage/evaluations/<int:pk>/campaign/", evaluation_views.evaluation_campaign,
+         name="manage-evaluation-campaign"),
+    path("manage/evaluations/<int:pk>/cancel/", evaluation_views.evaluation_cancel, name="manage-evaluation-cancel"),
 ]
 
 from .judges import views as judge_views  # noqa: E402

@@ -250,7 +250,9 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     ``?non_blind=include``. Votes on comparisons flagged as revealing which model wrote a
     response are left out, and counted, unless ``?identity_leak=include``. ``?votes=ai`` rates from
     AI judges' votes only, ``?votes=both&ai_weight=0.5`` from both with AI votes weighted (default:
-    people's votes only); a bad choice is a 400 page saying why."""
+    people's votes only); a bad choice is a 400 page saying why. ``?eval_set=ID`` (and
+    ``&category=NAME``) rate from the votes on that eval set's prompts only; the length-controlled
+    rating (``training.evaluation.style_control``) is shown beside the plain one."""
     _require_run_jobs(request)
     both_bad = "exclude" if request.GET.get("both_bad") == "exclude" else "tie"
     models = "external" if request.GET.get("models") == "external" else "checkpoints"
@@ -260,8 +262,15 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     if problem:
         return render(request, "training/leaderboard.html", {"problem": problem, "votes": votes, "models": models,
                                                              "both_bad": both_bad}, status=400)
+    eval_sets = feedback.eval_set_choices()
+    eval_set_id = int(request.GET["eval_set"]) if request.GET.get("eval_set", "").isdigit() else None
+    eval_set_id = eval_set_id if eval_set_id in {pk for pk, _ in eval_sets} else None
+    category = request.GET.get("category") if eval_set_id is not None and "category" in request.GET else None
+    if category == "*":
+        category = None
     board = selectors.leaderboard_compute(both_bad=both_bad, models=models, include_non_blind=include_non_blind,
-                                          include_identity_leak=include_identity_leak, votes=votes, ai_weight=ai_weight)
+                                          include_identity_leak=include_identity_leak, votes=votes, ai_weight=ai_weight,
+                                          eval_set_id=eval_set_id, category=category, length_controlled=True)
     ids = selectors.checkpoint_ids_by_name(names=board.models) if models == "checkpoints" else {}
     context = {
         "include_non_blind": include_non_blind,
@@ -273,6 +282,11 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
         "models": models,
         "votes": votes,
         "ai_weight": ai_weight,
+        "eval_sets": eval_sets,
+        "eval_set_id": eval_set_id,
+        "category": category,
+        "categories": sorted(feedback.eval_set_get(eval_set_id=eval_set_id).categories) if eval_set_id else [],
+        "lc": (board.length_controlled or {}).get("ratings", {}),
     }
     return render(request, "training/leaderboard.html", context)
 

@@ -129,6 +129,9 @@ class LeaderboardQuery(serializers.Serializer):
         choices=[("exclude", "leave out"), ("include", "count")], default="exclude",
         help_text="Votes on comparisons flagged as revealing which model wrote a response: left out by default.",
     )
+    eval_set = serializers.IntegerField(required=False, help_text="only votes on comparisons of this eval set's prompts")
+    category = serializers.CharField(required=False, allow_blank=True,
+                                     help_text="with eval_set: only its prompts of this category ('' for none)")
     votes = serializers.ChoiceField(
         choices=[("human", "people's votes"), ("ai", "AI judges' votes"), ("both", "both, AI votes weighted")],
         default="human", help_text="Whose votes: people's (default), AI judges' only, or both with ai_weight.",
@@ -184,4 +187,8 @@ class LeaderboardSerializer(serializers.Serializer):
     connected = serializers.BooleanField(help_text="false when some checkpoints were never linked by votes to the rest")
     votes_from = serializers.CharField(help_text="whose votes: human, ai or both")
     ai_weight = serializers.FloatField(help_text="with votes_from both: an AI vote's weight (else 1)")
+    scope = serializers.DictField(allow_null=True, help_text="{eval_set_id, eval_set, category} when the votes were filtered")
+    length_controlled = serializers.DictField(
+        allow_null=True, help_text="{ratings: {model: rating at equal length}, length_coefficient, votes}: "
+                                   "Bradley-Terry with a length covariate (Chatbot Arena style control)")
     scale = serializers.DictField()

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -148,11 +149,15 @@ class LeaderboardView(APIView):
     @extend_schema(parameters=[LeaderboardQuery], responses={200: LeaderboardSerializer})
     def get(self, request):
         query = _filters(LeaderboardQuery, request)
-        board = selectors.leaderboard_compute(
-            both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include",
-            include_identity_leak=query["identity_leak"] == "include", votes=query["votes"],
-            ai_weight=query.get("ai_weight", 1.0),
-        )
+        try:
+            board = selectors.leaderboard_compute(
+                both_bad=query["both_bad"], models=query["models"], include_non_blind=query["non_blind"] == "include",
+                include_identity_leak=query["identity_leak"] == "include", votes=query["votes"],
+                ai_weight=query.get("ai_weight", 1.0), eval_set_id=query.get("eval_set"),
+                category=query.get("category") if "eval_set" in query else None, length_controlled=True,
+            )
+        except LookupError as error:
+            raise ValidationError({"eval_set": [str(error)]}) from None
         ids = selectors.checkpoint_ids_by_name(names=board.models) if query["models"] == "checkpoints" else {}
         data = board.as_dict()
         for row in data["models"]:

@@ -55,6 +55,7 @@ def run_scoring(job, reporter: Reporter) -> dict:
     model, tokenizer = reward_model_load(checkpoint.location)
     items = feedback.completions_to_score(
         reward_model=checkpoint.name, scope=config.scope, only_unscored=config.only_unscored, limit=config.limit,
+        completion_ids=config.completion_ids,
     )
     clock = Stopwatch()
     encoded = [scoring_ids(tokenizer, item.prompt_messages, item.text, config.max_length) for item in items]
