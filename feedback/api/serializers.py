@@ -343,15 +343,10 @@ class AnnotatorVoteSerializer(serializers.Serializer):
     source = serializers.CharField()
     created_at = serializers.DateTimeField()
     gold = serializers.SerializerMethodField(
-        help_text="Only in the answer to a vote on a check (gold) item of a campaign that gives gold feedback: "
-        "whether it matched the expected answer, that answer in screen terms, and the note the page shows."
+        help_text="Set only in the answer to a vote on a check (gold) item of a campaign that gives gold feedback: "
+        "whether it matched the expected answer, that answer in screen terms, and the note the page shows; "
+        "null otherwise (and whenever the vote is read back)."
     )
-
-    def to_representation(self, vote: Vote) -> dict:
-        data = super().to_representation(vote)
-        if data["gold"] is None:
-            del data["gold"]  # absent, not null: the answer says nothing about items that are not checks
-        return data
 
     @extend_schema_field(GoldNoteSerializer(allow_null=True))
     def get_gold(self, vote: Vote) -> dict | None:
