@@ -198,3 +198,23 @@ def test_a_job_killed_mid_batch_loses_that_whole_batch_only(server):
     assert job.progress_done == 2 and job.summary["judged"] == 2
     assert JudgeCall.objects.count() == 4 and JudgeVerdict.objects.count() == 2
     assert Vote.objects.filter(origin=VoteOrigin.AI).count() == 2
+
+
+@pytest.mark.django_db
+def test_the_judges_page_measures_it_against_people_with_position_consistency_and_each_principle(server, client):
+    from tests.factories import UserFactory, VoteFactory
+
+    comparisons = pairs("a", "b", "a", "b")
+    judge = endpoint_judge(server, "prefer:GOOD", template="principle@1", constitution="hhh")
+    run(judge, comparisons)
+    people = [UserFactory(role="annotator") for _ in range(2)]
+    for comparison, choice in zip(comparisons, ["a", "b", "b", "b"]):  # people side with the judge on 3 of 4
+        for person in people:
+            VoteFactory(comparison=comparison, annotator=person, choice=choice)
+    client.force_login(UserFactory(role="admin"))
+    page = client.get(f"/manage/judges/{judge.pk}/").content.decode()
+    section = page[page.index('data-testid="judge-vs-people"'):]
+    assert "AI votes</dt><dd class=\"num\">4 (4 with people's votes)" in section
+    assert "Agreement</dt><dd><span class=\"num\">0.750</span>" in section
+    assert "Position consistency</dt><dd><span class=\"num\">1.000</span>" in section  # it never flipped with the order
+    assert "Which response is less harmful" in section  # a row per principle

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from feedback import interface as feedback
 from training.models import Job, JobKind
 
-from .models import Constitution, Judge
+from .models import Constitution, Judge, JudgeVerdict
 
 
 def judge_list() -> QuerySet[Judge]:
@@ -36,3 +37,21 @@ def judging_problem_calls(*, job: Job, limit: int = 20) -> list:
     from .models import CallStatus, JudgeCall
 
     return list(JudgeCall.objects.filter(job=job).exclude(status=CallStatus.OK).order_by("-id")[:limit])
+
+
+def judge_against_people(*, judge: Judge) -> dict:
+    """How far ``judge`` agrees with people (``feedback.interface.judge_agreement``): agreement
+    with their majority and Cohen's kappa on the comparisons both voted on, tie rate, and from its
+    judging jobs' records the position consistency (each pair's verdicts in both orders) and each
+    principle's figures. Two reads of the verdicts plus the agreement's queries."""
+    order_verdicts, by_principle = [], {}
+    for comparison_id, ab, ba, principles in JudgeVerdict.objects.filter(judge=judge).values_list(
+        "comparison_id", "choice_ab", "choice_ba", "principles"
+    ):
+        if ab and ba:
+            order_verdicts.append((ab, ba))
+        for entry in principles or []:
+            if entry.get("choice"):
+                by_principle.setdefault(entry["principle"], {})[comparison_id] = entry["choice"]
+    return feedback.judge_agreement(judge=judge.ref, order_verdicts=order_verdicts,
+                                    by_principle=by_principle or None, resamples=500)

@@ -56,11 +56,12 @@ def judge_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def judge_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """Admins: one judge version's settings and its judging jobs."""
+    """Admins: one judge version's settings, its judging jobs, and how far it agrees with people."""
     _require_run_jobs(request)
     judge = get_object_or_404(selectors.judge_list(), pk=pk)
     context = {"judge": judge, "jobs": selectors.judging_jobs(judge=judge),
-               "versions": selectors.judge_list().filter(name=judge.name)}
+               "versions": selectors.judge_list().filter(name=judge.name),
+               "against_people": selectors.judge_against_people(judge=judge)}
     return render(request, "training/judge_detail.html", context)
 
 
