@@ -104,3 +104,22 @@ def test_the_api_queues_a_critique_revise_job_and_names_bad_fields(tiny_checkpoi
     page = client.get(f"/manage/jobs/{made.json()['id']}/")
     assert page.status_code == 200
     assert '<span class="num">0/1</span> responses' in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_critique_revise_page_queues_a_job_and_shows_refusals_by_field(tiny_checkpoints, admin_user, annotator, client):
+    CompletionFactory(model_name="tiny-x")
+    client.force_login(annotator)
+    assert client.get("/manage/cai/").status_code == 403
+    client.force_login(admin_user)
+    page = client.get("/manage/cai/").content.decode()
+    assert '<option value="hhh@1">hhh@1</option>' in page and '<option value="tiny-x">tiny-x</option>' in page
+    form = {"reviser": "tiny-x", "constitution": "hhh@1", "limit": "5", "max_new_tokens": "8", "temperature": "0.7",
+            "batch_size": "2", "pairs": "on", "demonstrations": "on"}
+    refused = client.post("/manage/cai/", {**form, "responses_of": "ghost"})
+    assert refused.status_code == 400 and "no responses of &#x27;ghost&#x27; left to revise" in refused.content.decode()
+    assert not Job.objects.exists()
+    made = client.post("/manage/cai/", form)
+    job = Job.objects.get()
+    assert made.status_code == 302 and made["Location"] == f"/manage/jobs/{job.pk}/"
+    assert (job.kind, job.config["constitution"], job.config["limit"], job.progress_total) == ("cai", "hhh@1", 5, 1)

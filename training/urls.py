@@ -25,12 +25,14 @@ urlpatterns = [
     path("manage/evaluations/<int:pk>/cancel/", evaluation_views.evaluation_cancel, name="manage-evaluation-cancel"),
 ]
 
+from .constitutional import views as cai_views  # noqa: E402
 from .judges import views as judge_views  # noqa: E402
 
 urlpatterns += [
     path("manage/judges/", judge_views.judge_list, name="manage-judges"),
     path("manage/judges/<int:pk>/", judge_views.judge_detail, name="manage-judge-detail"),
     path("manage/judges/launch/", judge_views.judge_launch, name="manage-judge-launch"),
+    path("manage/cai/", cai_views.cai_launch, name="manage-cai"),
 ]
 
 from .backends import views as backend_views  # noqa: E402
