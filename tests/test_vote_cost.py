@@ -60,7 +60,7 @@ def test_an_api_vote_costs_ten_queries_and_one_cheap_loop_check(annotator):
         sql = _sql(captured)
         counts.append(len(sql))
         # The loop is off: its check is one statement on the settings row, nothing on the votes.
-        assert _loop_queries(sql) == [q for q in sql if q.startswith("SELECT votes_per_round, last_vote_id FROM")]
+        assert _loop_queries(sql) == [q for q in sql if q.startswith("SELECT votes_per_round, last_vote_id, judge_id FROM")]
         assert len(_loop_queries(sql)) == 1, sql
         assert len(sql) == len(set(sql)), "a query ran twice for one vote"
     assert counts == [API_VOTE_QUERIES, API_VOTE_QUERIES]
@@ -82,7 +82,7 @@ def test_a_page_vote_costs_the_vote_and_the_next_item_and_no_more(annotator):
     assert Vote.objects.filter(annotator=annotator, comparison=voted.comparison).exists()
     sql = _sql(captured)
     [check] = _loop_queries(sql)
-    assert check.startswith("SELECT votes_per_round, last_vote_id FROM"), check
+    assert check.startswith("SELECT votes_per_round, last_vote_id, judge_id FROM"), check
     # Two transactions (the vote, the claim): SQLite says BEGIN IMMEDIATE, PostgreSQL BEGIN.
     statements = [q for q in sql if q not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
     assert len(statements) == len(set(statements)), "a query ran twice for one vote"
