@@ -78,11 +78,14 @@ def test_deleting_an_annotator_removes_their_votes_text_and_history(world, data_
     assert SECRET not in str(list(SnapshotVote.objects.values_list("frozen", flat=True)))
     for snapshot in (preference, sft):
         mark = SnapshotDeletedData.objects.get(snapshot=snapshot)
-        assert mark.files_removed and 'annotator "leaver"' in mark.reasons[0]
+        assert mark.files_removed and f"annotator user {leaver.pk}" in mark.reasons[0] and "leaver" not in str(mark.reasons)
         assert not snapshots.snapshot_verify(snapshot_id=snapshot.pk)
     assert SnapshotDeletedData.objects.get(snapshot=sft).demonstrations_removed == 3
     event = AuditEvent.objects.get(action="deletion")
     assert (event.object_type, event.details["counts"]["votes"], event.details["snapshots"]) == ("annotator", 3, [preference.pk, sft.pk])
+    assert "leaver" not in str(event.details) + event.object_id
+    with pytest.raises(CommandError, match=f'annotator "deleted-user-{leaver.pk}" was deleted already'):
+        call_command("delete_data", "--annotator", f"deleted-user-{leaver.pk}")
 
 
 def test_a_rebuild_gives_a_snapshot_without_them(world, data_dir, admin_user):

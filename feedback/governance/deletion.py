@@ -62,7 +62,8 @@ class DeletionTargetUnknown(LookupError):
 class DeletionPlan:
     """The rows one deletion removes (ids), and what it touches (snapshots, exports)."""
 
-    what: str  # in words: 'annotator "ann"', 'source "hh-rlhf"', 'retention of source "x"'
+    what: str  # stored (marks, audit, exports): 'annotator user 12', 'source "hh-rlhf"', 'retention of source "x" (30 days)'
+    label: str = ""  # shown to the operator who asked (may name the user); defaults to ``what``
     vote_ids: list[int] = field(default_factory=list)
     demonstration_ids: list[int] = field(default_factory=list)
     prompt_ids: list[int] = field(default_factory=list)
@@ -88,7 +89,7 @@ class DeletionPlan:
     def summary(self) -> str:
         """One line: ``annotator "ann": 3 votes, 1 demonstrations, ... removed; 2 snapshots marked``."""
         counts = self.counts()
-        return f"{self.what}: " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+        return f"{self.label or self.what}: " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
 
 
 def _ids(queryset) -> list[int]:
@@ -113,13 +114,16 @@ def _touched(plan: DeletionPlan) -> DeletionPlan:
 def annotator_deletion_plan(*, username: str) -> DeletionPlan:
     """What deleting this annotator's data removes.
 
+    The stored description names the user by id only (``annotator user 12``), never by username.
     Raises:
-        DeletionTargetUnknown: ``no annotator named "x"`` (also for an already deleted one).
+        DeletionTargetUnknown: ``no annotator named "x"``; ``annotator "deleted-user-12" was deleted already``.
     """
     user = get_user_model().objects.filter(username=username).first()
     if user is None or not (username or "").strip():
         raise DeletionTargetUnknown(f'no annotator named "{username}"')
-    plan = DeletionPlan(what=f'annotator "{username}"', user_id=user.pk)
+    if user.username == f"deleted-user-{user.pk}":
+        raise DeletionTargetUnknown(f'annotator "{username}" was deleted already')
+    plan = DeletionPlan(what=f"annotator user {user.pk}", label=f'annotator "{username}"', user_id=user.pk)
     plan.vote_ids = _ids(Vote.objects.filter(annotator=user))
     plan.demonstration_ids = _ids(Demonstration.objects.filter(annotator=user))
     plan.assignment_ids = _ids(Assignment.objects.filter(annotator=user))
@@ -252,7 +256,7 @@ def deletion_apply(*, plan: DeletionPlan, kind: str, user=None, remote_addr: str
             _remove_rows(plan)
             if plan.user_id is not None:
                 _scrub_user(plan.user_id)
-            audit_record(action=AuditAction.DELETION, user=user, object_type=kind, object_id=plan.what[:64],
+            audit_record(action=AuditAction.DELETION, user=user, object_type=kind, object_id=plan.user_id or plan.what[:64],
                          remote_addr=remote_addr,
                          details={"kind": kind, "what": plan.what, "counts": plan.counts(), "snapshots": plan.snapshot_ids})
             _files_aside(plan, moved)

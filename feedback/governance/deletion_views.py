@@ -104,4 +104,4 @@ class DeletionView(APIView):
         if not dry_run:
             deletion_apply(plan=plan, kind="annotator" if annotator else "source", user=request.user,
                            remote_addr=client_ip_address(request))
-        return Response({"what": plan.what, "counts": plan.counts(), "dry_run": dry_run})
+        return Response({"what": plan.label or plan.what, "counts": plan.counts(), "dry_run": dry_run})
