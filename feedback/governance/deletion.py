@@ -182,10 +182,19 @@ def _files_aside(plan: DeletionPlan, moved: list[tuple[Path, Path]]) -> None:
         export.save(update_fields=["file_path", "size_bytes", "status", "error"])
 
 
+def _per_snapshot(model, column: str, ids: list[int]) -> dict[int, int]:
+    """How many of ``ids`` each snapshot's lineage rows (``model``) hold, counted in chunks."""
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), CHUNK):
+        rows = model.objects.filter(**{f"{column}__in": ids[start:start + CHUNK]}).values_list("snapshot_id").annotate(n=Count("id"))
+        for snapshot_id, n in rows:
+            found[snapshot_id] = found.get(snapshot_id, 0) + n
+    return found
+
+
 def _mark_snapshots(plan: DeletionPlan, reason: str) -> None:
-    votes = dict(SnapshotVote.objects.filter(vote_id__in=plan.vote_ids).values_list("snapshot_id").annotate(n=Count("id")))
-    demos = dict(SnapshotDemonstration.objects.filter(demonstration_id__in=plan.demonstration_ids)
-                 .values_list("snapshot_id").annotate(n=Count("id")))
+    votes = _per_snapshot(SnapshotVote, "vote_id", plan.vote_ids)
+    demos = _per_snapshot(SnapshotDemonstration, "demonstration_id", plan.demonstration_ids)
     for snapshot_id in plan.snapshot_ids:
         mark, _ = SnapshotDeletedData.objects.get_or_create(snapshot_id=snapshot_id)
         mark.reasons = [*mark.reasons, reason]
@@ -206,10 +215,10 @@ def _remove_rows(plan: DeletionPlan) -> None:
         SnapshotDemonstration.objects.filter(demonstration_id__in=chunk).delete()
         PersonalDataFinding.objects.filter(row_kind=RowKind.DEMONSTRATION, row_id__in=chunk).delete()
         RedactedOriginal.objects.filter(row_kind=RowKind.DEMONSTRATION, row_id__in=chunk).delete()
-    VoteChange.objects.filter(pk__in=plan.vote_change_ids).delete()
-    Vote.objects.filter(pk__in=plan.vote_ids).delete()
-    Demonstration.objects.filter(pk__in=plan.demonstration_ids).delete()
-    Assignment.objects.filter(pk__in=plan.assignment_ids).delete()
+    for model, ids in ((VoteChange, plan.vote_change_ids), (Vote, plan.vote_ids), (Demonstration, plan.demonstration_ids),
+                       (Assignment, plan.assignment_ids)):
+        for start in range(0, len(ids), CHUNK):  # SQLite caps the variables of one query
+            model.objects.filter(pk__in=ids[start:start + CHUNK]).delete()
     if plan.prompt_ids:
         completions = Prompt.objects.filter(pk__in=plan.prompt_ids).values_list("completions__id", flat=True)
         for kind, ids in ((RowKind.PROMPT, plan.prompt_ids), (RowKind.COMPLETION, [c for c in completions if c])):
