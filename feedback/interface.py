@@ -546,6 +546,15 @@ class SnapshotRef:
     # and an admin's justification when it was built against them ("" when not).
     policy_summary: dict[str, Any] = field(default_factory=dict)
     policy_override: str = ""
+    # Data it used was deleted since (``feedback.governance.deletion``): one line a deletion; its
+    # files are gone and it needs a rebuild (``deleted_data_rebuilt_as``: the rebuilt snapshot's id).
+    deleted_data: tuple[str, ...] = ()
+    deleted_data_rebuilt_as: int | None = None
+
+    @property
+    def contains_deleted_data(self) -> bool:
+        """True when data it was built from has been deleted (its files are gone)."""
+        return bool(self.deleted_data)
 
     @property
     def quality_notes(self) -> list[str]:
@@ -589,7 +598,25 @@ def _snapshot_ref(snapshot: DatasetSnapshot) -> SnapshotRef:
         created_at=snapshot.created_at,
         kind=snapshot.kind,
         **_snapshot_policy(snapshot),
+        **_snapshot_deleted_data(snapshot),
     )
+
+
+def _snapshot_deleted_data(snapshot: DatasetSnapshot) -> dict[str, Any]:
+    from .governance.models import SnapshotDeletedData
+
+    mark = SnapshotDeletedData.objects.filter(snapshot_id=snapshot.pk).first()
+    if mark is None:
+        return {}
+    return {"deleted_data": tuple(mark.reasons) or ("data deleted",), "deleted_data_rebuilt_as": mark.rebuilt_as_id}
+
+
+def snapshots_with_deleted_data(*, snapshot_ids: Sequence[int]) -> set[int]:
+    """Which of these snapshots hold data deleted since they were built (checkpoints trained on
+    them are flagged in lineage)."""
+    from .governance.models import SnapshotDeletedData
+
+    return set(SnapshotDeletedData.objects.filter(snapshot_id__in=list(snapshot_ids)).values_list("snapshot_id", flat=True))
 
 
 def _snapshot_policy(snapshot: DatasetSnapshot) -> dict[str, Any]:

@@ -64,6 +64,8 @@ def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "snapshot": feedback.snapshot_get(snapshot_id=checkpoint.run.snapshot_id) if checkpoint.run and checkpoint.run.snapshot_id else None,
         "lineage": selectors.lineage(checkpoint=checkpoint),
     }
+    lineage_snapshots = [step["run"].snapshot_id for step in context["lineage"] if step["run"] and step["run"].snapshot_id]
+    context["deleted_data_snapshots"] = sorted(feedback.snapshots_with_deleted_data(snapshot_ids=lineage_snapshots))
     return render(request, "training/checkpoint_detail.html", context)
 
 

@@ -10,6 +10,7 @@ from feedback.campaigns.api import CampaignViewSet
 from feedback.evalsets.api import EvalSetViewSet
 from feedback.exports.api import ExportViewSet
 from feedback.governance.api import AuditEventViewSet, DataPolicyViewSet, FindingViewSet
+from feedback.governance.deletion_views import DeletionView
 from feedback.identity.api import IdentityPatternViewSet
 from feedback.quality.api import FlagViewSet, QualityReportView
 
@@ -42,6 +43,7 @@ router.register("governance/audit", AuditEventViewSet, basename="audit-event")
 router.register("governance/findings", FindingViewSet, basename="personal-data-finding")
 
 urlpatterns = [
+    path("governance/deletions/", DeletionView.as_view(), name="governance-deletion"),
     path("assignments/next/", views.NextAssignmentView.as_view(), name="assignment-next"),
     path("guidelines/acknowledge/", GuidelinesAcknowledgeView.as_view(), name="guidelines-acknowledge"),
     path("imports/preferences/", PreferenceImportView.as_view(), name="preference-import"),

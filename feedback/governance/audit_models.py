@@ -34,6 +34,7 @@ class AuditAction(models.TextChoices):
     FINDING_CLEAN = "finding.clean", "row marked clean"
     FINDING_REDACT = "finding.redact", "row redacted"
     DELETION = "deletion", "data deleted"
+    SNAPSHOT_REBUILD = "snapshot.rebuild", "snapshot rebuilt after a deletion"
     ROLE_CHANGE = "role.change", "role changed"
 
 

@@ -138,3 +138,4 @@ from .scan_models import (  # noqa: E402,F401
     ScanStatus,
 )
 from .audit_models import AuditAction, AuditEvent, AuditEventQuerySet, AuditImmutable  # noqa: E402,F401
+from .deletion_models import SnapshotDeletedData  # noqa: E402,F401
