@@ -25,10 +25,11 @@ Bias figures (``feedback.quality.bias.bias_summary``) on the same votes: each vo
 (a coin flip) and a time on item (lognormal, median 15 s, sd 0.8 in log; 1% without a time), and
 votes are passed grouped by annotator in creation order, as ``bias_for`` reads them. Planted: the
 annotators 1-2 see their pick on the left 80% of the time (left bias) and 3-4 vote in 0.3-1.5 s
-(fast); the figures report who was flagged. ``seconds_all`` (agreement plus bias) is what the
-floor is about. With ``--database-votes`` ``bias_for(campaign=...)`` is timed too.
-Dawid-Skene (``feedback.quality.aggregation.dawid_skene``, which the stored report also runs for
-each annotator's reliability) is timed once on the same votes, outside the floor: ``dawid_skene_s``.
+(fast); the figures report who was flagged. With ``--database-votes`` ``bias_for(campaign=...)`` is
+timed too. Dawid-Skene (``feedback.quality.aggregation.dawid_skene``, which the stored report also
+runs for each annotator's reliability) is timed once on the same votes: ``dawid_skene_s``.
+``seconds_all`` (agreement, bias and Dawid-Skene: every figure the stored report holds) is what the
+floor is about.
 The last line is one JSON object.
 """
 from __future__ import annotations
@@ -234,8 +235,9 @@ def main() -> None:
           f"consensus disagreement {biased['consensus']['value']:.4f}")
     print(f"  bias flagged (planted: left_bias 1-2, fast 3-4): {flagged}")
     print(f"  bias seconds (median of {args.repeats}): {bias_seconds:.2f}  runs: {', '.join(f'{t:.2f}' for t in bias_timings)}")
-    print(f"  every quality figure: {seconds + bias_seconds:.2f} s (floor {FLOOR_S:.0f} s)")
-    print(f"  Dawid-Skene (outside the floor): {ds_seconds:.2f} s, {fitted.iterations} rounds")
+    print(f"  Dawid-Skene: {ds_seconds:.2f} s, {fitted.iterations} rounds")
+    print(f"  every quality figure (agreement, bias, Dawid-Skene): {seconds + bias_seconds + ds_seconds:.2f} s "
+          f"(floor {FLOOR_S:.0f} s)")
     database = {}
     if args.database_votes:
         database = database_read(items, raters, choices, strengths, shown, ms, votes=args.database_votes,
@@ -251,8 +253,8 @@ def main() -> None:
         **{name: round(summary[name]["value"], 4) for name in agreement.FIGURES},
         "bias_seconds": round(bias_seconds, 3), "bias_runs_s": [round(t, 3) for t in bias_timings],
         "bias_left_rate": round(left["value"], 4), "bias_median_ms": fast["median_ms"]["value"],
-        "bias_flagged": flagged, "seconds_all": round(seconds + bias_seconds, 3),
-        "floor_s": FLOOR_S, "floor_met": seconds + bias_seconds < FLOOR_S,
+        "bias_flagged": flagged, "seconds_all": round(seconds + bias_seconds + ds_seconds, 3),
+        "floor_s": FLOOR_S, "floor_met": seconds + bias_seconds + ds_seconds < FLOOR_S,
         "dawid_skene_s": round(ds_seconds, 3), "dawid_skene_rounds": fitted.iterations, **database,
     }
     print(json.dumps(figures))
