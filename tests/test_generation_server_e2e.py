@@ -5,7 +5,6 @@ generation goes through the servers (``LoopSettings.generation_config = {"backen
 import uuid
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -13,7 +12,7 @@ from feedback.models import Comparison, Completion
 from tests.conftest import api_as
 from tests.factories import PromptFactory, UserFactory
 from tests.judge_server import FakeChatServer
-from tests.model_fixtures import child_database_url
+from tests.leak_check import all_text_in_the_database, child_env  # noqa: F401  (fixture)
 from training.backends.services import checkpoint_server_set, model_server_save
 from training.loop import job_finished, loop_settings_errors
 from training.models import Job, JobKind, JobStatus, LoopMethod, LoopRound, LoopSettings, RoundStatus
@@ -23,25 +22,6 @@ from training.supervisor import job_log_path, job_supervise
 
 KEY_VAR = "TEST_SERVER_KEY"
 FAST = {"timeout_s": 5.0, "max_retries": 1, "backoff_s": 0.001, "max_concurrency": 4}
-
-
-@pytest.fixture
-def child_env(monkeypatch, tmp_path, settings):
-    """Children reach this test's database and a fresh data directory (for job logs)."""
-    settings.ARBITER_DATA_DIR = tmp_path
-    monkeypatch.setenv("ARBITER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("DATABASE_URL", child_database_url())
-    monkeypatch.setenv("ARBITER_HEARTBEAT_INTERVAL", "0.5")
-
-
-def _all_text_in_the_database() -> str:
-    """Every row of every table, as text."""
-    chunks = []
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
-            chunks.extend(repr(row) for row in cursor.fetchall())
-    return "\n".join(chunks)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,7 +58,7 @@ def test_a_server_generation_job_runs_in_a_child_process_and_the_key_never_leaks
     assert "leaky" in pages[f"/manage/checkpoints/{old.pk}/"].content.decode()  # the checkpoint page names its server
     assert "server calls failed" in pages[f"/manage/jobs/{job.pk}/"].content.decode()
     log = job_log_path(job.pk).read_text()
-    for where, text in [("database", _all_text_in_the_database()), ("log", log), *[("page or API", t) for t in texts]]:
+    for where, text in [("database", all_text_in_the_database()), ("log", log), *[("page or API", t) for t in texts]]:
         assert secret not in text, f"the key leaked into a {where}"
 
 

@@ -4,14 +4,13 @@ but appears in no database table, job config, summary, log or page (only its var
 import uuid
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from feedback.models import Vote, VoteOrigin
 from tests.conftest import api_as
 from tests.factories import ComparisonFactory, UserFactory
 from tests.judge_server import FakeChatServer
-from tests.model_fixtures import child_database_url
+from tests.leak_check import all_text_in_the_database, child_env  # noqa: F401  (fixture)
 from training.judges.models import Judge, JudgeCall
 from training.judges.services import judge_save, judging_job_create
 from training.models import Job, JobStatus
@@ -19,25 +18,6 @@ from training.supervisor import job_log_path, job_supervise
 
 KEY_VAR = "TEST_JUDGE_KEY"
 FAST = {"timeout_s": 5.0, "max_retries": 1, "backoff_s": 0.001, "backoff_max_s": 0.002, "max_concurrency": 4}
-
-
-@pytest.fixture
-def child_env(monkeypatch, tmp_path, settings):
-    """Children reach this test's database and a fresh data directory (for job logs)."""
-    settings.ARBITER_DATA_DIR = tmp_path
-    monkeypatch.setenv("ARBITER_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("DATABASE_URL", child_database_url())
-    monkeypatch.setenv("ARBITER_HEARTBEAT_INTERVAL", "0.5")
-
-
-def _all_text_in_the_database() -> str:
-    """Every row of every table, as text."""
-    chunks = []
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names():
-            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
-            chunks.extend(repr(row) for row in cursor.fetchall())
-    return "\n".join(chunks)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,7 +58,7 @@ def test_a_judging_job_runs_in_a_child_process_and_the_key_never_leaks(child_env
     pages += [api.get(path).content.decode() for path in ("/api/judges/", f"/api/jobs/{good_job.pk}/", f"/api/jobs/{leaky_job.pk}/")]
     logs = [job_log_path(job.pk).read_text() for job in jobs]
     assert KEY_VAR in pages[1]  # the variable's name is shown
-    for where, text in [("database", _all_text_in_the_database()), *[("log", log) for log in logs], *[("page", p) for p in pages]]:
+    for where, text in [("database", all_text_in_the_database()), *[("log", log) for log in logs], *[("page", p) for p in pages]]:
         assert secret not in text, f"the key leaked into a {where}"
     assert not Judge.objects.filter(options__icontains=secret).exists()
 
