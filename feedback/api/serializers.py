@@ -321,9 +321,15 @@ class VoteSerializer(serializers.ModelSerializer):
 
 
 class GoldNoteSerializer(serializers.Serializer):
+    """A ``feedback.gold.GoldCheck`` as the annotator reads it, in the sides they saw."""
+
     matched = serializers.BooleanField()
     expected = serializers.CharField(help_text="left, right, tie or both_bad, as this annotator saw the item")
     note = serializers.CharField()
+
+    def to_representation(self, check) -> dict:
+        return {"matched": check.matched, "expected": choice_on_screen(check.gold_choice, check.shown_left),
+                "note": check.note()}
 
 
 class AnnotatorVoteSerializer(serializers.Serializer):
@@ -342,19 +348,11 @@ class AnnotatorVoteSerializer(serializers.Serializer):
     ms_on_item = serializers.IntegerField(allow_null=True)
     source = serializers.CharField()
     created_at = serializers.DateTimeField()
-    gold = serializers.SerializerMethodField(
-        help_text="Set only in the answer to a vote on a check (gold) item of a campaign that gives gold feedback: "
-        "whether it matched the expected answer, that answer in screen terms, and the note the page shows; "
-        "null otherwise (and whenever the vote is read back)."
-    )
-
-    @extend_schema_field(GoldNoteSerializer(allow_null=True))
-    def get_gold(self, vote: Vote) -> dict | None:
-        check = getattr(vote, "gold_check", None)
-        if check is None:
-            return None
-        return {"matched": check.matched, "expected": choice_on_screen(check.gold_choice, check.shown_left),
-                "note": check.note()}
+    # Only where vote_submit found a check item with feedback on (the view sets ``gold_note``): the key
+    # is absent otherwise, so an answer never mentions gold items unless the vote was on one.
+    gold = GoldNoteSerializer(source="gold_note", required=False, help_text=(
+        "Only in the answer to a vote on a check (gold) item of a campaign that gives gold feedback: "
+        "whether it matched the expected answer, that answer in screen terms, and the note the page shows."))
 
     def get_choice(self, vote: Vote) -> str:
         return choice_on_screen(vote.choice, vote.shown_left)

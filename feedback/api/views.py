@@ -313,6 +313,8 @@ class VoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
             ms_on_item=data.get("ms_on_item"),
             demonstration=data["demonstration"],
         )
+        if getattr(vote, "gold_check", None) is not None:
+            vote.gold_note = vote.gold_check  # the answer then carries the gold note (AnnotatorVoteSerializer)
         # The answer to a vote is in the voter's screen terms (left/right), whoever votes.
         body = AnnotatorVoteSerializer(vote).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
