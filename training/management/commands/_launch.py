@@ -90,12 +90,17 @@ class ProgressLine:
         self._shown = (done, total, phase)
 
     def follow(self, job_id: int) -> Callable[[int, int], None]:
-        """An ``on_progress(done, total)`` for ``job_supervise`` that also reads the job's phase."""
+        """An ``on_progress(done, total)`` for ``job_supervise`` that reads the job's counts and phase
+        again, together, so a line never pairs old counts with a newer phase."""
         from training.models import Job
 
         def report(done: int, total: int) -> None:
-            phase = Job.objects.filter(pk=job_id).values_list("phase", flat=True).first() or ""
-            self.update(done, total, phase)
+            # Counts and phase from one read of the row: the supervisor's counts may predate a phase
+            # written since (a step's counts and phase change in one UPDATE), which showed "step 0 · evaluating".
+            row = Job.objects.filter(pk=job_id).values_list("progress_done", "progress_total", "phase").first()
+            if row is not None:
+                done, total = row[0], row[1]
+            self.update(done, total, (row[2] if row else "") or "")
 
         return report
 
