@@ -65,6 +65,39 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def sampling_fields_check(config) -> dict[str, str]:
+    """Problems with a generating job's sampling settings, by field (empty when all are fine):
+    ``max_new_tokens`` (1..``MAX_NEW_TOKENS_LIMIT``), ``temperature`` (0 = greedy .. 2), ``top_p``
+    in (0, 1], ``batch_size`` (1..``MAX_BATCH_SIZE``) and ``seed`` (>= 0). Shared by
+    ``GenerationConfig`` and ``training.constitutional.CaiConfig``."""
+    errors: dict[str, str] = {}
+    if not _is_int(config.max_new_tokens) or not 1 <= config.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
+        errors["max_new_tokens"] = f"must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT}"
+    if not _is_number(config.temperature) or not 0 <= config.temperature <= 2:
+        errors["temperature"] = "must be a number from 0 (greedy) to 2"
+    if not _is_number(config.top_p) or not 0 < config.top_p <= 1:
+        errors["top_p"] = "must be a number in (0, 1]"
+    if not _is_int(config.batch_size) or not 1 <= config.batch_size <= MAX_BATCH_SIZE:
+        errors["batch_size"] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
+    if not _is_int(config.seed) or config.seed < 0:
+        errors["seed"] = "must be a non-negative integer"
+    return errors
+
+
+def placement_fields_check(config) -> dict[str, str]:
+    """Problems with where a job's new comparisons go, by field (empty when all are fine):
+    ``votes_required`` (1..100), ``priority`` (-1e6..1e6) and ``campaign_id`` (an id, or None for
+    the Default campaign)."""
+    errors: dict[str, str] = {}
+    if not _is_int(config.votes_required) or not 1 <= config.votes_required <= 100:
+        errors["votes_required"] = "must be an integer from 1 to 100"
+    if not _is_int(config.priority) or abs(config.priority) > 1_000_000:
+        errors["priority"] = "must be an integer from -1000000 to 1000000"
+    if config.campaign_id is not None and (not _is_int(config.campaign_id) or config.campaign_id < 1):
+        errors["campaign_id"] = "must be a campaign id (or null: the Default campaign)"
+    return errors
+
+
 MAX_INT = 2**53  # larger integers lose precision in JSON and overflow 64-bit database columns
 
 
@@ -222,24 +255,10 @@ class GenerationConfig(_FromDict):
             errors["max_open_comparisons"] = "must be a positive integer"
         if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
             errors["limit"] = "must be a positive integer"
-        if not _is_int(self.max_new_tokens) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            errors["max_new_tokens"] = f"must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT}"
-        if not _is_number(self.temperature) or not 0 <= self.temperature <= 2:
-            errors["temperature"] = "must be a number from 0 (greedy) to 2"
-        elif self.strategy == "two_samples" and self.temperature == 0:
+        errors.update(sampling_fields_check(self))
+        if "temperature" not in errors and self.strategy == "two_samples" and self.temperature == 0:
             errors["temperature"] = "two_samples needs temperature > 0: greedy decoding gives two identical samples"
-        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
-            errors["top_p"] = "must be a number in (0, 1]"
-        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            errors["batch_size"] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
-        if not _is_int(self.seed) or self.seed < 0:
-            errors["seed"] = "must be a non-negative integer"
-        if not _is_int(self.votes_required) or not 1 <= self.votes_required <= 100:
-            errors["votes_required"] = "must be an integer from 1 to 100"
-        if not _is_int(self.priority) or abs(self.priority) > 1_000_000:
-            errors["priority"] = "must be an integer from -1000000 to 1000000"
-        if self.campaign_id is not None and (not _is_int(self.campaign_id) or self.campaign_id < 1):
-            errors["campaign_id"] = "must be a campaign id (or null: the Default campaign)"
+        errors.update(placement_fields_check(self))
         if self.backend not in BACKENDS:
             errors["backend"] = f"must be one of {', '.join(BACKENDS)}"
         if self.on_failure not in ON_FAILURE:

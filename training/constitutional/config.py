@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from training.config import MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, ConfigError, _FromDict, _is_int, _is_number
+from training.config import ConfigError, _FromDict, _is_int, placement_fields_check, sampling_fields_check
 
 from .prompts import DEFAULT_TEMPLATE
 
@@ -64,27 +64,13 @@ class CaiConfig(_FromDict):
             errors["split"] = "must be train or eval"
         if self.limit is not None and (not _is_int(self.limit) or self.limit < 1):
             errors["limit"] = "must be a positive integer"
-        if not _is_int(self.max_new_tokens) or not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            errors["max_new_tokens"] = f"must be an integer from 1 to {MAX_NEW_TOKENS_LIMIT}"
-        if not _is_number(self.temperature) or not 0 <= self.temperature <= 2:
-            errors["temperature"] = "must be a number from 0 (greedy) to 2"
-        if not _is_number(self.top_p) or not 0 < self.top_p <= 1:
-            errors["top_p"] = "must be a number in (0, 1]"
-        if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
-            errors["batch_size"] = f"must be an integer from 1 to {MAX_BATCH_SIZE}"
-        if not _is_int(self.seed) or self.seed < 0:
-            errors["seed"] = "must be a non-negative integer"
+        errors.update(sampling_fields_check(self))
         for name in ("pairs", "demonstrations"):
             if not isinstance(getattr(self, name), bool):
                 errors[name] = "must be true or false"
         if self.pairs is False and self.demonstrations is False:
             errors["pairs"] = "pairs and demonstrations are both off: the job would store nothing"
-        if not _is_int(self.votes_required) or not 1 <= self.votes_required <= 100:
-            errors["votes_required"] = "must be an integer from 1 to 100"
-        if not _is_int(self.priority) or abs(self.priority) > 1_000_000:
-            errors["priority"] = "must be an integer from -1000000 to 1000000"
-        if self.campaign_id is not None and (not _is_int(self.campaign_id) or self.campaign_id < 1):
-            errors["campaign_id"] = "must be a campaign id (or null: the Default campaign)"
+        errors.update(placement_fields_check(self))
         if errors:
             raise ConfigError(errors)
 
