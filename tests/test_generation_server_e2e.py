@@ -79,23 +79,48 @@ def test_a_failing_server_job_ends_failed_with_one_readable_reason_in_a_child(ch
 
 
 @pytest.mark.django_db
-def test_a_loop_round_generates_new_against_parent_through_their_servers():
+def test_a_loop_round_waits_for_its_new_checkpoints_server_then_generates_through_both_servers(
+        django_capture_on_commit_callbacks):
+    """A round's new checkpoint has no server when its run ends: the round waits and says what to do
+    (round list, checkpoint page, the run's summary), and goes on when an admin names the server
+    on the checkpoint's page; an unknown server name changes nothing."""
     assert loop_settings_errors(enabled=False, votes_per_round=10, method="dpo", policy=None,
                                 generation_config={"backend": "server", "on_failure": "skip"}) == {}
+    admin = UserFactory(role="admin", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin)
     with FakeChatServer() as server:
         parent_server = model_server_save(name="parent-srv", base_url=server.base_url, model_name="answer:Parent says hi.", **FAST)
-        new_server = model_server_save(name="new-srv", base_url=server.base_url, model_name="gen", stream=True, **FAST)
+        model_server_save(name="new-srv", base_url=server.base_url, model_name="gen", stream=True, **FAST)
         parent = checkpoint_server_set(checkpoint=checkpoint_register(name="parent", hub_id="org/parent"), server=parent_server)
         run = Job.objects.create(kind=JobKind.DPO, status=JobStatus.SUCCEEDED)
         new = checkpoint_register(name="parent-dpo-1", hub_id="org/new", parent=parent, run=run)
-        checkpoint_server_set(checkpoint=new, server=new_server)
         LoopSettings.objects.update_or_create(pk=1, defaults={"generation_config": {"backend": "server"}, "policy": parent})
         loop_round = LoopRound.objects.create(method=LoopMethod.DPO, triggered_at=timezone.now(), parent=parent, policy_job=run)
         PromptFactory.create_batch(3, split="eval")
         job_finished(job_id=run.pk)
         loop_round.refresh_from_db()
+        assert (loop_round.status, loop_round.generation_job, loop_round.checkpoint) == (RoundStatus.RUNNING, None, new)
+        assert loop_round.waiting_for.startswith("a model server for parent-dpo-1: serve its weights")
+        run.refresh_from_db()
+        assert run.summary["followup"] == f"waiting for {loop_round.waiting_for}"
+        assert "waiting for a model server for parent-dpo-1" in client.get("/manage/loop/").content.decode()
+        page = client.get(f"/manage/checkpoints/{new.pk}/").content.decode()
+        assert f"Loop round {loop_round.pk} is waiting for this checkpoint" in page and '<option value="new-srv">' in page
+
+        refused = client.post(f"/manage/checkpoints/{new.pk}/server/", {"server": "no-such"}, follow=True)
+        assert "No model server named &#x27;no-such&#x27;; nothing changed." in refused.content.decode()
+        loop_round.refresh_from_db()
+        assert loop_round.generation_job is None and loop_round.waiting_for
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = client.post(f"/manage/checkpoints/{new.pk}/server/", {"server": "new-srv"}, follow=True)
+        assert "parent-dpo-1 is served by new-srv." in answer.content.decode()
+        loop_round.refresh_from_db()
         generation = loop_round.generation_job
+        assert loop_round.waiting_for == "" and generation is not None
         assert generation.config["backend"] == "server" and generation.config["checkpoints"] == ["parent-dpo-1", "parent"]
+        assert client.post(f"/manage/checkpoints/{new.pk}/server/", {"server": "new-srv"}).status_code == 302
+        assert LoopRound.objects.get(pk=loop_round.pk).generation_job_id == generation.pk  # queued once
         from training.runners.generation import run_generation
 
         summary = run_generation(generation, Reporter(generation.pk))

@@ -98,3 +98,16 @@ def test_one_round_with_the_bundled_smollm2(smollm2_checkpoint, runner_env, monk
     out = run_loop("--rounds", "1", "--policy", SMOLLM2_NAME, "--method", "dpo", *SMALL)
     new = assert_round_closed_the_loop(out, parent=smollm2_checkpoint, annotator=other_annotator, votes=12)
     print(f"\n{out}\nnew checkpoint {new.name}: {new.metadata}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_generating_through_servers_stops_and_says_what_it_waits_for(tiny_checkpoints, runner_env, annotator):
+    """With ``--generate backend=server`` the new checkpoint has no server when its run ends: the
+    command stops with one line saying what to do (it does not poll forever), the round stays
+    running with no generation queued."""
+    voted_world(annotator)
+    with pytest.raises(CommandError, match=r"^round \d+ is waiting for a model server for tiny-x-dpo-\d+: serve its weights "):
+        run_loop("--rounds", "1", "--policy", "tiny-x", "--method", "dpo", *SMALL, "--generate", "backend=server")
+    loop_round = LoopRound.objects.get()
+    assert loop_round.status == RoundStatus.RUNNING and loop_round.generation_job is None
+    assert loop_round.checkpoint.name.startswith("tiny-x-dpo-") and loop_round.checkpoint.server is None

@@ -382,9 +382,9 @@ def _job_finished(job: Job) -> None:
             _round_end(loop_round, status, error=f"{job.get_kind_display()} job {job.pk} {job.status}: {job.error}".strip(": "))
         return
     gated = loop_round is not None and job.kind in POLICY_KINDS and loop_settings().gate_eval_set_id is not None
-    followup = (policy_followup(job=job, overrides=_round_generation_overrides())
-                if job.kind in POLICY_KINDS and not gated else None)
     if loop_round is None:
+        if job.kind in POLICY_KINDS:  # a run outside the loop: its new-vs-parent comparisons as ever
+            policy_followup(job=job, overrides=_round_generation_overrides())
         return
     if job.kind == JobKind.REWARD:
         _round_policy_queue(loop_round, reward=job)
@@ -393,11 +393,8 @@ def _job_finished(job: Job) -> None:
         if gated:
             _gate_queue(loop_round, policy=job)
             return
-        if followup is None:
-            _round_end(loop_round, RoundStatus.FAILED, error=Job.objects.get(pk=job.pk).summary.get("followup", "no comparisons"))
-            return
-        loop_round.generation_job = followup
-        loop_round.save(update_fields=["checkpoint", "generation_job"])
+        loop_round.save(update_fields=["checkpoint"])
+        _round_followup(loop_round)
     elif job.kind == JobKind.GENERATION:
         _round_end(loop_round, RoundStatus.SUCCEEDED)
         LoopSettings.objects.filter(pk=1).update(policy=loop_round.checkpoint)
@@ -452,12 +449,46 @@ def _gate_decide(run) -> None:
     if not verdict["passed"]:
         _round_end(loop_round, RoundStatus.HELD_BACK, error=f"held back by the regression gate: {verdict['reason']}")
         return
-    followup = policy_followup(job=loop_round.policy_job, overrides=_round_generation_overrides())
+    _round_followup(loop_round)
+
+
+def _round_followup(loop_round: LoopRound) -> None:
+    """Queue the round's new-vs-parent generation, or, when the loop generates through model
+    servers (``backend: "server"``) and the new checkpoint has none yet, wait for one: the round
+    stays running with ``waiting_for`` saying what to do, and ``round_server_ready`` goes on once
+    the checkpoint is given a server. Ends the round failed when nothing can be queued."""
+    checkpoint = loop_round.checkpoint
+    overrides = _round_generation_overrides()
+    if overrides.get("backend") == "server" and checkpoint is not None and checkpoint.server_id is None:
+        loop_round.waiting_for = (
+            f"a model server for {checkpoint.name}: serve its weights ({checkpoint.weights_dir or checkpoint.hub_id}) on an "
+            "OpenAI-compatible server, then name that server on the checkpoint's page (API: POST /api/checkpoints/"
+            f"{checkpoint.pk}/server/); the round's new-vs-parent generation starts then")
+        loop_round.save(update_fields=["waiting_for"])
+        Job.objects.filter(pk=loop_round.policy_job_id).update(
+            summary={**loop_round.policy_job.summary, "followup": f"waiting for {loop_round.waiting_for}"})
+        return
+    followup = policy_followup(job=loop_round.policy_job, overrides=overrides)
     if followup is None:
+        loop_round.waiting_for = ""
+        loop_round.save(update_fields=["waiting_for"])
         _round_end(loop_round, RoundStatus.FAILED, error=Job.objects.get(pk=loop_round.policy_job_id).summary.get("followup", "no comparisons"))
         return
-    loop_round.generation_job = followup
-    loop_round.save(update_fields=["generation_job"])
+    loop_round.generation_job, loop_round.waiting_for = followup, ""
+    loop_round.save(update_fields=["generation_job", "waiting_for"])
+
+
+def round_server_ready(*, checkpoint: Checkpoint) -> LoopRound | None:
+    """A checkpoint was given a model server: a running round waiting for it queues its
+    new-vs-parent generation now (``_round_followup``). Returns that round, or None."""
+    with transaction.atomic():
+        loop_round = (LoopRound.objects.select_for_update()
+                      .filter(status=RoundStatus.RUNNING, checkpoint=checkpoint, generation_job__isnull=True)
+                      .exclude(waiting_for="").first())
+        if loop_round is None or checkpoint.server_id is None:
+            return None
+        _round_followup(loop_round)
+    return loop_round
 
 
 def _round_field(job: Job) -> str | None:

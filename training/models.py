@@ -289,6 +289,10 @@ class LoopRound(models.Model):
         help_text="The regression gate's evaluation: the new checkpoint against its parent.",
     )
     gate = models.JSONField(default=dict, blank=True, help_text="The gate's verdict: passed, win_rate, threshold, reason.")
+    waiting_for = models.CharField(
+        max_length=500, blank=True, default="",
+        help_text="What a running round waits for before its next step (a model server for its new checkpoint).",
+    )
     error = models.TextField(blank=True, default="")
 
     class Meta:

@@ -37,4 +37,7 @@ urlpatterns += [
 
 from .backends import views as backend_views  # noqa: E402
 
-urlpatterns += [path("manage/servers/", backend_views.server_list, name="manage-servers")]
+urlpatterns += [
+    path("manage/servers/", backend_views.server_list, name="manage-servers"),
+    path("manage/checkpoints/<int:pk>/server/", backend_views.checkpoint_server, name="manage-checkpoint-server"),
+]

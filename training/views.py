@@ -23,7 +23,7 @@ from feedback import interface as feedback
 from . import selectors, services
 from .charts import line_chart, metric_series
 from .forms import GenerationForm, RewardForm, ScoringForm
-from .models import Job, JobKind, JobStatus
+from .models import CheckpointKind, Job, JobKind, JobStatus, LoopRound, RoundStatus
 from .permissions import can_run_jobs
 from .summary_rows import ceiling_line, summary_rows
 from .supervisor import log_tail
@@ -66,6 +66,12 @@ def checkpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     lineage_snapshots = [step["run"].snapshot_id for step in context["lineage"] if step["run"] and step["run"].snapshot_id]
     context["deleted_data_snapshots"] = sorted(feedback.snapshots_with_deleted_data(snapshot_ids=lineage_snapshots))
+    if checkpoint.kind == CheckpointKind.POLICY:
+        from .backends.models import ModelServer
+
+        context["server_names"] = list(ModelServer.objects.values_list("name", flat=True))
+        context["waiting_round"] = LoopRound.objects.filter(
+            status=RoundStatus.RUNNING, checkpoint=checkpoint, generation_job__isnull=True).exclude(waiting_for="").first()
     return render(request, "training/checkpoint_detail.html", context)
 
 

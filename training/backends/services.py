@@ -46,6 +46,7 @@ def model_server_save(*, server: ModelServer | None = None, **settings) -> Model
 
 def checkpoint_server_set(*, checkpoint: Checkpoint, server: ModelServer | None) -> Checkpoint:
     """Name the server that serves ``checkpoint`` (None: no server; generation then runs in process).
+    A loop round waiting for this checkpoint's server queues its new-vs-parent generation.
 
     Raises:
         ValidationError: ``checkpoint`` is a reward model (servers answer chats: policies only).
@@ -54,4 +55,8 @@ def checkpoint_server_set(*, checkpoint: Checkpoint, server: ModelServer | None)
         raise ValidationError({"server": f"{checkpoint.name!r} is a reward model; only a policy can be served for generation"})
     checkpoint.server = server
     checkpoint.save(update_fields=["server"])
+    if server is not None:
+        from training.loop import round_server_ready
+
+        round_server_ready(checkpoint=checkpoint)  # a loop round waiting for this checkpoint's server goes on
     return checkpoint

@@ -78,6 +78,8 @@ class Command(BaseCommand):
             if loop_round.status != RoundStatus.SUCCEEDED:
                 failed += 1
                 break
+        if failed and loop_round.status == RoundStatus.RUNNING and loop_round.waiting_for:
+            raise CommandError(f"round {loop_round.pk} is waiting for {loop_round.waiting_for}")
         if failed:
             raise CommandError(f"round {loop_round.pk} {loop_round.status}: {loop_round.error}")
 
@@ -108,6 +110,8 @@ class Command(BaseCommand):
                 return
             pending = [job for job in (loop_round.reward_job, loop_round.policy_job, loop_round.generation_job)
                        if job is not None and job.pk not in done]
+            if not pending and loop_round.waiting_for:
+                return  # it goes on when the new checkpoint is given a model server: said by the caller
             if not pending:
                 time.sleep(POLL_S)
                 continue
