@@ -382,12 +382,17 @@ def vote_history(*, annotator, limit: int = HISTORY_LENGTH) -> list[HistoryEntry
 
 
 def vote_last_undoable(*, annotator) -> Vote | None:
-    """The annotator's most recent vote unless its comparison was retired (what "Undo" withdraws), else None."""
+    """The annotator's most recent vote while it is their last action (what the annotate page's
+    "Undo last vote" and its key ``u`` withdraw), else None: none when its comparison was retired,
+    and none once they skipped or flagged an item after it (``u`` right after a flag must not
+    withdraw an older vote they did not have in mind; the vote history still offers it)."""
+    later_skip = Assignment.objects.filter(
+        annotator=annotator, status=AssignmentStatus.SKIPPED, finished_at__gt=OuterRef("created_at"))
     vote = (
         Vote.objects.filter(annotator=annotator).exclude(shown_left="").select_related("comparison")
-        .order_by("-created_at", "-id").first()
+        .order_by("-created_at", "-id").annotate(skipped_since=Exists(later_skip)).first()
     )
-    if vote is None or vote.comparison.status == ComparisonStatus.RETIRED:
+    if vote is None or vote.comparison.status == ComparisonStatus.RETIRED or vote.skipped_since:
         return None
     return vote
 

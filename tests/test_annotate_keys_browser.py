@@ -174,6 +174,42 @@ def test_flag_by_keys_other_needs_a_note(tab):
     assert [error for error in tab.errors if "status of 400" not in error] == []
 
 
+def test_esc_in_the_flag_note_and_u_after_a_flag_change_nothing_unmeant(tab):
+    """Esc in the Flag list's note leaves the note for the list's reasons (the note kept, the list
+    open); a second Esc closes the list. After a flag, u does not withdraw the vote cast before it:
+    "Undo last vote" is offered only while a vote is the annotator's last action."""
+    _start(tab, count=3)
+    page = tab.page
+    first = _shown_item(tab)
+    page.keyboard.press("1")
+    _wait_until_item_changes(tab, first)
+    assert Vote.objects.count() == 1 and page.locator(".undo-form button").is_visible()
+
+    second = _shown_item(tab)
+    page.keyboard.press("f")
+    page.locator("textarea[name=skip_note]").click()
+    page.keyboard.type("Half written")
+    _wait_until_ready(tab)  # the guard: the reasons are disabled for a moment after an item arrives
+    page.keyboard.press("Escape")
+    menu = page.locator(".flag-menu")
+    assert menu.evaluate("el => el.open") and page.evaluate("() => document.activeElement.value") == "other"
+    assert page.locator("textarea[name=skip_note]").input_value() == "Half written"
+    page.keyboard.press("Escape")
+    assert not menu.evaluate("el => el.open") and _focus_is_on_the_vote_bar(tab)
+
+    page.keyboard.press("f")
+    page.keyboard.press("ArrowDown")  # "contains personal data"
+    page.keyboard.press("Enter")
+    _wait_until_item_changes(tab, second)
+    assert Assignment.objects.get(token=second).status == "skipped"
+    assert page.locator(".undo-form").count() == 0  # nothing offered to undo: the last action was a flag
+    page.keyboard.press("u")
+    page.keyboard.press("u")
+    assert Vote.objects.count() == 1 and Assignment.objects.get(token=first).status == "voted"
+    assert _shown_item(tab) not in (first, second)
+    tab.assert_no_errors()
+
+
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}], ids=["laptop", "phone"])
 def test_a_50000_character_prompt_keeps_the_vote_buttons_in_the_window(chromium_browser, live_server, viewport):
     words = " ".join(f"word{i % 1000:03d}" for i in range(50_000 // 8))

@@ -6,7 +6,8 @@
 //   radio: picked, or, when it is already picked, the group goes back to "—" (strength, aspects);
 //   text box: focused (r: the reason); <summary>: its <details> opens and its first control is focused;
 //   type=button: clicked (show the whole prompt, highlight differences, this list of keys).
-// Never while typing in a text box (Esc leaves it, back to the vote controls), never on auto-repeat,
+// Never while typing in a text box (Esc leaves it, back to the vote controls; in the Flag list's note,
+// back to the list's reasons: a second Esc closes the list), never on auto-repeat,
 // never with Ctrl/Alt/Meta, and never while a dialog is open. After each swap of the item, focus goes
 // back to the vote controls. `?` opens the list of keys (#keys-help), built from the same attributes;
 // a key handled by another script (g: guidelines) is listed from data-help-key.
@@ -176,6 +177,13 @@
     var inItem = target && target.closest && target.closest("#item");
     if (event.key === "Escape") {
       var menu = openFlagMenu();
+      if (menu && isTyping(target) && menu.contains(target)) {  // Esc in the note leaves the note, not the list
+        event.preventDefault();
+        var reason = menu.querySelector('.flag-reason[value="other"]');
+        target.blur();  // the reasons are disabled for a moment after an item arrives: then the list's summary
+        (reason && !reason.disabled ? reason : menu.querySelector("summary")).focus();
+        return;
+      }
       if (menu) { event.preventDefault(); menu.open = false; focusVoteControls(); return; }
       if (isTyping(target) && inItem) { event.preventDefault(); target.blur(); focusVoteControls(); }
       return;
