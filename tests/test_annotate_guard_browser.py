@@ -17,7 +17,14 @@ import pytest
 from feedback import services
 from feedback.models import Assignment, Comparison, Vote
 from tests.factories import UserFactory
-from tests.test_browser import Tab, _log_in, _open_tab, _shown_item, _wait_until_item_changes, _wait_until_ready
+from tests.browser_support import (
+    Tab,
+    log_in,
+    open_tab,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -42,7 +49,7 @@ def _comparisons(count: int) -> list[Comparison]:
 @pytest.fixture
 def clocked_tab(chromium_browser, live_server) -> Iterator[Tab]:
     """A logged-in annotator's tab whose clock is paused (timers and performance.now move only on run_for)."""
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     tab.page.clock.install(time=START)
     # Counted in the page as each request is sent (Playwright's request events reach the test later).
     tab.page.add_init_script(
@@ -56,7 +63,7 @@ def clocked_tab(chromium_browser, live_server) -> Iterator[Tab]:
 def _start(tab: Tab, count: int) -> list[Comparison]:
     comparisons = _comparisons(count)
     annotator = UserFactory(role="annotator")
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     tab.page.clock.pause_at(START + timedelta(hours=1))
     tab.annotator = annotator
     return comparisons
@@ -71,12 +78,12 @@ def _burst(tab: Tab, first: Callable[[], None], second: Callable[[], None], inte
     (counted from the first input) and do ``second``. Returns (item voted on, item shown next)."""
     page = tab.page
     page.clock.run_for(PAST_GUARD_MS)
-    _wait_until_ready(tab)
-    item = _shown_item(tab)
+    wait_until_ready(tab)
+    item = shown_item(tab)
     posts, navigations = page.evaluate("window.__sent"), len(tab.main_frame_navigations)
     first()
-    _wait_until_item_changes(tab, item)
-    following = _shown_item(tab)
+    wait_until_item_changes(tab, item)
+    following = shown_item(tab)
     page.clock.run_for(interval_ms)
     second()
     assert page.evaluate("window.__sent") == posts + 1, f"{interval_ms} ms: the second input sent a request"
@@ -98,7 +105,7 @@ def test_a_click_burst_votes_once_on_the_item_on_screen(clocked_tab):
     page = tab.page
     button = page.get_by_role("button", name="Left is better")
     page.clock.run_for(PAST_GUARD_MS)
-    _wait_until_ready(tab)
+    wait_until_ready(tab)
     box = button.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
@@ -152,8 +159,8 @@ def test_a_vote_from_a_tab_whose_item_was_voted_on_elsewhere_is_refused(clocked_
     try:
         other.goto(live_server.url + "/annotate/")
         page.clock.run_for(PAST_GUARD_MS)
-        _wait_until_ready(tab)
-        item = _shown_item(tab)
+        wait_until_ready(tab)
+        item = shown_item(tab)
         assert other.locator("form.vote-form input[name=item]").get_attribute("value") == item
         other.get_by_role("button", name="Left is better").click()
         other.wait_for_function(
@@ -168,7 +175,7 @@ def test_a_vote_from_a_tab_whose_item_was_voted_on_elsewhere_is_refused(clocked_
         page.get_by_role("alert").filter(has_text="You already voted Left; this vote says Right.").wait_for()
         # What the annotator typed is still in the box; the page now shows their current item.
         assert page.get_by_label("Why? (optional)").input_value() == "My reason, typed on the first tab."
-        assert _comparison_of(_shown_item(tab)) == second.pk
+        assert _comparison_of(shown_item(tab)) == second.pk
         vote = Vote.objects.get(annotator=tab.annotator)
         assert (vote.comparison_id, vote.choice) == (first.pk, Assignment.objects.get(comparison=first).shown_left)
         assert not Vote.objects.filter(comparison=second).exists()

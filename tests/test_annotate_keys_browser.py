@@ -17,16 +17,14 @@ import pytest
 from feedback.models import Assignment, Vote
 from feedback.queue import choice_on_screen
 from tests.factories import UserFactory
-from tests.test_browser import (  # noqa: F401 - tab and tab_without_js are fixtures
+from tests.browser_support import (
     Tab,
-    _comparison,
-    _log_in,
-    _open_tab,
-    _shown_item,
-    _wait_until_item_changes,
-    _wait_until_ready,
-    tab,
-    tab_without_js,
+    make_comparison,
+    log_in,
+    open_tab,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -42,10 +40,10 @@ def _on_screen(vote: Vote, field: str) -> str:
 
 def _start(tab: Tab, count: int = 2) -> None:
     for i in range(count):
-        _comparison(f"Question {i}?", f"Answer A to {i}.", f"Answer B to {i}.", priority=count - i)
+        make_comparison(f"Question {i}?", f"Answer A to {i}.", f"Answer B to {i}.", priority=count - i)
     tab.annotator = UserFactory(role="annotator")
-    _log_in(tab, tab.annotator.username)
-    _wait_until_ready(tab)
+    log_in(tab, tab.annotator.username)
+    wait_until_ready(tab)
 
 
 def _focus_is_on_the_vote_bar(tab: Tab) -> bool:
@@ -55,7 +53,7 @@ def _focus_is_on_the_vote_bar(tab: Tab) -> bool:
 def test_every_answer_key_and_typing_never_votes(tab):
     _start(tab)
     page = tab.page
-    item = _shown_item(tab)
+    item = shown_item(tab)
     assert _focus_is_on_the_vote_bar(tab)  # ready for keys on arrival
 
     page.keyboard.press("w")
@@ -84,7 +82,7 @@ def test_every_answer_key_and_typing_never_votes(tab):
     assert _focus_is_on_the_vote_bar(tab)
 
     page.keyboard.press("2")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     vote = Vote.objects.get()
     assert _on_screen(vote, "choice") == "right" and vote.strength == "slight"
     assert [_on_screen(vote, a) for a in ("helpfulness", "harmlessness", "honesty")] == ["left", "right", "tie"]
@@ -141,7 +139,7 @@ def test_the_question_mark_lists_every_key_on_the_page(tab):
 def test_flag_by_keys_other_needs_a_note(tab):
     _start(tab)
     page = tab.page
-    item = _shown_item(tab)
+    item = shown_item(tab)
     page.keyboard.press("f")
     menu = page.locator(".flag-menu")
     assert menu.evaluate("el => el.open")
@@ -159,13 +157,13 @@ def test_flag_by_keys_other_needs_a_note(tab):
         page.keyboard.press("Enter")
     assert answer.value.status == 400
     page.get_by_role("alert").filter(has_text="a note is required when the reason is other").wait_for()
-    assert _shown_item(tab) == item  # nothing skipped: the same item, the chooser open at the note
+    assert shown_item(tab) == item  # nothing skipped: the same item, the chooser open at the note
     assert page.evaluate(FOCUSED) == ["TEXTAREA", "", "skip_note"]
     page.keyboard.type("Signs its answers with a model name.")
-    _wait_until_ready(tab)  # the guard: the reasons are disabled (out of the tab order) for a moment
+    wait_until_ready(tab)  # the guard: the reasons are disabled (out of the tab order) for a moment
     page.keyboard.press("Shift+Tab")  # back to "Other"
     page.keyboard.press("Enter")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     flagged = Assignment.objects.get(token=item)
     assert (flagged.status, flagged.skip_reason, flagged.skip_note) == (
         "skipped", "other", "Signs its answers with a model name.",
@@ -180,16 +178,16 @@ def test_esc_in_the_flag_note_and_u_after_a_flag_change_nothing_unmeant(tab):
     "Undo last vote" is offered only while a vote is the annotator's last action."""
     _start(tab, count=3)
     page = tab.page
-    first = _shown_item(tab)
+    first = shown_item(tab)
     page.keyboard.press("1")
-    _wait_until_item_changes(tab, first)
+    wait_until_item_changes(tab, first)
     assert Vote.objects.count() == 1 and page.locator(".undo-form button").is_visible()
 
-    second = _shown_item(tab)
+    second = shown_item(tab)
     page.keyboard.press("f")
     page.locator("textarea[name=skip_note]").click()
     page.keyboard.type("Half written")
-    _wait_until_ready(tab)  # the guard: the reasons are disabled for a moment after an item arrives
+    wait_until_ready(tab)  # the guard: the reasons are disabled for a moment after an item arrives
     page.keyboard.press("Escape")
     menu = page.locator(".flag-menu")
     assert menu.evaluate("el => el.open") and page.evaluate("() => document.activeElement.value") == "other"
@@ -200,13 +198,13 @@ def test_esc_in_the_flag_note_and_u_after_a_flag_change_nothing_unmeant(tab):
     page.keyboard.press("f")
     page.keyboard.press("ArrowDown")  # "contains personal data"
     page.keyboard.press("Enter")
-    _wait_until_item_changes(tab, second)
+    wait_until_item_changes(tab, second)
     assert Assignment.objects.get(token=second).status == "skipped"
     assert page.locator(".undo-form").count() == 0  # nothing offered to undo: the last action was a flag
     page.keyboard.press("u")
     page.keyboard.press("u")
     assert Vote.objects.count() == 1 and Assignment.objects.get(token=first).status == "voted"
-    assert _shown_item(tab) not in (first, second)
+    assert shown_item(tab) not in (first, second)
     tab.assert_no_errors()
 
 
@@ -215,16 +213,16 @@ def test_a_50000_character_prompt_keeps_the_vote_buttons_in_the_window(chromium_
     words = " ".join(f"word{i % 1000:03d}" for i in range(50_000 // 8))
     prompt = (words + " " * 50_000)[:50_000]
     assert len(prompt) == 50_000
-    _comparison(prompt, "A short answer.\n\n" + "Detail. " * 300, "Another answer.\n\n" + "Detail. " * 300, priority=2)
-    _comparison("Next question?", "Next A.", "Next B.", priority=1)
-    tab = _open_tab(chromium_browser, live_server.url)
+    make_comparison(prompt, "A short answer.\n\n" + "Detail. " * 300, "Another answer.\n\n" + "Detail. " * 300, priority=2)
+    make_comparison("Next question?", "Next A.", "Next B.", priority=1)
+    tab = open_tab(chromium_browser, live_server.url)
     try:
         page = tab.page
         page.set_viewport_size(viewport)
         annotator = UserFactory(role="annotator")
-        _log_in(tab, annotator.username)
-        _wait_until_ready(tab)
-        item = _shown_item(tab)
+        log_in(tab, annotator.username)
+        wait_until_ready(tab)
+        item = shown_item(tab)
 
         def buttons_in_window() -> None:
             for name in ("Left is better", "Right is better", "Tie", "Both bad", "Skip"):
@@ -243,7 +241,7 @@ def test_a_50000_character_prompt_keeps_the_vote_buttons_in_the_window(chromium_
             buttons_in_window()
 
         page.get_by_role("button", name="Left is better").click()
-        _wait_until_item_changes(tab, item)
+        wait_until_item_changes(tab, item)
         assert _on_screen(Vote.objects.get(annotator=annotator), "choice") == "left"
         buttons_in_window()
         tab.assert_no_errors()
@@ -255,7 +253,7 @@ def test_a_50000_character_prompt_keeps_the_vote_buttons_in_the_window(chromium_
 def clocked_tab(chromium_browser, live_server, settings) -> Iterator[Tab]:
     """A tab whose clock is paused from the start (timers move only on run_for), with a 30 s lease."""
     settings.ARBITER_LEASE_SECONDS = 30
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     tab.page.clock.install(time=START)
     tab.page.clock.pause_at(START + timedelta(seconds=1))
     yield tab
@@ -264,9 +262,9 @@ def clocked_tab(chromium_browser, live_server, settings) -> Iterator[Tab]:
 
 def test_the_lease_warning_shows_before_the_lease_runs_out(clocked_tab):
     tab = clocked_tab
-    _comparison("Question?", "Answer one.", "Answer two.")
+    make_comparison("Question?", "Answer one.", "Answer two.")
     annotator = UserFactory(role="annotator")
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
     warning = page.get_by_test_id("lease-warning")
     assert warning.is_hidden()
@@ -290,15 +288,15 @@ def test_the_lease_warning_shows_before_the_lease_runs_out(clocked_tab):
 
 def test_item_name_lengths_and_differences(tab):
     hostile = "<img src=x onerror=\"window.__pwned=1\">"
-    _comparison(
+    make_comparison(
         "Which is right?", f"The quick brown fox jumps over **the lazy dog**. {hostile}",
         f"The quick red fox jumps over **the lazy dog**. {hostile}",
     )
     tab.annotator = UserFactory(role="annotator")
-    _log_in(tab, tab.annotator.username)
-    _wait_until_ready(tab)
+    log_in(tab, tab.annotator.username)
+    wait_until_ready(tab)
     page = tab.page
-    item = _shown_item(tab)
+    item = shown_item(tab)
     assert page.get_by_test_id("item-id").inner_text() == f"Item {item[:6]}"
 
     texts = {side: page.get_by_test_id(f"{side}-text").inner_text() for side in ("left", "right")}
@@ -331,10 +329,10 @@ def test_item_name_lengths_and_differences(tab):
 def test_differences_of_huge_texts_are_refused_with_a_message(tab):
     left = " ".join(f"alpha{i}" for i in range(3_000))
     right = " ".join(f"beta{i}" for i in range(3_000))
-    _comparison("Compare.", left, right)
+    make_comparison("Compare.", left, right)
     tab.annotator = UserFactory(role="annotator")
-    _log_in(tab, tab.annotator.username)
-    _wait_until_ready(tab)
+    log_in(tab, tab.annotator.username)
+    wait_until_ready(tab)
     page = tab.page
     page.keyboard.press("h")
     status = page.get_by_test_id("diff-status").inner_text()
@@ -346,17 +344,17 @@ def test_differences_of_huge_texts_are_refused_with_a_message(tab):
 
 def test_flagging_works_without_javascript(tab_without_js):
     tab = tab_without_js
-    _comparison("Question?", "Answer one.", "Answer two.", priority=2)
-    _comparison("Next?", "Next one.", "Next two.", priority=1)
+    make_comparison("Question?", "Answer one.", "Answer two.", priority=2)
+    make_comparison("Next?", "Next one.", "Next two.", priority=1)
     annotator = UserFactory(role="annotator")
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
-    item = _shown_item(tab)
+    item = shown_item(tab)
     page.locator(".flag-menu summary").click()  # a <details>: opens without any script
     page.get_by_label("Note").fill("A home address in the prompt.")
     page.get_by_role("button", name="Contains personal data").click()
     page.get_by_text("Skipped and flagged for the admins.").wait_for()
-    assert _shown_item(tab) != item
+    assert shown_item(tab) != item
     flagged = Assignment.objects.get(token=item)
     assert (flagged.skip_reason, flagged.skip_note) == ("personal_data", "A home address in the prompt.")
     assert tab.errors == []

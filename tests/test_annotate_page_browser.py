@@ -11,13 +11,12 @@ from django.contrib.sessions.models import Session
 
 from feedback.models import Vote
 from tests.factories import PASSWORD, UserFactory
-from tests.test_browser import (  # noqa: F401 - tab is a fixture
-    _comparison,
-    _log_in,
-    _shown_item,
-    _wait_until_item_changes,
-    _wait_until_ready,
-    tab,
+from tests.browser_support import (
+    make_comparison,
+    log_in,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,12 +26,12 @@ REASON = "Left cites its source; right guesses."
 
 def test_an_expired_session_keeps_what_was_typed_through_logging_in_again(tab):
     annotator = UserFactory(role="annotator")
-    _comparison("First question?", "First answer A.", "First answer B.", priority=2)
-    _comparison("Second question?", "Second answer A.", "Second answer B.", priority=1)
+    make_comparison("First question?", "First answer A.", "First answer B.", priority=2)
+    make_comparison("Second question?", "Second answer A.", "Second answer B.", priority=1)
     page = tab.page
-    _log_in(tab, annotator.username)
-    _wait_until_ready(tab)
-    item = _shown_item(tab)
+    log_in(tab, annotator.username)
+    wait_until_ready(tab)
+    item = shown_item(tab)
     page.locator("textarea[name=rationale]").fill(REASON)
     page.get_by_label("clearly").check()
 
@@ -54,13 +53,13 @@ def test_an_expired_session_keeps_what_was_typed_through_logging_in_again(tab):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(re.compile(r"/annotate/$"))
-    _wait_until_ready(tab)
-    assert _shown_item(tab) == item
+    wait_until_ready(tab)
+    assert shown_item(tab) == item
     assert page.locator("textarea[name=rationale]").input_value() == REASON  # back after the log-in
     assert page.get_by_label("clearly").is_checked()
 
     page.get_by_role("button", name="Left is better").click()
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     vote = Vote.objects.get()
     assert (vote.rationale, vote.strength) == (REASON, "clear")
     assert page.locator("textarea[name=rationale]").input_value() == ""  # the next item starts blank
@@ -73,10 +72,10 @@ def test_model_output_reads_as_content_code_ltr_headings_small_no_images(tab, li
     annotator = UserFactory(role="annotator")
     pixel = f"{live_server.url}/tracking-pixel.png"
     rtl = f"# כותרת\n\nהפעילו את `print(\"hi\")` בטרמינל.\n\n- פריט ברשימה\n\n![מעקב]({pixel})"
-    _comparison("Explain in Hebrew.", rtl, f"# Heading\n\nPlain answer.\n\n![tracker]({pixel})")
+    make_comparison("Explain in Hebrew.", rtl, f"# Heading\n\nPlain answer.\n\n![tracker]({pixel})")
     requested = []
     tab.page.on("request", lambda request: requested.append(request.url))
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
 
     code = page.locator(".md code").first

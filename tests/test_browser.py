@@ -12,175 +12,52 @@ these tests skip, except under CI, where they fail. No browser is ever downloade
 """
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-from feedback import services
-from feedback.models import Assignment, AssignmentStatus, Comparison, Side, Vote
-from tests.factories import PASSWORD, UserFactory
+from feedback.models import Assignment, AssignmentStatus, Vote
+from tests.browser_support import (
+    letter_on_screen,
+    log_in,
+    make_comparison,
+    shown_comparison_id,
+    shown_item,
+    visible_texts,
+    wait_until_item_changes,
+    wait_until_ready,
+)
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "annotate.png"
-VIEWPORT = {"width": 1280, "height": 800}
-
 SCRIPT_TAG = "<script>window.__pwned=1</script>"
 IMG_TAG = '<img src=x onerror="window.__pwned=2">'
-
-
-# --- fixtures -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Tab:
-    """A browser page plus everything it reported that would mean something went wrong."""
-
-    page: object
-    javascript: bool = True
-    errors: list[str] = field(default_factory=list)
-    main_frame_navigations: list[str] = field(default_factory=list)
-
-    def assert_no_errors(self) -> None:
-        csp = self.page.evaluate("window.__cspViolations") if self.javascript else []
-        assert self.errors == [] and csp == [], f"browser errors: {self.errors}; CSP violations: {csp}"
-
-
-def _open_tab(browser, base_url: str, *, javascript: bool = True) -> Tab:
-    context = browser.new_context(base_url=base_url, viewport=VIEWPORT, java_script_enabled=javascript)
-    context.set_default_timeout(10_000)
-    # Runs before any page script and is not subject to the page's CSP.
-    context.add_init_script(
-        "window.__cspViolations = [];"
-        "document.addEventListener('securitypolicyviolation',"
-        " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
-    )
-    page = context.new_page()
-    tab = Tab(page=page, javascript=javascript)
-    page.on("console", lambda message: message.type == "error" and tab.errors.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: tab.errors.append(f"request failed: {request.url} {request.failure}"))
-    page.on(
-        "framenavigated",
-        lambda frame: frame == page.main_frame and tab.main_frame_navigations.append(frame.url),
-    )
-    return tab
-
-
-@pytest.fixture
-def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url)
-    yield tab
-    tab.page.context.close()
-
-
-@pytest.fixture
-def tab_without_js(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url, javascript=False)
-    yield tab
-    tab.page.context.close()
-
-
-@pytest.fixture
-def alternating_sides(monkeypatch) -> list[str]:
-    """The queue draws the left side at random; here it alternates b, a, b, ... so one run sees both."""
-    drawn: list[str] = []
-    sides = itertools.cycle([Side.B, Side.A])
-
-    def draw(rng=None) -> str:
-        drawn.append(next(sides))
-        return drawn[-1]
-
-    monkeypatch.setattr(services, "side_draw", draw)
-    return drawn
-
-
-# --- helpers ------------------------------------------------------------------------------------
-def _comparison(question: str, text_a: str, text_b: str, *, priority: int = 0) -> Comparison:
-    return services.comparison_create_inline(
-        prompt={"messages": [{"role": "user", "content": question}], "source": "browser-test"},
-        completion_a={"model_name": "model-a", "text": text_a},
-        completion_b={"model_name": "model-b", "text": text_b},
-        priority=priority,
-    )
-
-
-def _log_in(tab: Tab, username: str) -> None:
-    page = tab.page
-    page.goto("/annotate/")
-    assert "/accounts/login/" in page.url, page.url
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r"/annotate/$"))
-
-
-def _shown_item(tab: Tab) -> str:
-    """The opaque item token of the comparison on screen (the page names no comparison or completion)."""
-    return tab.page.locator("form.vote-form input[name=item]").get_attribute("value")
-
-
-def _shown_comparison_id(tab: Tab) -> int:
-    return Assignment.objects.get(token=_shown_item(tab)).comparison_id
-
-
-def _wait_until_ready(tab: Tab) -> None:
-    """Wait out the guard after an item appears (its buttons are disabled until then)."""
-    tab.page.wait_for_function("() => document.querySelector('form.vote-form:not(.guarded)')")
-
-
-def _visible_texts(tab: Tab) -> tuple[str, str]:
-    page = tab.page
-    return page.get_by_test_id("left-text").inner_text(), page.get_by_test_id("right-text").inner_text()
-
-
-def _letter_on_screen(comparison: Comparison, visible_text: str) -> str:
-    """Which completion ("a" or "b") a response box shows, told by its first line of text."""
-    comparison.refresh_from_db()
-    shown = [
-        letter
-        for letter, completion in (("a", comparison.completion_a), ("b", comparison.completion_b))
-        if completion.text.splitlines()[0] in visible_text
-    ]
-    assert len(shown) == 1, (visible_text, shown)
-    return shown[0]
-
-
-def _wait_until_item_changes(tab: Tab, previous_item: str) -> None:
-    tab.page.wait_for_function(
-        """previous => {
-            const item = document.querySelector('form.vote-form input[name=item]');
-            return document.querySelector('#item') && (!item || item.value !== previous);
-        }""",
-        arg=previous_item,
-    )
 
 
 # --- tests --------------------------------------------------------------------------------------
 def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(tab, alternating_sides):
     annotator = UserFactory(username="annotator1", role="annotator")  # a fixed name: it is in the screenshot
-    first = _comparison(
+    first = make_comparison(
         "Explain what a **reward model** is, in two sentences.",
         "A reward model scores a response to a prompt with one number.\n\nIt is trained on human "
         "preferences (chosen vs. rejected) and then guides a policy during RL fine-tuning.",
         "It is a model that gives rewards.\n\n```python\nreward = model(prompt, response)\n```",
         priority=4,
     )
-    hostile = _comparison(
+    hostile = make_comparison(
         "Say hello.",
         f"Hello! {SCRIPT_TAG} and {IMG_TAG} end of hostile answer",
         "Hello there, a plain answer.",
         priority=3,
     )
-    third = _comparison("Name a prime number.", "Seven is prime.", "Nine is prime.", priority=2)
-    to_skip = _comparison("Is this one worth judging?", "Skip me, first answer.", "Skip me, second answer.", priority=1)
+    third = make_comparison("Name a prime number.", "Seven is prime.", "Nine is prime.", priority=2)
+    to_skip = make_comparison("Is this one worth judging?", "Skip me, first answer.", "Skip me, second answer.", priority=1)
 
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
     page.evaluate("window.__sameDocument = 'still here'")
     navigations_after_login = len(tab.main_frame_navigations)
@@ -191,27 +68,27 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
         and vote_posts.append({"htmx": request.headers.get("hx-request", ""), "body": request.post_data or ""}),
     )
 
-    assert _shown_comparison_id(tab) == first.pk
-    _wait_until_ready(tab)
+    assert shown_comparison_id(tab) == first.pk
+    wait_until_ready(tab)
     page.screenshot(path=str(_screenshot_path()))
 
     expected: dict[int, str] = {}  # comparison id -> the letter of the completion on the side the key meant
     for key, comparison in (("1", first), ("2", hostile), ("3", third)):
-        assert _shown_comparison_id(tab) == comparison.pk
-        left, right = _visible_texts(tab)
+        assert shown_comparison_id(tab) == comparison.pk
+        left, right = visible_texts(tab)
         expected[comparison.pk] = {
-            "1": _letter_on_screen(comparison, left),
-            "2": _letter_on_screen(comparison, right),
+            "1": letter_on_screen(comparison, left),
+            "2": letter_on_screen(comparison, right),
             "3": "tie",
         }[key]
         if comparison == hostile:
             # The hostile markup is on screen as literal characters, not as elements.
             assert SCRIPT_TAG in left + right and IMG_TAG in left + right
             assert page.locator("#item script, #item img").count() == 0
-        _wait_until_ready(tab)
-        shown = _shown_item(tab)
+        wait_until_ready(tab)
+        shown = shown_item(tab)
         page.keyboard.press(key)
-        _wait_until_item_changes(tab, shown)
+        wait_until_item_changes(tab, shown)
 
     assert page.evaluate("window.__sameDocument") == "still here", "a vote reloaded the page"
     assert len(tab.main_frame_navigations) == navigations_after_login
@@ -235,8 +112,8 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
     assert (votes[first.pk].choice, votes[hostile.pk].choice, votes[third.pk].choice) == ("b", "b", "tie")
 
     # Skip the last one with "s": no vote, the assignment says skipped, and the queue is empty.
-    assert _shown_comparison_id(tab) == to_skip.pk
-    _wait_until_ready(tab)
+    assert shown_comparison_id(tab) == to_skip.pk
+    wait_until_ready(tab)
     page.keyboard.press("s")
     page.get_by_test_id("queue-empty").wait_for()
     assert Assignment.objects.get(comparison=to_skip, annotator=annotator).status == AssignmentStatus.SKIPPED
@@ -251,10 +128,10 @@ def test_keyboard_votes_swap_in_the_next_item_and_map_through_the_drawn_sides(ta
 
 def test_hostile_markup_in_the_first_page_load_stays_text(tab):
     annotator = UserFactory(role="annotator")
-    _comparison("Say hello.", f"{SCRIPT_TAG}{IMG_TAG}", "Plain hello.")
-    _log_in(tab, annotator.username)
+    make_comparison("Say hello.", f"{SCRIPT_TAG}{IMG_TAG}", "Plain hello.")
+    log_in(tab, annotator.username)
     page = tab.page
-    left, right = _visible_texts(tab)
+    left, right = visible_texts(tab)
     assert f"{SCRIPT_TAG}{IMG_TAG}" in left + right
     assert page.locator("#item script, #item img").count() == 0
     assert page.evaluate("typeof window.__pwned") == "undefined"
@@ -264,16 +141,16 @@ def test_hostile_markup_in_the_first_page_load_stays_text(tab):
 def test_a_plain_form_post_votes_without_javascript(tab_without_js):
     tab = tab_without_js
     annotator = UserFactory(role="annotator")
-    first = _comparison("First question?", "First, answer one.", "First, answer two.", priority=2)
-    second = _comparison("Second question?", "Second, answer one.", "Second, answer two.", priority=1)
+    first = make_comparison("First question?", "First, answer one.", "First, answer two.", priority=2)
+    second = make_comparison("Second question?", "Second, answer one.", "Second, answer two.", priority=1)
 
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
-    assert _shown_comparison_id(tab) == first.pk
-    left, _ = _visible_texts(tab)
-    expected = _letter_on_screen(first, left)
+    assert shown_comparison_id(tab) == first.pk
+    left, _ = visible_texts(tab)
+    expected = letter_on_screen(first, left)
     navigations = len(tab.main_frame_navigations)
-    item = _shown_item(tab)
+    item = shown_item(tab)
     with page.expect_request(lambda request: request.method == "POST") as posted:
         with page.expect_navigation(url=re.compile(r"/annotate/$")):  # the POST, then its redirect
             page.get_by_role("button", name="Left is better").click()
@@ -286,7 +163,7 @@ def test_a_plain_form_post_votes_without_javascript(tab_without_js):
     assert vote.comparison_id == first.pk
     assert vote.choice == expected
     assert page.get_by_text("Vote saved.").is_visible()
-    assert _shown_comparison_id(tab) == second.pk
+    assert shown_comparison_id(tab) == second.pk
     tab.assert_no_errors()
 
 
@@ -294,8 +171,8 @@ def test_long_words_wrap_inside_their_box_and_rtl_text_reads_right_to_left(tab, 
     annotator = UserFactory(role="annotator")
     long_word = "x" * 5000
     hebrew = "שלום עולם, זו תשובה בעברית."
-    _comparison("Write something long, then something in Hebrew.", long_word, hebrew)
-    _log_in(tab, annotator.username)
+    make_comparison("Write something long, then something in Hebrew.", long_word, hebrew)
+    log_in(tab, annotator.username)
     page = tab.page
 
     # b is drawn on the left: the Hebrew answer is on the left, the long word on the right.

@@ -10,12 +10,12 @@ import pytest
 from feedback.campaigns import services
 from feedback.campaigns.models import Campaign, GuidelineVersion
 from tests.factories import PASSWORD, ComparisonFactory, UserFactory
-from tests.test_browser import Tab, _open_tab
+from tests.browser_support import Tab, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _log_in(tab: Tab, username: str, next_path: str) -> None:
+def log_in(tab: Tab, username: str, next_path: str) -> None:
     page = tab.page
     page.goto(f"/accounts/login/?next={next_path}")
     page.get_by_label("Username").fill(username)
@@ -32,21 +32,21 @@ def campaign(db) -> Campaign:
 
 @pytest.fixture
 def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     yield tab
     tab.page.context.close()
 
 
 @pytest.fixture
 def plain_tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url, javascript=False)
+    tab = open_tab(chromium_browser, live_server.url, javascript=False)
     yield tab
     tab.page.context.close()
 
 
 def test_actions_answer_in_place_and_guidelines_preview_inert(tab, campaign):
     path = f"/manage/campaigns/{campaign.pk}/"
-    _log_in(tab, "boss", path)
+    log_in(tab, "boss", path)
     page = tab.page
     assert "the pool is empty" in page.get_by_test_id("activation-problems").inner_text()
     loads = len(tab.main_frame_navigations)
@@ -74,7 +74,7 @@ def test_without_javascript_activate_is_a_plain_form_post(plain_tab, campaign, a
     services.campaign_update(campaign=campaign, values={"annotators": [annotator.username]})
     services.campaign_comparisons_add(campaign=campaign, rules={"ids": [ComparisonFactory().pk]})
     path = f"/manage/campaigns/{campaign.pk}/"
-    _log_in(plain_tab, "boss", path)
+    log_in(plain_tab, "boss", path)
     plain_tab.page.get_by_role("button", name="Activate").click()
     plain_tab.page.get_by_text("Campaign activated").wait_for()
     assert plain_tab.page.get_by_test_id("campaign-status").inner_text() == "active"

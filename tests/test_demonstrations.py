@@ -619,15 +619,15 @@ def test_the_admin_comparison_page_lists_who_wrote_which_better_response(client,
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_typing_a_better_response_in_the_browser_stores_it_with_the_vote(chromium_browser, live_server):
-    from tests.test_browser import _comparison, _log_in, _open_tab
+    from tests.browser_support import make_comparison, log_in, open_tab
 
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     try:
         annotator = UserFactory(role="annotator")
-        first = _comparison("Explain overfitting in one sentence.", "It is when a model learns.", "Overfitting is bad.",
+        first = make_comparison("Explain overfitting in one sentence.", "It is when a model learns.", "Overfitting is bad.",
                             priority=2)
-        second = _comparison("Next question?", "Next, one.", "Next, two.", priority=1)
-        _log_in(tab, annotator.username)
+        second = make_comparison("Next question?", "Next, one.", "Next, two.", priority=1)
+        log_in(tab, annotator.username)
         page = tab.page
         box = page.get_by_test_id("demonstration")
         assert not box.is_visible()  # collapsed until asked for

@@ -10,14 +10,14 @@ import pytest
 from feedback.governance.scan import personal_data_scan_run
 from feedback.models import Completion
 from tests.factories import PASSWORD, CompletionFactory, PromptFactory, UserFactory
-from tests.test_browser import Tab, _open_tab
+from tests.browser_support import Tab, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    opened = _open_tab(chromium_browser, live_server.url)
+    opened = open_tab(chromium_browser, live_server.url)
     yield opened
     opened.page.context.close()
 

@@ -16,7 +16,14 @@ from feedback import services
 from feedback.models import GuidelineAcknowledgement, Vote
 from tests.campaign_support import campaign_make, guidelines_write
 from tests.factories import UserFactory
-from tests.test_browser import Tab, _log_in, _open_tab, _shown_item, _wait_until_item_changes, _wait_until_ready
+from tests.browser_support import (
+    Tab,
+    log_in,
+    open_tab,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +33,7 @@ PAST_GUARD_MS = 1_000  # longer than GUARD_MS in static/arbiter/annotate.js
 
 @pytest.fixture
 def clocked_tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     tab.page.clock.install(time=START)
     tab.page.add_init_script(
         "window.__sent = 0; const send = XMLHttpRequest.prototype.send;"
@@ -54,7 +61,7 @@ def test_guidelines_open_on_the_first_visit_block_votes_until_read_and_come_back
     tab, page = clocked_tab, clocked_tab.page
     annotator = UserFactory(role="annotator")
     campaign = _pilot_with_guidelines(annotator)
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page.clock.pause_at(START + timedelta(hours=1))
     page.goto("/annotate/pilot/")
     dialog = page.locator("dialog#guidelines")
@@ -65,8 +72,8 @@ def test_guidelines_open_on_the_first_visit_block_votes_until_read_and_come_back
     assert dialog.locator("strong").inner_text() == "cites a source"
     # A vote key past the guard sends nothing while they are unread.
     page.clock.run_for(PAST_GUARD_MS)
-    _wait_until_ready(tab)
-    item = _shown_item(tab)
+    wait_until_ready(tab)
+    item = shown_item(tab)
     page.keyboard.press("1")
     assert page.evaluate("window.__sent") == 0
     assert page.get_by_role("button", name="Left is better").is_disabled()
@@ -78,10 +85,10 @@ def test_guidelines_open_on_the_first_visit_block_votes_until_read_and_come_back
     assert not dialog.is_visible()
     assert GuidelineAcknowledgement.objects.filter(annotator=annotator, version__number=1).exists()
     page.clock.run_for(PAST_GUARD_MS)
-    _wait_until_ready(tab)
-    assert _shown_item(tab) == item  # the same comparison, now to vote on
+    wait_until_ready(tab)
+    assert shown_item(tab) == item  # the same comparison, now to vote on
     page.keyboard.press("1")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     vote = Vote.objects.get()
     assert vote.guidelines_version.number == 1 and vote.blind
 

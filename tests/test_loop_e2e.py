@@ -17,7 +17,13 @@ from django.db.models import Q
 from feedback.models import Comparison, Vote
 from tests.factories import PASSWORD, UserFactory
 from tests.model_fixtures import SMOLLM2_NAME
-from tests.test_browser import _open_tab, _shown_comparison_id, _shown_item, _wait_until_item_changes, _wait_until_ready
+from tests.browser_support import (
+    open_tab,
+    shown_comparison_id,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
+)
 from training import selectors
 from training.models import CheckpointKind, JobKind, JobStatus, LoopRound, RoundStatus
 from training.services import generation_job_create
@@ -59,7 +65,7 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
     assert len(generated) >= BROWSER_VOTES
 
     annotator = UserFactory(username="browser-annotator", role="annotator")
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     page = tab.page
     try:
         page.goto("/annotate/")
@@ -68,12 +74,12 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(re.compile(r"/annotate/$"))
         for index in range(BROWSER_VOTES):
-            shown = _shown_comparison_id(tab)
+            shown = shown_comparison_id(tab)
             assert shown in generated  # the generated pairs come first (priority 10)
-            item = _shown_item(tab)
-            _wait_until_ready(tab)  # keys during the guard after an item appears never vote
+            item = shown_item(tab)
+            wait_until_ready(tab)  # keys during the guard after an item appears never vote
             page.keyboard.press("1" if index % 2 else "2")
-            _wait_until_item_changes(tab, item)
+            wait_until_item_changes(tab, item)
         browser_votes = list(Vote.objects.filter(annotator=annotator))
         assert len(browser_votes) == BROWSER_VOTES and {v.comparison_id for v in browser_votes} <= generated
 
@@ -109,13 +115,13 @@ def test_browser_votes_on_smollm2_outputs_become_a_dpo_checkpoint_whose_outputs_
         )
         assert fresh
         page.goto("/annotate/")
-        shown = _shown_comparison_id(tab)
+        shown = shown_comparison_id(tab)
         if shown in generated:  # the item leased when the 10th vote was cast is still theirs: finish it
-            item = _shown_item(tab)
-            _wait_until_ready(tab)
+            item = shown_item(tab)
+            wait_until_ready(tab)
             page.keyboard.press("1")
-            _wait_until_item_changes(tab, item)
-            shown = _shown_comparison_id(tab)
+            wait_until_item_changes(tab, item)
+            shown = shown_comparison_id(tab)
         assert shown in fresh  # priority 100: ahead of the generated pairs still waiting
         tab.assert_no_errors()
     finally:

@@ -11,14 +11,14 @@ from feedback.models import Campaign
 from feedback.quality.services import quality_report_compute
 from tests.factories import PASSWORD, UserFactory
 from tests.quality_support import votes_seed
-from tests.test_browser import Tab, _open_tab
+from tests.browser_support import Tab, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     yield tab
     tab.page.context.close()
 
@@ -32,7 +32,7 @@ def campaign(db) -> Campaign:
     return campaign
 
 
-def _log_in(tab: Tab, next_path: str) -> None:
+def log_in(tab: Tab, next_path: str) -> None:
     page = tab.page
     page.goto(f"/accounts/login/?next={next_path}")
     page.get_by_label("Username").fill("boss")
@@ -54,7 +54,7 @@ def _names(tab: Tab) -> list[str]:
 
 def test_flags_charts_and_sorting(tab, campaign):
     path = f"/manage/campaigns/{campaign.pk}/quality/"
-    _log_in(tab, path)
+    log_in(tab, path)
     page = tab.page
     assert "on 840 votes" in page.get_by_test_id("report-status").inner_text()
     assert page.get_by_test_id("recomputing").count() == 0
@@ -97,7 +97,7 @@ def test_a_stale_page_polls_until_the_recompute_is_stored(tab, db):
     campaign = Campaign.objects.create(name="Polled", slug="polled", status="active")
     votes_seed(campaign, items=12, honest=1)
     path = f"/manage/campaigns/{campaign.pk}/quality/"
-    _log_in(tab, path)
+    log_in(tab, path)
     page = tab.page
     assert page.get_by_test_id("recomputing").is_visible()
     assert "Not computed yet" in page.get_by_test_id("report-status").inner_text()

@@ -12,14 +12,21 @@ from feedback import services
 from feedback.models import Assignment, Comparison, Vote, VoteChange
 from feedback.queue import choice_stored
 from tests.factories import UserFactory
-from tests.test_browser import Tab, _log_in, _open_tab, _shown_item, _wait_until_item_changes, _wait_until_ready
+from tests.browser_support import (
+    Tab,
+    log_in,
+    open_tab,
+    shown_item,
+    wait_until_item_changes,
+    wait_until_ready,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = _open_tab(chromium_browser, live_server.url)
+    tab = open_tab(chromium_browser, live_server.url)
     yield tab
     tab.page.context.close()
 
@@ -38,47 +45,47 @@ def _comparisons() -> list[Comparison]:
 
 
 def _comparison_on_screen(tab: Tab) -> int:
-    return Assignment.objects.get(token=_shown_item(tab)).comparison_id
+    return Assignment.objects.get(token=shown_item(tab)).comparison_id
 
 
 def test_undo_key_and_button_bring_the_item_back_and_history_revises(tab):
     first, second = _comparisons()
     annotator = UserFactory(role="annotator")
-    _log_in(tab, annotator.username)
+    log_in(tab, annotator.username)
     page = tab.page
 
     # Vote with the key 1, then undo with the key u: the first item is back.
-    _wait_until_ready(tab)
+    wait_until_ready(tab)
     assert _comparison_on_screen(tab) == first.pk
-    item = _shown_item(tab)
+    item = shown_item(tab)
     page.keyboard.press("1")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     assert _comparison_on_screen(tab) == second.pk and Vote.objects.filter(comparison=first).exists()
-    item = _shown_item(tab)
-    _wait_until_ready(tab)
+    item = shown_item(tab)
+    wait_until_ready(tab)
     page.keyboard.press("u")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     assert _comparison_on_screen(tab) == first.pk
     assert "you had chosen left is better" in page.get_by_test_id("undone").inner_text()
     assert not Vote.objects.filter(annotator=annotator).exists()
 
     # Vote with a reason, then undo with the button: the item comes back with the reason in its box.
-    _wait_until_ready(tab)
+    wait_until_ready(tab)
     page.locator("textarea[name=rationale]").fill("It answers the question.")
-    item = _shown_item(tab)
+    item = shown_item(tab)
     page.get_by_role("button", name="Right is better").click()
-    _wait_until_item_changes(tab, item)
-    item = _shown_item(tab)
+    wait_until_item_changes(tab, item)
+    item = shown_item(tab)
     page.get_by_role("button", name="Undo last vote").click()
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     assert _comparison_on_screen(tab) == first.pk
     assert page.locator("textarea[name=rationale]").input_value() == "It answers the question."
 
     # Vote again (tie), then revise it on the history page to "left is better".
-    _wait_until_ready(tab)
-    item = _shown_item(tab)
+    wait_until_ready(tab)
+    item = shown_item(tab)
     page.keyboard.press("3")
-    _wait_until_item_changes(tab, item)
+    wait_until_item_changes(tab, item)
     page.get_by_role("link", name="Your recent votes").click()
     page.wait_for_url("**/annotate/history/")
     entry = page.get_by_test_id("history-entry").first
