@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Names the signed-in user in audit events raised by signals (role changes made in the admin).
+    "feedback.governance.actor.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
