@@ -41,7 +41,9 @@ def manage_deletion(request: HttpRequest) -> HttpResponse:
     require_admin(request)
     annotator = request.POST.get("annotator", "").strip()
     source = request.POST.get("source", "").strip()
-    context = {"annotator": annotator, "source": source}
+    # An error about the one name given is shown beside its field; "neither or both" above the form.
+    context = {"annotator": annotator, "source": source,
+               "error_field": "annotator" if annotator and not source else "source" if source and not annotator else ""}
     if request.method == "GET":
         return render(request, "feedback/governance_deletion.html", context)
     try:
