@@ -5,6 +5,8 @@ model is fetched. Without a usable model the scan says, in one line, that names 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,11 @@ def test_a_folder_that_is_no_name_model_is_refused_in_one_line(tmp_path):
             name_recogniser_open(str(folder))
         assert str(refused.value).startswith(f'names not scanned: spaCy model "{folder}" ') and reason in str(refused.value)
         assert "\n" not in str(refused.value)
+
+
+def test_the_scan_loads_no_language_library_in_the_worker_or_the_web_process():
+    code = ("import os, sys, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); django.setup(); "
+            "import config.urls, feedback.tasks, feedback.governance.scan; "
+            "print(sorted(m for m in ('torch', 'spacy', 'presidio_analyzer', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
