@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Names the signed-in user in audit events raised by signals (role changes made in the admin).
+    "feedback.governance.actor.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -346,6 +348,10 @@ ARBITER_LEASE_SECONDS = int(os.environ.get("ARBITER_LEASE_SECONDS", "600"))
 ARBITER_EXPORT_INLINE_MAX_VOTES = int(os.environ.get("ARBITER_EXPORT_INLINE_MAX_VOTES", "20000"))
 # Training runs must say why they are warranted (issue 18): off by default, on for organisations that ask for it.
 ARBITER_RUN_JUSTIFICATION_REQUIRED = env_bool("ARBITER_RUN_JUSTIFICATION_REQUIRED")
+# Person names in the personal-data scan (feedback/governance/names.py): a spaCy model package name
+# (en_core_web_lg) or a model folder, run through presidio-analyzer in a child process. Empty: names
+# are not scanned, and each scan says so.
+ARBITER_NAME_MODEL = os.environ.get("ARBITER_NAME_MODEL", "").strip()
 # Exports matching at least ARBITER_EXPORT_PARALLEL_MIN_VOTES votes are written by this many
 # processes at once (JSONL, CSV, Parquet; feedback.exports.parallel). 1 turns it off.
 ARBITER_EXPORT_WORKERS = int(os.environ.get("ARBITER_EXPORT_WORKERS", str(min(2, os.cpu_count() or 1))))

@@ -7,6 +7,9 @@ import io
 
 import pytest
 from django.contrib.admin.sites import site
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
 from django.test import RequestFactory
 
 from feedback.exports.services import export_create
@@ -142,3 +145,32 @@ def test_policies_saved_in_the_django_admin_are_audited(admin_user, client):
     assert event.action == "policy.update" and event.details["after"]["allowed_uses"] == ["annotation", "evaluation", "training"]
     assert client.get(f"/admin/feedback/auditevent/{event.pk}/change/").status_code == 200  # view only
     assert client.post(f"/admin/feedback/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_a_role_change_in_the_admin_names_who_made_it_and_a_command_line_one_says_so(client):
+    boss = UserFactory(role="admin", is_superuser=True, username="boss")
+    out = io.StringIO()
+    call_command("create_user", "newcomer", "--role", "annotator", "--password", "a long passphrase 42", stdout=out)
+    newcomer = get_user_model().objects.get(username="newcomer")
+    made = AuditEvent.objects.get(action="role.change", object_id=str(newcomer.pk))
+    assert (made.actor_id, made.actor_name, made.remote_addr) == (None, "", None)
+    assert made.details["via"] == "command line" and made.details["roles_now"] == ["annotators"]
+
+    client.force_login(boss)
+    form = client.get(f"/admin/auth/user/{newcomer.pk}/change/").context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name not in ("password", "user_permissions")}
+    data |= {"groups": [Group.objects.get(name="admins").pk], "date_joined_0": f"{newcomer.date_joined:%Y-%m-%d}",
+             "date_joined_1": f"{newcomer.date_joined:%H:%M:%S}", "is_active": "on"}
+    data.pop("date_joined", None)
+    data.pop("last_login", None)
+    response = client.post(f"/admin/auth/user/{newcomer.pk}/change/", data, REMOTE_ADDR="10.0.0.9")
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    changes = AuditEvent.objects.filter(action="role.change", object_id=str(newcomer.pk)).exclude(pk=made.pk).order_by("id")
+    assert [e.details["change"] for e in changes] == ["remove", "add"]
+    for event in changes:
+        assert (event.actor_id, event.actor_name, event.remote_addr, event.details["via"]) == (boss.pk, "boss", "10.0.0.9", "web")
+    assert changes[1].details["roles_now"] == ["admins"]
+
+    newcomer.groups.clear()  # outside any request again: nobody
+    cleared = AuditEvent.objects.filter(action="role.change", object_id=str(newcomer.pk)).latest("id")
+    assert (cleared.actor_id, cleared.details["via"], cleared.details["change"]) == (None, "command line", "clear")

@@ -67,7 +67,8 @@ def test_deleting_an_annotator_removes_their_votes_text_and_history(world, data_
     out = io.StringIO()
     with django_capture_on_commit_callbacks(execute=True):  # the files go once the deletion commits
         call_command("delete_data", "--annotator", "leaver", stdout=out)
-    assert 'deleted annotator "leaver": 0 prompts, 3 comparisons, 3 votes, 3 demonstrations, 3 assignments, 3 vote changes, 2 snapshots marked' in out.getvalue()
+    assert ('deleted annotator "leaver": 0 prompts, 0 completions, 0 comparisons, 3 votes, 3 demonstrations, 3 assignments, '
+            '3 vote changes, 2 snapshots marked') in out.getvalue()
     leaver = get_user_model().objects.get(pk=world["leaver"].pk)
     assert (leaver.username, leaver.is_active, leaver.has_usable_password()) == (f"deleted-user-{leaver.pk}", False, False)
     assert not Vote.objects.filter(annotator=leaver).exists() and not Vote.objects.filter(rationale=SECRET).exists()
@@ -129,7 +130,7 @@ def test_deleting_a_source_removes_its_prompts_and_everything_on_them(world, dat
     assert "dry run, nothing deleted" in out.getvalue() and Prompt.objects.filter(source="vendor").exists()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("delete_data", "--source", "vendor", stdout=out)
-    assert 'deleted source "vendor": 1 prompts, 1 comparisons, 2 votes, 2 demonstrations' in out.getvalue()
+    assert 'deleted source "vendor": 1 prompts, 2 completions, 1 comparisons, 2 votes, 2 demonstrations' in out.getvalue()
     assert not Prompt.objects.filter(source="vendor").exists() and Vote.objects.count() == 4
     assert SnapshotDeletedData.objects.get(snapshot=snapshot).votes_removed == 2
     assert not (data_dir / snapshot.files_dir).exists() and vendor_text not in folder_text(data_dir)
@@ -184,4 +185,14 @@ def test_the_admin_page_and_api_delete_and_refuse_unknown_names(world, client, a
     response = api.post("/api/governance/deletions/", {"source": "vendor", "dry_run": True}, format="json")
     assert response.status_code == 200 and response.json()["counts"]["prompts"] == 1 and Prompt.objects.filter(source="vendor").exists()
     assert api_as(world["stayer"]).post("/api/governance/deletions/", {"source": "vendor"}, format="json").status_code == 403
+    assert AuditEvent.objects.filter(action="deletion").count() == 1
+
+
+@pytest.mark.parametrize("target", [{"username": "leaver"}, {"source": "vendor"}])
+def test_the_same_deletion_sent_twice_deletes_once(world, target):
+    build = deletion.annotator_deletion_plan if "username" in target else deletion.source_deletion_plan
+    first, second = build(**target), build(**target)  # both planned before either runs: a double click
+    deletion.deletion_apply(plan=first, kind="test")
+    with pytest.raises(deletion.DeletionTargetUnknown, match="was deleted already"):
+        deletion.deletion_apply(plan=second, kind="test")
     assert AuditEvent.objects.filter(action="deletion").count() == 1

@@ -1,6 +1,6 @@
 """``manage.py retention_enforce`` (issue 18 item 6): each policy's retention period applied to the
-votes and demonstrations it governs, reported per policy, audited, and idempotent (a second run
-does nothing and says so); ``--dry-run`` changes nothing."""
+prompts, completions, votes and demonstrations it governs, reported per policy, audited, and
+idempotent (a second run does nothing and says so); ``--dry-run`` changes nothing."""
 from __future__ import annotations
 
 import io
@@ -46,7 +46,8 @@ def run(*args) -> str:
 
 def test_a_dry_run_reports_and_changes_nothing(world):
     report = run("--dry-run")
-    assert "dry run, nothing deleted" in report and 'source "vendor": would delete 2 votes, 1 demonstrations' in report
+    assert "dry run, nothing deleted" in report
+    assert 'source "vendor": would delete 0 prompts, 0 completions, 0 comparisons, 2 votes, 1 demonstrations' in report
     assert Vote.objects.count() == 4 and Demonstration.objects.count() == 1
     assert not AuditEvent.objects.filter(action="deletion").exists()
 
@@ -55,7 +56,7 @@ def test_old_rows_are_deleted_once_and_a_second_run_does_nothing(world, django_c
     snapshot = snapshots.snapshot_create(rules={})
     with django_capture_on_commit_callbacks(execute=True):
         first = run()
-    assert 'source "vendor": deleted 2 votes, 1 demonstrations, 0 vote changes; 1 snapshots marked' in first
+    assert 'source "vendor": deleted 0 prompts, 0 completions, 0 comparisons, 2 votes, 1 demonstrations, 0 vote changes; 1 snapshots marked' in first
     assert sorted(Vote.objects.values_list("rationale", flat=True)) == ["why new", "why own"]
     assert not Demonstration.objects.exists()
     assert SnapshotDeletedData.objects.get(snapshot=snapshot).votes_removed == 2

@@ -70,7 +70,7 @@ def test_the_scan_runs_as_a_queued_task_with_progress_on_its_row(rows, admin_use
 
 
 def test_a_failing_scan_records_its_error(rows, monkeypatch):
-    monkeypatch.setattr(scan, "detect", lambda text: 1 / 0)
+    monkeypatch.setattr(scan, "detect", lambda text, **options: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         scan.personal_data_scan_run()
     failed = PersonalDataScan.objects.get()

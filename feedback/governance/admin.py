@@ -57,7 +57,7 @@ class PersonalDataFindingAdmin(ReadOnlyAdmin):
 
 @admin.register(PersonalDataScan)
 class PersonalDataScanAdmin(ReadOnlyAdmin):
-    list_display = ["id", "status", "scanned", "total", "found", "created_at", "finished_at"]
+    list_display = ["id", "status", "scanned", "total", "found", "names", "created_at", "finished_at"]
 
 
 @admin.register(SnapshotPolicy)

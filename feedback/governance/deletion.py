@@ -1,5 +1,6 @@
 """Deleting data on request (issue 18 item 6): one annotator's data, one source's data, or the rows
-past their policy's retention period (``feedback.governance.retention``).
+past their policy's retention period (``feedback.governance.retention``: prompts, completions,
+votes and demonstrations).
 
 What is done (chosen: **removed**, not anonymised, so a rebuilt snapshot is free of them):
 
@@ -8,16 +9,22 @@ What is done (chosen: **removed**, not anonymised, so a rebuilt snapshot is free
   deleted; their account is kept but scrubbed (username ``deleted-user-<id>``, no name or e-mail,
   no password, inactive), so audit rows and ``created_by`` links name nobody;
 - a source: every prompt whose ``Prompt.source`` is that name, with its completions, comparisons,
-  votes, assignments, vote changes and demonstrations (database cascades);
+  votes, assignments, vote changes and demonstrations;
+- given rows (``rows_deletion_plan``, retention): prompts with all of the above; completions with
+  every comparison that shows them (a comparison never outlives one of its completions) and those
+  comparisons' votes, assignments and vote changes (a demonstration hangs on its prompt, not on a
+  completion: it stays, its ``comparison`` link cleared); votes and demonstrations on their own;
 - in both: personal-data findings and kept originals of the deleted rows, and the lineage rows
   (``SnapshotVote``, ``SnapshotDemonstration``) of the snapshots that used them. Each such snapshot
   is marked "contains deleted data" (``SnapshotDeletedData``) and **its files are deleted** from the
   data folder (it needs a rebuild: ``snapshot_rebuild``); export files that may hold a deleted vote
   (any export whose ``vote_id_max`` reaches a deleted vote) are deleted too and the export says why.
-  Comparisons that lost votes get their ``vote_count`` recounted and reopen when short of votes.
+  Comparisons that lost votes but stay get their ``vote_count`` recounted and reopen when short of votes.
 
 Everything happens in one transaction with one audit event (``deletion``). Folders and files are
 first renamed aside inside the transaction (put back if it fails) and removed once it commits.
+The rows are locked and looked at again inside the transaction, so the same request sent twice (a
+double click, two cron runs at once) deletes once: the second finds them gone (``DeletionTargetUnknown``).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Model
 from django.utils import timezone
 
 from feedback.models import (
@@ -41,6 +48,7 @@ from feedback.models import (
     Demonstration,
     Export,
     ExportStatus,
+    Completion,
     Prompt,
     SnapshotDemonstration,
     SnapshotVote,
@@ -60,14 +68,20 @@ class DeletionTargetUnknown(LookupError):
 
 @dataclass
 class DeletionPlan:
-    """The rows one deletion removes (ids), and what it touches (snapshots, exports)."""
+    """The rows one deletion removes (ids), and what it touches (snapshots, exports).
+
+    ``comparison_ids``: the comparisons removed (with a prompt or a completion);
+    ``recount_ids``: comparisons that stay but lose votes (their ``vote_count`` is recounted).
+    """
 
     what: str  # stored (marks, audit, exports): 'annotator user 12', 'source "hh-rlhf"', 'retention of source "x" (30 days)'
     label: str = ""  # shown to the operator who asked (may name the user); defaults to ``what``
     vote_ids: list[int] = field(default_factory=list)
     demonstration_ids: list[int] = field(default_factory=list)
     prompt_ids: list[int] = field(default_factory=list)
+    completion_ids: list[int] = field(default_factory=list)
     comparison_ids: list[int] = field(default_factory=list)
+    recount_ids: list[int] = field(default_factory=list)
     assignment_ids: list[int] = field(default_factory=list)
     vote_change_ids: list[int] = field(default_factory=list)
     user_id: int | None = None
@@ -76,12 +90,14 @@ class DeletionPlan:
 
     @property
     def empty(self) -> bool:
-        return not (self.vote_ids or self.demonstration_ids or self.prompt_ids or self.assignment_ids or self.vote_change_ids)
+        return not (self.vote_ids or self.demonstration_ids or self.prompt_ids or self.completion_ids
+                    or self.assignment_ids or self.vote_change_ids)
 
     def counts(self) -> dict[str, int]:
-        """``{"prompts", "comparisons", "votes", "demonstrations", "assignments", "vote_changes",
-        "snapshots_marked", "export_files"}``: how many of each it removes or marks."""
-        return {"prompts": len(self.prompt_ids), "comparisons": len(self.comparison_ids), "votes": len(self.vote_ids),
+        """``{"prompts", "completions", "comparisons", "votes", "demonstrations", "assignments",
+        "vote_changes", "snapshots_marked", "export_files"}``: how many of each it removes or marks."""
+        return {"prompts": len(self.prompt_ids), "completions": len(self.completion_ids),
+                "comparisons": len(self.comparison_ids), "votes": len(self.vote_ids),
                 "demonstrations": len(self.demonstration_ids), "assignments": len(self.assignment_ids),
                 "vote_changes": len(self.vote_change_ids), "snapshots_marked": len(self.snapshot_ids),
                 "export_files": len(self.export_ids)}
@@ -94,6 +110,14 @@ class DeletionPlan:
 
 def _ids(queryset) -> list[int]:
     return sorted(queryset.values_list("pk", flat=True))
+
+
+def _ids_where(model: type[Model], column: str, values: list[int]) -> set[int]:
+    """Ids of ``model`` rows whose ``column`` is one of ``values``, in chunks (SQLite caps the variables of one query)."""
+    found: set[int] = set()
+    for start in range(0, len(values), CHUNK):
+        found.update(model.objects.filter(**{f"{column}__in": values[start:start + CHUNK]}).values_list("pk", flat=True))
+    return found
 
 
 def _touched(plan: DeletionPlan) -> DeletionPlan:
@@ -128,7 +152,7 @@ def annotator_deletion_plan(*, username: str) -> DeletionPlan:
     plan.demonstration_ids = _ids(Demonstration.objects.filter(annotator=user))
     plan.assignment_ids = _ids(Assignment.objects.filter(annotator=user))
     plan.vote_change_ids = _ids(VoteChange.objects.filter(annotator=user))
-    plan.comparison_ids = sorted(set(Vote.objects.filter(annotator=user).values_list("comparison_id", flat=True)))
+    plan.recount_ids = sorted(set(Vote.objects.filter(annotator=user).values_list("comparison_id", flat=True)))
     return _touched(plan)
 
 
@@ -142,20 +166,37 @@ def source_deletion_plan(*, source: str) -> DeletionPlan:
     prompts = Prompt.objects.filter(source=name)
     if not name or not prompts.exists():
         raise DeletionTargetUnknown(f'no prompts with source "{source}"')
-    plan = DeletionPlan(what=f'source "{name}"', prompt_ids=_ids(prompts))
-    plan.comparison_ids = _ids(Comparison.objects.filter(prompt__source=name))
-    plan.vote_ids = _ids(Vote.objects.filter(comparison__prompt__source=name))
-    plan.demonstration_ids = _ids(Demonstration.objects.filter(prompt__source=name))
-    plan.assignment_ids = _ids(Assignment.objects.filter(comparison__prompt__source=name))
-    plan.vote_change_ids = _ids(VoteChange.objects.filter(comparison__prompt__source=name))
-    return _touched(plan)
+    return rows_deletion_plan(what=f'source "{name}"', prompt_ids=_ids(prompts))
 
 
-def rows_deletion_plan(*, what: str, vote_ids: Iterable[int], demonstration_ids: Iterable[int]) -> DeletionPlan:
-    """A plan for given votes and demonstrations (retention), with their vote change history."""
-    plan = DeletionPlan(what=what, vote_ids=sorted(vote_ids), demonstration_ids=sorted(demonstration_ids))
-    plan.vote_change_ids = _ids(VoteChange.objects.filter(vote_id__in=plan.vote_ids)) if plan.vote_ids else []
-    plan.comparison_ids = sorted(set(Vote.objects.filter(pk__in=plan.vote_ids).values_list("comparison_id", flat=True)))
+def rows_deletion_plan(*, what: str, vote_ids: Iterable[int] = (), demonstration_ids: Iterable[int] = (),
+                       prompt_ids: Iterable[int] = (), completion_ids: Iterable[int] = ()) -> DeletionPlan:
+    """A plan for given rows (retention, a source) and everything that hangs on them.
+
+    Args:
+        prompt_ids: prompts removed with their completions, comparisons, votes, assignments, vote
+            changes and demonstrations.
+        completion_ids: completions removed with every comparison showing them (and its votes,
+            assignments and vote changes).
+        vote_ids, demonstration_ids: removed on their own (with a vote's change history).
+    Returns:
+        The plan, ids sorted; a comparison that only loses votes is in ``recount_ids``.
+    """
+    plan = DeletionPlan(what=what, prompt_ids=sorted(set(prompt_ids)))
+    plan.completion_ids = sorted(set(completion_ids) | _ids_where(Completion, "prompt_id", plan.prompt_ids))
+    comparisons = _ids_where(Comparison, "prompt_id", plan.prompt_ids)
+    comparisons |= _ids_where(Comparison, "completion_a_id", plan.completion_ids)
+    comparisons |= _ids_where(Comparison, "completion_b_id", plan.completion_ids)
+    plan.comparison_ids = sorted(comparisons)
+    plan.vote_ids = sorted(set(vote_ids) | _ids_where(Vote, "comparison_id", plan.comparison_ids))
+    plan.demonstration_ids = sorted(set(demonstration_ids) | _ids_where(Demonstration, "prompt_id", plan.prompt_ids))
+    plan.assignment_ids = sorted(_ids_where(Assignment, "comparison_id", plan.comparison_ids))
+    plan.vote_change_ids = sorted(_ids_where(VoteChange, "comparison_id", plan.comparison_ids)
+                                  | _ids_where(VoteChange, "vote_id", plan.vote_ids))
+    voted_on: set[int] = set()
+    for start in range(0, len(plan.vote_ids), CHUNK):
+        voted_on.update(Vote.objects.filter(pk__in=plan.vote_ids[start:start + CHUNK]).values_list("comparison_id", flat=True))
+    plan.recount_ids = sorted(voted_on - comparisons)
     return _touched(plan)
 
 
@@ -204,39 +245,62 @@ def _mark_snapshots(plan: DeletionPlan, reason: str) -> None:
         mark.save()
 
 
+def _delete_chunked(model: type[Model], ids: list[int]) -> None:
+    for start in range(0, len(ids), CHUNK):
+        model.objects.filter(pk__in=ids[start:start + CHUNK]).delete()
+
+
+def _forget(kind: str, ids: list[int]) -> None:
+    """Drop the personal-data findings and kept originals of these rows."""
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        PersonalDataFinding.objects.filter(row_kind=kind, row_id__in=chunk).delete()
+        RedactedOriginal.objects.filter(row_kind=kind, row_id__in=chunk).delete()
+
+
 def _remove_rows(plan: DeletionPlan) -> None:
     for start in range(0, len(plan.vote_ids), CHUNK):
-        chunk = plan.vote_ids[start:start + CHUNK]
-        SnapshotVote.objects.filter(vote_id__in=chunk).delete()
-        PersonalDataFinding.objects.filter(row_kind=RowKind.VOTE, row_id__in=chunk).delete()
-        RedactedOriginal.objects.filter(row_kind=RowKind.VOTE, row_id__in=chunk).delete()
+        SnapshotVote.objects.filter(vote_id__in=plan.vote_ids[start:start + CHUNK]).delete()
     for start in range(0, len(plan.demonstration_ids), CHUNK):
-        chunk = plan.demonstration_ids[start:start + CHUNK]
-        SnapshotDemonstration.objects.filter(demonstration_id__in=chunk).delete()
-        PersonalDataFinding.objects.filter(row_kind=RowKind.DEMONSTRATION, row_id__in=chunk).delete()
-        RedactedOriginal.objects.filter(row_kind=RowKind.DEMONSTRATION, row_id__in=chunk).delete()
+        SnapshotDemonstration.objects.filter(demonstration_id__in=plan.demonstration_ids[start:start + CHUNK]).delete()
+    for kind, ids in ((RowKind.VOTE, plan.vote_ids), (RowKind.DEMONSTRATION, plan.demonstration_ids),
+                      (RowKind.COMPLETION, plan.completion_ids), (RowKind.PROMPT, plan.prompt_ids)):
+        _forget(kind, ids)
     for model, ids in ((VoteChange, plan.vote_change_ids), (Vote, plan.vote_ids), (Demonstration, plan.demonstration_ids),
-                       (Assignment, plan.assignment_ids)):
-        for start in range(0, len(ids), CHUNK):  # SQLite caps the variables of one query
-            model.objects.filter(pk__in=ids[start:start + CHUNK]).delete()
-    if plan.prompt_ids:
-        completions = Prompt.objects.filter(pk__in=plan.prompt_ids).values_list("completions__id", flat=True)
-        for kind, ids in ((RowKind.PROMPT, plan.prompt_ids), (RowKind.COMPLETION, [c for c in completions if c])):
-            PersonalDataFinding.objects.filter(row_kind=kind, row_id__in=ids).delete()
-            RedactedOriginal.objects.filter(row_kind=kind, row_id__in=ids).delete()
-        Prompt.objects.filter(pk__in=plan.prompt_ids).delete()
-    else:
-        _recount(plan.comparison_ids)
+                       (Assignment, plan.assignment_ids), (Comparison, plan.comparison_ids),
+                       (Completion, plan.completion_ids), (Prompt, plan.prompt_ids)):
+        _delete_chunked(model, ids)
+    _recount(plan.recount_ids)
 
 
 def _recount(comparison_ids: list[int]) -> None:
     """Set each comparison's ``vote_count`` from its votes; a complete one short of votes reopens."""
-    counted = dict(Vote.objects.filter(comparison_id__in=comparison_ids).values_list("comparison_id").annotate(n=Count("id")))
-    for comparison in Comparison.objects.filter(pk__in=comparison_ids):
-        comparison.vote_count = counted.get(comparison.pk, 0)
-        if comparison.status == ComparisonStatus.COMPLETE and comparison.vote_count < comparison.votes_required:
-            comparison.status = ComparisonStatus.OPEN
-        comparison.save(update_fields=["vote_count", "status"])
+    for start in range(0, len(comparison_ids), CHUNK):
+        chunk = comparison_ids[start:start + CHUNK]
+        counted = dict(Vote.objects.filter(comparison_id__in=chunk).values_list("comparison_id").annotate(n=Count("id")))
+        for comparison in Comparison.objects.filter(pk__in=chunk):
+            comparison.vote_count = counted.get(comparison.pk, 0)
+            if comparison.status == ComparisonStatus.COMPLETE and comparison.vote_count < comparison.votes_required:
+                comparison.status = ComparisonStatus.OPEN
+            comparison.save(update_fields=["vote_count", "status"])
+
+
+def _still_there(plan: DeletionPlan) -> bool:
+    """Lock what the plan deletes and say whether it is still there (False: a request like it ran first).
+
+    An annotator: their account, not yet scrubbed. Rows: any of the plan's prompts, completions,
+    votes or demonstrations (the first chunk of each is locked; a second deletion of the same rows
+    waits here for the first to commit).
+    """
+    if plan.user_id is not None:
+        account = get_user_model().objects.select_for_update().filter(pk=plan.user_id).first()
+        return account is not None and account.get_username() != f"deleted-user-{account.pk}"
+    found = False
+    for model, ids in ((Prompt, plan.prompt_ids), (Completion, plan.completion_ids), (Vote, plan.vote_ids),
+                       (Demonstration, plan.demonstration_ids)):
+        if ids and list(model.objects.select_for_update().filter(pk__in=ids[:CHUNK]).values_list("pk", flat=True)):
+            found = True
+    return found
 
 
 def _scrub_user(user_id: int) -> None:
@@ -255,12 +319,17 @@ def deletion_apply(*, plan: DeletionPlan, kind: str, user=None, remote_addr: str
     snapshot ids marked). ``kind``: ``annotator``, ``source`` or ``retention``.
 
     Returns: ``plan.counts()``.
-    Raises: OSError when a file cannot be moved aside (nothing is changed then).
+    Raises:
+        DeletionTargetUnknown: ``annotator "ann" was deleted already`` (or ``source "x" ...``) when
+            an earlier request deleted it first (nothing is changed, no audit event).
+        OSError: a file cannot be moved aside (nothing is changed then).
     """
     reason = f"{timezone.now():%Y-%m-%d}: {plan.what} deleted ({kind})"
     moved: list[tuple[Path, Path]] = []
     try:
         with transaction.atomic():
+            if (plan.user_id is not None or not plan.empty) and not _still_there(plan):
+                raise DeletionTargetUnknown(f"{plan.label or plan.what} was deleted already")
             _mark_snapshots(plan, reason)
             _remove_rows(plan)
             if plan.user_id is not None:

@@ -41,17 +41,19 @@ def manage_deletion(request: HttpRequest) -> HttpResponse:
     require_admin(request)
     annotator = request.POST.get("annotator", "").strip()
     source = request.POST.get("source", "").strip()
-    context = {"annotator": annotator, "source": source}
+    # An error about the one name given is shown beside its field; "neither or both" above the form.
+    context = {"annotator": annotator, "source": source,
+               "error_field": "annotator" if annotator and not source else "source" if source and not annotator else ""}
     if request.method == "GET":
         return render(request, "feedback/governance_deletion.html", context)
     try:
         plan = _plan(annotator, source)
-    except DeletionTargetUnknown as error:
+        if "delete" not in request.POST:
+            return render(request, "feedback/governance_deletion.html", context | {"plan": plan})
+        deletion_apply(plan=plan, kind="annotator" if annotator else "source", user=request.user,
+                       remote_addr=client_ip_address(request))
+    except DeletionTargetUnknown as error:  # unknown, or deleted by a request sent just before (a double click)
         return render(request, "feedback/governance_deletion.html", context | {"error": str(error)}, status=400)
-    if "delete" not in request.POST:
-        return render(request, "feedback/governance_deletion.html", context | {"plan": plan})
-    deletion_apply(plan=plan, kind="annotator" if annotator else "source", user=request.user,
-                   remote_addr=client_ip_address(request))
     messages.success(request, f"Deleted {plan.summary()}.")
     return redirect("manage-deletion")
 
@@ -99,9 +101,9 @@ class DeletionView(APIView):
         dry_run = shape.validated_data["dry_run"]
         try:
             plan = _plan(annotator, source)
+            if not dry_run:
+                deletion_apply(plan=plan, kind="annotator" if annotator else "source", user=request.user,
+                               remote_addr=client_ip_address(request))
         except DeletionTargetUnknown as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        if not dry_run:
-            deletion_apply(plan=plan, kind="annotator" if annotator else "source", user=request.user,
-                           remote_addr=client_ip_address(request))
         return Response({"what": plan.label or plan.what, "counts": plan.counts(), "dry_run": dry_run})

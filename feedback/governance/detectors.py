@@ -4,11 +4,14 @@
 (ISO 13616 mod-97 check) and IP addresses (v4 and v6, validated by ``ipaddress``), and returns
 each as a ``Finding`` with its span and a masked excerpt; the finding itself is never returned.
 
-Names are not detected: the maintained recogniser (presidio-analyzer) needs a spaCy language model,
-which cannot be installed offline here (see the issue 18 notes).
+Person names come from outside: a maintained recogniser (presidio-analyzer over a spaCy model, run
+in a child process by ``feedback.governance.names`` when ``ARBITER_NAME_MODEL`` is set) gives
+their spans, and ``detect(text, names=spans)`` turns them into ``name`` findings like the others.
 
 Where two findings overlap, the earlier detector in ``DETECTORS`` wins (an IBAN's digits are not
-also a phone number; an IP address is not a phone number written with dots).
+also a phone number; an IP address is not a phone number written with dots), and names come last:
+a name overlapping any other finding is dropped (the recogniser may tag ``Alice`` inside
+``alice@example.org``, which stays one e-mail finding).
 """
 from __future__ import annotations
 
@@ -16,14 +19,14 @@ import bisect
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 MAX_EXCERPT = 80
 
 
 @dataclass(frozen=True)
 class Finding:
-    """``detector`` (``email``, ``phone``, ``card``, ``iban``, ``ip``), the span ``[start, end)`` in
+    """``detector`` (``email``, ``phone``, ``card``, ``iban``, ``ip``, ``name``), the span ``[start, end)`` in
     characters of the text, and ``excerpt``: the finding masked (``mask``)."""
 
     detector: str
@@ -32,7 +35,8 @@ class Finding:
     excerpt: str
 
 
-LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "iban": "[IBAN]", "ip": "[IP]"}
+LABELS = {"email": "[EMAIL]", "phone": "[PHONE]", "card": "[CARD]", "iban": "[IBAN]", "ip": "[IP]", "name": "[NAME]"}
+NAME = "name"
 
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])")
 _CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d]|[.-]\d)")
@@ -71,7 +75,8 @@ def _digits(text: str) -> str:
 
 def mask(detector: str, value: str) -> str:
     """Enough of a finding to recognise it, no more: ``j***@e***.com``, ``****1111`` (card),
-    ``DE***00`` (IBAN), ``+4***67`` (phone), ``192.*.*.*`` or ``2001:***`` (IP)."""
+    ``DE***00`` (IBAN), ``+4***67`` (phone), ``192.*.*.*`` or ``2001:***`` (IP), ``A*** J***``
+    (name: each word's initial)."""
     if detector == "email":
         local, _, domain = value.partition("@")
         host, _, tld = domain.rpartition(".")
@@ -86,6 +91,8 @@ def mask(detector: str, value: str) -> str:
         return f"{'+' if value.startswith('+') else ''}{digits[:1]}***{digits[-2:]}"
     if detector == "ip":
         return value.split(".")[0] + ".*.*.*" if "." in value and ":" not in value else value.split(":")[0] + ":***"
+    if detector == NAME:
+        return " ".join(f"{word[:1]}***" for word in value.split())[:MAX_EXCERPT]
     raise ValueError(f"unknown detector {detector!r}")
 
 
@@ -140,17 +147,25 @@ DETECTORS: dict[str, Callable[[str], Iterator[tuple[int, int]]]] = {
 }
 
 
-def detect(text: str) -> list[Finding]:
-    """Every finding in ``text``, in order of ``start``; overlaps resolved by detector order.
+def detect(text: str, *, names: Iterable[tuple[int, int]] = ()) -> list[Finding]:
+    """Every finding in ``text``, in order of ``start``; overlaps resolved by detector order, names last.
 
+    Args:
+        names: person-name spans ``(start, end)`` in ``text`` from a recogniser (``feedback.governance.names``).
     Returns: ``Finding`` s with masked excerpts (never the matched text itself).
+    Raises: ValueError for a name span outside ``text`` or empty.
     """
     starts: list[int] = []  # the spans taken so far, sorted by start (they never overlap)
     ends: list[int] = []
     found: list[Finding] = []
     if not text:
         return found
-    for name, spans in DETECTORS.items():
+    names = list(names)
+    for start, end in names:
+        if not 0 <= start < end <= len(text):
+            raise ValueError(f"name span ({start}, {end}) is not inside a text of {len(text)} characters")
+    sources = [*DETECTORS.items(), (NAME, lambda _text: iter(names))]
+    for name, spans in sources:
         for start, end in spans(text):
             index = bisect.bisect_left(starts, start)
             if (index > 0 and ends[index - 1] > start) or (index < len(starts) and starts[index] < end):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import forms
 
 from .audit_models import AuditAction
+from .detectors import LABELS
 from .models import DataPolicy
 from .scan_models import FindingStatus, RowKind
 from .services import POLICY_FIELDS
@@ -29,7 +30,7 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
-DETECTOR_CHOICES = [("", "any detector"), *[(name, name) for name in ("email", "phone", "card", "iban", "ip")]]
+DETECTOR_CHOICES = [("", "any detector"), *[(name, name) for name in LABELS]]
 
 
 class FindingFilterForm(forms.Form):

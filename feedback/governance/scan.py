@@ -4,6 +4,11 @@ review actions on its findings: mark a row clean, or redact it.
 Scanned fields: each prompt message's ``content`` (field ``messages.<i>.content``), completion and
 demonstration ``text``, and vote ``rationale``. A scan replaces the open findings of every row it
 reads; a finding an admin marked clean is not raised again at the same span.
+
+Person names are scanned when ``ARBITER_NAME_MODEL`` names a spaCy model that loads
+(``feedback.governance.names``: presidio-analyzer in a child process, one batch of texts at a
+time); either way the scan records one line in ``PersonalDataScan.names``: what recognised them,
+or ``names not scanned: <why>``.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from feedback.models import Completion, Demonstration, Prompt, Vote
 
 from .audit import audit_record
 from .detectors import detect, redact
+from .names import NameRecogniser, NamesUnavailable, name_recogniser_open
 from .models import AuditAction
 from .policies import PolicyBook, RowFacts, demonstration_facts, vote_facts
 from .scan_models import FindingStatus, PersonalDataFinding, PersonalDataScan, RedactedOriginal, RowKind, ScanStatus
@@ -89,7 +95,14 @@ def personal_data_scan_run(*, scan_id: int | None = None) -> PersonalDataScan:
         scan.total = sum(_queryset(kind).count() for kind in ROW_KINDS)
         scan.save(update_fields=["status", "started_at", "total"])
     counts = {"scanned": 0, "found": 0}
+    names: NameRecogniser | None = None
     try:
+        try:
+            names = name_recogniser_open()
+            note = f"names scanned with {names.description}"
+        except NamesUnavailable as unavailable:
+            note = str(unavailable)
+        PersonalDataScan.objects.filter(pk=scan.pk).update(names=note[:300])
         for kind in ROW_KINDS:
             last_id = 0
             while True:
@@ -97,27 +110,33 @@ def personal_data_scan_run(*, scan_id: int | None = None) -> PersonalDataScan:
                 if not batch:
                     break
                 last_id = batch[-1].pk
-                _scan_batch(scan, kind, batch, counts)
+                _scan_batch(scan, kind, batch, counts, names)
                 PersonalDataScan.objects.filter(pk=scan.pk).update(heartbeat_at=timezone.now(), **counts)
     except Exception:
         PersonalDataScan.objects.filter(pk=scan.pk).update(
             status=ScanStatus.FAILED, error=traceback.format_exc()[-4000:], finished_at=timezone.now())
         raise
+    finally:
+        if names is not None:
+            names.close()
     PersonalDataScan.objects.filter(pk=scan.pk).update(status=ScanStatus.SUCCEEDED, finished_at=timezone.now())
     return PersonalDataScan.objects.get(pk=scan.pk)
 
 
-def _scan_batch(scan: PersonalDataScan, kind: str, rows: list, counts: dict[str, int]) -> None:
+def _scan_batch(scan: PersonalDataScan, kind: str, rows: list, counts: dict[str, int],
+                names: NameRecogniser | None = None) -> None:
     ids = [row.pk for row in rows]
+    fields = [(row.pk, field, text) for row in rows for field, text in _fields(kind, row)]
+    name_spans = names.spans([text for _, _, text in fields]) if names else [()] * len(fields)
     with transaction.atomic():
         existing = PersonalDataFinding.objects.filter(row_kind=kind, row_id__in=ids)
         cleared = set(existing.filter(status=FindingStatus.CLEAN).values_list("row_id", "field", "detector", "start", "end"))
         existing.filter(status=FindingStatus.OPEN).delete()
         new = [
-            PersonalDataFinding(scan=scan, row_kind=kind, row_id=row.pk, field=field, detector=f.detector,
+            PersonalDataFinding(scan=scan, row_kind=kind, row_id=row_id, field=field, detector=f.detector,
                                 start=f.start, end=f.end, excerpt=f.excerpt)
-            for row in rows for field, text in _fields(kind, row) for f in detect(text)
-            if (row.pk, field, f.detector, f.start, f.end) not in cleared
+            for (row_id, field, text), spans in zip(fields, name_spans) for f in detect(text, names=spans)
+            if (row_id, field, f.detector, f.start, f.end) not in cleared
         ]
         PersonalDataFinding.objects.bulk_create(new, batch_size=BATCH)
     counts["scanned"] += len(rows)

@@ -18,12 +18,15 @@ class ScanStatus(models.TextChoices):
 class PersonalDataScan(models.Model):
     """One scan of prompts, completions, vote rationales and demonstrations
     (``feedback.governance.scan.personal_data_scan_run``): ``scanned`` of ``total`` rows, ``found``
-    findings recorded, and its state (``error``: the traceback's tail when it failed)."""
+    findings recorded, ``names`` (one line: ``names scanned with spaCy model ...`` or ``names not
+    scanned: <why>``), and its state (``error``: the traceback's tail when it failed)."""
 
     status = models.CharField(max_length=10, choices=ScanStatus.choices, default=ScanStatus.QUEUED)
     total = models.PositiveIntegerField(default=0)
     scanned = models.PositiveIntegerField(default=0)
     found = models.PositiveIntegerField(default=0)
+    names = models.CharField(max_length=300, blank=True, default="",
+                             help_text='Whether person names were scanned: what recognised them, or "names not scanned: <why>".')
     error = models.TextField(blank=True, default="")
     task_id = models.CharField(max_length=64, blank=True, default="")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -42,6 +45,11 @@ class PersonalDataScan(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in (ScanStatus.SUCCEEDED, ScanStatus.FAILED)
+
+    @property
+    def names_scanned(self) -> bool:
+        """Whether person names were looked for (``names`` does not start ``names not scanned``)."""
+        return self.names.startswith("names scanned")
 
 
 class FindingStatus(models.TextChoices):

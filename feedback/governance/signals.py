@@ -1,10 +1,15 @@
 """Audit events for role changes and user deletions, wherever they happen (the Django admin,
-``create_user``, a shell): a user's groups are its roles (``feedback.roles``)."""
+``create_user``, a shell): a user's groups are its roles (``feedback.roles``).
+
+The actor is the signed-in user of the request being handled (``actor.current_actor``), with the
+client's address; outside a request there is none and ``details["via"]`` says ``"command line"``.
+"""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import m2m_changed, post_delete
 
+from .actor import current_actor
 from .audit import audit_record
 from .models import AuditAction
 
@@ -18,15 +23,17 @@ def _groups_changed(sender, instance, action, pk_set, model, reverse, **kwargs):
     else:
         users = [instance]
         groups = sorted(model.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
+    actor = current_actor()
     for user in users:
-        audit_record(action=AuditAction.ROLE_CHANGE, object_type="user", object_id=user.pk,
+        audit_record(action=AuditAction.ROLE_CHANGE, user=actor.user, request=actor.request, object_type="user", object_id=user.pk,
                      details={"username": user.get_username(), "change": action.removeprefix("post_"), "groups": groups,
-                              "roles_now": sorted(user.groups.values_list("name", flat=True))})
+                              "roles_now": sorted(user.groups.values_list("name", flat=True)), "via": actor.via})
 
 
 def _user_deleted(sender, instance, **kwargs):
-    audit_record(action=AuditAction.DELETION, object_type="user", object_id=instance.pk,
-                 details={"username": instance.get_username()})
+    actor = current_actor()
+    audit_record(action=AuditAction.DELETION, user=actor.user, request=actor.request, object_type="user", object_id=instance.pk,
+                 details={"username": instance.get_username(), "via": actor.via})
 
 
 def connect() -> None:

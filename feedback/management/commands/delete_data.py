@@ -30,5 +30,8 @@ class Command(BaseCommand):
         if dry_run:
             self.stdout.write(f"dry run, nothing deleted: would delete {plan.summary()}")
             return
-        deletion_apply(plan=plan, kind="annotator" if annotator is not None else "source")
+        try:
+            deletion_apply(plan=plan, kind="annotator" if annotator is not None else "source")
+        except DeletionTargetUnknown as error:  # deleted by another run between the plan and now
+            raise CommandError(str(error)) from None
         self.stdout.write(f"deleted {plan.summary()}")
