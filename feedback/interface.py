@@ -567,11 +567,9 @@ class SnapshotRef:
     def eval_set_note(self) -> str:
         """``"3 comparisons left out: their prompts are in an eval set"`` (``"rows"`` for an SFT
         snapshot), from ``counts["eval_set_excluded"]``; ``""`` when none was left out."""
-        n = self.counts.get("eval_set_excluded") or 0
-        if not n:
-            return ""
-        noun = ("row" if n == 1 else "rows") if self.kind == "sft" else ("comparison" if n == 1 else "comparisons")
-        return f"{n} {noun} left out: {'its prompt is' if n == 1 else 'their prompts are'} in an eval set"
+        from .evalsets.exclusion import eval_set_note
+
+        return eval_set_note(self.counts.get("eval_set_excluded") or 0, noun="row" if self.kind == "sft" else "comparison")
 
     @property
     def vote_choice(self) -> str:

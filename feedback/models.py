@@ -545,6 +545,14 @@ class Export(models.Model):
         return quality_notes(self.counts or {})
 
     @property
+    def eval_set_note(self) -> str:
+        """Comparisons left out because their prompts are in an eval set, in words
+        (``feedback.evalsets.exclusion.eval_set_note`` of ``counts["eval_set_excluded"]``; ``""``: none)."""
+        from .evalsets.exclusion import eval_set_note
+
+        return eval_set_note((self.counts or {}).get("eval_set_excluded") or 0)
+
+    @property
     def vote_choice(self) -> str:
         """Whose votes it exported, in words (``feedback.vote_origins.vote_choice_words``)."""
         from .vote_origins import vote_choice_words

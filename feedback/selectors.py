@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Abs
+from django.db.models import (
+    BooleanField, Case, Count, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When,
+)
+from django.db.models.functions import Abs, Coalesce
 from django.utils import timezone
 
 from .models import (
@@ -22,6 +24,7 @@ from .models import (
     Side,
     Vote,
     VoteChange,
+    VoteOrigin,
 )
 from .campaigns.guidelines import Guidelines
 from .display_query import item_row
@@ -289,6 +292,25 @@ def comparisons_with_reward_margin(queryset: QuerySet[Comparison]) -> QuerySet[C
     return queryset.annotate(
         margin_reward_model=Subquery(latest.values("reward_model")[:1]),
         reward_margin=Subquery(latest.values("margin")[:1]),
+    )
+
+
+def comparisons_with_vote_origins(queryset: QuerySet[Comparison]) -> QuerySet[Comparison]:
+    """``queryset`` with what a comparison's campaign counts toward ``votes_required``
+    (``feedback.ai_votes``): ``ai_vote_count`` (int, AI judges' votes; ``vote_count`` stays
+    people's), ``ai_votes_counted`` (bool, the campaign's ``ai_votes_count``) and ``votes_counted``
+    (int: people's votes, plus the AI votes where they count). One correlated count on the
+    (comparison, annotator) index and the campaign's column: no query per row. For admin pages only.
+    """
+    ai_votes = (
+        Vote.objects.filter(comparison=OuterRef("pk"), origin=VoteOrigin.AI)
+        .order_by().values("comparison").annotate(n=Count("*")).values("n")
+    )
+    return queryset.annotate(
+        ai_vote_count=Coalesce(Subquery(ai_votes, output_field=IntegerField()), Value(0)),
+        ai_votes_counted=F("campaign__ai_votes_count"),
+    ).annotate(
+        votes_counted=F("vote_count") + Case(When(ai_votes_counted=True, then=F("ai_vote_count")), default=Value(0)),
     )
 
 

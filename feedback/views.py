@@ -292,12 +292,15 @@ def annotate_skip(request: HttpRequest, slug: str | None = None) -> HttpResponse
 @login_required
 @require_GET
 def manage_comparisons(request: HttpRequest) -> HttpResponse:
-    """Admins: every comparison with model names, status, vote counts and reward margin; filters,
-    an order (newest or least sure first) and pages."""
+    """Admins: every comparison with model names, status, vote counts (what its campaign counts:
+    people's votes, plus AI votes where the campaign counts them, each shown) and reward margin;
+    filters, an order (newest or least sure first) and pages."""
     _require(request, is_feedback_admin)
     form = ComparisonFilterForm(request.GET or None)
     filters = form.cleaned_data if form.is_valid() else {}
-    queryset = selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user, filters=filters))
+    queryset = selectors.comparisons_with_vote_origins(
+        selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user, filters=filters))
+    )
     queryset = selectors.comparisons_order(queryset, order=filters.get("order", ""))
     page = Paginator(queryset, 50).get_page(request.GET.get("page"))
     template = "feedback/manage_comparisons.html"
@@ -314,13 +317,14 @@ def manage_comparison_detail(request: HttpRequest, pk: int) -> HttpResponse:
     (better response) written on it."""
     _require(request, is_feedback_admin)
     comparison = get_object_or_404(
-        selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user)), pk=pk
+        selectors.comparisons_with_vote_origins(
+            selectors.comparisons_with_reward_margin(selectors.comparison_list(user=request.user))
+        ), pk=pk,
     )
     votes = list(comparison.votes.select_related("annotator").order_by("created_at"))
     context = {
         "comparison": comparison,
         "votes": votes,
-        "ai_votes": sum(1 for vote in votes if vote.origin == "ai"),  # beside vote_count (people's)
         "reward_scores": selectors.comparison_reward_scores(comparison=comparison),
         "demonstrations": selectors.comparison_demonstrations(comparison=comparison),
         "vote_changes": selectors.comparison_vote_changes(comparison=comparison),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.core.management import call_command
 
 from feedback import interface
@@ -106,3 +108,49 @@ def test_the_loops_new_vote_count_is_peoples_unless_asked():
     assert interface.vote_count_after(vote_id=0, votes="ai", at_most=1) == 1
     with pytest.raises(ValueError, match="votes: must be one of"):
         interface.vote_count_after(vote_id=0, votes="people")
+
+
+def _voted(campaign, *, people: int, ai: int, required: int = 3):
+    """A comparison of ``campaign`` needing ``required`` votes, with ``people`` people's and ``ai`` AI votes."""
+    from feedback.models import Comparison
+
+    comparison = ComparisonFactory(campaign=campaign, votes_required=required)
+    for k in range(people):
+        VoteFactory(comparison=comparison, annotator=UserFactory())
+    for k in range(ai):
+        ai_vote(comparison, judge=f"judge{k}@1")
+    Comparison.objects.filter(pk=comparison.pk).update(vote_count=people)  # as the vote path keeps it
+    return comparison
+
+
+def _votes_cell(listing: str, comparison) -> str:
+    row = listing.split(f'/manage/comparisons/{comparison.pk}/"')[1].split("</tr>")[0]
+    return " ".join(row.split("<td>")[3].split("</td>")[0].replace('<span class="hint" data-testid="ai-vote-count">', "")
+                    .replace("</span>", "").split())
+
+
+def test_the_comparisons_list_counts_what_the_campaign_counts_as_the_comparison_page_does(
+        admin_user, client, django_assert_max_num_queries):
+    counting = campaign_make("Counting", ai_votes_count=True)
+    people_only = campaign_make("People")
+    mixed = _voted(counting, people=2, ai=1)
+    lone = _voted(counting, people=1, ai=1, required=2)
+    ignored = _voted(people_only, people=1, ai=2)
+    human = _voted(counting, people=2, ai=0)
+    client.force_login(admin_user)
+    listing = client.get("/manage/comparisons/").content.decode()
+    assert _votes_cell(listing, mixed) == "3/3 (2 people, 1 AI)"
+    assert _votes_cell(listing, lone) == "2/2 (1 person, 1 AI)"
+    assert _votes_cell(listing, ignored) == "1/3 (people's; and 2 AI votes, not counted)"
+    assert _votes_cell(listing, human) == "2/3"
+    detail = " ".join(client.get(f"/manage/comparisons/{mixed.pk}/").content.decode().split())
+    assert '3 of 3 votes <span class="hint" data-testid="ai-vote-count">(2 people, 1 AI)</span>' in detail
+    detail = " ".join(client.get(f"/manage/comparisons/{ignored.pk}/").content.decode().split())
+    assert "1 of 3 votes" in detail and "(people's; and 2 AI votes, not counted)" in detail
+    with CaptureQueriesContext(connection) as few:
+        client.get("/manage/comparisons/")
+    for k in range(20):  # more rows with AI votes, counted and not: the same queries for the page
+        _voted(counting if k % 2 else people_only, people=k % 3, ai=1 + k % 2)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        listing = client.get("/manage/comparisons/").content.decode()
+    assert listing.count('data-testid="ai-vote-count"') == 23

@@ -342,7 +342,7 @@ def test_a_small_export_runs_inline_and_records_file_rows_and_checksum(world, da
     assert export.checksum == hashlib.sha256(path.read_bytes()).hexdigest() and export.size_bytes == path.stat().st_size
     assert export.votes_total == export.votes_read == 9 and export.vote_id_max == max(v.pk for v in world.votes.values())
     assert export.counts["ties"] == 1 and export.started_at and export.finished_at
-    assert export.options == {"conversational": True, "include_margin": True}
+    assert export.options == {"conversational": True, "include_margin": True, "include_eval_set_prompts": False}
 
 
 def test_votes_cast_after_an_export_was_created_are_not_in_it(world, data_root, settings):
@@ -376,7 +376,12 @@ def test_votes_cast_after_an_export_was_created_are_not_in_it(world, data_root, 
         ({"format": "raw-votes", "file_type": "csv", "filters": {"model_names": "m-good"}}, "model_names", "list"),
         ({"format": "trl-preference", "file_type": "jsonl", "options": {"real_usernames": True}}, "options",
          "does not apply to trl-preference"),
-        ({"format": "hh-rlhf", "file_type": "jsonl", "options": {"conversational": "yes"}}, "options", "takes no options"),
+        ({"format": "hh-rlhf", "file_type": "jsonl", "options": {"conversational": "yes"}}, "options",
+         "'conversational' does not apply to hh-rlhf (it takes include_eval_set_prompts)"),
+        ({"format": "trl-preference", "file_type": "jsonl", "options": {"include_eval_set_prompts": "yes"}}, "options",
+         "include_eval_set_prompts must be true or false"),
+        ({"format": "raw-votes", "file_type": "csv", "options": {"include_eval_set_prompts": True}}, "options",
+         "'include_eval_set_prompts' does not apply to raw-votes"),
         ({"format": "trl-unpaired", "file_type": "jsonl", "options": {"conversational": "no"}}, "options", "true or false"),
     ],
 )

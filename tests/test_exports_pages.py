@@ -211,7 +211,7 @@ def test_the_command_records_an_export_and_prints_rows_checksum_and_path(world):
         f"sha256 {export.checksum}",
         f"path {path.resolve()}",
     ]
-    assert export.row_count == 6 and export.inline and export.options == {"conversational": False}
+    assert export.row_count == 6 and export.inline and export.options == {"conversational": False, "include_eval_set_prompts": False}
     assert "votes read" in err.getvalue() and "rows written" in err.getvalue()
     assert jsonl_rows(path)[0] == {"prompt": "\n\nHuman: What is 2 + 2?\n\nAssistant:", "completion": " Four.", "label": True}
 

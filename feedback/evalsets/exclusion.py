@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from config.wording import counted
+
 from ..models import Prompt
 from .models import EvalSetItem, PromptKey
 from .normalise import messages_key
@@ -33,6 +35,15 @@ def prompt_keys_fill() -> int:
             [PromptKey(messages_sha256=digest, normal_key=key) for digest, key in keys.items()], ignore_conflicts=True,
         )
         written += len(keys)
+
+
+def eval_set_note(count: int, *, noun: str = "comparison") -> str:
+    """``counts["eval_set_excluded"]`` in words, as snapshot and export pages show it:
+    ``"3 comparisons left out: their prompts are in an eval set"`` (``noun`` ``"row"`` for SFT
+    snapshots); ``""`` when none was left out."""
+    if not count:
+        return ""
+    return f"{counted(count, noun)} left out: {'its prompt is' if count == 1 else 'their prompts are'} in an eval set"
 
 
 def eval_sets_exist() -> bool:

@@ -3,7 +3,9 @@
 - ``POST /api/exports/`` ``{"format", "file_type", "filters": {...}, "options": {...}}``: 201 with the
   finished export when it ran inline, 202 with the queued one otherwise; 400 with field messages
   (``format``, ``file_type``, ``filters``, a filter's name, ``options``) and nothing recorded.
-- ``GET /api/exports/`` and ``GET /api/exports/{id}/``: status, progress, row count, checksum.
+- ``GET /api/exports/`` and ``GET /api/exports/{id}/``: status, progress, row count, checksum, and
+  ``counts``: the comparisons that gave no row, by reason (``eval_set_excluded``: on eval-set
+  prompts, left out unless ``"options": {"include_eval_set_prompts": true}``).
 - ``GET /api/exports/{id}/download/``: the file (404 until it has succeeded).
 """
 from __future__ import annotations

@@ -32,7 +32,9 @@ Filters (JSON-shaped; every key optional, every given filter applies):
   handled as majority's; ``dawid_skene_differs`` counts the comparisons whose label differs.
 
 Options (``feedback.exports.formats.ExportOptions``) are checked against the format: a format
-refuses an option it does not read.
+refuses an option it does not read. ``include_eval_set_prompts`` (false by default; every format
+with texts takes it) keeps comparisons whose prompt is in an eval set, which are otherwise left out
+and counted as ``eval_set_excluded`` (``feedback.exports.formats`` says which formats and why).
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from typing import Any
 from feedback.preferences import RulesError, RulesReader
 from feedback.vote_origins import DEFAULT_AI_WEIGHT, DEFAULT_VOTES, vote_choice_dict
 
-from .formats import FILE_TYPES, FORMATS, ExportOptions
+from .formats import FILE_TYPES, FORMATS, ExportOptions, leaves_out_eval_set_prompts
 
 SPLITS = ("train", "eval")
 GOLD = ("include", "exclude", "only")
@@ -217,6 +219,11 @@ class ExportRequest:
     # Dawid-Skene labels by comparison id, set by ``feedback.exports.quality.export_quality_apply``
     # before writing when ``filters.aggregation == "dawid_skene"`` (None: majority).
     labels: dict[int, str] | None = None
+
+    @property
+    def leaves_out_eval_set_prompts(self) -> bool:
+        """Whether this export leaves out comparisons on eval-set prompts (``formats.leaves_out_eval_set_prompts``)."""
+        return leaves_out_eval_set_prompts(self.format, self.options)
 
     def options_dict(self) -> dict[str, bool]:
         """The options the format reads, JSON-ready (what ``options_parse`` takes back)."""

@@ -54,6 +54,16 @@ message or completion. A comparison with one empty response gives no row in ``tr
 responses (``feedback.messages.responses_equivalent``, two empty ones included) give no row in
 the aggregating formats and are counted as ``identical``. ``raw-votes`` holds no texts and keeps
 every vote.
+
+Eval-set prompts (issue 17): the formats that carry prompts and responses (``trl-preference``,
+``trl-unpaired``, ``hh-rlhf`` and ``arena``: what a trainer reads, and Chatbot Arena battles are
+trained on as often as they are rated) never write a comparison whose prompt is an eval-set prompt
+or a near-duplicate of one (``feedback.evalsets.exclusion.eval_set_prompt_ids``, the rule the
+snapshots use), unless the ``include_eval_set_prompts`` option is on (analysis exports). Such a
+comparison is counted as ``eval_set_excluded`` (once per comparison) where it would otherwise have
+given rows, as snapshots count it; one that gives no row anyway keeps its own reason (``ties``,
+``empty_response``, ...). ``raw-votes`` holds ids and choices, no texts, and is not training data:
+it keeps every vote and does not take the option.
 """
 from __future__ import annotations
 
@@ -251,15 +261,18 @@ class Pseudonyms:
 @dataclass(frozen=True)
 class ExportOptions:
     """How a format writes its rows: ``conversational`` (message lists, else plain text; TRL
-    formats), ``include_margin`` (``trl-preference``), ``real_usernames`` (``raw-votes``, ``arena``)."""
+    formats), ``include_margin`` (``trl-preference``), ``real_usernames`` (``raw-votes``, ``arena``),
+    ``include_eval_set_prompts`` (every format with texts: keep comparisons on eval-set prompts,
+    for analysis exports; see the module docstring)."""
 
     conversational: bool = True
     include_margin: bool = True
     real_usernames: bool = False
+    include_eval_set_prompts: bool = False
 
     def as_dict(self) -> dict[str, bool]:
         return {"conversational": self.conversational, "include_margin": self.include_margin,
-                "real_usernames": self.real_usernames}
+                "real_usernames": self.real_usernames, "include_eval_set_prompts": self.include_eval_set_prompts}
 
 
 @dataclass
@@ -481,27 +494,34 @@ def arena_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[
 
 
 ROW_FILE_TYPES = (JSONL, PARQUET, HF_DATASET)
+EVAL_SET_OPTION = "include_eval_set_prompts"
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
         ExportFormat(TRL_PREFERENCE, "TRL preference (prompt/chosen/rejected + margin)", ROW_FILE_TYPES,
-                     ("conversational", "include_margin"), False, trl_preference_columns, trl_preference_rows,
-                     trl_preference_lines),
+                     ("conversational", "include_margin", EVAL_SET_OPTION), False, trl_preference_columns,
+                     trl_preference_rows, trl_preference_lines),
         ExportFormat(TRL_UNPAIRED, "TRL unpaired / KTO (prompt/completion/label)", ROW_FILE_TYPES,
-                     ("conversational",), False, trl_unpaired_columns, trl_unpaired_rows),
+                     ("conversational", EVAL_SET_OPTION), False, trl_unpaired_columns, trl_unpaired_rows),
         ExportFormat(RAW_VOTES, "Raw votes (one row per vote)", FILE_TYPES,
                      ("real_usernames",), True, lambda options: RAW_VOTE_COLUMNS, raw_vote_rows),
         ExportFormat(HH_RLHF, "HH-RLHF transcripts (chosen/rejected)", ROW_FILE_TYPES,
-                     (), False, lambda options: HH_RLHF_COLUMNS, hh_rlhf_rows),
+                     (EVAL_SET_OPTION,), False, lambda options: HH_RLHF_COLUMNS, hh_rlhf_rows),
         ExportFormat(ARENA, "Chatbot Arena battles (one row per vote)", ROW_FILE_TYPES,
-                     ("real_usernames",), True, lambda options: ARENA_COLUMNS, arena_rows),
+                     ("real_usernames", EVAL_SET_OPTION), True, lambda options: ARENA_COLUMNS, arena_rows),
     )
 }
 
 
+def leaves_out_eval_set_prompts(format_name: str, options: ExportOptions) -> bool:
+    """Whether an export in ``format_name`` with ``options`` leaves out comparisons on eval-set
+    prompts: the formats with texts do unless ``include_eval_set_prompts`` is on (module docstring)."""
+    return EVAL_SET_OPTION in FORMATS[format_name].options and not options.include_eval_set_prompts
+
+
 def export_rows(
     groups: Iterable[ComparisonGroup], *, export_format: ExportFormat, context: FormatContext, min_agreement: float = 0.0,
-    lines: bool = False, include_flagged: bool = False,
+    lines: bool = False, include_flagged: bool = False, eval_set_prompt_ids: frozenset[int] = frozenset(),
 ) -> Iterator[tuple[str, dict[str, Any] | str]]:
     """``(split, row)`` for every row the format makes of ``groups``, in group order. With
     ``lines``, a format that has a ``lines`` builder gives each row as its JSONL line (a str).
@@ -510,6 +530,9 @@ def export_rows(
     choice (``Verdict.agreement``) is below ``min_agreement`` gives nothing and is counted as
     ``low_agreement`` (this is the "minimum agreement" filter, applied to every format). A group
     imported with flags gives nothing and is counted as ``flagged_import`` unless ``include_flagged``.
+    A group whose ``prompt_id`` is in ``eval_set_prompt_ids`` (the eval-set prompts to leave out;
+    empty: none) gives nothing and, if it would have given rows, is counted once as
+    ``eval_set_excluded`` (as snapshots count it: a tie on an eval-set prompt stays a tie).
     ``context.groups_read`` and ``context.rows_made`` count the groups taken and rows given.
     """
     make = export_format.lines if lines and export_format.lines is not None else export_format.rows
@@ -525,6 +548,11 @@ def export_rows(
         if min_agreement and group_decision(group, context).agreement < min_agreement:
             context.counts["low_agreement"] += 1
             continue
-        for row in make(group, context):
+        rows = make(group, context)
+        if eval_set_prompt_ids and group.prompt_id in eval_set_prompt_ids:
+            if any(True for _ in rows):
+                context.counts["eval_set_excluded"] += 1
+            continue
+        for row in rows:
             context.rows_made += 1
             yield group.split, row

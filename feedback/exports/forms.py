@@ -42,6 +42,11 @@ class ExportForm(forms.Form):
         help_text="comparisons imported with flags (a missing margin, a truncated-looking or early-diverging pair) "
         "are left out and counted unless ticked",
     )
+    include_eval_set_prompts = forms.BooleanField(
+        required=False, label="Keep eval-set prompts (analysis exports)",
+        help_text="comparisons whose prompt is in an eval set (or a near-duplicate of one) are left out of every "
+        "format with texts and counted, so no one trains on held-out queries, unless ticked; raw votes keep them",
+    )
     votes = forms.ChoiceField(
         choices=[("human", "people's votes only"), ("ai", "AI judges' votes only"), ("both", "both, AI votes weighted")],
         initial="human", required=False, label="Votes from",
@@ -60,7 +65,8 @@ class ExportForm(forms.Form):
         help_text="only to export data its data-use policy refuses: why (20+ characters); recorded in the audit trail",
     )
 
-    OPTION_FIELDS = {"plain_text": "conversational", "no_margin": "include_margin", "real_usernames": "real_usernames"}
+    OPTION_FIELDS = {"plain_text": "conversational", "no_margin": "include_margin", "real_usernames": "real_usernames",
+                     "include_eval_set_prompts": "include_eval_set_prompts"}
 
     def request(self) -> dict[str, Any]:
         """``export_create`` keyword arguments from the cleaned data: only given filters, and only
@@ -92,6 +98,8 @@ class ExportForm(forms.Form):
             options["include_margin"] = False
         if data.get("real_usernames"):
             options["real_usernames"] = True
+        if data.get("include_eval_set_prompts"):
+            options["include_eval_set_prompts"] = True
         return {"format": data["format"], "file_type": data["file_type"], "filters": filters, "options": options}
 
     def add_service_errors(self, message_dict: dict[str, list[str]]) -> None:

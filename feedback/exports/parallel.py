@@ -13,6 +13,9 @@ Forking needs the parent's database connections closed first (a child must open 
 is only safe outside a transaction: inside one, and for ``hf-dataset`` (one ``datasets`` folder),
 ``can_split`` says no and the export runs in one process.
 
+What every worker needs from the whole database (the eval keys that decide splits, the ids of the
+eval-set prompts to leave out) is read once, in the parent, and inherited by the forked workers.
+
 Progress: each worker sends (votes read, rows written) after every chunk; the parent adds up the
 latest figures of every worker and calls ``progress`` with the totals.
 """
@@ -66,7 +69,8 @@ def _import_pyarrow() -> None:
     import pyarrow.parquet  # noqa: F401
 
 
-def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, salt: bytes, id_range, eval_keys) -> None:
+def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, salt: bytes, id_range, eval_keys,
+          eval_set_prompts) -> None:
     """A worker process: write one range to ``path``; report progress, then the outcome, on ``channel``."""
     from .services import export_write_unpublished
 
@@ -77,7 +81,7 @@ def _part(channel, index: int, request: ExportRequest, path: Path, max_vote_id, 
     try:
         rows, counts = export_write_unpublished(
             request=request, path=path, max_vote_id=max_vote_id, salt=salt, id_range=id_range, eval_keys=eval_keys,
-            progress=lambda votes, written: channel.put(("progress", index, votes, written)),
+            eval_set_prompts=eval_set_prompts, progress=lambda votes, written: channel.put(("progress", index, votes, written)),
         )
         channel.put(("done", index, rows, counts))
     except BaseException as error:  # reported to the parent, which fails the export with it
@@ -95,8 +99,11 @@ def export_write_parallel(
     salt: bytes,
     workers: int,
     votes_total: int | None = None,
+    eval_set_prompts: frozenset[int] = frozenset(),
 ) -> tuple[WriteResult, dict[str, int]]:
     """``services.export_write`` with ``workers`` processes (see the module docstring).
+    ``eval_set_prompts``: the prompt ids to leave out, read once by the caller; the forked
+    workers inherit it (no worker matches eval sets again).
 
     Returns:
         As ``export_write``; ``counts`` are the sums over the workers.
@@ -125,7 +132,8 @@ def export_write_parallel(
     with files.published(path) as temporary, tempfile.TemporaryDirectory(prefix=".parts-", dir=path.parent) as work:
         parts = [Path(work) / f"part-{k:03d}" for k in range(len(ranges))]
         processes = [
-            context.Process(target=_part, args=(channel, k, request, parts[k], max_vote_id, salt, id_range, eval_keys), daemon=True)
+            context.Process(target=_part, args=(channel, k, request, parts[k], max_vote_id, salt, id_range, eval_keys,
+                                                     eval_set_prompts), daemon=True)
             for k, id_range in enumerate(ranges)
         ]
         for process in processes:

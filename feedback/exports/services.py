@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from feedback.evalsets.exclusion import eval_set_prompt_ids
 from feedback.governance.enforcement import export_audit, export_policy_check
 from feedback.models import Export, ExportStatus
 
@@ -157,8 +158,9 @@ def export_write(
         votes_total: how many votes match, when the caller has counted them (splits the work).
     Returns:
         ``(WriteResult, counts)``: counts has ``votes_read``, ``comparisons`` (with a matching vote)
-        and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``, ...) and the
-        votes the quality rules left out (``left_out_low_gold``, ...; ``export_quality_apply``).
+        and, by reason, the comparisons that gave no row (``ties``, ``low_agreement``,
+        ``eval_set_excluded``, ...) and the votes the quality rules left out (``left_out_low_gold``,
+        ...; ``export_quality_apply``).
     Raises:
         OSError: the file cannot be written (nothing is left at ``path``).
         RuntimeError: a worker process failed (its error in the message; nothing left at ``path``).
@@ -168,18 +170,28 @@ def export_write(
 
     salt = salt if salt is not None else secrets.token_bytes(32)
     request, left_out = export_quality_apply(request=request, max_vote_id=max_vote_id)
+    # Read once, here (the parallel path's forked workers inherit it): one match per export.
+    eval_set_prompts = _eval_set_prompts(request)
     if workers > 1 and parallel.can_split(request.file_type):
         result, counts = parallel.export_write_parallel(
             request=request, path=path, max_vote_id=max_vote_id, progress=progress, salt=salt, workers=workers,
-            votes_total=votes_total,
+            votes_total=votes_total, eval_set_prompts=eval_set_prompts,
         )
         return result, {**counts, **left_out}
     with files.published(Path(path)) as temporary:
         rows, counts = export_write_unpublished(
             request=request, path=temporary, max_vote_id=max_vote_id, progress=progress, salt=salt, id_range=id_range,
+            eval_set_prompts=eval_set_prompts,
         )
         digest, size = files.checksum(temporary), files.size_bytes(temporary)
     return WriteResult(rows=rows, checksum=digest, size_bytes=size), {**counts, **left_out}
+
+
+def _eval_set_prompts(request: ExportRequest) -> frozenset[int]:
+    """Ids of the prompts ``request`` must leave out: every eval-set prompt and near-duplicate
+    (``feedback.evalsets.exclusion.eval_set_prompt_ids``, as snapshots) unless the format keeps
+    them or ``include_eval_set_prompts`` is on; empty then, with no query."""
+    return eval_set_prompt_ids() if request.leaves_out_eval_set_prompts else frozenset()
 
 
 def export_write_unpublished(
@@ -191,9 +203,14 @@ def export_write_unpublished(
     salt: bytes,
     id_range: tuple[int, int] | None = None,
     eval_keys: set[str] | None = None,
+    eval_set_prompts: frozenset[int] | None = None,
 ) -> tuple[int, dict[str, int]]:
     """``export_write``'s work in this process, straight into ``path`` (no temporary name, no
-    checksum): returns (rows written, counts). The parallel writer's parts are written this way."""
+    checksum): returns (rows written, counts). The parallel writer's parts are written this way.
+    ``eval_keys`` (``stream.eval_prompt_keys``) and ``eval_set_prompts`` (the prompt ids to leave
+    out, ``_eval_set_prompts``): when the caller has them already (None: read here)."""
+    if eval_set_prompts is None:
+        eval_set_prompts = _eval_set_prompts(request)
     export_format = FORMATS[request.format]
     context = FormatContext(
         options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames),
@@ -211,7 +228,8 @@ def export_write_unpublished(
         max_vote_id=max_vote_id, on_chunk=chunk_done, id_range=id_range, eval_keys=eval_keys,
     )
     rows = export_rows(groups, export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
-                       lines=request.file_type == JSONL, include_flagged=request.filters.include_flagged)
+                       lines=request.file_type == JSONL, include_flagged=request.filters.include_flagged,
+                       eval_set_prompt_ids=eval_set_prompts)
     with _fewer_gc_passes():
         count = rows_write_unpublished(
             rows=rows, columns=export_format.columns(request.options),

@@ -1,4 +1,5 @@
-"""manage.py export_preferences --format F --file-type T [filters] [--plain-text] [--no-margin] [--real-usernames] [--output PATH]"""
+"""manage.py export_preferences --format F --file-type T [filters] [--plain-text] [--no-margin] [--real-usernames]
+[--include-eval-set-prompts] [--output PATH]"""
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-margin", action="store_true", help="trl-preference: no margin column.")
         parser.add_argument("--real-usernames", action="store_true",
                             help="raw-votes, arena: write usernames instead of per-export pseudonyms.")
+        parser.add_argument("--include-eval-set-prompts", action="store_true",
+                            help="Formats with texts: keep comparisons whose prompt is in an eval set or a near-duplicate "
+                                 "of one (left out and counted as eval_set_excluded by default; for analysis exports).")
         parser.add_argument("--output", help="Write the file (folder for hf-dataset) here; it must not exist yet.")
 
     def _progress(self, votes: int, rows: int) -> None:
@@ -63,7 +67,8 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{counted(votes, 'vote')} read, {counted(rows, 'row')} written, {elapsed:.1f} s", ending="")
         self.stderr.flush()
 
-    def handle(self, *args, format, file_type, output, plain_text, no_margin, real_usernames, include_flagged, **options):
+    def handle(self, *args, format, file_type, output, plain_text, no_margin, real_usernames, include_flagged,
+               include_eval_set_prompts, **options):
         filters = {name: options[name] for name in ("annotators", "exclude_annotators", "model_names", "tags", "splits")
                    if options[name]}
         if include_flagged:
@@ -78,6 +83,8 @@ class Command(BaseCommand):
             export_options["include_margin"] = False
         if real_usernames:
             export_options["real_usernames"] = True
+        if include_eval_set_prompts:
+            export_options["include_eval_set_prompts"] = True
         self.started = time.monotonic()
         try:
             if output is None:
@@ -109,6 +116,10 @@ class Command(BaseCommand):
         self.stdout.write(f"{counted(rows, 'row')} from {counted(counts['votes_read'], 'vote')} on "
                           f"{counted(counts['comparisons'], 'comparison')}"
                           + (f" (no row: {skipped})" if skipped else ""))
+        if counts.get("eval_set_excluded"):
+            from feedback.evalsets.exclusion import eval_set_note
+
+            self.stdout.write(f"{eval_set_note(counts['eval_set_excluded'])} (--include-eval-set-prompts keeps them)")
         self.stdout.write(f"sha256 {digest}")
         self.stdout.write(f"path {where}")
         sys.stdout.flush()
