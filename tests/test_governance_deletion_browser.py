@@ -15,7 +15,7 @@ from feedback import snapshots
 from feedback.governance.models import AuditEvent, SnapshotDeletedData
 from feedback.models import Vote
 from tests.factories import PASSWORD, ComparisonFactory, UserFactory, VoteFactory
-from tests.test_browser import Tab, _open_tab
+from tests.browser_support import Tab, open_tab
 from training.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -39,14 +39,14 @@ def world(settings, tmp_path):
 
 @pytest.fixture
 def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    opened = _open_tab(chromium_browser, live_server.url)
+    opened = open_tab(chromium_browser, live_server.url)
     yield opened
     opened.page.context.close()
 
 
 @pytest.fixture
 def tab_without_js(chromium_browser, live_server) -> Iterator[Tab]:
-    opened = _open_tab(chromium_browser, live_server.url, javascript=False)
+    opened = open_tab(chromium_browser, live_server.url, javascript=False)
     yield opened
     opened.page.context.close()
 
