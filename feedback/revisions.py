@@ -38,7 +38,8 @@ from .models import (
     vote_frozen_fields,
 )
 from .queue import choice_on_screen, choice_stored
-from .services import MAX_ID, _lease_length, _vote_fields_validate
+from .claims import MAX_ID, lease_length
+from .vote_submit import vote_fields_validate
 
 # The statuses in which a comparison's votes may change: open, or complete (it has its votes; an
 # undo reopens it, so undo works on the default one-vote comparisons too). A retired one is closed.
@@ -132,7 +133,7 @@ def vote_undo(*, annotator, vote_id: int, now: datetime | None = None) -> Undone
         vote.delete()
         # One vote fewer: a comparison that had all its votes is open again (its slot is this annotator's).
         Comparison.objects.filter(pk=comparison.pk).update(vote_count=F("vote_count") - 1, status=ComparisonStatus.OPEN)
-        lease = _lease_length()
+        lease = lease_length()
         (
             Assignment.objects.filter(annotator=annotator, status=AssignmentStatus.LEASED, expires_at__gt=now)
             .exclude(pk=assignment.pk)
@@ -168,7 +169,7 @@ def vote_revise(*, annotator, vote_id: int, changes: Mapping[str, Any], now: dat
         merged = {**_screen_inputs(vote), **changes}
         if "choice" in changes and changes["choice"] in ("tie", "both_bad") and "strength" not in changes:
             merged["strength"] = ""
-        fields, _ = _vote_fields_validate(
+        fields, _ = vote_fields_validate(
             choice=merged["choice"],
             strength=merged["strength"],
             rationale=merged["rationale"],

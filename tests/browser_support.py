@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from feedback import services
+from feedback import claims, services
 from feedback.models import Assignment, Comparison, Side
 from tests.factories import PASSWORD
 
@@ -128,7 +128,7 @@ def alternating_sides(monkeypatch) -> list[str]:
         drawn.append(next(sides))
         return drawn[-1]
 
-    monkeypatch.setattr(services, "side_draw", draw)
+    monkeypatch.setattr(claims, "side_draw", draw)
     return drawn
 
 

@@ -189,7 +189,7 @@ def _without_item_names(text: str, tokens: list[str]) -> str:
 
 
 def test_a_gold_item_looks_exactly_like_any_other_item_on_the_page_and_the_api(client, monkeypatch):
-    from feedback import services
+    from feedback import claims
     from tests.campaign_support import campaign_make
     from tests.factories import UserFactory
 
@@ -199,7 +199,7 @@ def test_a_gold_item_looks_exactly_like_any_other_item_on_the_page_and_the_api(c
     gold, normal = _same_looking_pair(campaign, "a"), _same_looking_pair(campaign, "")
     pages, answers = {}, {}
     for user, draws_gold in ((first, True), (second, False)):
-        monkeypatch.setattr(services, "gold_draw", lambda rng, rate, draws=draws_gold: draws)
+        monkeypatch.setattr(claims, "gold_draw", lambda rng, rate, draws=draws_gold: draws)
         client.force_login(user)
         pages[user] = client.get(f"/annotate/{campaign.slug}/")
         answers[user] = api_as(user).post(f"/api/assignments/next/?campaign={campaign.slug}")

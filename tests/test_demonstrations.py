@@ -18,6 +18,7 @@ from django.db.models import ProtectedError
 from django.test.utils import CaptureQueriesContext
 
 from feedback import interface, services
+from feedback import vote_submit as vote_submit_module
 from feedback.roles import is_feedback_admin
 from feedback.demonstrations import (
     SFT_COUNT_KEYS,
@@ -593,7 +594,7 @@ def test_vote_submit_costs_no_query_for_a_blank_box_and_one_insert_for_a_written
 def test_a_demonstration_rolls_back_with_its_vote(annotator, monkeypatch):
     comparison = AssignmentFactory(annotator=annotator).comparison
     # The last statement of the vote's transaction fails: the vote and its demonstration go together.
-    monkeypatch.setattr(services, "_VOTE_COUNT_SQL", "UPDATE no_such_table SET x = 1 WHERE id = %(id)s")
+    monkeypatch.setattr(vote_submit_module, "_VOTE_COUNT_SQL", "UPDATE no_such_table SET x = 1 WHERE id = %(id)s")
     with pytest.raises(DatabaseError):
         services.vote_submit(annotator=annotator, comparison_id=comparison.pk, choice="a", demonstration="Better.")
     assert not Vote.objects.exists() and not Demonstration.objects.exists()
