@@ -58,7 +58,7 @@ NO_CUDA = ("no CUDA device: bench/gpu_check.py measures the platform on a GPU (r
            "machine), or pass --smoke for the short CPU run that checks the script itself")
 SIZES = {  # GPU, --smoke
     "steps": (40, 2), "rloo_steps": (8, 2), "batch_size": (16, 2), "dpo_batch_size": (8, 2), "rloo_batch_size": (16, 4),
-    "max_length": (256, 160), "completion_length": (64, 8), "new_tokens": (128, 8), "batch_1_prompts": (4, 2),
+    "max_length": (256, 160), "completion_length": (64, 8), "new_tokens": (128, 8), "batch_1_prompts": (8, 2),
     "batch_32_prompts": (64, 32), "train_rows": (320, 32), "eval_rows": (32, 4), "sentences": (5, 1),
 }
 POLITE = ("Thank you for asking. ", "Here is a careful answer, step by step. ", "First, check that it is plugged in. ",
