@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test install deps static serve bench clean
+.PHONY: demo test install deps static serve bench gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: deps
 
 bench: install
 	$(PY) bench/annotate_load.py
+
+# The device check's wheels and model files (bench/.gpu; needs the network): see bench/gpu_check.sh.
+gpu-wheels: $(VENV)/.installed
+	bash bench/gpu_wheels.sh
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles var

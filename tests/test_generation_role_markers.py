@@ -111,6 +111,28 @@ def test_a_stop_string_stops_generation_early(model_store, one_torch_thread):
     assert script.calls == cut.new_tokens < LIMIT
 
 
+def test_the_stop_string_criteria_is_built_once_per_policy_and_stops_every_batch(model_store, one_torch_thread, monkeypatch):
+    """Building it reads the whole vocabulary: once per loaded policy, not once per batch."""
+    from transformers import StopStringCriteria
+
+    from training.runners import generation
+
+    built = []
+
+    class Counted(StopStringCriteria):
+        def __init__(self, **kwargs):
+            built.append(kwargs["stop_strings"])
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(generation, "StopStringCriteria", Counted)
+    policy, script = policy_with(model_store, DEFAULT_STOP_STRINGS, [MARKER_REPLY])
+    for batch in range(3):
+        calls = script.calls
+        [cut] = generate(policy, script, 1)
+        assert cut.truncated_at_role_marker and script.calls - calls == cut.new_tokens < LIMIT, batch
+    assert built == [list(DEFAULT_STOP_STRINGS)]
+
+
 def test_a_marker_that_ends_inside_a_token_still_cuts_the_text_before_it(model_store, one_torch_thread):
     policy, script = policy_with(model_store, ["\n\nHu"], [MARKER_REPLY])  # "Human" is one token
     [cut] = generate(policy, script, 1)

@@ -341,6 +341,17 @@ def test_policy_page_launches_runs_and_refuses_bad_ones(world, django_capture_on
     assert Job.objects.count() == 1
 
 
+def test_policy_page_takes_qlora_under_the_rule_every_run_kind_shares(world, django_capture_on_commit_callbacks):
+    admin = client_as(world["admin"])
+    assert 'name="quantization"' in admin.get("/manage/train/policy/").content.decode()
+    merged = admin.post("/manage/train/policy/", {**POLICY_FORM, "quantization": "4bit"})
+    assert merged.status_code == 400 and "set save_adapter true" in merged.content.decode() and not Job.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = admin.post("/manage/train/policy/", {**POLICY_FORM, "quantization": "4bit", "save_adapter": "on"})
+    assert ok.status_code == 302
+    assert (Job.objects.get().config["quantization"], Job.objects.get().config["save_adapter"]) == ("4bit", True)
+
+
 def test_lineage_page_shows_the_chain_runs_snapshots_accuracy_and_rating(world, annotator):
     from tests.factories import CompletionFactory
 

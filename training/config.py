@@ -13,6 +13,9 @@ BACKENDS = ("transformers", "server")  # in-process transformers; each checkpoin
 ON_FAILURE = ("fail", "skip")
 MAX_NEW_TOKENS_LIMIT = 4096
 MAX_BATCH_SIZE = 256
+# "4bit": QLoRA (Dettmers et al. 2023): the base loaded in 4-bit NF4 with bitsandbytes, LoRA adapters
+# trained over it in bf16. CUDA only; the runner refuses it elsewhere (training.runners.gpu).
+QUANTIZATIONS = ("", "4bit")
 
 
 # Role markers of role-prefixed transcripts (Anthropic's HH-RLHF writes "\n\nHuman: ...\n\nAssistant: ...").
@@ -279,7 +282,7 @@ class GenerationConfig(_FromDict):
 def training_fields_check(config) -> dict[str, str]:
     """Problems with the settings every training run shares (by field; empty when all are fine):
     ``base``, ``snapshot_id``/``rules``, ``output_name``, LoRA, optimiser, batch, length, eval,
-    logging and seed. Fields a config lacks are skipped."""
+    logging, seed and ``quantization`` (``quantization_problem``). Fields a config lacks are skipped."""
     errors: dict[str, str] = {}
     has = lambda name: hasattr(config, name)  # noqa: E731
     if not isinstance(config.base, str) or not config.base.strip():
@@ -318,7 +321,27 @@ def training_fields_check(config) -> dict[str, str]:
             errors[name] = "must be a positive integer"
     if not _is_int(config.seed) or not 0 <= config.seed < 2**32:
         errors["seed"] = "must be an integer from 0 to 4294967295"
+    if has("quantization") and (problem := quantization_problem(config)):
+        errors["quantization"] = problem
     return errors
+
+
+def quantization_problem(config) -> str | None:
+    """Why ``config.quantization`` cannot be used with the rest of ``config`` (None when it can).
+
+    QLoRA ("4bit") trains LoRA adapters over the 4-bit base, so it needs ``lora``. A run kind that
+    can save the adapter alone (``save_adapter``: DPO, RL, SFT) must do so: merging into the 4-bit
+    base would store rounded weights. A reward run has no such setting: its adapter and score head
+    are merged into the base loaded again in 16 bits (``training.runners.gathered``).
+    """
+    if config.quantization not in QUANTIZATIONS:
+        return 'must be "" (none) or "4bit" (QLoRA: LoRA adapters over a 4-bit base, CUDA only)'
+    if config.quantization and config.lora is not True:
+        return "QLoRA trains LoRA adapters over a 4-bit base: set lora true"
+    if config.quantization and hasattr(config, "save_adapter") and config.save_adapter is not True:
+        return ("QLoRA saves an adapter over the full-precision base: set save_adapter true "
+                "(merging into a 4-bit base would store rounded weights)")
+    return None
 
 
 SCORING_SCOPES = ("open", "all")
@@ -336,7 +359,9 @@ class RewardConfig(_FromDict):
     (aggregation rules, see ``feedback.preferences.AggregationRules``).
     ``output_name``: the reward checkpoint's name (default ``<base>-rm-<run id>``).
     Training: full fine-tune, or LoRA (``lora=True``; rank ``lora_r``, scale ``lora_alpha``) with
-    the score head trained in full. Every pair is used: a side longer than ``max_length`` tokens
+    the score head trained in full; ``quantization="4bit"`` (QLoRA, CUDA only, needs ``lora``) loads
+    the base in 4-bit NF4, and the adapters and head are merged into the base loaded again in
+    16 bits when the checkpoint is written. Every pair is used: a side longer than ``max_length`` tokens
     loses the start of its prompt first, then the end of its responses (counted in the summary;
     ``training.runners.pair_tokens``). ``eval_steps``: evaluate held-out pairwise accuracy every
     this many optimiser steps and at the end. The learning rate warms up over ``warmup_ratio`` of
@@ -356,6 +381,7 @@ class RewardConfig(_FromDict):
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    quantization: str = ""
     learning_rate: float = REWARD_LEARNING_RATE
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.05

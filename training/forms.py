@@ -6,7 +6,9 @@ from typing import Any
 
 from django import forms
 
-from .config import BACKENDS, MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, ON_FAILURE, STRATEGIES, GenerationConfig, RewardConfig
+from .config import (
+    BACKENDS, MAX_BATCH_SIZE, MAX_NEW_TOKENS_LIMIT, ON_FAILURE, QUANTIZATIONS, STRATEGIES, GenerationConfig, RewardConfig,
+)
 from .models import LoopMethod
 
 DEFAULTS = GenerationConfig(checkpoints=[], limit=20)
@@ -17,6 +19,14 @@ BACKEND_LABELS = {"transformers": "in the worker (transformers)", "server": "eac
 BACKEND_CHOICES = [(name, BACKEND_LABELS.get(name, name)) for name in BACKENDS]
 ON_FAILURE_LABELS = {"fail": "fail the job (keep the batches done)", "skip": "skip the prompt and count it"}
 ON_FAILURE_CHOICES = [(name, ON_FAILURE_LABELS.get(name, name)) for name in ON_FAILURE]
+QUANTIZATION_LABELS = {"": "none", "4bit": "4-bit base (QLoRA: LoRA over NF4, CUDA and bitsandbytes)"}
+QUANTIZATION_CHOICES = [(name, QUANTIZATION_LABELS.get(name, name)) for name in QUANTIZATIONS]
+
+
+def _quantization_field() -> forms.ChoiceField:
+    """The base's quantization, one field for every run form (the rules: ``config.quantization_problem``)."""
+    return forms.ChoiceField(choices=QUANTIZATION_CHOICES, required=False, initial="", label="Quantization",
+                             help_text="QLoRA needs LoRA and a CUDA worker")
 
 
 def _number(**attrs) -> forms.NumberInput:
@@ -197,6 +207,7 @@ class RewardForm(_ServiceErrors, _Governance, forms.Form):
     )
     output_name = forms.CharField(required=False, max_length=200, help_text="default: <base>-rm-<run id>")
     lora = forms.BooleanField(required=False, initial=REWARD_DEFAULTS.lora, label="LoRA (merged on save)")
+    quantization = _quantization_field()
     learning_rate = forms.FloatField(initial=REWARD_DEFAULTS.learning_rate, widget=_number(min=0, step="any"))
     num_train_epochs = forms.FloatField(initial=REWARD_DEFAULTS.num_train_epochs, label="Epochs", widget=_number(min=0, step="any"))
     max_steps = forms.IntegerField(required=False, label="Max steps", help_text="overrides epochs", widget=_number(min=1))
@@ -256,6 +267,8 @@ class RewardForm(_ServiceErrors, _Governance, forms.Form):
                      "max_length", "eval_steps", "seed"):
             if data.get(name) is not None:
                 config[name] = data[name]
+        if data.get("quantization"):
+            config["quantization"] = data["quantization"]
         return config
 
 
@@ -387,10 +400,12 @@ class PolicyRunForm(_ServiceErrors, _Governance, forms.Form):
     max_completion_length = forms.IntegerField(initial=64, label="Max completion tokens (RL)", widget=_number(min=1))
     lora = forms.BooleanField(required=False, initial=True, label="LoRA")
     save_adapter = forms.BooleanField(required=False, label="Save the adapter only (else merged)")
+    quantization = _quantization_field()
     seed = forms.IntegerField(initial=0, widget=_number(min=0))
 
     ERROR_FIELDS = {"snapshot_id": "snapshot"}
-    COMMON = ("output_name", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "lora", "save_adapter", "seed")
+    COMMON = ("output_name", "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "lora",
+              "save_adapter", "quantization", "seed")
     BY_KIND = {"dpo": ("beta", "max_length"), "rl": ("beta", "num_generations", "max_completion_length"), "sft": ("max_length",)}
 
     def __init__(self, *args, checkpoint_names: list[str], reward_names: list[str], snapshots: list[tuple[int, str]], **kwargs):

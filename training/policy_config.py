@@ -12,9 +12,6 @@ from typing import Any
 from .config import ConfigError, _FromDict, _is_int, _is_number, training_fields_check
 
 RL_ALGORITHMS = ("rloo", "grpo")
-# "4bit": QLoRA (Dettmers et al. 2023): the base loaded in 4-bit NF4 with bitsandbytes, LoRA adapters
-# trained over it in bf16. CUDA only; the runner refuses it elsewhere (training.runners.gpu).
-QUANTIZATIONS = ("", "4bit")
 DPO_LOSSES = ("sigmoid", "ipo", "hinge", "robust")
 
 _BASE = {"base": "required: the policy checkpoint to start from"}
@@ -50,14 +47,7 @@ class _PolicyTraining(_FromDict):
             errors["save_adapter"] = "must be true or false"
         elif self.save_adapter and self.lora is False:
             errors["save_adapter"] = "an adapter can only be saved from a LoRA run (set lora)"
-        if self.quantization not in QUANTIZATIONS:
-            errors["quantization"] = 'must be "" (none) or "4bit" (QLoRA: LoRA adapters over a 4-bit base, CUDA only)'
-        elif self.quantization and self.lora is not True:
-            errors["quantization"] = "QLoRA trains LoRA adapters over a 4-bit base: set lora true"
-        elif self.quantization and self.save_adapter is not True:
-            errors["quantization"] = ("QLoRA saves an adapter over the full-precision base: set save_adapter true "
-                                      "(merging into a 4-bit base would store rounded weights)")
-        return errors
+        return errors  # quantization: training_fields_check (one rule for every run kind)
 
 
 @dataclass(kw_only=True)

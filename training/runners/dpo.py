@@ -31,7 +31,8 @@ Language Model is Secretly a Reward Model") trains the policy directly on chosen
   ``save_adapter`` the adapter alone (registered ``is_adapter``, loaded over its parent).
 
 Under ``torchrun``/``accelerate launch`` every process trains; only the main one reports, writes
-and registers.
+and registers. Under DeepSpeed ZeRO-3 every process joins the held-out pass (each forward pass
+gathers the sharded weights) and the model is gathered before it is written (``gathered``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from trl import DPOConfig as TRLDPOConfig
+from transformers import AutoModelForCausalLM
 from trl import DPOTrainer
 
 from training.policy_config import DPOConfig
@@ -53,6 +55,7 @@ from .policy_training import (
 )
 from .pair_tokens import PairIds, split_counts, splits_prepare
 from .dpo_heldout import implicit_reward_outcomes
+from .gathered import trained_model, zero3_active
 from .gpu import gpu_options_require, quantization_arguments
 from .progress import Phase, Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
@@ -169,6 +172,19 @@ def run_dpo(job, reporter: Reporter) -> dict:
         used_train, used_eval = len(train_pairs), len(eval_pairs)
         reference = REFERENCE_FROZEN_COPY if trainer.ref_model is not None else REFERENCE_ADAPTER_DISABLED
         result = trainer.train()
+        held_out = None
+        if evaluate and not reporting.halted and (is_main or zero3_active(args)):  # ZeRO-3: every process joins
+            if is_main:
+                reporting.progress(trainer.state)
+                reporter.phase(Phase.EVALUATING)
+            held_out = implicit_reward_outcomes(
+                trainer, eval_pairs, beta=config.beta, pad_token_id=tokenizer.pad_token_id,
+                batch_size=config.per_device_eval_batch_size,
+            )
+        finished = None if reporting.halted else trained_model(  # every process: under ZeRO-3 a gather
+            trainer, auto_class=AutoModelForCausalLM, base_location=base.location, scratch=f"{output_dir}/trained",
+            is_main=is_main, merge=not (config.save_adapter and config.lora),
+        )
 
     last = reporting.evaluations[-1] if reporting.evaluations else {}
     summary = {
@@ -193,12 +209,7 @@ def run_dpo(job, reporter: Reporter) -> dict:
         return summary
 
     reporting.progress(trainer.state)
-    if evaluate:
-        reporter.phase(Phase.EVALUATING)
-        held_out = implicit_reward_outcomes(
-            trainer, eval_pairs, beta=config.beta, pad_token_id=tokenizer.pad_token_id,
-            batch_size=config.per_device_eval_batch_size,
-        )
+    if held_out is not None:
         summary["eval_reward_accuracy"] = finite(held_out["accuracy"])
         summary["eval_reward_tie_rate"] = finite(held_out["tie_rate"])
         reporter.metric(step=trainer.state.global_step, epoch=trainer.state.epoch, values={
@@ -217,7 +228,7 @@ def run_dpo(job, reporter: Reporter) -> dict:
         },
     }
     checkpoint = policy_publish(
-        trainer.model, tokenizer, job=job, config=config, base=base, suffix="dpo", metadata=metadata,
+        finished, tokenizer, job=job, config=config, base=base, suffix="dpo", metadata=metadata,
         on_phase=reporter.phase,
     )
     summary["checkpoint"] = checkpoint.name

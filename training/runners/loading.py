@@ -1,7 +1,7 @@
 """Load a registered checkpoint for inference (torch and transformers imported here only)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -17,6 +17,8 @@ class LoadedPolicy:
     tokenizer: PreTrainedTokenizerBase
     eos_token_ids: list[int]
     stop_strings: tuple[str, ...] = ()
+    # generation's stopping criteria for these markers, built once (``generation.stop_string_criteria``)
+    stop_criteria: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def device_pick() -> torch.device:

@@ -3,7 +3,11 @@
 ``run_reward`` reads the job's snapshot (``train.jsonl``/``eval.jsonl``, TRL's conversational
 preference format), loads the base policy as ``AutoModelForSequenceClassification`` with one
 label (TRL loads it from the path: a new random ``score`` head, ``pad_token_id`` set from the
-tokenizer), optionally wraps it in LoRA, and runs ``RewardTrainer`` unchanged. Around it:
+tokenizer), optionally wraps it in LoRA (peft's ``SEQ_CLS`` task adds ``score`` to
+``modules_to_save``, so the new head trains in full), and runs ``RewardTrainer`` unchanged. QLoRA
+(``quantization="4bit"``, CUDA only; refused elsewhere before anything is loaded,
+``gpu.gpu_options_require``): the base is loaded here in 4-bit NF4 and prepared for k-bit training
+(``gpu.qlora_base_load``), then handed to TRL with the same LoRA. Around it:
 
 - Rows: tokenised and fitted here (``pair_tokens.pairs_prepare``: TRL's tokenisation, the prompt's
   start cut first, then the responses' end, so every side fits ``max_length``; pairs identical
@@ -27,7 +31,9 @@ tokenizer), optionally wraps it in LoRA, and runs ``RewardTrainer`` unchanged. A
   job ends cancelled. A crash propagates (the runner marks the job failed) and writes nothing.
 - Success: the model (LoRA merged into the base) and tokenizer are written to a temporary folder
   under ``checkpoints/``, renamed into place, then registered with their lineage. A failed
-  registration removes the folder (``publish.checkpoint_publish``).
+  registration removes the folder (``publish.checkpoint_publish``). A QLoRA run's adapter and head
+  are merged into the base loaded again in 16 bits, and a ZeRO-3 run's shards are gathered first
+  (``gathered.trained_model``), so every reward checkpoint is a plain one the scorer loads.
 
 Under ``accelerate launch`` every process trains; only the main one reports, writes and registers.
 """
@@ -39,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import Dataset
+from transformers import AutoModelForSequenceClassification
 from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
 
@@ -46,6 +53,8 @@ from feedback import interface as feedback
 from training.config import RewardConfig
 from training.models import Checkpoint, CheckpointKind
 
+from .gathered import trained_model
+from .gpu import gpu_options_require, qlora_base_load
 from .lora import disable_dropout, lora_config
 from .pair_tokens import PairIds, pair_outcomes, split_counts, splits_prepare
 from .policy_training import process_roles, run_directory, run_snapshot
@@ -166,7 +175,8 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
     ``config.activation_checkpointing`` (it recomputes each layer's activations in the backward
     pass: less peak memory for about a third more compute). CUDA: bf16 autocast where the GPU has it
     (else fp16), activation checkpointing always; a LoRA base is loaded in bf16 (the adapters and
-    the score head stay float32, as peft makes them). The learning rate follows
+    the score head stay float32, as peft makes them). QLoRA: no ``model_init_kwargs``, as the
+    runner loads the 4-bit base itself (``gpu.qlora_base_load``). The learning rate follows
     ``config.lr_scheduler_type`` after ``config.warmup_ratio`` of the steps.
     """
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -186,7 +196,7 @@ def trl_reward_config(config: RewardConfig, output_dir: str, *, evaluate: bool, 
         bf16=bf16, fp16=cuda and not bf16, activation_checkpointing=cuda or config.activation_checkpointing,
         disable_dropout=disable_dropout(config),
         dataloader_num_workers=0, dataloader_pin_memory=cuda,
-        model_init_kwargs={"dtype": base_dtype},
+        model_init_kwargs=None if config.quantization else {"dtype": base_dtype},
     )
 
 
@@ -240,6 +250,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         raise ValueError(f"snapshot {snapshot.id} has no training pairs")
 
     cuda = torch.cuda.is_available()
+    gpu_options_require(config, cuda=cuda)  # before the model is loaded: one readable line
     warnings: list[str] = []
     with data_warnings(warnings):
         tokenizer = reward_tokenizer(base.location)  # its pad token: one the chat template never writes
@@ -265,9 +276,12 @@ def run_reward(job, reporter: Reporter) -> dict:
             progress_interval_s=PROGRESS_INTERVAL_S, stop_check_interval_s=STOP_CHECK_INTERVAL_S,
         )
         margins = (lambda rows: [row["margin"] for row in rows]) if with_margin else (lambda rows: None)
+        model = base.location  # TRL loads it (a new random score head); QLoRA: loaded here in 4-bit
+        if config.quantization:
+            model = qlora_base_load(base.location, config, args, auto_class=AutoModelForSequenceClassification, num_labels=1)
         with data_warnings(warnings):
             trainer = RewardTrainer(
-                model=base.location,
+                model=model,
                 args=args,
                 train_dataset=trl_dataset(train_pairs, margins(kept_train)),
                 eval_dataset=trl_dataset(eval_pairs, margins(kept_eval)) if evaluate else None,
@@ -279,6 +293,10 @@ def run_reward(job, reporter: Reporter) -> dict:
             )
         _check_nothing_dropped(trainer, len(train_pairs), len(eval_pairs) if evaluate else 0)
         result = trainer.train()
+        finished = None if reporting.halted else trained_model(  # every process: under ZeRO-3 a gather
+            trainer, auto_class=AutoModelForSequenceClassification, base_location=base.location,
+            scratch=f"{output_dir}/trained", is_main=is_main, merge=True, num_labels=1,
+        )
 
     last = reporting.evaluations[-1] if reporting.evaluations else {}
     summary = {
@@ -314,7 +332,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         "eval_rows": len(eval_pairs), "train_rows": len(train_pairs), "max_length": config.max_length,
         "truncated_prompt": summary["truncated_prompt"], "truncated_response": summary["truncated_response"],
         "filtered_identical": summary["filtered_identical"],
-        "lora": config.lora, "steps": summary["steps"],
+        "lora": config.lora, "quantization": config.quantization, "steps": summary["steps"],
     }
 
     def register(weights_dir: str) -> Checkpoint:
@@ -325,7 +343,7 @@ def run_reward(job, reporter: Reporter) -> dict:
         )
 
     checkpoint = checkpoint_publish(
-        trainer.model, tokenizer, name=name, job_id=job.pk, register=register, on_phase=reporter.phase
+        finished, tokenizer, name=name, job_id=job.pk, register=register, on_phase=reporter.phase
     )
     summary["checkpoint"] = checkpoint.name
     summary["seconds"] = round(clock.elapsed(), 3)

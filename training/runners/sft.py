@@ -13,7 +13,8 @@ tokens of the chat-templated prompt). Around ``SFTTrainer``, unchanged:
   rows carry ``loss``, ``learning_rate``, ``grad_norm``, ``entropy``, ``mean_token_accuracy``,
   ``num_tokens``; evaluation rows ``eval_loss``, ``eval_mean_token_accuracy``... Evaluation runs when
   the snapshot has eval rows.
-- Success: ``policy_training.policy_publish`` (LoRA merged, or the adapter alone with ``save_adapter``).
+- Success: ``policy_training.policy_publish`` (LoRA merged, or the adapter alone with ``save_adapter``);
+  under DeepSpeed ZeRO-3 the model is gathered first (``gathered.trained_model``).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from transformers import AutoModelForCausalLM
 from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
@@ -33,6 +35,7 @@ from .policy_training import (
     finite, policy_base, policy_publish, policy_run_config, process_roles, run_directory,
     trainer_arguments,
 )
+from .gathered import trained_model
 from .gpu import gpu_options_require, quantization_arguments
 from .progress import Reporter, Stopwatch
 from .reporting import RunReporting, data_warnings
@@ -123,6 +126,10 @@ def run_sft(job, reporter: Reporter) -> dict:
             "eval": at_max_length(trainer.eval_dataset, config.max_length) if evaluate else 0,
         }
         result = trainer.train()
+        finished = None if reporting.halted else trained_model(  # every process: under ZeRO-3 a gather
+            trainer, auto_class=AutoModelForCausalLM, base_location=base.location, scratch=f"{output_dir}/trained",
+            is_main=is_main, merge=not (config.save_adapter and config.lora),
+        )
 
     last = reporting.evaluations[-1] if reporting.evaluations else {}
     summary = {
@@ -156,7 +163,7 @@ def run_sft(job, reporter: Reporter) -> dict:
         },
     }
     checkpoint = policy_publish(
-        trainer.model, tokenizer, job=job, config=config, base=base, suffix="sft", metadata=metadata,
+        finished, tokenizer, job=job, config=config, base=base, suffix="sft", metadata=metadata,
         on_phase=reporter.phase,
     )
     summary["checkpoint"] = checkpoint.name
