@@ -3,14 +3,13 @@ the actions answer in place (no page load) and say why activation is refused; gu
 HTML preview as inert text; without JavaScript the same buttons work as plain form posts."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
 from feedback.campaigns import services
 from feedback.campaigns.models import Campaign, GuidelineVersion
 from tests.factories import PASSWORD, ComparisonFactory, UserFactory
-from tests.browser_support import Tab, open_tab
+from tests.browser_support import Tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,20 +27,6 @@ def log_in(tab: Tab, username: str, next_path: str) -> None:
 def campaign(db) -> Campaign:
     UserFactory(username="boss", role="admin")
     return services.campaign_create(values={"name": "Browser check"})
-
-
-@pytest.fixture
-def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = open_tab(chromium_browser, live_server.url)
-    yield tab
-    tab.page.context.close()
-
-
-@pytest.fixture
-def plain_tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = open_tab(chromium_browser, live_server.url, javascript=False)
-    yield tab
-    tab.page.context.close()
 
 
 def test_actions_answer_in_place_and_guidelines_preview_inert(tab, campaign):
@@ -70,13 +55,13 @@ def test_actions_answer_in_place_and_guidelines_preview_inert(tab, campaign):
     assert page.evaluate("window.__cspViolations") == []
 
 
-def test_without_javascript_activate_is_a_plain_form_post(plain_tab, campaign, annotator):
+def test_without_javascript_activate_is_a_plain_form_post(tab_without_js, campaign, annotator):
     services.campaign_update(campaign=campaign, values={"annotators": [annotator.username]})
     services.campaign_comparisons_add(campaign=campaign, rules={"ids": [ComparisonFactory().pk]})
     path = f"/manage/campaigns/{campaign.pk}/"
-    log_in(plain_tab, "boss", path)
-    plain_tab.page.get_by_role("button", name="Activate").click()
-    plain_tab.page.get_by_text("Campaign activated").wait_for()
-    assert plain_tab.page.get_by_test_id("campaign-status").inner_text() == "active"
+    log_in(tab_without_js, "boss", path)
+    tab_without_js.page.get_by_role("button", name="Activate").click()
+    tab_without_js.page.get_by_text("Campaign activated").wait_for()
+    assert tab_without_js.page.get_by_test_id("campaign-status").inner_text() == "active"
     campaign.refresh_from_db()
     assert campaign.status == "active"

@@ -305,13 +305,16 @@ def test_loop_shows_each_steps_progress_then_its_outcome(loop_world, monkeypatch
 
 
 @pytest.mark.django_db
-def test_under_a_multi_process_launcher_only_rank_0_generates(monkeypatch):
+@pytest.mark.parametrize("kind", [JobKind.GENERATION, JobKind.JUDGING, JobKind.CAI])
+def test_under_a_multi_process_launcher_only_rank_0_generates(monkeypatch, kind):
+    """Generation, judging and critique-revise jobs write rows per prompt: another rank would write
+    each completion, AI vote or revision again."""
     from training import runners
 
     ran = []
-    monkeypatch.setitem(runners.RUNNERS, "generation", lambda job, reporter: ran.append(job.pk) or {})
+    monkeypatch.setitem(runners.RUNNERS, kind, lambda job, reporter: ran.append(job.pk) or {})
     monkeypatch.setenv("RANK", "1")
-    job = Job.objects.create(kind=JobKind.GENERATION, status=JobStatus.RUNNING, config={"checkpoints": ["smol"]})
+    job = Job.objects.create(kind=kind, status=JobStatus.RUNNING, config={"checkpoints": ["smol"]})
 
     assert runner.main(["runner", str(job.pk)]) == 0
 

@@ -3,7 +3,6 @@ annotators of known habits are flagged for the right reason and the honest ones 
 charts render as SVG with titles, and sorting by a column reorders the rows in place (htmx)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,16 +10,9 @@ from feedback.models import Campaign
 from feedback.quality.services import quality_report_compute
 from tests.factories import PASSWORD, UserFactory
 from tests.quality_support import votes_seed
-from tests.browser_support import Tab, open_tab
+from tests.browser_support import Tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = open_tab(chromium_browser, live_server.url)
-    yield tab
-    tab.page.context.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import traceback
 
 # Kinds whose runner does not share work across processes: under a multi-process launcher
 # (``ARBITER_RUNNER_LAUNCHER``) only rank 0 runs them. (Scoring keeps to rank 0 by itself.)
-SINGLE_PROCESS_KINDS = ("generation", "judging")
+SINGLE_PROCESS_KINDS = ("generation", "judging", "cai")
 
 
 def is_main_process() -> bool:
