@@ -125,11 +125,11 @@ def test_the_vote_and_the_scheduler_agree_on_when_a_report_is_due(
     due = request.node.callspec.id in DUE
     _row_make(state, campaign)
     QualityReport.objects.create(campaign=None, status="succeeded", computed_at=timezone.now())  # not due
-    from feedback import services
+    from feedback import vote_submit
 
-    after_vote = mock.Mock(wraps=services.quality_reports_after_vote)
+    after_vote = mock.Mock(wraps=vote_submit.quality_reports_after_vote)
     with django_capture_on_commit_callbacks(execute=True), \
-            mock.patch.object(services, "quality_reports_after_vote", after_vote):
+            mock.patch.object(vote_submit, "quality_reports_after_vote", after_vote):
         vote(annotator, campaign)
     # The vote's first statement found it due (or not): only then does the vote run anything for it.
     assert after_vote.call_args_list == ([mock.call(campaign_id=campaign.pk, overall=False, campaign=True)]
