@@ -10,6 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The check builds its own SQLite store in child processes: the suite's PostgreSQL pass would only
+# repeat it (a minute), so it runs once, with the real-model tests.
+pytestmark = pytest.mark.real_model
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ["reward", "dpo_lora", "dpo_full", "rloo", "generation_batch_1", "generation_batch_32"]
 
