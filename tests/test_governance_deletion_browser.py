@@ -6,7 +6,6 @@ session ended deletes nothing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -15,7 +14,7 @@ from feedback import snapshots
 from feedback.governance.models import AuditEvent, SnapshotDeletedData
 from feedback.models import Vote
 from tests.factories import PASSWORD, ComparisonFactory, UserFactory, VoteFactory
-from tests.browser_support import Tab, open_tab
+from tests.browser_support import Tab
 from training.models import Job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,20 +34,6 @@ def world(settings, tmp_path):
     snapshot = snapshots.snapshot_create(rules={})
     job = Job.objects.create(kind="reward", snapshot=snapshot, status="succeeded")
     return {"admin": UserFactory(role="admin", username="chief"), "snapshot": snapshot, "job": job}
-
-
-@pytest.fixture
-def tab(chromium_browser, live_server) -> Iterator[Tab]:
-    opened = open_tab(chromium_browser, live_server.url)
-    yield opened
-    opened.page.context.close()
-
-
-@pytest.fixture
-def tab_without_js(chromium_browser, live_server) -> Iterator[Tab]:
-    opened = open_tab(chromium_browser, live_server.url, javascript=False)
-    yield opened
-    opened.page.context.close()
 
 
 def log_in(tab: Tab, username: str) -> None:
