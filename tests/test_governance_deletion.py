@@ -27,7 +27,9 @@ from feedback.models import (
 )
 from tests.conftest import api_as
 from tests.factories import AssignmentFactory, ComparisonFactory, PromptFactory, UserFactory, VoteFactory
-from training.models import Checkpoint, Job
+from training.judges.models import JudgeCall, JudgeVerdict
+from training.judges.services import judge_save
+from training.models import Checkpoint, Job, JobKind
 
 pytestmark = pytest.mark.django_db
 SECRET = "my neighbour Zebulon Quixote said so"
@@ -135,6 +137,37 @@ def test_deleting_a_source_removes_its_prompts_and_everything_on_them(world, dat
     assert SnapshotDeletedData.objects.get(snapshot=snapshot).votes_removed == 2
     assert not (data_dir / snapshot.files_dir).exists() and vendor_text not in folder_text(data_dir)
     assert AuditEvent.objects.get(action="deletion").object_type == "source"
+
+
+def test_judge_answers_on_deleted_comparisons_go_with_them(world, client, admin_user):
+    """A judge's raw answer may quote the texts: deleting a source deletes the judge calls and
+    verdicts on its comparisons (counted in the preview, the result and the audit event) and
+    keeps those on other comparisons."""
+    judge = judge_save(name="gpt", kind="openai", base_url="http://127.0.0.1:9/v1", model_name="m", api_key_env="K")[0]
+    job = Job.objects.create(kind=JobKind.JUDGING, config={})
+    vendor, kept = world["comparisons"][2], world["comparisons"][0]
+    for comparison in (vendor, kept):
+        for order in ("ab", "ba"):
+            JudgeCall.objects.create(job=job, judge=judge, comparison_id=comparison.pk, order=order, status="ok",
+                                     label="A", choice="a", raw_output=f"A is better: {comparison.completion_a.text}")
+        JudgeVerdict.objects.create(job=job, judge=judge, comparison_id=comparison.pk, choice="a", choice_ab="a", choice_ba="a")
+    vendor_text = vendor.completion_a.text
+
+    client.force_login(admin_user)
+    preview = client.post("/api/governance/deletions/", {"source": "vendor", "dry_run": True}, content_type="application/json")
+    assert preview.status_code == 200, preview.content
+    assert (preview.json()["counts"]["judge_calls"], preview.json()["counts"]["judge_verdicts"]) == (2, 1)
+    assert JudgeCall.objects.count() == 4  # a preview deletes nothing
+
+    counts = deletion.deletion_apply(plan=deletion.source_deletion_plan(source="vendor"), kind="source")
+    assert (counts["judge_calls"], counts["judge_verdicts"]) == (2, 1)
+    assert set(JudgeCall.objects.values_list("comparison_id", flat=True)) == {kept.pk}
+    assert list(JudgeVerdict.objects.values_list("comparison_id", flat=True)) == [kept.pk]
+    assert not JudgeCall.objects.filter(raw_output__contains=vendor_text).exists()
+    assert AuditEvent.objects.get(action="deletion").details["counts"]["judge_calls"] == 2
+    # An annotator's deletion removes no comparison, so no judge answer.
+    deletion.deletion_apply(plan=deletion.annotator_deletion_plan(username="leaver"), kind="annotator")
+    assert JudgeCall.objects.count() == 2 and JudgeVerdict.objects.count() == 1
 
 
 def test_export_files_that_may_hold_the_votes_are_deleted(world, data_dir, django_capture_on_commit_callbacks):

@@ -14,7 +14,9 @@ What is done (chosen: **removed**, not anonymised, so a rebuilt snapshot is free
   every comparison that shows them (a comparison never outlives one of its completions) and those
   comparisons' votes, assignments and vote changes (a demonstration hangs on its prompt, not on a
   completion: it stays, its ``comparison`` link cleared); votes and demonstrations on their own;
-- in both: personal-data findings and kept originals of the deleted rows, and the lineage rows
+- in both: what other apps keep about the deleted comparisons (``feedback.signals.comparisons_deleted``:
+  the training app's judge calls and verdicts, whose answers may quote the deleted texts; counted
+  as ``judge_calls``/``judge_verdicts``), personal-data findings and kept originals of the deleted rows, and the lineage rows
   (``SnapshotVote``, ``SnapshotDemonstration``) of the snapshots that used them. Each such snapshot
   is marked "contains deleted data" (``SnapshotDeletedData``) and **its files are deleted** from the
   data folder (it needs a rebuild: ``snapshot_rebuild``); export files that may hold a deleted vote
@@ -55,6 +57,7 @@ from feedback.models import (
     Vote,
     VoteChange,
 )
+from feedback.signals import comparisons_deleted
 
 from .audit import audit_record
 from .models import AuditAction, PersonalDataFinding, RedactedOriginal, RowKind, SnapshotDeletedData
@@ -87,6 +90,7 @@ class DeletionPlan:
     user_id: int | None = None
     snapshot_ids: list[int] = field(default_factory=list)
     export_ids: list[int] = field(default_factory=list)
+    derived: dict[str, int] = field(default_factory=dict)  # other apps' rows on the comparisons ({"judge_calls": n})
 
     @property
     def empty(self) -> bool:
@@ -95,12 +99,13 @@ class DeletionPlan:
 
     def counts(self) -> dict[str, int]:
         """``{"prompts", "completions", "comparisons", "votes", "demonstrations", "assignments",
-        "vote_changes", "snapshots_marked", "export_files"}``: how many of each it removes or marks."""
+        "vote_changes", "snapshots_marked", "export_files"}`` and ``derived`` (e.g. ``judge_calls``,
+        ``judge_verdicts``, where there are any): how many of each it removes or marks."""
         return {"prompts": len(self.prompt_ids), "completions": len(self.completion_ids),
                 "comparisons": len(self.comparison_ids), "votes": len(self.vote_ids),
                 "demonstrations": len(self.demonstration_ids), "assignments": len(self.assignment_ids),
                 "vote_changes": len(self.vote_change_ids), "snapshots_marked": len(self.snapshot_ids),
-                "export_files": len(self.export_ids)}
+                "export_files": len(self.export_ids), **self.derived}
 
     def summary(self) -> str:
         """One line: ``annotator "ann": 3 votes, 1 demonstrations, ... removed; 2 snapshots marked``."""
@@ -188,6 +193,7 @@ def rows_deletion_plan(*, what: str, vote_ids: Iterable[int] = (), demonstration
     comparisons |= _ids_where(Comparison, "completion_a_id", plan.completion_ids)
     comparisons |= _ids_where(Comparison, "completion_b_id", plan.completion_ids)
     plan.comparison_ids = sorted(comparisons)
+    plan.derived = _derived(plan.comparison_ids, delete=False)
     plan.vote_ids = sorted(set(vote_ids) | _ids_where(Vote, "comparison_id", plan.comparison_ids))
     plan.demonstration_ids = sorted(set(demonstration_ids) | _ids_where(Demonstration, "prompt_id", plan.prompt_ids))
     plan.assignment_ids = sorted(_ids_where(Assignment, "comparison_id", plan.comparison_ids))
@@ -258,6 +264,17 @@ def _forget(kind: str, ids: list[int]) -> None:
         RedactedOriginal.objects.filter(row_kind=kind, row_id__in=chunk).delete()
 
 
+def _derived(comparison_ids: list[int], *, delete: bool) -> dict[str, int]:
+    """What other apps keep about these comparisons, summed over ``comparisons_deleted``'s receivers
+    (``delete``: delete it too; else only count it)."""
+    derived: dict[str, int] = {}
+    if comparison_ids:
+        for _, counts in comparisons_deleted.send(sender=DeletionPlan, comparison_ids=comparison_ids, delete=delete):
+            for name, n in (counts or {}).items():
+                derived[name] = derived.get(name, 0) + n
+    return derived
+
+
 def _remove_rows(plan: DeletionPlan) -> None:
     for start in range(0, len(plan.vote_ids), CHUNK):
         SnapshotVote.objects.filter(vote_id__in=plan.vote_ids[start:start + CHUNK]).delete()
@@ -271,6 +288,7 @@ def _remove_rows(plan: DeletionPlan) -> None:
                        (Completion, plan.completion_ids), (Prompt, plan.prompt_ids)):
         _delete_chunked(model, ids)
     _recount(plan.recount_ids)
+    plan.derived = _derived(plan.comparison_ids, delete=True)
 
 
 def _recount(comparison_ids: list[int]) -> None:
@@ -318,7 +336,8 @@ def deletion_apply(*, plan: DeletionPlan, kind: str, user=None, remote_addr: str
     """Carry out a plan in one transaction and audit it (``deletion``, details: kind, what, counts,
     snapshot ids marked). ``kind``: ``annotator``, ``source`` or ``retention``.
 
-    Returns: ``plan.counts()``.
+    Returns: ``plan.counts()`` (with what other apps deleted with the comparisons: ``judge_calls``,
+    ``judge_verdicts`` where a judge had answered on them).
     Raises:
         DeletionTargetUnknown: ``annotator "ann" was deleted already`` (or ``source "x" ...``) when
             an earlier request deleted it first (nothing is changed, no audit event).

@@ -13,7 +13,7 @@ from training.config import ConfigError
 from training.models import Checkpoint, CheckpointKind, Job, JobKind
 
 from .config import JudgeOptions, JudgingConfig, api_key_env_problem
-from .models import Constitution, Judge, JudgeKind
+from .models import Constitution, Judge, JudgeCall, JudgeKind, JudgeVerdict
 from .prompt_templates import TemplateError, template_load
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -187,3 +187,20 @@ def judging_job_create(*, config: dict[str, Any], created_by=None) -> Job:
         job = Job.objects.create(kind=JobKind.JUDGING, config=parsed.as_dict(), created_by=created_by, progress_total=len(items))
         transaction.on_commit(lambda: _enqueue(job))
     return job
+
+
+
+def judged_comparisons_forget(sender, comparison_ids: list[int], delete: bool, **kwargs) -> dict[str, int]:
+    """The judge calls and verdicts on comparisons a deletion removes (receiver of
+    ``feedback.signals.comparisons_deleted``): counted for the preview, deleted (``delete``) inside
+    the deletion's transaction, since a call's ``raw_output`` may quote the deleted prompt and
+    responses. Returns ``{"judge_calls": n, "judge_verdicts": n}``, only the non-zero counts."""
+    counts: dict[str, int] = {}
+    for name, model in (("judge_calls", JudgeCall), ("judge_verdicts", JudgeVerdict)):
+        n = 0
+        for start in range(0, len(comparison_ids), 2000):
+            rows = model.objects.filter(comparison_id__in=comparison_ids[start:start + 2000])
+            n += rows.delete()[0] if delete else rows.count()
+        if n:
+            counts[name] = n
+    return counts
