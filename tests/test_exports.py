@@ -121,7 +121,7 @@ def test_raw_votes_give_one_row_per_vote_with_ids_models_and_every_field(world, 
         "model_a": "m-good", "model_b": "m-bad", "choice": "a", "strength": "strong",
         "helpfulness": "a", "harmlessness": "tie", "honesty": "b", "rationale": "=SUM(A1:A2)",
         "shown_left": "b", "ms_on_item": 4200, "source": "annotator",
-        "created_at": "2025-01-10T09:00:00+00:00", "split": "train", "gold_choice": "",
+        "created_at": "2025-01-10T09:00:00+00:00", "split": "train", "gold_choice": "", "in_eval_set": False,
     }
     by_vote = {row["vote_id"]: row for row in rows}
     assert by_vote[world.votes["gold_carol"].pk]["gold_choice"] == "b"

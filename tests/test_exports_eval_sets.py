@@ -119,11 +119,18 @@ def test_the_option_gives_the_file_an_export_without_eval_sets_gives(world, tmp_
     assert "France" in kept.read_text(encoding="utf-8")
 
 
-def test_raw_votes_keep_every_vote_and_refuse_the_option(world, tmp_path):
+def test_raw_votes_keep_every_vote_mark_eval_set_ones_and_refuse_the_option(world, tmp_path):
+    first, _, _ = run_export(tmp_path, "raw-votes")
+    assert {row["in_eval_set"] for row in jsonl_rows(first)} == {False}  # no eval set yet
     eval_set(tmp_path, *HELD_OUT)
     path, result, counts = run_export(tmp_path, "raw-votes")
+    rows = jsonl_rows(path)
     assert result.rows == 9 and "eval_set_excluded" not in counts
-    assert {row["comparison_id"] for row in jsonl_rows(path)} == {c.pk for c in world.comparisons.values()}
+    assert {row["comparison_id"] for row in rows} == {c.pk for c in world.comparisons.values()}
+    # Marked exactly where the formats with texts leave comparisons out (the snapshots' rule).
+    held_out = {c.pk for c in world.comparisons.values() if c.prompt_id in services.eval_set_prompt_ids()}
+    assert {row["comparison_id"] for row in rows if row["in_eval_set"]} == held_out
+    assert 0 < len(held_out) < len(world.comparisons)
     with pytest.raises(Exception, match="'include_eval_set_prompts' does not apply to raw-votes"):
         export_request_check(format="raw-votes", file_type="csv", options={"include_eval_set_prompts": True})
 
@@ -249,7 +256,7 @@ def held_out_world(tmp_path: Path) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fmt, file_type", [("trl-preference", "jsonl"), ("trl-unpaired", "parquet"),
-                                            ("arena", "jsonl"), ("hh-rlhf", "parquet")])
+                                            ("arena", "jsonl"), ("hh-rlhf", "parquet"), ("raw-votes", "jsonl")])
 def test_the_parallel_path_gives_the_rows_and_counts_of_one_process(tmp_path, monkeypatch, fmt, file_type):
     held_out_world(tmp_path)
     parent, calls = os.getpid(), []
@@ -266,10 +273,14 @@ def test_the_parallel_path_gives_the_rows_and_counts_of_one_process(tmp_path, mo
     three, three_result, three_counts = run_export(tmp_path, fmt, file_type, workers=3)
     assert calls == [parent, parent]  # once per export, in the parent
     assert three_counts == one_counts and three_result.rows == one_result.rows > 0
-    assert one_counts["eval_set_excluded"] >= 4  # France, 2 + 2, Q0 and Q35 are pairs (and more battles)
     assert file_rows(three, file_type) == file_rows(one, file_type)
     if file_type == "jsonl":
         assert three.read_bytes() == one.read_bytes()
+    if fmt == "raw-votes":  # every vote kept, those on held-out prompts marked, by every worker alike
+        marked = {row["comparison_id"] for row in file_rows(one, file_type) if row["in_eval_set"]}
+        assert "eval_set_excluded" not in one_counts and len(marked) >= 4
+        return
+    assert one_counts["eval_set_excluded"] >= 4  # France, 2 + 2, Q0 and Q35 are pairs (and more battles)
     assert "Q35?" not in texts(file_rows(one, file_type)) and "Q8?" in texts(file_rows(one, file_type))
 
 

@@ -28,8 +28,10 @@ keys are the format's ``columns``. The formats:
     One row per vote, nothing aggregated: ids of the vote, comparison, prompt and both completions,
     both model names, ``choice``, ``strength``, the three aspects, ``rationale``, ``shown_left``,
     ``ms_on_item``, ``annotator`` (a pseudonym, see ``Pseudonyms``), ``source``, ``created_at``
-    (ISO 8601, UTC), the prompt's ``split`` and the comparison's ``gold_choice``. ``shown_left`` is
-    ``""`` for a vote whose pair was never shown (an imported vote).
+    (ISO 8601, UTC), the prompt's ``split``, the comparison's ``gold_choice`` and ``in_eval_set``
+    (true when the prompt is an eval-set prompt or a near-duplicate of one: the comparisons the
+    formats with texts leave out). ``shown_left`` is ``""`` for a vote whose pair was never shown
+    (an imported vote).
 ``hh-rlhf``
     Anthropic HH-RLHF transcripts, one ``{"chosen": ..., "rejected": ...}`` row per comparison whose
     votes make a pair (aggregated as ``trl-preference``), built by ``feedback.hh_rlhf.transcript_build``,
@@ -63,7 +65,7 @@ snapshots use), unless the ``include_eval_set_prompts`` option is on (analysis e
 comparison is counted as ``eval_set_excluded`` (once per comparison) where it would otherwise have
 given rows, as snapshots count it; one that gives no row anyway keeps its own reason (``ties``,
 ``empty_response``, ...). ``raw-votes`` holds ids and choices, no texts, and is not training data:
-it keeps every vote and does not take the option.
+it keeps every vote, does not take the option, and marks each vote's ``in_eval_set`` instead.
 """
 from __future__ import annotations
 
@@ -284,6 +286,7 @@ class FormatContext:
     pseudonyms: Pseudonyms = field(default_factory=Pseudonyms)
     counts: Counter = field(default_factory=Counter)
     labels: dict[int, str] | None = None  # Dawid-Skene labels by comparison id (None: majority)
+    eval_set_prompt_ids: frozenset[int] = frozenset()  # marked by ``raw-votes`` (``in_eval_set``)
     groups_read: int = 0  # groups ``export_rows`` has taken so far
     rows_made: int = 0  # rows it has given so far
 
@@ -429,12 +432,13 @@ RAW_VOTE_COLUMNS = (
     Column("helpfulness", "str"), Column("harmlessness", "str"), Column("honesty", "str"),
     Column("rationale", "str"), Column("shown_left", "str"), Column("ms_on_item", "int?"),
     Column("annotator", "str"), Column("source", "str"), Column("created_at", "str"),
-    Column("split", "str"), Column("gold_choice", "str"),
+    Column("split", "str"), Column("gold_choice", "str"), Column("in_eval_set", "bool"),
 )
 
 
 def raw_vote_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[str, Any]]:
     name = context.pseudonyms
+    in_eval_set = group.prompt_id in context.eval_set_prompt_ids
     return [
         {
             "vote_id": v.vote_id, "comparison_id": group.comparison_id, "prompt_id": group.prompt_id,
@@ -445,6 +449,7 @@ def raw_vote_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[di
             "rationale": v.rationale, "shown_left": v.shown_left, "ms_on_item": v.ms_on_item,
             "annotator": name(v.annotator_id, v.annotator_name), "source": v.source,
             "created_at": _iso(v.created_at), "split": group.split, "gold_choice": group.gold_choice,
+            "in_eval_set": in_eval_set,
         }
         for v in group.votes
     ]
@@ -482,6 +487,7 @@ def arena_rows(group: ComparisonGroup, context: FormatContext) -> Iterable[dict[
     conversation_b = group.prompt_messages + _assistant(group.text_b)
     turn = sum(1 for m in group.prompt_messages if m["role"] == "user")
     name = context.pseudonyms
+    in_eval_set = group.prompt_id in context.eval_set_prompt_ids
     return [
         {
             "question_id": str(group.comparison_id), "model_a": group.model_a, "model_b": group.model_b,
@@ -517,6 +523,12 @@ def leaves_out_eval_set_prompts(format_name: str, options: ExportOptions) -> boo
     """Whether an export in ``format_name`` with ``options`` leaves out comparisons on eval-set
     prompts: the formats with texts do unless ``include_eval_set_prompts`` is on (module docstring)."""
     return EVAL_SET_OPTION in FORMATS[format_name].options and not options.include_eval_set_prompts
+
+
+def needs_eval_set_prompts(format_name: str, options: ExportOptions) -> bool:
+    """Whether an export in ``format_name`` reads the eval-set prompt ids: to leave them out
+    (``leaves_out_eval_set_prompts``) or to mark them (``raw-votes``' ``in_eval_set``)."""
+    return format_name == RAW_VOTES or leaves_out_eval_set_prompts(format_name, options)
 
 
 def export_rows(

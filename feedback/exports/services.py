@@ -32,7 +32,7 @@ from feedback.models import Export, ExportStatus
 
 from . import files
 from .filters import ExportRequest, ExportRequestError, export_request_parse
-from .formats import FORMATS, HF_DATASET, JSONL, FormatContext, Pseudonyms, export_rows
+from .formats import FORMATS, HF_DATASET, JSONL, FormatContext, Pseudonyms, export_rows, needs_eval_set_prompts
 from .stream import comparison_groups, vote_last_id, votes_matching
 from .writers import WriteResult, rows_write_unpublished
 
@@ -188,10 +188,10 @@ def export_write(
 
 
 def _eval_set_prompts(request: ExportRequest) -> frozenset[int]:
-    """Ids of the prompts ``request`` must leave out: every eval-set prompt and near-duplicate
-    (``feedback.evalsets.exclusion.eval_set_prompt_ids``, as snapshots) unless the format keeps
-    them or ``include_eval_set_prompts`` is on; empty then, with no query."""
-    return eval_set_prompt_ids() if request.leaves_out_eval_set_prompts else frozenset()
+    """Ids of every eval-set prompt and near-duplicate (``feedback.evalsets.exclusion.eval_set_prompt_ids``,
+    as snapshots) when ``request`` leaves them out or marks them (``formats.needs_eval_set_prompts``);
+    else empty, with no query."""
+    return eval_set_prompt_ids() if needs_eval_set_prompts(request.format, request.options) else frozenset()
 
 
 def export_write_unpublished(
@@ -208,14 +208,15 @@ def export_write_unpublished(
     """``export_write``'s work in this process, straight into ``path`` (no temporary name, no
     checksum): returns (rows written, counts). The parallel writer's parts are written this way.
     ``eval_keys`` (``stream.eval_prompt_keys``) and ``eval_set_prompts`` (the prompt ids to leave
-    out, ``_eval_set_prompts``): when the caller has them already (None: read here)."""
+    out or mark, ``_eval_set_prompts``): when the caller has them already (None: read here)."""
     if eval_set_prompts is None:
         eval_set_prompts = _eval_set_prompts(request)
     export_format = FORMATS[request.format]
     context = FormatContext(
         options=request.options, pseudonyms=Pseudonyms(salt=salt, real_names=request.options.real_usernames),
-        labels=request.labels,
+        labels=request.labels, eval_set_prompt_ids=eval_set_prompts,
     )
+    leave_out = eval_set_prompts if request.leaves_out_eval_set_prompts else frozenset()
     votes_read = [0]
 
     def chunk_done(votes: int) -> None:
@@ -229,7 +230,7 @@ def export_write_unpublished(
     )
     rows = export_rows(groups, export_format=export_format, context=context, min_agreement=request.filters.min_agreement,
                        lines=request.file_type == JSONL, include_flagged=request.filters.include_flagged,
-                       eval_set_prompt_ids=eval_set_prompts)
+                       eval_set_prompt_ids=leave_out)
     with _fewer_gc_passes():
         count = rows_write_unpublished(
             rows=rows, columns=export_format.columns(request.options),
