@@ -83,8 +83,10 @@ class Tab:
         assert self.errors == [] and csp == [], f"browser errors: {self.errors}; CSP violations: {csp}"
 
 
-def open_tab(browser, base_url: str, *, javascript: bool = True) -> Tab:
-    context = browser.new_context(base_url=base_url, viewport=VIEWPORT, java_script_enabled=javascript)
+def open_tab(browser, base_url: str, *, javascript: bool = True, viewport: dict | None = None, tab_class: type = Tab) -> Tab:
+    """A new browser context's page at ``base_url`` (``viewport``: default 1280x800), wrapped in
+    ``tab_class`` (``Tab`` or a subclass), recording errors from the first request on."""
+    context = browser.new_context(base_url=base_url, viewport=viewport or VIEWPORT, java_script_enabled=javascript)
     context.set_default_timeout(10_000)
     # Runs before any page script and is not subject to the page's CSP.
     context.add_init_script(
@@ -93,7 +95,7 @@ def open_tab(browser, base_url: str, *, javascript: bool = True) -> Tab:
         " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
     )
     page = context.new_page()
-    tab = Tab(page=page, javascript=javascript)
+    tab = tab_class(page=page, javascript=javascript)
     page.on("console", lambda message: message.type == "error" and tab.errors.append(f"console: {message.text}"))
     page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
     page.on("requestfailed", lambda request: tab.errors.append(f"request failed: {request.url} {request.failure}"))

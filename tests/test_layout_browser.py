@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser_support import open_tab
 from tests.factories import PASSWORD, ComparisonFactory, UserFactory
 from training.models import Checkpoint
 
@@ -27,22 +28,13 @@ SHOTS = os.environ.get("ARBITER_LAYOUT_SHOTS")
 
 @pytest.fixture
 def page(chromium_browser, live_server) -> Iterator[object]:
-    """A page logged in as an admin, with SmolLM2 imported and a few comparisons; console errors and
-    CSP violations fail the test."""
+    """A page logged in as an admin, with SmolLM2 imported and a few comparisons; console errors,
+    failed requests and CSP violations fail the test."""
     UserFactory(username="admin", role="admin")
     Checkpoint.objects.create(name=BASE, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={"param_count": 134515008})
     ComparisonFactory.create_batch(3)
-    context = chromium_browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
-    context.set_default_timeout(10_000)
-    context.add_init_script(
-        "window.__cspViolations = [];"
-        "document.addEventListener('securitypolicyviolation',"
-        " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
-    )
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+    tab = open_tab(chromium_browser, live_server.url, viewport=VIEWPORT)
+    page = tab.page
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(PASSWORD)
@@ -50,9 +42,9 @@ def page(chromium_browser, live_server) -> Iterator[object]:
     page.wait_for_url(re.compile(r"/manage/comparisons/$"))
     yield page
     try:
-        assert errors == [] and page.evaluate("window.__cspViolations") == [], errors
+        tab.assert_no_errors()
     finally:
-        context.close()
+        page.context.close()
 
 
 def shoot(page, name: str) -> None:

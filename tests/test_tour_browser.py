@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from django.utils import timezone
 
 from feedback import interface, services
 from feedback.models import Comparison, Export
+from tests import browser_support
 from tests.factories import PASSWORD, UserFactory, VoteFactory
 from training import loop
 from training import services as training_services
-from training.models import Checkpoint, CheckpointKind, Job, JobKind, JobMetric, JobStatus, LoopRound
+from training.models import Checkpoint, Job, JobKind, JobMetric, JobStatus, LoopRound
 from training.supervisor import job_log_path, log_error_line
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, reset_sequences=True)]
@@ -75,16 +75,8 @@ PROMPTS = [
 STRENGTHS = ["strong", "clear", "slight", "clear"]
 
 
-@dataclass
-class Tab:
-    """A logged-in browser page plus everything it reported that would mean something went wrong."""
-
-    page: object
-    errors: list[str] = field(default_factory=list)
-
-    def assert_no_errors(self) -> None:
-        csp = self.page.evaluate("window.__cspViolations")
-        assert self.errors == [] and csp == [], f"browser errors: {self.errors}; CSP violations: {csp}"
+class Tab(browser_support.Tab):
+    """The plugin's tab (errors, failed requests and CSP violations recorded) with the tour's steps."""
 
     def open(self, path: str) -> None:
         heartbeat()  # the running job stays alive however long the test has taken so far
@@ -110,19 +102,9 @@ class Tab:
 
 @pytest.fixture
 def admin_tab(chromium_browser, live_server) -> Iterator[Tab]:
-    context = chromium_browser.new_context(base_url=live_server.url, viewport=VIEWPORT)
-    context.set_default_timeout(10_000)
-    context.add_init_script(
-        "window.__cspViolations = [];"
-        "document.addEventListener('securitypolicyviolation',"
-        " e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
-    )
-    page = context.new_page()
-    tab = Tab(page=page)
-    page.on("console", lambda message: message.type == "error" and tab.errors.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
+    tab = browser_support.open_tab(chromium_browser, live_server.url, viewport=VIEWPORT, tab_class=Tab)
     yield tab
-    context.close()
+    tab.page.context.close()
 
 
 def log_in(tab: Tab, username: str) -> None:
