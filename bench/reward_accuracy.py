@@ -6,6 +6,8 @@ bare TRL ``RewardTrainer`` script with TRL's defaults, on the same HH-RLHF rows.
     .venv/bin/python bench/reward_accuracy.py --train-limit 64 --eval-limit 32 --max-steps 4   # a few minutes
     .venv/bin/python bench/reward_accuracy.py --train my-train.jsonl --eval my-eval.jsonl --skip-bare
     .venv/bin/python bench/reward_accuracy.py --model tiny --train-limit 64 --eval-limit 32   # the pipeline, in a minute
+    .venv/bin/python bench/reward_accuracy.py --skip-bare --threads 1 --keep                  # one thread: two benches side by side
+    .venv/bin/python bench/reward_accuracy.py --score-only var/kept/data/checkpoints/X ...    # score saved reward models only
 
 Data: by default the shared sample (``../shared/data/hh-rlhf-harmless-base-sample.jsonl.gz``): its
 first 1,400 pairs train, its last 200 evaluate. ``--train FILE``/``--eval FILE`` take other HH-RLHF
@@ -31,12 +33,20 @@ responses' end: ``training.runners.pair_tokens``) and scored alone (``rewards.re
 (identical pairs always tie). Per side: wall time of the whole child, CPU time (user + system of
 the process that trained), peak RSS (``ru_maxrss``), pairs trained on, steps.
 
+``--threads N`` gives every process (runner, bare script, scoring) N compute threads
+(``OMP_NUM_THREADS``/``MKL_NUM_THREADS``; default: torch's, one per CPU). With one thread each, two
+benches can run side by side on a 2-CPU machine and still compare CPU time fairly (no thread
+spinning while the other waits). ``--score-only DIR ...`` trains nothing: it builds the same store
+and snapshot and scores the saved reward models at DIR on the same held-out pairs (for a model
+another version of the platform trained, to compare it on exactly these pairs).
+
 The last line is one JSON object. Exit status 1 when a run fails.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import os
 import resource
@@ -173,9 +183,12 @@ def setup_store(train_file: Path, eval_file: Path, model: str) -> tuple[str, str
 
     django.setup()
     call_command("migrate", verbosity=0)
-    out = open(os.devnull, "w")
-    call_command("import_hh_rlhf", str(train_file), "--split", "train", stdout=out)
-    call_command("import_hh_rlhf", str(eval_file), "--split", "eval", stdout=out)
+    for path, split in ((train_file, "train"), (eval_file, "eval")):
+        # A pair the importer cannot keep faithfully (e.g. one diverging before its last turn) is
+        # left out, as the platform's default snapshot would leave it out; the count is printed.
+        out = io.StringIO()
+        call_command("import_hh_rlhf", str(path), "--split", split, "--skip-refused", stdout=out)
+        print(f"import {split}: {out.getvalue().strip()}", flush=True)
     from training.registry import model_import
     from training.runners.model_import import ImportFailed
 
@@ -226,6 +239,8 @@ def main() -> int:
     parser.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2",
                         help="the base: the bundled SmolLM2-135M-Instruct, or a random tiny Llama to try the bench out")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--threads", type=int, default=0, help="compute threads per process (0: torch's default)")
+    parser.add_argument("--score-only", nargs="+", metavar="DIR", help="train nothing: score these saved reward models")
     parser.add_argument("--bare-worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--platform-worker", nargs=2, metavar=("JOB_ID", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,8 +251,11 @@ def main() -> int:
         sys.path.insert(0, str(ROOT))
         platform_worker(*args.platform_worker)
         return 0
-    if min(args.train_limit, args.eval_limit, args.max_steps) < 0 or args.eval_max_length < 16:
-        parser.error("limits and --max-steps must be 0 or more; --eval-max-length at least 16")
+    if min(args.train_limit, args.eval_limit, args.max_steps, args.threads) < 0 or args.eval_max_length < 16:
+        parser.error("limits, --max-steps and --threads must be 0 or more; --eval-max-length at least 16")
+    missing = [d for d in args.score_only or [] if not (Path(d) / "config.json").is_file()]
+    if missing:
+        parser.error(f"no saved model (config.json) in {', '.join(missing)}")
     if not (args.train or HH_RLHF.is_file()):
         parser.error(f"{HH_RLHF} is missing (the shared test data lives next to the repository)")
 
@@ -251,6 +269,8 @@ def main() -> int:
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
     })
     os.environ.pop("ARBITER_RUNNER_LAUNCHER", None)
+    if args.threads:  # before torch is imported here; inherited by every child
+        os.environ.update({"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)})
     sys.path.insert(0, str(ROOT))
     try:
         return bench(args, workdir)
@@ -271,8 +291,13 @@ def bench(args, workdir: Path) -> int:
     eval_rows = rows_read(Path(snapshot.eval_path))
     print(f"snapshot {snapshot.id}: {snapshot.train_rows} train and {snapshot.eval_rows} eval pairs", flush=True)
     config = {"base": name, "snapshot_id": snapshot.id, **({"max_steps": args.max_steps} if args.max_steps else {})}
-    result: dict = {"model": name, "cpus": os.cpu_count(), "train_pairs": snapshot.train_rows, "eval_pairs": len(eval_rows),
-                    "max_steps": args.max_steps or None, "eval_max_length": args.eval_max_length}
+    result: dict = {"model": name, "cpus": os.cpu_count(), "threads": args.threads or None, "train_pairs": snapshot.train_rows,
+                    "eval_pairs": len(eval_rows), "max_steps": args.max_steps or None, "eval_max_length": args.eval_max_length}
+    if args.score_only:
+        result["scored"] = {d: heldout_figures(str(Path(d).resolve()), eval_rows, max_length=args.eval_max_length)
+                            for d in args.score_only}
+        print(json.dumps(result))
+        return 0
     platform = run_platform(config, workdir)
     platform.update(heldout_figures(platform.pop("location"), eval_rows, max_length=args.eval_max_length))
     result["platform"] = platform
