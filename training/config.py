@@ -371,6 +371,8 @@ class RewardConfig(_FromDict):
     HH-RLHF sample, every pair fitted to 160 tokens costs about the tokens that the old default
     (256 tokens, the 28% of pairs over it dropped) trained on, and micro-batches of 4 pairs (2
     accumulated: 8 pairs a step, as before) halve the activations held for the backward pass.
+    Measured on the 1,400 training pairs (README, Benchmarks): 0.90x the CPU time and 0.57x the peak
+    memory of the old defaults, at the same held-out accuracy (66.7% on all 198 eval pairs).
     """
 
     base: str
