@@ -83,9 +83,13 @@ class Tab:
         assert self.errors == [] and csp == [], f"browser errors: {self.errors}; CSP violations: {csp}"
 
 
-def open_tab(browser, base_url: str, *, javascript: bool = True, viewport: dict | None = None, tab_class: type = Tab) -> Tab:
+def open_tab(browser, base_url: str, *, javascript: bool = True, viewport: dict | None = None, tab_class: type = Tab,
+             failed_requests: bool = True) -> Tab:
     """A new browser context's page at ``base_url`` (``viewport``: default 1280x800), wrapped in
-    ``tab_class`` (``Tab`` or a subclass), recording errors from the first request on."""
+    ``tab_class`` (``Tab`` or a subclass), recording errors from the first request on.
+    ``failed_requests=False``: a request that fails (e.g. a polling request htmx aborts when the
+    next one starts, which a loaded machine makes likelier) is not an error; for tests of layout,
+    not of requests."""
     context = browser.new_context(base_url=base_url, viewport=viewport or VIEWPORT, java_script_enabled=javascript)
     context.set_default_timeout(10_000)
     # Runs before any page script and is not subject to the page's CSP.
@@ -98,7 +102,8 @@ def open_tab(browser, base_url: str, *, javascript: bool = True, viewport: dict 
     tab = tab_class(page=page, javascript=javascript)
     page.on("console", lambda message: message.type == "error" and tab.errors.append(f"console: {message.text}"))
     page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
-    page.on("requestfailed", lambda request: tab.errors.append(f"request failed: {request.url} {request.failure}"))
+    if failed_requests:
+        page.on("requestfailed", lambda request: tab.errors.append(f"request failed: {request.url} {request.failure}"))
     page.on(
         "framenavigated",
         lambda frame: frame == page.main_frame and tab.main_frame_navigations.append(frame.url),

@@ -28,12 +28,12 @@ SHOTS = os.environ.get("ARBITER_LAYOUT_SHOTS")
 
 @pytest.fixture
 def page(chromium_browser, live_server) -> Iterator[object]:
-    """A page logged in as an admin, with SmolLM2 imported and a few comparisons; console errors,
-    failed requests and CSP violations fail the test."""
+    """A page logged in as an admin, with SmolLM2 imported and a few comparisons; console errors
+    and CSP violations fail the test."""
     UserFactory(username="admin", role="admin")
     Checkpoint.objects.create(name=BASE, hub_id="HuggingFaceTB/SmolLM2-135M-Instruct", metadata={"param_count": 134515008})
     ComparisonFactory.create_batch(3)
-    tab = open_tab(chromium_browser, live_server.url, viewport=VIEWPORT)
+    tab = open_tab(chromium_browser, live_server.url, viewport=VIEWPORT, failed_requests=False)
     page = tab.page
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill("admin")

@@ -102,7 +102,7 @@ class Tab(browser_support.Tab):
 
 @pytest.fixture
 def admin_tab(chromium_browser, live_server) -> Iterator[Tab]:
-    tab = browser_support.open_tab(chromium_browser, live_server.url, viewport=VIEWPORT, tab_class=Tab)
+    tab = browser_support.open_tab(chromium_browser, live_server.url, viewport=VIEWPORT, tab_class=Tab, failed_requests=False)
     yield tab
     tab.page.context.close()
 
