@@ -189,7 +189,6 @@ def judging_job_create(*, config: dict[str, Any], created_by=None) -> Job:
     return job
 
 
-
 def judged_comparisons_forget(sender, comparison_ids: list[int], delete: bool, **kwargs) -> dict[str, int]:
     """The judge calls and verdicts on comparisons a deletion removes (receiver of
     ``feedback.signals.comparisons_deleted``): counted for the preview, deleted (``delete``) inside
